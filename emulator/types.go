@@ -257,7 +257,7 @@ type Config struct {
 	Initrd       string
 	Append       string
 	DTB          string
-	BootOrder    string // e.g. "cd" (cdrom then disk); "" = disks first, then cdrom
+	BootOrder    string // QEMU letters: c = disk, d = cdrom, n = network; "cd" = disk then cdrom; "" = the same
 	NICs         []NIC
 	Display      Display
 	VGA          string // display device: "std", "cirrus", "virtio", "ramfb"...; "" = the arch default
