@@ -1,0 +1,24 @@
+// Command vlab is a virtualization lab for the terminal: a TUI and a
+// scriptable CLI that define virtual machines and drive local QEMU.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vlab: "+oneLine(err.Error()))
+		os.Exit(exitCode(err))
+	}
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"vlab/machine"
+)
+
+// app carries what every command needs. The store is opened lazily so that
+// `vlab --help` and `vlab completion` work without touching the disk.
+type app struct {
+	store *machine.Store
+	json  bool
+}
+
+func (a *app) open() (*machine.Store, error) {
+	if a.store == nil {
+		s, err := machine.Open(machine.DefaultDirs())
+		if err != nil {
+			return nil, err
+		}
+		a.store = s
+	}
+	return a.store, nil
+}
+
+func newRootCmd() *cobra.Command {
+	a := &app{}
+	root := &cobra.Command{
+		Use:   "vlab",
+		Short: "A virtualization lab in the terminal: define VMs and drive QEMU (KVM or TCG) for x86, ARM and PPC guests",
+		Long: `vlab defines virtual machines and runs them on local QEMU, with KVM where the host can
+and TCG emulation where it cannot. Run it without arguments for the TUI; every action is also a command
+for scripts, most with --json.`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.runTUI(cmd)
+		},
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%v: see `%s --help`", err, c.CommandPath())}
+	})
+	root.AddCommand(
+		a.createCmd(),
+		a.listCmd(),
+		a.showCmd(),
+		a.startCmd(),
+		a.stopCmd(),
+		a.simpleCmd("pause", "Pause a running VM's CPUs", a.pause),
+		a.simpleCmd("resume", "Resume a paused VM", a.resume),
+		a.simpleCmd("reset", "Hard-reset a running VM (like the reset button)", a.reset),
+		a.deleteCmd(),
+		a.cmdlineCmd(),
+		a.qmpCmd(),
+		a.consoleCmd(),
+		a.doctorCmd(),
+		manCmd(),
+	)
+	for _, c := range root.Commands() {
+		if c.Args == nil {
+			c.Args = cobra.NoArgs
+		}
+	}
+	return root
+}
+
+// usageError marks errors in how a command was called (exit status 2).
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}
+
+// exactArgs is cobra.ExactArgs with an error that says what is missing.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != len(names) {
+			return usageError{fmt.Errorf("%s takes %s (got %d arguments): see `%s --help`",
+				cmd.Name(), strings.Join(names, " "), len(args), cmd.CommandPath())}
+		}
+		return nil
+	}
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,246 @@
+// Package e2e drives the real vlab binary, as a user types it, against real
+// QEMU booting real Linux guests built from Debian packages (see
+// scripts/fixtures.sh). Every test runs under its own XDG directories whose
+// paths contain spaces.
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"vlab/internal/fixture"
+)
+
+var vlabBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vlab-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	vlabBin = filepath.Join(dir, "vlab")
+	_, self, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(self))
+	build := exec.Command("go", "build", "-o", vlabBin, "./cmd/vlab")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build vlab: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// requireQEMU fails (in CI) or skips (locally) when a qemu binary is missing.
+func requireQEMU(t *testing.T, bin string) {
+	t.Helper()
+	if _, err := exec.LookPath(bin); err != nil {
+		if os.Getenv("VLAB_REQUIRE_E2E") == "1" {
+			t.Fatalf("%s not installed: run scripts/deps.sh", bin)
+		}
+		t.Skipf("%s not installed: run scripts/deps.sh", bin)
+	}
+}
+
+// env is one user's world: XDG dirs under a folder whose name has spaces.
+type env struct {
+	t    *testing.T
+	home string
+	vars []string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	home := filepath.Join(t.TempDir(), "my home")
+	e := &env{t: t, home: home}
+	e.vars = append(os.Environ(),
+		"XDG_CONFIG_HOME="+filepath.Join(home, "config dir"),
+		"XDG_DATA_HOME="+filepath.Join(home, "data dir"),
+		"XDG_STATE_HOME="+filepath.Join(home, "state dir"),
+		"XDG_CACHE_HOME="+filepath.Join(home, "cache dir"),
+		"XDG_RUNTIME_DIR="+filepath.Join(home, "run"),
+	)
+	if err := os.MkdirAll(filepath.Join(home, "run"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.stopAll)
+	return e
+}
+
+// stopAll force-stops every VM the test left running, so no QEMU outlives it.
+func (e *env) stopAll() {
+	out, _, _ := e.run("list", "--json")
+	var vms []struct{ Name, State string }
+	_ = json.Unmarshal([]byte(out), &vms)
+	for _, v := range vms {
+		if v.State != "stopped" && v.State != "crashed" {
+			e.run("stop", "--force", v.Name)
+		}
+	}
+}
+
+// run runs vlab with args and returns stdout, stderr and the exit status.
+func (e *env) run(args ...string) (string, string, int) {
+	return e.runIn("", args...)
+}
+
+func (e *env) runIn(stdin string, args ...string) (string, string, int) {
+	cmd := exec.Command(vlabBin, args...)
+	cmd.Env = e.vars
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("run vlab %v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// ok runs vlab and fails the test unless it exits 0.
+func (e *env) ok(args ...string) string {
+	e.t.Helper()
+	out, errs, code := e.run(args...)
+	if code != 0 {
+		e.t.Fatalf("vlab %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errs)
+	}
+	return out
+}
+
+// fail runs vlab, expects a non-zero exit and a one-line error on stderr
+// that mentions every want, and returns that line.
+func (e *env) fail(wants []string, args ...string) string {
+	e.t.Helper()
+	return e.failIn("", wants, args...)
+}
+
+func (e *env) failIn(stdin string, wants []string, args ...string) string {
+	e.t.Helper()
+	out, errs, code := e.runIn(stdin, args...)
+	if code == 0 {
+		e.t.Fatalf("vlab %q succeeded, want an error\nstdout: %s", args, out)
+	}
+	line := strings.TrimRight(errs, "\n")
+	if line == "" || strings.Contains(line, "\n") {
+		e.t.Fatalf("vlab %q: want exactly one error line, got %q", args, errs)
+	}
+	if !strings.HasPrefix(line, "vlab: ") {
+		e.t.Errorf("vlab %q: error line should start with 'vlab: ': %q", args, line)
+	}
+	for _, w := range wants {
+		if !strings.Contains(line, w) {
+			e.t.Errorf("vlab %q: error %q does not mention %q", args, line, w)
+		}
+	}
+	return line
+}
+
+type shown struct {
+	Name        string   `json:"name"`
+	State       string   `json:"state"`
+	Arch        string   `json:"arch"`
+	Accel       string   `json:"accel"`
+	AccelReason string   `json:"accel_reason"`
+	PID         int      `json:"pid"`
+	QMPSocket   string   `json:"qmp_socket"`
+	QMPSockets  []string `json:"qmp_sockets"`
+	VNCSocket   string   `json:"vnc_socket"`
+	SerialLog   string   `json:"serial_log"`
+	QEMULog     string   `json:"qemu_log"`
+	Dir         string   `json:"dir"`
+	Disks       []struct {
+		File, Path, Size, Format string
+	} `json:"disks"`
+}
+
+func (e *env) show(name string) shown {
+	e.t.Helper()
+	var s shown
+	if err := json.Unmarshal([]byte(e.ok("show", name, "--json")), &s); err != nil {
+		e.t.Fatalf("show --json: %v", err)
+	}
+	return s
+}
+
+func (e *env) state(name string) string {
+	e.t.Helper()
+	return e.show(name).State
+}
+
+// waitFor polls cond until it holds or the safety timeout passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitSerial waits until the VM's serial log contains marker and returns
+// the log.
+func (e *env) waitSerial(name, marker string) string {
+	e.t.Helper()
+	logPath := e.show(name).SerialLog
+	var data []byte
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		data, _ = os.ReadFile(logPath)
+		if bytes.Contains(data, []byte(marker)) {
+			return string(data)
+		}
+		if time.Now().After(deadline) {
+			qlog, _ := os.ReadFile(e.show(name).QEMULog)
+			e.t.Fatalf("%s: marker %q never appeared on the serial console\nserial:\n%s\nqemu.log:\n%s", name, marker, tail(string(data), 3000), qlog)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// guest is a fixture kernel for one arch and how vlab names that arch.
+type guest struct {
+	fixtureArch string // as the fixtures name it
+	vlabArch    string
+	qemu        string
+}
+
+var guests = map[string]guest{
+	"x86_64":  {"x86_64", "x86_64", "qemu-system-x86_64"},
+	"aarch64": {"aarch64", "aarch64", "qemu-system-aarch64"},
+	"ppc64":   {"ppc64le", "ppc64", "qemu-system-ppc64"},
+}
+
+// createGuest defines VM name booting the fixture kernel of g with the
+// given vlab.* parameters and extra create flags.
+func (e *env) createGuest(name string, g guest, params []string, flags ...string) {
+	e.t.Helper()
+	requireQEMU(e.t, g.qemu)
+	kernel, initrd := fixture.Guest(e.t, g.fixtureArch)
+	args := []string{"create", name, "--arch", g.vlabArch, "--memory", "512M",
+		"--kernel", kernel, "--initrd", initrd, "--append", fixture.Append(g.fixtureArch, params...)}
+	e.ok(append(args, flags...)...)
+}
+
+func execLookPath(name string) (string, error) { return exec.LookPath(name) }

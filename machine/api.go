@@ -1,0 +1,367 @@
+package machine
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/BurntSushi/toml"
+
+	"vlab/emulator"
+)
+
+// Errors callers branch on.
+var (
+	ErrNotFound   = errors.New("no such vm")
+	ErrExists     = errors.New("vm already exists")
+	ErrRunning    = errors.New("vm is running")
+	ErrNotRunning = errors.New("vm is not running")
+	ErrProtected  = errors.New("vm is protected")
+)
+
+// Store is the library of VMs of one user: machine.toml and disks under the
+// data dir, sockets and process records under the runtime dir, logs under
+// the state dir.
+type Store struct {
+	dirs Dirs
+
+	hostOnce sync.Mutex
+	host     *emulator.Host
+}
+
+// Open returns the Store over dirs, creating the base directories.
+func Open(dirs Dirs) (*Store, error) {
+	for _, d := range []string{filepath.Join(dirs.Data, "machines"), dirs.State, dirs.Cache} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("open library: %w", err)
+		}
+	}
+	if err := ensurePrivateDir(dirs.Runtime); err != nil {
+		if os.Getenv("XDG_RUNTIME_DIR") != "" {
+			return nil, err
+		}
+		// No session runtime dir (e.g. a root shell without logind): use a
+		// private folder under the system temp dir instead.
+		dirs.Runtime = filepath.Join(os.TempDir(), "vlab-"+strconv.Itoa(os.Getuid()), "run")
+		if err := ensurePrivateDir(filepath.Dir(dirs.Runtime)); err != nil {
+			return nil, err
+		}
+		if err := ensurePrivateDir(dirs.Runtime); err != nil {
+			return nil, err
+		}
+	}
+	return &Store{dirs: dirs}, nil
+}
+
+// Dirs returns the directories the store uses.
+func (s *Store) Dirs() Dirs { return s.dirs }
+
+// Paths returns the file layout of VM name (whether or not it exists).
+func (s *Store) Paths(name string) Paths { return s.dirs.PathsFor(name) }
+
+// Host returns the probed host facts, from the on-disk cache when the QEMU
+// binaries have not changed.
+func (s *Store) Host(ctx context.Context) (*emulator.Host, error) {
+	s.hostOnce.Lock()
+	defer s.hostOnce.Unlock()
+	if s.host != nil {
+		return s.host, nil
+	}
+	h, err := emulator.ProbeCached(ctx, filepath.Join(s.dirs.Cache, "host.json"))
+	if err != nil {
+		return nil, fmt.Errorf("probe host: %w", err)
+	}
+	s.host = h
+	return h, nil
+}
+
+// Names lists the VMs in the library, sorted.
+func (s *Store) Names() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(s.dirs.Data, "machines"))
+	if err != nil {
+		return nil, fmt.Errorf("list vms: %w", err)
+	}
+	var names []string
+	for _, e := range ents {
+		if e.IsDir() && ValidateName(e.Name()) == nil {
+			if _, err := os.Stat(filepath.Join(s.dirs.Data, "machines", e.Name(), specFile)); err == nil {
+				names = append(names, e.Name())
+			}
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Load reads and validates the Spec of VM name.
+func (s *Store) Load(name string) (*Spec, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	p := s.Paths(name)
+	data, err := os.ReadFile(p.Spec)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("vm %q: %w: see `vlab list` for the vms you have", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load vm %q: %w", name, err)
+	}
+	return decodeSpec(name, p.Spec, data)
+}
+
+func decodeSpec(name, path string, data []byte) (*Spec, error) {
+	var spec Spec
+	md, err := toml.Decode(string(data), &spec)
+	if err != nil {
+		return nil, fmt.Errorf("vm %q: %s is corrupt (%s): fix the file by hand or delete the vm", name, path, oneLine(err.Error()))
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, fmt.Errorf("vm %q: %s has unknown key %q: remove it or upgrade vlab", name, path, und[0].String())
+	}
+	if spec.Schema == 0 {
+		spec.Schema = SchemaVersion // files written by hand may omit it
+	}
+	if spec.Name != name {
+		return nil, fmt.Errorf("vm %q: %s names vm %q: make name = %q", name, path, spec.Name, name)
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("vm %q: %s is invalid: %s", name, path, oneLine(err.Error()))
+	}
+	return &spec, nil
+}
+
+// oneLine joins a multi-line error text so a CLI error stays one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}
+
+func encodeSpec(spec *Spec) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteString("# vlab machine definition. Edit with `vlab edit` or by hand while the vm is stopped.\n")
+	if err := toml.NewEncoder(&buf).Encode(spec); err != nil {
+		return nil, fmt.Errorf("encode vm %q: %w", spec.Name, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Save validates spec and writes it atomically over the existing VM's
+// machine.toml.
+func (s *Store) Save(ctx context.Context, spec *Spec) error {
+	if err := spec.Validate(); err != nil {
+		return fmt.Errorf("save vm %q: %s", spec.Name, oneLine(err.Error()))
+	}
+	p := s.Paths(spec.Name)
+	if _, err := os.Stat(p.Spec); err != nil {
+		return fmt.Errorf("save vm %q: %w", spec.Name, ErrNotFound)
+	}
+	l, err := lock(ctx, p.Lock)
+	if err != nil {
+		return fmt.Errorf("save vm %q: %w", spec.Name, err)
+	}
+	defer l.unlock()
+	data, err := encodeSpec(spec)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(p.Spec, data, 0o644)
+}
+
+// CheckSources verifies the boot files a spec names: the ISO exists, is a
+// file and carries an ISO 9660 or UDF descriptor; kernel, initrd and dtb
+// exist and are files.
+func CheckSources(b Boot) error {
+	if b.ISO != "" {
+		if err := checkISO(b.ISO); err != nil {
+			return err
+		}
+	}
+	for _, f := range []struct{ what, path string }{{"kernel", b.Kernel}, {"initrd", b.Initrd}, {"dtb", b.DTB}} {
+		if f.path == "" {
+			continue
+		}
+		fi, err := os.Stat(f.path)
+		if err != nil {
+			return fmt.Errorf("%s %s does not exist: check the path", f.what, f.path)
+		}
+		if fi.IsDir() {
+			return fmt.Errorf("%s %s is a directory: give the file inside it", f.what, f.path)
+		}
+	}
+	return nil
+}
+
+func checkISO(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("iso %s does not exist: check the path", path)
+		}
+		return fmt.Errorf("iso %s cannot be read: %v", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("iso %s cannot be read: %v", path, err)
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("iso %s is a directory: give the .iso file inside it", path)
+	}
+	// ISO 9660 and UDF both put a volume descriptor at sector 16 whose
+	// standard identifier follows one type byte.
+	var id [5]byte
+	if _, err := f.ReadAt(id[:], 16*2048+1); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("iso %s cannot be read: %v", path, err)
+	}
+	switch string(id[:]) {
+	case "CD001", "BEA01", "NSR02", "NSR03":
+		return nil
+	}
+	return fmt.Errorf("iso %s is not an ISO 9660/UDF image: give a bootable .iso file", path)
+}
+
+// NewMAC returns a random locally administered MAC in QEMU's 52:54:00 range.
+func NewMAC() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("52:54:00:%02x:%02x:%02x", b[0], b[1], b[2])
+}
+
+// Create makes a new VM from spec: it validates everything, creates the
+// disks with qemu-img and the UEFI variable store, and writes machine.toml.
+// The VM folder appears all at once (built under a temp name and renamed),
+// so a failure leaves nothing behind.
+func (s *Store) Create(ctx context.Context, spec *Spec) error {
+	if spec.Schema == 0 {
+		spec.Schema = SchemaVersion
+	}
+	for i := range spec.NICs {
+		if spec.NICs[i].MAC == "" {
+			spec.NICs[i].MAC = NewMAC()
+		}
+	}
+	if err := spec.Validate(); err != nil {
+		return fmt.Errorf("create vm: %s", oneLine(err.Error()))
+	}
+	if err := CheckSources(spec.Boot); err != nil {
+		return fmt.Errorf("create vm %q: %w", spec.Name, err)
+	}
+	p := s.Paths(spec.Name)
+	if _, err := os.Stat(p.Dir); err == nil {
+		return fmt.Errorf("create vm %q: %w: pick another name or `vlab delete %s` first", spec.Name, ErrExists, spec.Name)
+	}
+	host, err := s.Host(ctx)
+	if err != nil {
+		return err
+	}
+	if _, ok := host.Binaries[spec.Arch]; !ok {
+		return fmt.Errorf("create vm %q: no qemu for %s: %w (install it: apt-get install %s)", spec.Name, spec.Arch, emulator.ErrNoQEMU, emulator.AptPackage(spec.Arch))
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(p.Dir), ".new-"+spec.Name+"-")
+	if err != nil {
+		return fmt.Errorf("create vm %q: %w", spec.Name, err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			os.RemoveAll(tmp)
+		}
+	}()
+	tp := p
+	tp.Dir = tmp
+	for _, d := range spec.Disks {
+		if filepath.IsAbs(d.File) {
+			if _, err := os.Stat(d.File); err == nil {
+				continue // an existing image the user attached
+			}
+		}
+		if err := CreateDisk(ctx, host.QemuImg, tp.DiskPath(d.File), d.Format, d.Size); err != nil {
+			return fmt.Errorf("create vm %q: %w", spec.Name, err)
+		}
+	}
+	if needsEFIVars(spec) {
+		if err := createEFIVars(ctx, host, spec.Arch, filepath.Join(tmp, efiVarsFile)); err != nil {
+			return fmt.Errorf("create vm %q: %w", spec.Name, err)
+		}
+	}
+	data, err := encodeSpec(spec)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(tmp, specFile), data, 0o644); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("create vm %q: %w", spec.Name, err)
+	}
+	if err := os.Rename(tmp, p.Dir); err != nil {
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
+			return fmt.Errorf("create vm %q: %w", spec.Name, ErrExists)
+		}
+		return fmt.Errorf("create vm %q: %w", spec.Name, err)
+	}
+	done = true
+	return nil
+}
+
+// CreateDisk creates an empty disk image with qemu-img.
+func CreateDisk(ctx context.Context, qemuImg, path, format string, size Size) error {
+	if qemuImg == "" {
+		return fmt.Errorf("create disk %s: qemu-img not found (install it: apt-get install qemu-utils)", path)
+	}
+	if format == "" {
+		format = "qcow2"
+	}
+	out, err := exec.CommandContext(ctx, qemuImg, "create", "-q", "-f", format, path, strconv.FormatInt(int64(size), 10)).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("create disk %s: %s", path, oneLine(strings.TrimSpace(string(out))+" "+err.Error()))
+	}
+	return nil
+}
+
+// needsEFIVars says whether spec boots UEFI firmware with a variable store.
+func needsEFIVars(spec *Spec) bool {
+	if spec.Firmware == emulator.FirmwareUEFI {
+		return true
+	}
+	return spec.Firmware == emulator.FirmwareDefault && spec.Boot.Kernel == "" &&
+		(spec.Arch == emulator.ArchAArch64 || spec.Arch == emulator.ArchARM)
+}
+
+// createEFIVars copies the firmware's variable template into a qcow2 image:
+// a raw writable pflash would block internal snapshots.
+func createEFIVars(ctx context.Context, h *emulator.Host, arch emulator.Arch, dst string) error {
+	var tmpl, pkg string
+	switch arch {
+	case emulator.ArchX86_64, emulator.ArchI386:
+		tmpl, pkg = h.Firmware.OVMFVars, "ovmf"
+	case emulator.ArchAArch64:
+		tmpl, pkg = h.Firmware.AAVMFVars, "qemu-efi-aarch64"
+	case emulator.ArchARM:
+		tmpl, pkg = h.Firmware.ArmVars, "qemu-efi-arm"
+	default:
+		return fmt.Errorf("uefi firmware is not available for %s: use the default firmware", arch)
+	}
+	if tmpl == "" {
+		return fmt.Errorf("uefi variable template for %s not found (install it: apt-get install %s)", arch, pkg)
+	}
+	if h.QemuImg == "" {
+		return errors.New("create uefi vars: qemu-img not found (install it: apt-get install qemu-utils)")
+	}
+	out, err := exec.CommandContext(ctx, h.QemuImg, "convert", "-q", "-f", "raw", "-O", "qcow2", tmpl, dst).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("create uefi vars from %s: %s", tmpl, oneLine(strings.TrimSpace(string(out))+" "+err.Error()))
+	}
+	return nil
+}

@@ -1,0 +1,144 @@
+package machine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/adrg/xdg"
+)
+
+// Dirs are vlab's base directories, each already ending in "vlab".
+type Dirs struct {
+	Config  string // $XDG_CONFIG_HOME/vlab
+	Data    string // $XDG_DATA_HOME/vlab (machines/<name>/ lives here)
+	Runtime string // $XDG_RUNTIME_DIR/vlab (sockets, process records; mode 0700)
+	State   string // $XDG_STATE_HOME/vlab (logs)
+	Cache   string // $XDG_CACHE_HOME/vlab (probe cache, downloads)
+}
+
+// DefaultDirs returns the XDG directories of the current user, re-reading
+// the XDG_* variables.
+func DefaultDirs() Dirs {
+	xdg.Reload()
+	runtime := xdg.RuntimeDir
+	return Dirs{
+		Config:  filepath.Join(xdg.ConfigHome, "vlab"),
+		Data:    filepath.Join(xdg.DataHome, "vlab"),
+		Runtime: filepath.Join(runtime, "vlab"),
+		State:   filepath.Join(xdg.StateHome, "vlab"),
+		Cache:   filepath.Join(xdg.CacheHome, "vlab"),
+	}
+}
+
+// Names of the files vlab keeps per VM. They are the only place these names
+// are spelled.
+const (
+	specFile    = "machine.toml"
+	lockFile    = ".lock"
+	efiVarsFile = "efivars.qcow2"
+	procFile    = "process.json"
+	pidFile     = "qemu.pid"
+	vncSock     = "vnc.sock"
+	serialSock  = "serial.sock"
+	qemuLogFile = "qemu.log"
+	serialLog   = "serial.log"
+	stopMarker  = "powerdown"
+	exitFile    = "last-exit.json"
+	// QMPSockets is how many QMP monitors each VM gets: QEMU serves one
+	// client per monitor, and the TUI, a CLI command, `vlab qmp` and a second
+	// TUI must be able to talk to one VM at the same time.
+	QMPSockets = 4
+)
+
+// maxSockPath is the longest unix socket path the kernel accepts (108 bytes
+// including the terminating NUL).
+const maxSockPath = 107
+
+// Paths are every file of one VM.
+type Paths struct {
+	Dir       string // library folder: machine.toml, disks, UEFI vars
+	Spec      string
+	Lock      string
+	EFIVars   string
+	Run       string // runtime folder (0700): sockets, pidfile, process record
+	Process   string
+	Pidfile   string
+	QMP       []string
+	VNC       string
+	Serial    string
+	StopMark  string
+	LastExit  string
+	LogDir    string
+	QEMULog   string
+	SerialLog string
+}
+
+// PathsFor lays out the files of VM name. When the runtime folder is so deep
+// that socket paths would pass the kernel's 107-byte limit, sockets go to a
+// short per-user folder under the system temp dir named by a hash.
+func (d Dirs) PathsFor(name string) Paths {
+	dir := filepath.Join(d.Data, "machines", name)
+	run := filepath.Join(d.Runtime, name)
+	if len(filepath.Join(run, "qmp0.sock.lock")) > maxSockPath {
+		sum := sha256.Sum256([]byte(run))
+		run = filepath.Join(os.TempDir(), "vlab-"+strconv.Itoa(os.Getuid()), hex.EncodeToString(sum[:8]))
+	}
+	logs := filepath.Join(d.State, name)
+	p := Paths{
+		Dir:       dir,
+		Spec:      filepath.Join(dir, specFile),
+		Lock:      filepath.Join(dir, lockFile),
+		EFIVars:   filepath.Join(dir, efiVarsFile),
+		Run:       run,
+		Process:   filepath.Join(run, procFile),
+		Pidfile:   filepath.Join(run, pidFile),
+		VNC:       filepath.Join(run, vncSock),
+		Serial:    filepath.Join(run, serialSock),
+		StopMark:  filepath.Join(run, stopMarker),
+		LastExit:  filepath.Join(run, exitFile),
+		LogDir:    logs,
+		QEMULog:   filepath.Join(logs, qemuLogFile),
+		SerialLog: filepath.Join(logs, serialLog),
+	}
+	for i := 0; i < QMPSockets; i++ {
+		p.QMP = append(p.QMP, filepath.Join(run, fmt.Sprintf("qmp%d.sock", i)))
+	}
+	return p
+}
+
+// DiskPath resolves a disk file name against the VM folder.
+func (p Paths) DiskPath(file string) string {
+	if filepath.IsAbs(file) {
+		return file
+	}
+	return filepath.Join(p.Dir, file)
+}
+
+// ensurePrivateDir creates dir (and parents) and makes sure it is ours and
+// mode 0700: sockets inside it are how QEMU is controlled.
+func ensurePrivateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create runtime dir %s: %w", dir, err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("check runtime dir %s: %w", dir, err)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
+		return fmt.Errorf("runtime dir %s belongs to uid %d, not you: remove it or set XDG_RUNTIME_DIR", dir, st.Uid)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("runtime dir %s is not a directory: remove it", dir)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("make runtime dir %s private: %w", dir, err)
+		}
+	}
+	return nil
+}

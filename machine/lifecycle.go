@@ -1,0 +1,520 @@
+package machine
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"vlab/emulator"
+)
+
+// State is where a VM is in its lifecycle.
+type State string
+
+// The lifecycle states. Unresponsive is a QEMU process that is alive but
+// whose QMP monitors do not answer: it is not "running", and only a force
+// stop ends it.
+const (
+	StateStopped      State = "stopped"
+	StateStarting     State = "starting"
+	StateRunning      State = "running"
+	StatePaused       State = "paused"
+	StateShuttingDown State = "shutting-down"
+	StateCrashed      State = "crashed"
+	StateUnresponsive State = "unresponsive"
+)
+
+// String returns the state's name.
+func (s State) String() string { return string(s) }
+
+// Active reports whether a QEMU process exists for the VM.
+func (s State) Active() bool {
+	switch s {
+	case StateStarting, StateRunning, StatePaused, StateShuttingDown, StateUnresponsive:
+		return true
+	}
+	return false
+}
+
+// Status is the reconciled state of one VM.
+type Status struct {
+	State       State
+	PID         int
+	StartedAt   time.Time
+	Accel       string // "kvm" or "tcg" while running
+	AccelReason string
+	Detail      string // why: the crash's last log line, the QMP error...
+	Disposable  bool
+}
+
+// record is what vlab keeps about a QEMU it started, in the runtime dir.
+type record struct {
+	emulator.Process
+	Accel       string `json:"accel"`
+	AccelReason string `json:"accel_reason"`
+	LogOffset   int64  `json:"log_offset"` // qemu.log size before this run
+	Disposable  bool   `json:"disposable,omitempty"`
+}
+
+// exitRecord remembers how the last run ended when it did not end cleanly.
+type exitRecord struct {
+	Time   time.Time `json:"time"`
+	Reason string    `json:"reason"`
+}
+
+func readJSON(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
+
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(data, '\n'), 0o600)
+}
+
+// qmpTimeout bounds one status query: a monitor that takes longer is
+// reported, never waited on forever.
+const qmpTimeout = 3 * time.Second
+
+// Status reconciles the VM's state from its process record, the process
+// table and QMP query-status. A run that ended while no vlab watched it is
+// cleaned up here (stale sockets, the record) and classified as stopped or
+// crashed from the tail of qemu.log.
+func (s *Store) Status(ctx context.Context, name string) (Status, error) {
+	p := s.Paths(name)
+	if _, err := os.Stat(p.Spec); err != nil {
+		return Status{}, fmt.Errorf("vm %q: %w", name, ErrNotFound)
+	}
+	var rec record
+	if err := readJSON(p.Process, &rec); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			return Status{State: StateCrashed, Detail: "process record unreadable: " + err.Error()}, nil
+		}
+		var ex exitRecord
+		if readJSON(p.LastExit, &ex) == nil {
+			return Status{State: StateCrashed, Detail: ex.Reason}, nil
+		}
+		return Status{State: StateStopped}, nil
+	}
+	st := Status{PID: rec.PID, StartedAt: rec.StartedAt, Accel: rec.Accel, AccelReason: rec.AccelReason, Disposable: rec.Disposable}
+	switch rec.Check() {
+	case emulator.LiveRunning:
+	default:
+		return s.reconcileExit(name, p, rec), nil
+	}
+	if _, err := os.Stat(p.StopMark); err == nil {
+		st.State = StateShuttingDown
+		return st, nil
+	}
+	qctx, cancel := context.WithTimeout(ctx, qmpTimeout)
+	defer cancel()
+	mon, err := emulator.DialAny(qctx, p.QMP)
+	if err != nil {
+		if errors.Is(err, emulator.ErrMonitorsBusy) {
+			// Every monitor is held by other vlab clients: they prove QEMU is
+			// alive and serving, so report it running.
+			st.State = StateRunning
+			st.Detail = "all QMP monitors busy"
+			return st, nil
+		}
+		st.State = StateUnresponsive
+		st.Detail = fmt.Sprintf("%v: `vlab stop --force %s` ends it", err, name)
+		return st, nil
+	}
+	defer mon.Close()
+	var qs struct {
+		Status  string `json:"status"`
+		Running bool   `json:"running"`
+	}
+	if err := mon.Execute(qctx, "query-status", nil, &qs); err != nil {
+		st.State = StateUnresponsive
+		st.Detail = fmt.Sprintf("query-status: %v", err)
+		return st, nil
+	}
+	st.State = stateFromQMP(qs.Status, qs.Running)
+	if st.State == StateCrashed {
+		st.Detail = "guest state " + qs.Status
+	}
+	return st, nil
+}
+
+// stateFromQMP maps a query-status run state to a lifecycle state.
+func stateFromQMP(status string, running bool) State {
+	switch status {
+	case "running":
+		return StateRunning
+	case "paused", "suspended", "prelaunch", "debug", "watchdog", "save-vm", "restore-vm", "finish-migrate", "postmigrate":
+		if running {
+			return StateRunning
+		}
+		return StatePaused
+	case "shutdown":
+		return StateShuttingDown
+	case "inmigrate", "colo":
+		return StateStarting
+	case "internal-error", "io-error", "guest-panicked":
+		return StateCrashed
+	}
+	if running {
+		return StateRunning
+	}
+	return StatePaused
+}
+
+// reconcileExit handles a recorded QEMU that is gone: it removes the record
+// and the stale sockets, and tells a clean power-off from a crash by what
+// QEMU wrote to its log during the run.
+func (s *Store) reconcileExit(name string, p Paths, rec record) Status {
+	st := Status{State: StateStopped}
+	if reason := crashReason(p.QEMULog, rec.LogOffset); reason != "" {
+		st = Status{State: StateCrashed, Detail: reason}
+	}
+	l, err := tryLock(p.Lock)
+	if err != nil {
+		return st // someone else is cleaning up or starting it
+	}
+	defer l.unlock()
+	if st.State == StateCrashed {
+		_ = writeJSON(p.LastExit, exitRecord{Time: time.Now(), Reason: st.Detail})
+	}
+	s.cleanRuntime(p)
+	if rec.Disposable {
+		s.discardOverlays(name)
+	}
+	return st
+}
+
+// cleanRuntime removes what a finished run leaves in the runtime dir: the
+// record, the stop marker and sockets nothing listens on.
+func (s *Store) cleanRuntime(p Paths) {
+	os.Remove(p.Process)
+	os.Remove(p.StopMark)
+	os.Remove(p.Pidfile)
+	for _, sock := range append(append([]string{}, p.QMP...), p.VNC, p.Serial) {
+		_ = emulator.RemoveStaleSocket(sock)
+	}
+}
+
+// crashReason returns the last error-looking line QEMU logged after offset,
+// or "" when the run ended quietly (guest power-off, a vlab stop).
+func crashReason(logPath string, offset int64) string {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return ""
+	}
+	var last string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		lower := strings.ToLower(line)
+		switch {
+		case line == "", strings.HasPrefix(line, "=== vlab"), strings.Contains(lower, "terminating on signal"),
+			strings.Contains(lower, "warning"):
+			continue
+		}
+		if strings.Contains(lower, "error") || strings.Contains(lower, "abort") || strings.Contains(lower, "assert") ||
+			strings.Contains(lower, "fault") || strings.Contains(lower, "fatal") || strings.Contains(lower, "panic") {
+			last = line
+		}
+	}
+	return last
+}
+
+// StartOptions tune one start.
+type StartOptions struct {
+	Accel      emulator.Accel // overrides the spec's accel when not auto
+	Disposable bool           // discard every disk write at power-off
+	Paused     bool           // start with the CPUs stopped (-S)
+}
+
+// Start boots VM name. It returns once QEMU's QMP monitor answers, or with
+// QEMU's own error when it exits during start. Two concurrent starts of one
+// VM start one QEMU: the second gets ErrRunning.
+func (s *Store) Start(ctx context.Context, name string, opts StartOptions) error {
+	spec, err := s.Load(name)
+	if err != nil {
+		return err
+	}
+	p := s.Paths(name)
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	l, err := lock(lctx, p.Lock)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("start vm %q: %w", name, err)
+	}
+	defer l.unlock()
+	st, err := s.Status(ctx, name)
+	if err != nil {
+		return err
+	}
+	if st.State.Active() {
+		return fmt.Errorf("start vm %q: %w (state %s, pid %d): stop it first with `vlab stop %s`", name, ErrRunning, st.State, st.PID, name)
+	}
+	if err := CheckSources(spec.Boot); err != nil {
+		return fmt.Errorf("start vm %q: %w", name, err)
+	}
+	if err := checkForwards(spec); err != nil {
+		return fmt.Errorf("start vm %q: %w", name, err)
+	}
+	host, err := s.Host(ctx)
+	if err != nil {
+		return err
+	}
+	want := spec.Accel
+	if opts.Accel != emulator.AccelAuto {
+		want = opts.Accel
+	}
+	cfg, err := s.config(spec, host, want)
+	if err != nil {
+		return fmt.Errorf("start vm %q: %w", name, err)
+	}
+	cfg.StartPaused = opts.Paused
+	if opts.Disposable {
+		if cfg.Disks, err = s.disposableDisks(ctx, name, host, cfg.Disks); err != nil {
+			return fmt.Errorf("start vm %q: %w", name, err)
+		}
+	}
+	argv, err := emulator.Cmdline(cfg, host)
+	if err != nil {
+		return fmt.Errorf("start vm %q: %w", name, err)
+	}
+	if err := ensurePrivateDir(p.Run); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(p.LogDir, 0o755); err != nil {
+		return fmt.Errorf("start vm %q: %w", name, err)
+	}
+	s.cleanRuntime(p)
+	os.Remove(p.LastExit)
+	rotateLog(p.SerialLog)
+	var offset int64
+	if fi, err := os.Stat(p.QEMULog); err == nil {
+		offset = fi.Size()
+	}
+	proc, err := emulator.Launch(ctx, emulator.LaunchOptions{
+		Argv:    argv,
+		LogPath: p.QEMULog,
+		Dir:     p.Dir,
+		QMP:     p.QMP[0],
+	})
+	if err != nil {
+		if opts.Disposable {
+			s.discardOverlays(name)
+		}
+		return fmt.Errorf("start vm %q: %w", name, err)
+	}
+	rec := record{Process: *proc, Accel: cfg.Accel.Accel.String(), AccelReason: cfg.Accel.Reason, LogOffset: offset, Disposable: opts.Disposable}
+	if err := writeJSON(p.Process, rec); err != nil {
+		return fmt.Errorf("start vm %q: record process %d: %w", name, proc.PID, err)
+	}
+	return nil
+}
+
+// checkForwards fails early, with the port in the message, when a forward's
+// host port is taken (QEMU's own error is cryptic).
+func checkForwards(spec *Spec) error {
+	for _, n := range spec.NICs {
+		for _, f := range n.Forwards {
+			addr := net.JoinHostPort(f.HostAddr, strconv.Itoa(f.HostPort))
+			var err error
+			if f.Proto == "udp" {
+				var c net.PacketConn
+				if c, err = net.ListenPacket("udp", addr); err == nil {
+					c.Close()
+				}
+			} else {
+				var l net.Listener
+				if l, err = net.Listen("tcp", addr); err == nil {
+					l.Close()
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("host port %s of forward %s is in use: stop what uses it or change the forward", addr, f)
+			}
+		}
+	}
+	return nil
+}
+
+// rotateLog keeps the previous boot's serial log as serial.log.1.
+func rotateLog(path string) {
+	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+		_ = os.Rename(path, path+".1")
+	}
+}
+
+// StopOptions tune one stop.
+type StopOptions struct {
+	Force   bool          // skip the ACPI power-down: quit, then kill
+	Timeout time.Duration // how long the guest gets to power off (default 60s)
+}
+
+// Stop ends VM name: ACPI power-down, then quit, then SIGKILL. It returns
+// how it finally ended ("powerdown", "quit" or "kill").
+func (s *Store) Stop(ctx context.Context, name string, opts StopOptions) (string, error) {
+	p := s.Paths(name)
+	st, err := s.Status(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	if !st.State.Active() {
+		return "", fmt.Errorf("stop vm %q: %w (state %s)", name, ErrNotRunning, st.State)
+	}
+	if st.State == StateUnresponsive && !opts.Force {
+		return "", fmt.Errorf("stop vm %q: qemu (pid %d) does not answer QMP: use `vlab stop --force %s`", name, st.PID, name)
+	}
+	var rec record
+	if err := readJSON(p.Process, &rec); err != nil {
+		return "", fmt.Errorf("stop vm %q: read process record: %w", name, err)
+	}
+	if !opts.Force {
+		_ = os.WriteFile(p.StopMark, []byte(time.Now().Format(time.RFC3339)), 0o600)
+	}
+	res, err := emulator.Stop(ctx, &rec.Process, p.QMP, emulator.StopOptions{Force: opts.Force, PowerdownTimeout: opts.Timeout})
+	if err != nil {
+		return "", fmt.Errorf("stop vm %q: %w", name, err)
+	}
+	l, lerr := lock(ctx, p.Lock)
+	if lerr == nil {
+		s.cleanRuntime(p)
+		if rec.Disposable {
+			s.discardOverlays(name)
+		}
+		l.unlock()
+	}
+	return res.Method, nil
+}
+
+// QMP runs one QMP command on a running VM.
+func (s *Store) QMP(ctx context.Context, name, cmd string, args, out any) error {
+	mon, err := s.Monitor(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer mon.Close()
+	if err := mon.Execute(ctx, cmd, args, out); err != nil {
+		return fmt.Errorf("vm %q: %s: %w", name, cmd, err)
+	}
+	return nil
+}
+
+// Monitor opens a QMP connection to a running VM on a monitor no one else
+// holds. The caller closes it.
+func (s *Store) Monitor(ctx context.Context, name string) (*emulator.Monitor, error) {
+	p := s.Paths(name)
+	if _, err := os.Stat(p.Spec); err != nil {
+		return nil, fmt.Errorf("vm %q: %w", name, ErrNotFound)
+	}
+	var rec record
+	if err := readJSON(p.Process, &rec); err != nil || rec.Check() != emulator.LiveRunning {
+		return nil, fmt.Errorf("vm %q: %w: start it with `vlab start %s`", name, ErrNotRunning, name)
+	}
+	mon, err := emulator.DialAny(ctx, p.QMP)
+	if err != nil {
+		return nil, fmt.Errorf("vm %q: %w", name, err)
+	}
+	return mon, nil
+}
+
+// Pause stops the guest CPUs.
+func (s *Store) Pause(ctx context.Context, name string) error { return s.QMP(ctx, name, "stop", nil, nil) }
+
+// Resume continues paused guest CPUs.
+func (s *Store) Resume(ctx context.Context, name string) error { return s.QMP(ctx, name, "cont", nil, nil) }
+
+// Reset hard-resets the guest, like the reset button.
+func (s *Store) Reset(ctx context.Context, name string) error {
+	return s.QMP(ctx, name, "system_reset", nil, nil)
+}
+
+// Delete removes VM name with its disks, runtime files and logs. The caller
+// must have asked the user: this destroys their data.
+func (s *Store) Delete(ctx context.Context, name string) error {
+	p := s.Paths(name)
+	if _, err := os.Stat(p.Spec); err != nil {
+		return fmt.Errorf("delete vm %q: %w", name, ErrNotFound)
+	}
+	l, err := lock(ctx, p.Lock)
+	if err != nil {
+		return fmt.Errorf("delete vm %q: %w", name, err)
+	}
+	defer l.unlock()
+	st, err := s.Status(ctx, name)
+	if err != nil {
+		return err
+	}
+	if st.State.Active() {
+		return fmt.Errorf("delete vm %q: %w: stop it first with `vlab stop %s`", name, ErrRunning, name)
+	}
+	if err := s.checkDeletable(name); err != nil {
+		return err
+	}
+	// Move the folder aside first so a half-finished delete never leaves a
+	// vm that looks whole.
+	trash := filepath.Join(filepath.Dir(p.Dir), ".deleted-"+name+"-"+fmt.Sprint(time.Now().UnixNano()))
+	if err := os.Rename(p.Dir, trash); err != nil {
+		return fmt.Errorf("delete vm %q: %w", name, err)
+	}
+	os.RemoveAll(p.Run)
+	os.RemoveAll(p.LogDir)
+	if err := os.RemoveAll(trash); err != nil {
+		return fmt.Errorf("delete vm %q: remove %s: %w", name, trash, err)
+	}
+	return nil
+}
+
+// checkDeletable refuses to delete a VM other VMs depend on: a linked clone
+// names its source in linked_to.
+func (s *Store) checkDeletable(name string) error {
+	deps, err := s.Dependents(name)
+	if err != nil {
+		return err
+	}
+	if len(deps) > 0 {
+		return fmt.Errorf("delete vm %q: %w: linked clones %s use its disk; delete them first", name, ErrProtected, strings.Join(deps, ", "))
+	}
+	return nil
+}
+
+// Dependents lists the VMs whose disks are overlays on name's disks.
+func (s *Store) Dependents(name string) ([]string, error) {
+	names, err := s.Names()
+	if err != nil {
+		return nil, err
+	}
+	var deps []string
+	for _, n := range names {
+		if n == name {
+			continue
+		}
+		spec, err := s.Load(n)
+		if err != nil {
+			continue
+		}
+		if spec.LinkedTo == name {
+			deps = append(deps, n)
+		}
+	}
+	return deps, nil
+}

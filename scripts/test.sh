@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# test.sh runs vlab's whole test suite on a fresh Debian 12 / Ubuntu machine:
+# it installs QEMU and the other packages the tests use (scripts/deps.sh),
+# builds the real-guest fixtures (scripts/fixtures.sh; cached, so a second
+# run downloads nothing), then runs vet and every Go test, the end-to-end
+# tests that boot real guests under QEMU included. Missing prerequisites are
+# failures here, never skips (VLAB_REQUIRE_E2E=1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/goenv.sh
+
+scripts/deps.sh
+scripts/fixtures.sh
+
+echo "test: go vet"
+go vet ./...
+echo "test: go test"
+export VLAB_REQUIRE_E2E=1
+go test -count=1 -timeout 60m "$@" ./...
