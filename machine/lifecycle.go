@@ -438,10 +438,14 @@ func (s *Store) Monitor(ctx context.Context, name string) (*emulator.Monitor, er
 }
 
 // Pause stops the guest CPUs.
-func (s *Store) Pause(ctx context.Context, name string) error { return s.QMP(ctx, name, "stop", nil, nil) }
+func (s *Store) Pause(ctx context.Context, name string) error {
+	return s.QMP(ctx, name, "stop", nil, nil)
+}
 
 // Resume continues paused guest CPUs.
-func (s *Store) Resume(ctx context.Context, name string) error { return s.QMP(ctx, name, "cont", nil, nil) }
+func (s *Store) Resume(ctx context.Context, name string) error {
+	return s.QMP(ctx, name, "cont", nil, nil)
+}
 
 // Reset hard-resets the guest, like the reset button.
 func (s *Store) Reset(ctx context.Context, name string) error {
