@@ -1,0 +1,883 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/progress"
+	"charm.land/bubbles/v2/spinner"
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/colorprofile"
+	"github.com/charmbracelet/x/ansi"
+
+	"vlab/emulator"
+)
+
+// Options configure Run and New.
+type Options struct {
+	// Input and Output default to the terminal (stdin/stdout).
+	Input  io.Reader
+	Output io.Writer
+	// Env is the environment the program sees (default os.Environ()).
+	Env []string
+	// NoColor disables colour; it is also set when NO_COLOR is in Env.
+	NoColor bool
+	// StatsInterval is how often the CPU%/uptime of running machines is
+	// refreshed (default 2s). Nothing else is polled.
+	StatsInterval time.Duration
+	// FPS caps the frame rate (default 30).
+	FPS int
+	// VNCCommand, when set, returns the command that opens a machine's
+	// graphical console (e.g. `vlab vnc NAME`); the TUI suspends while it
+	// runs. When nil the TUI shows the VNC socket and how to connect.
+	VNCCommand func(name string) *exec.Cmd
+	// NoMouse turns mouse reporting off.
+	NoMouse bool
+}
+
+func (o *Options) defaults() {
+	if o.Env == nil {
+		o.Env = os.Environ()
+	}
+	for _, kv := range o.Env {
+		if v, ok := strings.CutPrefix(kv, "NO_COLOR="); ok && v != "" {
+			o.NoColor = true
+		}
+	}
+	if o.StatsInterval <= 0 {
+		o.StatsInterval = 2 * time.Second
+	}
+	if o.FPS <= 0 {
+		o.FPS = 30
+	}
+}
+
+// Run runs the TUI until the user quits; running VMs keep running.
+func Run(ctx context.Context, svc Service, opts Options) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	opts.defaults()
+	m := New(ctx, svc, opts)
+	popts := []tea.ProgramOption{
+		tea.WithContext(ctx),
+		tea.WithEnvironment(opts.Env),
+		tea.WithFPS(opts.FPS),
+	}
+	if opts.Input != nil {
+		popts = append(popts, tea.WithInput(opts.Input))
+	}
+	if opts.Output != nil {
+		popts = append(popts, tea.WithOutput(opts.Output))
+	}
+	if opts.NoColor {
+		popts = append(popts, tea.WithColorProfile(colorprofile.ASCII))
+	}
+	_, err := tea.NewProgram(m, popts...).Run()
+	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("run tui: %w", err)
+	}
+	return nil
+}
+
+// view is one full-screen view besides the main list.
+type view interface {
+	Init() tea.Cmd
+	Update(msg tea.Msg) tea.Cmd
+	View() string
+	SetSize(w, h int)
+	Help() help.KeyMap
+}
+
+// status is the status line's message.
+type status struct {
+	text string
+	err  error
+}
+
+// job is a running action shown with a spinner or a progress bar.
+type job struct {
+	id    int
+	title string
+	p     Progress
+}
+
+// Model is the root Bubble Tea model: the main list with its detail pane,
+// the views opened from it, dialogs, jobs and the status line.
+type Model struct {
+	ctx    context.Context
+	svc    Service
+	opts   Options
+	keys   KeyMap
+	styles Styles
+	help   help.Model
+
+	width, height int
+
+	list      vmList
+	listed    bool // a List result arrived
+	listing   bool // a List call is in flight
+	relist    bool // a change arrived while listing
+	selectNew string
+	host      HostLimits
+	changes   <-chan struct{}
+	ticking   bool
+
+	filtering bool
+	filter    textinput.Model
+
+	view    view
+	confirm *confirmDialog
+	prompt  *promptDialog
+
+	spinner spinner.Model
+	bar     progress.Model
+	jobs    []job
+	nextJob int
+	status  status
+	quitArm bool
+}
+
+// New returns the root model. ctx bounds every service call and the change
+// stream.
+func New(ctx context.Context, svc Service, opts Options) *Model {
+	opts.defaults()
+	st := NewStyles(opts.NoColor)
+	h := help.New()
+	h.Styles = st.Help
+	f := textinput.New()
+	f.Prompt = "/"
+	f.Placeholder = "filter"
+	f.CharLimit = 64
+	m := &Model{
+		ctx:     ctx,
+		svc:     svc,
+		opts:    opts,
+		keys:    DefaultKeyMap(),
+		styles:  st,
+		help:    h,
+		width:   80,
+		height:  24,
+		filter:  f,
+		spinner: spinner.New(spinner.WithSpinner(spinner.MiniDot), spinner.WithStyle(st.StatusMsg)),
+		bar:     progress.New(progress.WithDefaultBlend(), progress.WithoutPercentage()),
+	}
+	m.changes = svc.Changes(ctx)
+	m.layout()
+	return m
+}
+
+// Init implements tea.Model.
+func (m *Model) Init() tea.Cmd {
+	m.listing = true
+	return tea.Batch(listCmd(m.ctx, m.svc), hostCmd(m.ctx, m.svc), waitChange(m.changes))
+}
+
+// Update implements tea.Model.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	cmd := m.update(msg)
+	return m, cmd
+}
+
+func (m *Model) update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		m.layout()
+		return nil
+
+	case vmsMsg:
+		m.listing = false
+		var cmds []tea.Cmd
+		if msg.err != nil {
+			m.setErr(fmt.Errorf("list machines: %w", msg.err))
+		} else {
+			m.listed = true
+			m.list.SetVMs(msg.vms)
+			if m.selectNew != "" {
+				m.list.Select(m.selectNew)
+				m.selectNew = ""
+			}
+			if v, ok := m.view.(interface{ vmChanged([]VM) }); ok {
+				v.vmChanged(msg.vms)
+			}
+			cmds = append(cmds, m.maybeTick())
+		}
+		if m.relist {
+			m.relist = false
+			cmds = append(cmds, m.relistCmd())
+		}
+		return tea.Batch(cmds...)
+
+	case changedMsg:
+		return tea.Batch(m.relistCmd(), waitChange(m.changes))
+
+	case changesClosedMsg:
+		m.changes = nil
+		return nil
+
+	case statsTickMsg:
+		m.ticking = false
+		if !m.anyRunning() {
+			return nil
+		}
+		return statsCmd(m.ctx, m.svc)
+
+	case statsMsg:
+		if msg.err == nil {
+			m.mergeStats(msg.stats)
+		}
+		return m.maybeTick()
+
+	case hostMsg:
+		if msg.err == nil {
+			m.host = msg.limits
+		}
+		return nil
+
+	case jobProgressMsg:
+		for i := range m.jobs {
+			if m.jobs[i].id == msg.job {
+				m.jobs[i].p = msg.p
+			}
+		}
+		return waitProgress(msg.job, msg.ch)
+
+	case actionDoneMsg:
+		m.endJob(msg.job)
+		var cmds []tea.Cmd
+		if msg.err != nil {
+			m.setErr(msg.err)
+			if msg.fail != nil {
+				cmds = append(cmds, msg.fail(m))
+			}
+		} else {
+			if msg.ok != "" {
+				m.status = status{text: msg.ok}
+			}
+			if msg.then != nil {
+				cmds = append(cmds, msg.then(m))
+			}
+		}
+		cmds = append(cmds, m.relistCmd())
+		return tea.Batch(cmds...)
+
+	case statusMsg:
+		if msg.err != nil {
+			m.setErr(msg.err)
+		} else {
+			m.status = status{text: msg.text}
+		}
+		return nil
+
+	case spinner.TickMsg:
+		if len(m.jobs) == 0 {
+			return nil
+		}
+		var cmd tea.Cmd
+		m.spinner, cmd = m.spinner.Update(msg)
+		return cmd
+
+	case confirmResultMsg:
+		m.confirm = nil
+		if msg.run != nil {
+			return msg.run()
+		}
+		return nil
+
+	case promptResultMsg:
+		m.prompt = nil
+		return msg.run
+
+	case closeViewMsg:
+		m.view = nil
+		m.layout()
+		return m.relistCmd()
+
+	case tea.KeyPressMsg:
+		return m.handleKey(msg)
+
+	case tea.MouseClickMsg:
+		return m.handleClick(msg)
+
+	case tea.MouseWheelMsg:
+		if m.view == nil && m.confirm == nil && m.prompt == nil {
+			switch msg.Button {
+			case tea.MouseWheelUp:
+				m.list.Move(-1)
+			case tea.MouseWheelDown:
+				m.list.Move(1)
+			}
+			return nil
+		}
+	}
+	// Everything else belongs to the open dialog or view.
+	switch {
+	case m.prompt != nil:
+		return m.prompt.Update(msg, &m.keys)
+	case m.view != nil:
+		return m.view.Update(msg)
+	case m.filtering:
+		var cmd tea.Cmd
+		m.filter, cmd = m.filter.Update(msg)
+		return cmd
+	}
+	return nil
+}
+
+func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
+	if msg.String() == "ctrl+c" && m.view == nil {
+		return tea.Quit
+	}
+	if m.confirm != nil {
+		return m.confirm.Update(msg, &m.keys)
+	}
+	if m.prompt != nil {
+		return m.prompt.Update(msg, &m.keys)
+	}
+	if m.view != nil {
+		if key.Matches(msg, m.keys.Help) && !m.viewTakesText() {
+			m.help.ShowAll = !m.help.ShowAll
+			m.layout()
+			return nil
+		}
+		return m.view.Update(msg)
+	}
+	if m.filtering {
+		switch msg.String() {
+		case "enter":
+			m.filtering = false
+			m.filter.Blur()
+			return nil
+		case "esc":
+			m.filtering = false
+			m.filter.Blur()
+			m.filter.SetValue("")
+			m.list.SetFilter("")
+			return nil
+		}
+		var cmd tea.Cmd
+		m.filter, cmd = m.filter.Update(msg)
+		m.list.SetFilter(m.filter.Value())
+		return cmd
+	}
+	if !key.Matches(msg, m.keys.Quit) {
+		m.quitArm = false
+	}
+	k := &m.keys
+	switch {
+	case key.Matches(msg, k.Quit):
+		if len(m.jobs) > 0 && !m.quitArm {
+			m.quitArm = true
+			m.status = status{text: "a job is still running: press q again to quit and cancel it"}
+			return nil
+		}
+		return tea.Quit
+	case key.Matches(msg, k.Up):
+		m.list.Move(-1)
+	case key.Matches(msg, k.Down):
+		m.list.Move(1)
+	case key.Matches(msg, k.PageUp):
+		m.list.Move(-m.list.rows())
+	case key.Matches(msg, k.PageDown):
+		m.list.Move(m.list.rows())
+	case key.Matches(msg, k.Top):
+		m.list.Top()
+	case key.Matches(msg, k.Bottom):
+		m.list.Bottom()
+	case key.Matches(msg, k.Help):
+		m.help.ShowAll = !m.help.ShowAll
+		m.layout()
+	case key.Matches(msg, k.Filter):
+		m.filtering = true
+		m.layout()
+		return m.filter.Focus()
+	case key.Matches(msg, k.ClearFilter):
+		if m.filter.Value() != "" {
+			m.filter.SetValue("")
+			m.list.SetFilter("")
+		} else {
+			m.status = status{}
+		}
+	case key.Matches(msg, k.New):
+		return m.openView(newWizard(m))
+	default:
+		return m.machineAction(msg)
+	}
+	return nil
+}
+
+// machineAction handles the keys that act on the selected machine.
+func (m *Model) machineAction(msg tea.KeyPressMsg) tea.Cmd {
+	k := &m.keys
+	vm, ok := m.list.Selected()
+	if !ok {
+		for _, b := range []key.Binding{k.Start, k.Stop, k.ForceStop, k.Pause, k.Reset, k.Console, k.Serial, k.Log, k.Snapshots, k.Edit, k.Clone, k.Delete, k.Cmdline} {
+			if key.Matches(msg, b) {
+				m.status = status{text: "no machine selected: press n to create one"}
+			}
+		}
+		return nil
+	}
+	name := vm.Name
+	svc, ctx := m.svc, m.ctx
+	switch {
+	case key.Matches(msg, k.Start):
+		if vm.State.Active() {
+			m.status = status{text: fmt.Sprintf("%s is already %s", name, vm.State)}
+			return nil
+		}
+		return m.action("starting "+name, "start", name, name+" started", func() error {
+			return svc.Start(ctx, name)
+		})
+	case key.Matches(msg, k.Stop):
+		if !vm.State.Active() {
+			m.status = status{text: name + " is not running"}
+			return nil
+		}
+		return m.action("stopping "+name+" (ACPI power button)", "stop", name, "asked "+name+" to power off", func() error {
+			return svc.Stop(ctx, name, false)
+		})
+	case key.Matches(msg, k.ForceStop):
+		if !vm.State.Active() {
+			m.status = status{text: name + " is not running"}
+			return nil
+		}
+		m.confirm = &confirmDialog{
+			title: "Force stop " + name + "?",
+			body:  "QEMU is killed at once, like pulling the power plug: the guest loses anything it has not written to disk.",
+			yes: func() tea.Cmd {
+				return m.action("force stopping "+name, "force stop", name, name+" stopped", func() error {
+					return svc.Stop(ctx, name, true)
+				})
+			},
+		}
+	case key.Matches(msg, k.Pause):
+		switch vm.State {
+		case StateRunning:
+			return m.action("pausing "+name, "pause", name, name+" paused", func() error { return svc.Pause(ctx, name) })
+		case StatePaused:
+			return m.action("resuming "+name, "resume", name, name+" resumed", func() error { return svc.Resume(ctx, name) })
+		default:
+			m.status = status{text: name + " is not running"}
+		}
+	case key.Matches(msg, k.Reset):
+		if !vm.State.Active() {
+			m.status = status{text: name + " is not running"}
+			return nil
+		}
+		m.confirm = &confirmDialog{
+			title: "Reset " + name + "?",
+			body:  "A hard reset, like pressing the reset button: the guest loses anything it has not written to disk.",
+			yes: func() tea.Cmd {
+				return m.action("resetting "+name, "reset", name, name+" reset", func() error {
+					return svc.Reset(ctx, name)
+				})
+			},
+		}
+	case key.Matches(msg, k.Delete):
+		if vm.State.Active() {
+			m.setErr(WithFix(fmt.Errorf("delete %q: machine is %s", name, vm.State), "stop it first (x, or K to force)"))
+			return nil
+		}
+		m.confirm = &confirmDialog{
+			title: "Delete " + name + "?",
+			body:  fmt.Sprintf("The machine %q, its %d disk(s) and %d snapshot(s) are removed. This cannot be undone.", name, len(vm.Disks), vm.Snapshots),
+			yes: func() tea.Cmd {
+				return m.action("deleting "+name, "delete", name, name+" deleted", func() error {
+					return svc.Delete(ctx, name)
+				})
+			},
+		}
+	case key.Matches(msg, k.Console):
+		return m.openConsole(vm)
+	case key.Matches(msg, k.Serial):
+		if !vm.State.Active() {
+			m.setErr(WithFix(fmt.Errorf("serial console of %q: machine is %s", name, vm.State), "start it first (s)"))
+			return nil
+		}
+		return m.openView(newSerialView(m, name))
+	case key.Matches(msg, k.Log):
+		return m.openView(newLogView(m, name))
+	case key.Matches(msg, k.Cmdline):
+		return m.openView(newCmdlineView(m, name))
+	case key.Matches(msg, k.Snapshots):
+		return m.openView(newSnapshotView(m, vm))
+	case key.Matches(msg, k.Edit):
+		return m.openView(newEditView(m, vm))
+	case key.Matches(msg, k.Clone):
+		m.prompt = newPrompt("Clone "+name+" as", "new name", name+"-clone", svc.ValidateName, func(dst string) tea.Cmd {
+			return m.startJob(jobSpec{
+				title: "cloning " + name + " to " + dst, op: "clone", name: name, ok: "cloned " + name + " to " + dst,
+				run:  func(p ProgressFunc) error { return svc.Clone(ctx, name, dst, p) },
+				then: func(m *Model) tea.Cmd { m.selectNew = dst; return nil },
+			})
+		})
+	}
+	return nil
+}
+
+func (m *Model) openConsole(vm VM) tea.Cmd {
+	if !vm.State.Active() {
+		m.setErr(WithFix(fmt.Errorf("console of %q: machine is %s", vm.Name, vm.State), "start it first (s)"))
+		return nil
+	}
+	if vm.Display == emulator.DisplayNone {
+		m.setErr(WithFix(fmt.Errorf("console of %q: the machine has no display", vm.Name), "use the serial console (c), or set display to vnc (e)"))
+		return nil
+	}
+	if m.opts.VNCCommand == nil {
+		m.status = status{text: fmt.Sprintf("VNC of %s: unix socket %s — connect a VNC viewer to it (e.g. vncviewer %s)", vm.Name, vm.VNC, vm.VNC)}
+		return nil
+	}
+	name := vm.Name
+	return tea.ExecProcess(m.opts.VNCCommand(name), func(err error) tea.Msg {
+		if err != nil {
+			return statusMsg{err: fmt.Errorf("console of %q: %w", name, err)}
+		}
+		return statusMsg{text: "closed the console of " + name}
+	})
+}
+
+func (m *Model) handleClick(msg tea.MouseClickMsg) tea.Cmd {
+	if m.view != nil || m.confirm != nil || m.prompt != nil || msg.Button != tea.MouseLeft {
+		return nil
+	}
+	lw, _ := m.paneWidths()
+	if msg.X >= lw {
+		return nil
+	}
+	// Row 0 is the title bar, row 1 the column header.
+	m.list.ClickRow(msg.Y - 2)
+	return nil
+}
+
+// openView opens a full-screen view.
+func (m *Model) openView(v view) tea.Cmd {
+	m.view = v
+	m.status = status{}
+	m.layout()
+	return v.Init()
+}
+
+// viewTakesText reports whether the open view wants "?" as text.
+func (m *Model) viewTakesText() bool {
+	switch v := m.view.(type) {
+	case *serialView:
+		return true
+	case *wizard:
+		return v.typing()
+	case *editView:
+		return v.typing()
+	}
+	return false
+}
+
+// relistCmd asks for a fresh list unless one is in flight, in which case
+// the answer is followed by one more (coalescing bursts of changes).
+func (m *Model) relistCmd() tea.Cmd {
+	if m.listing {
+		m.relist = true
+		return nil
+	}
+	m.listing = true
+	return listCmd(m.ctx, m.svc)
+}
+
+func (m *Model) anyRunning() bool {
+	for i := range m.list.all {
+		if m.list.all[i].State == StateRunning {
+			return true
+		}
+	}
+	return false
+}
+
+// maybeTick schedules the slow stats refresh while something runs.
+func (m *Model) maybeTick() tea.Cmd {
+	if m.ticking || !m.anyRunning() {
+		return nil
+	}
+	m.ticking = true
+	return statsTick(m.opts.StatsInterval)
+}
+
+func (m *Model) mergeStats(st []Stats) {
+	by := make(map[string]Stats, len(st))
+	for _, s := range st {
+		by[s.Name] = s
+	}
+	for i := range m.list.all {
+		if s, ok := by[m.list.all[i].Name]; ok {
+			m.list.all[i].CPUPercent, m.list.all[i].RSSBytes, m.list.all[i].Uptime = s.CPUPercent, s.RSSBytes, s.Uptime
+		}
+	}
+}
+
+// jobSpec describes a job for startJob.
+type jobSpec struct {
+	title string // footer text while it runs
+	op    string // verb for errors ("start")
+	name  string // machine
+	ok    string // status text on success
+	run   func(ProgressFunc) error
+	then  func(*Model) tea.Cmd // after success
+	fail  func(*Model) tea.Cmd // after failure
+}
+
+// startJob runs a job: a spinner (or a bar once progress with a total
+// arrives) shows in the footer until it ends with an actionDoneMsg.
+func (m *Model) startJob(js jobSpec) tea.Cmd {
+	m.nextJob++
+	id := m.nextJob
+	ch := make(chan Progress, 1)
+	first := len(m.jobs) == 0
+	m.jobs = append(m.jobs, job{id: id, title: js.title})
+	report := func(p Progress) {
+		for {
+			select {
+			case ch <- p:
+				return
+			default:
+				select { // drop the stale report, keep the newest
+				case <-ch:
+				default:
+				}
+			}
+		}
+	}
+	run := func() tea.Msg {
+		err := js.run(report)
+		close(ch)
+		if err != nil && fixOf(err) == "" && !strings.Contains(err.Error(), js.name) {
+			err = fmt.Errorf("%s %q: %w", js.op, js.name, err)
+		}
+		return actionDoneMsg{job: id, op: js.op, name: js.name, ok: js.ok, err: err, then: js.then, fail: js.fail}
+	}
+	m.status = status{}
+	cmds := []tea.Cmd{run, waitProgress(id, ch)}
+	if first {
+		cmds = append(cmds, m.spinner.Tick)
+	}
+	return tea.Batch(cmds...)
+}
+
+// action is startJob for a plain machine operation.
+func (m *Model) action(title, op, name, ok string, fn func() error) tea.Cmd {
+	return m.startJob(jobSpec{title: title, op: op, name: name, ok: ok, run: func(ProgressFunc) error { return fn() }})
+}
+
+func (m *Model) endJob(id int) {
+	for i := range m.jobs {
+		if m.jobs[i].id == id {
+			m.jobs = append(m.jobs[:i], m.jobs[i+1:]...)
+			return
+		}
+	}
+}
+
+func (m *Model) setErr(err error) {
+	m.status = status{err: err}
+}
+
+// paneWidths splits the width between the list and the detail pane.
+func (m *Model) paneWidths() (list, detail int) {
+	detail = 32
+	if m.width >= 100 {
+		detail = m.width * 2 / 5
+	}
+	return max(20, m.width-detail), detail
+}
+
+// footerHeight is the status line plus the help.
+func (m *Model) footerHeight() int {
+	return 1 + strings.Count(m.helpView(), "\n") + 1
+}
+
+func (m *Model) bodyHeight() int {
+	return max(3, m.height-1-m.footerHeight())
+}
+
+// layout resizes the parts after a size or mode change.
+func (m *Model) layout() {
+	m.help.SetWidth(m.width)
+	lw, _ := m.paneWidths()
+	m.list.SetSize(lw-1, m.bodyHeight())
+	m.filter.SetWidth(max(10, m.width/3))
+	if m.view != nil {
+		m.view.SetSize(m.width, m.bodyHeight())
+	}
+}
+
+func (m *Model) helpKeys() help.KeyMap {
+	switch {
+	case m.confirm != nil:
+		return bindings{short: []key.Binding{m.keys.Yes, m.keys.No}}
+	case m.prompt != nil:
+		return bindings{short: []key.Binding{key.NewBinding(key.WithHelp("enter", "ok")), key.NewBinding(key.WithHelp("esc", "cancel"))}}
+	case m.view != nil:
+		return m.view.Help()
+	case m.filtering:
+		return bindings{short: []key.Binding{key.NewBinding(key.WithHelp("enter", "keep filter")), key.NewBinding(key.WithHelp("esc", "clear filter"))}}
+	}
+	return m.keys.listHelp()
+}
+
+func (m *Model) helpView() string {
+	return m.help.View(m.helpKeys())
+}
+
+// View implements tea.Model.
+func (m *Model) View() tea.View {
+	v := tea.NewView(m.Render())
+	v.AltScreen = true
+	v.WindowTitle = "vlab"
+	if !m.opts.NoMouse {
+		v.MouseMode = tea.MouseModeCellMotion
+	}
+	return v
+}
+
+// Render returns the screen as a string (View without the terminal
+// settings); tests and the benchmark use it.
+func (m *Model) Render() string {
+	bodyH := m.bodyHeight()
+	var body string
+	if m.view != nil {
+		body = m.view.View()
+	} else {
+		body = m.mainBody(bodyH)
+	}
+	body = fitBlock(body, m.width, bodyH)
+	switch {
+	case m.confirm != nil:
+		body = overlay(body, m.confirm.View(&m.styles, m.width), m.width, bodyH)
+	case m.prompt != nil:
+		body = overlay(body, m.prompt.View(&m.styles, m.width), m.width, bodyH)
+	}
+	return m.titleBar() + "\n" + body + "\n" + m.statusLine() + "\n" + m.helpView()
+}
+
+func (m *Model) mainBody(h int) string {
+	lw, dw := m.paneWidths()
+	var left string
+	switch {
+	case !m.listed:
+		left = m.styles.Muted.Render("loading machines…")
+	case len(m.list.all) == 0:
+		left = m.styles.Muted.Render("No machines yet. Press n to create one.")
+	case m.list.Len() == 0:
+		left = m.styles.Muted.Render(fmt.Sprintf("No machine matches %q. Press esc to clear the filter.", m.list.filter))
+	default:
+		left = m.list.View(&m.styles)
+	}
+	left = fitBlock(left, lw, h)
+	var sel *VM
+	if vm, ok := m.list.Selected(); ok {
+		sel = &vm
+	}
+	right := renderDetail(sel, dw, h, &m.styles)
+	ll, rl := strings.Split(left, "\n"), strings.Split(right, "\n")
+	var b strings.Builder
+	for i := 0; i < h; i++ {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(ll[i])
+		if i < len(rl) {
+			b.WriteString(rl[i])
+		}
+	}
+	return b.String()
+}
+
+func (m *Model) titleBar() string {
+	st := &m.styles
+	running := 0
+	for i := range m.list.all {
+		if m.list.all[i].State.Active() {
+			running++
+		}
+	}
+	left := st.Title.Render("vlab")
+	if v, ok := m.view.(interface{ Title() string }); ok && m.view != nil {
+		left += " " + st.Muted.Render("›") + " " + st.Bold.Render(v.Title())
+	} else {
+		left += st.Muted.Render(fmt.Sprintf("  %d machines · %d running", len(m.list.all), running))
+	}
+	right := ""
+	if m.host.CPUs > 0 {
+		right = st.Muted.Render(fmt.Sprintf("host %d CPUs · %s RAM · %s free", m.host.CPUs, fmtBytes(int64(m.host.MemoryMiB)<<20), fmtBytes(m.host.FreeDiskBytes)))
+	}
+	if m.view == nil && (m.filtering || m.filter.Value() != "") {
+		if m.filtering {
+			right = m.filter.View()
+		} else {
+			right = st.Filter.Render("filter: " + m.filter.Value())
+		}
+	}
+	gap := m.width - ansiWidth(left) - ansiWidth(right)
+	if gap < 1 {
+		return fit(left, m.width)
+	}
+	return left + strings.Repeat(" ", gap) + right
+}
+
+func (m *Model) statusLine() string {
+	st := &m.styles
+	if len(m.jobs) > 0 {
+		j := m.jobs[len(m.jobs)-1]
+		title := j.title
+		if j.p.Step != "" {
+			title += ": " + j.p.Step
+		}
+		if j.p.Total > 0 {
+			pct := float64(j.p.Done) / float64(j.p.Total)
+			barW := min(30, max(10, m.width/4))
+			m.bar.SetWidth(barW)
+			bar := m.bar.ViewAs(pct)
+			text := fit(title, max(1, m.width-barW-8))
+			return text + " " + bar + fmt.Sprintf(" %3.0f%%", pct*100)
+		}
+		return fit(m.spinner.View()+" "+title+"…", m.width)
+	}
+	if m.status.err != nil {
+		s := st.StatusErr.Render("✗ " + m.status.err.Error())
+		if fix := fixOf(m.status.err); fix != "" {
+			s += st.Fix.Render(" — fix: " + fix)
+		}
+		return fit(s, m.width)
+	}
+	if m.status.text != "" {
+		return fit(st.StatusMsg.Render(m.status.text), m.width)
+	}
+	return strings.Repeat(" ", m.width)
+}
+
+// fitBlock makes s exactly w×h cells.
+func fitBlock(s string, w, h int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > h {
+		lines = lines[:h]
+	}
+	for len(lines) < h {
+		lines = append(lines, "")
+	}
+	for i, l := range lines {
+		lines[i] = fit(l, w)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func ansiWidth(s string) int { return ansi.StringWidth(s) }

@@ -1,0 +1,725 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"vlab/emulator"
+)
+
+// FakeService is an in-memory Service for model tests, teatest flows and the
+// benchmark. Operations change state at once (or after StartDelay), signal
+// Changes, and can be made to fail with FailNext. It is safe for concurrent
+// use.
+type FakeService struct {
+	mu        sync.Mutex
+	vms       map[string]*VM
+	snaps     map[string][]Snapshot
+	logs      map[string]string
+	fail      map[string]error
+	subs      []chan struct{}
+	limits    HostLimits
+	profiles  []Profile
+	calls     []string
+	serialOut map[string][]byte
+
+	// StartDelay, when set, keeps a started machine in StateStarting for
+	// that long before it turns running (to exercise live updates).
+	StartDelay time.Duration
+	// JobSteps is how many progress reports Create/Clone/snapshot jobs send.
+	JobSteps int
+}
+
+// NewFakeService returns an empty fake with a 4-CPU, 8 GiB, 100 GiB-free host
+// and the default per-arch profiles plus two OS presets.
+func NewFakeService() *FakeService {
+	return &FakeService{
+		vms:       map[string]*VM{},
+		snaps:     map[string][]Snapshot{},
+		logs:      map[string]string{},
+		fail:      map[string]error{},
+		serialOut: map[string][]byte{},
+		limits:    HostLimits{CPUs: 4, MemoryMiB: 8192, FreeDiskBytes: 100 << 30},
+		profiles: append([]Profile{
+			{Name: "debian-12", Description: "Debian 12 (bookworm)", Arch: emulator.ArchX86_64, MemoryMiB: 2048, CPUs: 2, DiskBytes: 20 << 30},
+			{Name: "alpine-arm64", Description: "Alpine Linux for ARM64", Arch: emulator.ArchAArch64, MemoryMiB: 512, CPUs: 1, DiskBytes: 2 << 30},
+		}, DefaultProfiles()...),
+		JobSteps: 4,
+	}
+}
+
+// fakeEpoch is a fixed time so golden screens do not change between runs.
+var fakeEpoch = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// Add defines vm as is (tests use it to set up any state).
+func (f *FakeService) Add(vm VM) {
+	f.mu.Lock()
+	v := vm
+	f.vms[vm.Name] = &v
+	f.mu.Unlock()
+	f.notify()
+}
+
+// Populate defines n machines named vm-000..., the first running of them
+// running, with a mix of arches (the benchmark's library).
+func (f *FakeService) Populate(n, running int) {
+	arches := emulator.Arches
+	f.mu.Lock()
+	for i := 0; i < n; i++ {
+		a := arches[i%len(arches)]
+		vm := fakeVM(fmt.Sprintf("vm-%03d", i), a)
+		if i < running {
+			f.setRunning(vm)
+			vm.CPUPercent = float64(i%7) * 3.5
+			vm.Uptime = time.Duration(i+1) * 17 * time.Minute
+		}
+		f.vms[vm.Name] = vm
+	}
+	f.mu.Unlock()
+	f.notify()
+}
+
+// SetLimits replaces the host limits.
+func (f *FakeService) SetLimits(l HostLimits) {
+	f.mu.Lock()
+	f.limits = l
+	f.mu.Unlock()
+}
+
+// SetLog sets the qemu.log text of a machine.
+func (f *FakeService) SetLog(name, text string) {
+	f.mu.Lock()
+	f.logs[name] = text
+	f.mu.Unlock()
+}
+
+// SetSerialOutput sets what a machine's serial console printed so far.
+func (f *FakeService) SetSerialOutput(name string, b []byte) {
+	f.mu.Lock()
+	f.serialOut[name] = append([]byte(nil), b...)
+	f.mu.Unlock()
+}
+
+// FailNext makes the next call of op (a method name, e.g. "Start") fail
+// with err.
+func (f *FakeService) FailNext(op string, err error) {
+	f.mu.Lock()
+	f.fail[op] = err
+	f.mu.Unlock()
+}
+
+// SetState changes a machine's state from outside (as another vlab or the
+// CLI would) and signals Changes.
+func (f *FakeService) SetState(name string, s State) {
+	f.mu.Lock()
+	if vm, ok := f.vms[name]; ok {
+		if s == StateRunning {
+			f.setRunning(vm)
+		} else {
+			vm.State = s
+		}
+	}
+	f.mu.Unlock()
+	f.notify()
+}
+
+// Calls returns the operations called so far, as "Op name" strings.
+func (f *FakeService) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+// VM returns a copy of one machine.
+func (f *FakeService) VM(name string) (VM, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	vm, ok := f.vms[name]
+	if !ok {
+		return VM{}, false
+	}
+	return *vm, true
+}
+
+func fakeVM(name string, a emulator.Arch) *VM {
+	return &VM{
+		Name:        name,
+		Profile:     a.String(),
+		Arch:        a,
+		State:       StateStopped,
+		Accel:       emulator.AccelTCG,
+		AccelReason: "TCG: /dev/kvm opens but the CPU has no vmx/svm",
+		CPUs:        1,
+		MemoryMiB:   512,
+		Disks: []DiskInfo{{
+			Disk:         emulator.Disk{Path: "/var/lib/vlab/" + name + "/disk0.qcow2", Format: "qcow2", Bus: "virtio", NodeName: "hd0"},
+			VirtualBytes: 8 << 30, ActualBytes: 196 << 20,
+		}},
+		NICs:    []emulator.NIC{{ID: "net0", Mode: emulator.NetUser, Model: "virtio-net-pci", MAC: fakeMAC(name)}},
+		Display: emulator.DisplayVNC,
+	}
+}
+
+func fakeMAC(name string) string {
+	var h uint32 = 2166136261
+	for i := 0; i < len(name); i++ {
+		h = (h ^ uint32(name[i])) * 16777619
+	}
+	return fmt.Sprintf("52:54:00:%02x:%02x:%02x", byte(h>>16), byte(h>>8), byte(h))
+}
+
+// setRunning marks vm running with its runtime endpoints. Caller holds mu.
+func (f *FakeService) setRunning(vm *VM) {
+	vm.State = StateRunning
+	dir := "/run/user/0/vlab/" + vm.Name
+	vm.VNC, vm.Serial, vm.QMP = dir+"/vnc.sock", dir+"/serial.sock", dir+"/qmp.sock"
+	vm.LastError = ""
+}
+
+func setStopped(vm *VM) {
+	vm.State = StateStopped
+	vm.VNC, vm.Serial, vm.QMP = "", "", ""
+	vm.CPUPercent, vm.RSSBytes, vm.Uptime = 0, 0, 0
+}
+
+// begin records a call and returns an injected failure, if any.
+// Caller holds mu.
+func (f *FakeService) begin(op, name string) error {
+	f.calls = append(f.calls, strings.TrimSpace(op+" "+name))
+	if err, ok := f.fail[op]; ok {
+		delete(f.fail, op)
+		return err
+	}
+	return nil
+}
+
+func (f *FakeService) notify() {
+	f.mu.Lock()
+	subs := append([]chan struct{}(nil), f.subs...)
+	f.mu.Unlock()
+	for _, ch := range subs {
+		select {
+		case ch <- struct{}{}:
+		default: // a signal is already pending: coalesced
+		}
+	}
+}
+
+// Changes implements Service.
+func (f *FakeService) Changes(ctx context.Context) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	f.mu.Lock()
+	f.subs = append(f.subs, ch)
+	f.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		f.mu.Lock()
+		for i, c := range f.subs {
+			if c == ch {
+				f.subs = append(f.subs[:i], f.subs[i+1:]...)
+				break
+			}
+		}
+		f.mu.Unlock()
+		close(ch)
+	}()
+	return ch
+}
+
+// List implements Service.
+func (f *FakeService) List(ctx context.Context) ([]VM, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail["List"]; err != nil {
+		delete(f.fail, "List")
+		return nil, err
+	}
+	out := make([]VM, 0, len(f.vms))
+	for _, vm := range f.vms {
+		v := *vm
+		v.Snapshots = len(f.snaps[vm.Name])
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Stats implements Service.
+func (f *FakeService) Stats(ctx context.Context) ([]Stats, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []Stats
+	for _, vm := range f.vms {
+		if vm.State == StateRunning {
+			out = append(out, Stats{Name: vm.Name, CPUPercent: vm.CPUPercent, RSSBytes: vm.RSSBytes, Uptime: vm.Uptime})
+		}
+	}
+	return out, nil
+}
+
+func (f *FakeService) get(name string) (*VM, error) {
+	vm, ok := f.vms[name]
+	if !ok {
+		return nil, fmt.Errorf("machine %q not found", name)
+	}
+	return vm, nil
+}
+
+// Create implements Service.
+func (f *FakeService) Create(ctx context.Context, spec NewVM, progress ProgressFunc) error {
+	f.mu.Lock()
+	err := f.begin("Create", spec.Name)
+	if err == nil {
+		err = f.validateNameLocked(spec.Name)
+	}
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if spec.DiskBytes > 0 {
+		if err := f.job(ctx, "creating disk", spec.DiskBytes, progress); err != nil {
+			return err
+		}
+	}
+	vm := fakeVM(spec.Name, spec.Arch)
+	vm.Profile, vm.CPUs, vm.MemoryMiB = spec.Profile, spec.CPUs, spec.MemoryMiB
+	vm.ISO, vm.Kernel, vm.Initrd, vm.Append = spec.ISO, spec.Kernel, spec.Initrd, spec.Append
+	vm.Display = spec.Display
+	if spec.DiskBytes > 0 {
+		vm.Disks[0].VirtualBytes, vm.Disks[0].ActualBytes = spec.DiskBytes, 192<<10
+	} else {
+		vm.Disks = nil
+	}
+	if spec.Net == emulator.NetNone {
+		vm.NICs = nil
+	} else {
+		vm.NICs[0].Forwards = spec.Forwards
+	}
+	if spec.ISO != "" {
+		vm.BootOrder = "cd"
+	}
+	f.mu.Lock()
+	f.vms[vm.Name] = vm
+	f.mu.Unlock()
+	f.notify()
+	return nil
+}
+
+// job reports steps of progress for a pretend long job.
+func (f *FakeService) job(ctx context.Context, step string, total int64, progress ProgressFunc) error {
+	n := int64(f.JobSteps)
+	for i := int64(1); i <= n; i++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if progress != nil {
+			progress(Progress{Step: step, Done: total * i / n, Total: total})
+		}
+	}
+	return nil
+}
+
+// PreviewCmdline implements Service.
+func (f *FakeService) PreviewCmdline(ctx context.Context, spec NewVM) ([]string, error) {
+	f.mu.Lock()
+	err := f.begin("PreviewCmdline", spec.Name)
+	f.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return fakeArgv(spec.Name, spec.Arch, spec.MemoryMiB, spec.CPUs, spec.ISO, spec.Kernel, spec.Initrd, spec.Append, spec.Net, spec.Forwards), nil
+}
+
+func fakeArgv(name string, a emulator.Arch, mem, cpus int, iso, kernel, initrd, appendArgs string, net emulator.NetMode, fwd []emulator.Forward) []string {
+	dir := "/run/user/0/vlab/" + name
+	argv := []string{"qemu-system-" + a.String(), "-name", name, "-machine", "q35", "-accel", "tcg,thread=multi",
+		"-m", strconv.Itoa(mem), "-smp", strconv.Itoa(cpus),
+		"-drive", "file=/var/lib/vlab/" + name + "/disk0.qcow2,if=virtio,format=qcow2"}
+	if iso != "" {
+		argv = append(argv, "-cdrom", iso, "-boot", "order=dc")
+	}
+	if kernel != "" {
+		argv = append(argv, "-kernel", kernel)
+		if initrd != "" {
+			argv = append(argv, "-initrd", initrd)
+		}
+		if appendArgs != "" {
+			argv = append(argv, "-append", appendArgs)
+		}
+	}
+	if net == emulator.NetUser {
+		nd := "user,id=net0"
+		for _, fw := range fwd {
+			nd += fmt.Sprintf(",hostfwd=%s:127.0.0.1:%d-:%d", fw.Proto, fw.HostPort, fw.GuestPort)
+		}
+		argv = append(argv, "-netdev", nd, "-device", "virtio-net-pci,netdev=net0")
+	} else {
+		argv = append(argv, "-nic", "none")
+	}
+	return append(argv, "-qmp", "unix:"+dir+"/qmp.sock,server=on,wait=off",
+		"-vnc", "unix:"+dir+"/vnc.sock", "-serial", "unix:"+dir+"/serial.sock,server=on,wait=off",
+		"-daemonize", "-pidfile", dir+"/qemu.pid")
+}
+
+func (f *FakeService) simple(op, name string, fn func(vm *VM) error) error {
+	f.mu.Lock()
+	err := f.begin(op, name)
+	if err == nil {
+		var vm *VM
+		vm, err = f.get(name)
+		if err == nil {
+			err = fn(vm)
+		}
+	}
+	f.mu.Unlock()
+	if err == nil {
+		f.notify()
+	}
+	return err
+}
+
+// Start implements Service.
+func (f *FakeService) Start(ctx context.Context, name string) error {
+	err := f.simple("Start", name, func(vm *VM) error {
+		if vm.State.Active() {
+			return fmt.Errorf("start %q: already %s", name, vm.State)
+		}
+		if f.StartDelay > 0 {
+			vm.State = StateStarting
+			return nil
+		}
+		f.setRunning(vm)
+		return nil
+	})
+	if err == nil && f.StartDelay > 0 {
+		time.AfterFunc(f.StartDelay, func() { f.SetState(name, StateRunning) })
+	}
+	return err
+}
+
+// Stop implements Service.
+func (f *FakeService) Stop(ctx context.Context, name string, force bool) error {
+	op := "Stop"
+	if force {
+		op = "ForceStop"
+	}
+	return f.simple(op, name, func(vm *VM) error {
+		if !vm.State.Active() {
+			return fmt.Errorf("stop %q: not running", name)
+		}
+		setStopped(vm)
+		return nil
+	})
+}
+
+// Pause implements Service.
+func (f *FakeService) Pause(ctx context.Context, name string) error {
+	return f.simple("Pause", name, func(vm *VM) error {
+		if vm.State != StateRunning {
+			return fmt.Errorf("pause %q: not running", name)
+		}
+		vm.State = StatePaused
+		return nil
+	})
+}
+
+// Resume implements Service.
+func (f *FakeService) Resume(ctx context.Context, name string) error {
+	return f.simple("Resume", name, func(vm *VM) error {
+		if vm.State != StatePaused {
+			return fmt.Errorf("resume %q: not paused", name)
+		}
+		vm.State = StateRunning
+		return nil
+	})
+}
+
+// Reset implements Service.
+func (f *FakeService) Reset(ctx context.Context, name string) error {
+	return f.simple("Reset", name, func(vm *VM) error {
+		if !vm.State.Active() {
+			return fmt.Errorf("reset %q: not running", name)
+		}
+		vm.Uptime = 0
+		return nil
+	})
+}
+
+// Delete implements Service.
+func (f *FakeService) Delete(ctx context.Context, name string) error {
+	return f.simple("Delete", name, func(vm *VM) error {
+		if vm.State.Active() {
+			return WithFix(fmt.Errorf("delete %q: machine is %s", name, vm.State), "stop it first (x)")
+		}
+		delete(f.vms, name)
+		delete(f.snaps, name)
+		return nil
+	})
+}
+
+// Clone implements Service.
+func (f *FakeService) Clone(ctx context.Context, src, dst string, progress ProgressFunc) error {
+	f.mu.Lock()
+	err := f.begin("Clone", src)
+	var vm *VM
+	if err == nil {
+		vm, err = f.get(src)
+	}
+	if err == nil {
+		err = f.validateNameLocked(dst)
+	}
+	var c VM
+	if err == nil {
+		c = *vm
+	}
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := f.job(ctx, "copying disks", 1<<30, progress); err != nil {
+		return err
+	}
+	c.Name = dst
+	setStopped(&c)
+	c.NICs = append([]emulator.NIC(nil), c.NICs...)
+	for i := range c.NICs {
+		c.NICs[i].MAC = fakeMAC(dst + c.NICs[i].ID)
+	}
+	f.mu.Lock()
+	f.vms[dst] = &c
+	f.mu.Unlock()
+	f.notify()
+	return nil
+}
+
+// Update implements Service.
+func (f *FakeService) Update(ctx context.Context, name string, s Settings) error {
+	return f.simple("Update", name, func(vm *VM) error {
+		cur := SettingsOf(*vm)
+		if vm.State.Active() && (s.MemoryMiB != cur.MemoryMiB || s.CPUs != cur.CPUs) {
+			return fmt.Errorf("update %q: memory and CPUs need a stopped machine", name)
+		}
+		vm.MemoryMiB, vm.CPUs, vm.ISO, vm.BootOrder = s.MemoryMiB, s.CPUs, s.ISO, s.BootOrder
+		vm.Display, vm.Accel = s.Display, s.Accel
+		if s.Net == emulator.NetNone {
+			vm.NICs = nil
+		} else {
+			if len(vm.NICs) == 0 {
+				vm.NICs = []emulator.NIC{{ID: "net0", Model: "virtio-net-pci", MAC: fakeMAC(name)}}
+			}
+			vm.NICs[0].Mode, vm.NICs[0].Forwards = s.Net, s.Forwards
+		}
+		return nil
+	})
+}
+
+// Cmdline implements Service.
+func (f *FakeService) Cmdline(ctx context.Context, name string) ([]string, error) {
+	var argv []string
+	err := f.simple("Cmdline", name, func(vm *VM) error {
+		var fwd []emulator.Forward
+		net := emulator.NetNone
+		if len(vm.NICs) > 0 {
+			net, fwd = vm.NICs[0].Mode, vm.NICs[0].Forwards
+		}
+		argv = fakeArgv(vm.Name, vm.Arch, vm.MemoryMiB, vm.CPUs, vm.ISO, vm.Kernel, vm.Initrd, vm.Append, net, fwd)
+		return nil
+	})
+	return argv, err
+}
+
+// Snapshots implements Service.
+func (f *FakeService) Snapshots(ctx context.Context, name string) ([]Snapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin("Snapshots", name); err != nil {
+		return nil, err
+	}
+	if _, err := f.get(name); err != nil {
+		return nil, err
+	}
+	return append([]Snapshot(nil), f.snaps[name]...), nil
+}
+
+// SaveSnapshot implements Service.
+func (f *FakeService) SaveSnapshot(ctx context.Context, name, snap string, progress ProgressFunc) error {
+	f.mu.Lock()
+	err := f.begin("SaveSnapshot", name)
+	if err == nil {
+		_, err = f.get(name)
+	}
+	if err == nil {
+		for _, s := range f.snaps[name] {
+			if s.Name == snap {
+				err = fmt.Errorf("save snapshot %q: already exists", snap)
+			}
+		}
+	}
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := f.job(ctx, "saving snapshot", 0, progress); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	list := f.snaps[name]
+	for i := range list {
+		list[i].Current = false
+	}
+	f.snaps[name] = append(list, Snapshot{Name: snap, Created: fakeEpoch.Add(time.Duration(len(list)) * time.Hour), SizeBytes: 300 << 20, Current: true})
+	f.mu.Unlock()
+	f.notify()
+	return nil
+}
+
+// RestoreSnapshot implements Service.
+func (f *FakeService) RestoreSnapshot(ctx context.Context, name, snap string, progress ProgressFunc) error {
+	f.mu.Lock()
+	err := f.begin("RestoreSnapshot", name)
+	found := false
+	for i, s := range f.snaps[name] {
+		f.snaps[name][i].Current = s.Name == snap
+		found = found || s.Name == snap
+	}
+	if err == nil && !found {
+		err = fmt.Errorf("restore snapshot %q: not found", snap)
+	}
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	err = f.job(ctx, "loading snapshot", 0, progress)
+	f.notify()
+	return err
+}
+
+// DeleteSnapshot implements Service.
+func (f *FakeService) DeleteSnapshot(ctx context.Context, name, snap string) error {
+	f.mu.Lock()
+	err := f.begin("DeleteSnapshot", name)
+	if err == nil {
+		err = fmt.Errorf("delete snapshot %q: not found", snap)
+		list := f.snaps[name]
+		for i, s := range list {
+			if s.Name == snap {
+				f.snaps[name] = append(list[:i:i], list[i+1:]...)
+				err = nil
+				break
+			}
+		}
+	}
+	f.mu.Unlock()
+	if err == nil {
+		f.notify()
+	}
+	return err
+}
+
+// SerialAttach implements Service: the fake guest echoes every byte typed.
+func (f *FakeService) SerialAttach(ctx context.Context, name string) (*Serial, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin("SerialAttach", name); err != nil {
+		return nil, err
+	}
+	vm, err := f.get(name)
+	if err != nil {
+		return nil, err
+	}
+	if !vm.State.Active() {
+		return nil, WithFix(fmt.Errorf("attach serial %q: machine is %s", name, vm.State), "start it first (s)")
+	}
+	return &Serial{Conn: newEchoConn(), Scrollback: append([]byte(nil), f.serialOut[name]...)}, nil
+}
+
+// echoConn is a fake serial line: what is written comes back to Read.
+type echoConn struct {
+	r *io.PipeReader
+	w *io.PipeWriter
+}
+
+func newEchoConn() *echoConn {
+	r, w := io.Pipe()
+	return &echoConn{r: r, w: w}
+}
+
+func (c *echoConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func (c *echoConn) Write(p []byte) (int, error) {
+	b := append([]byte(nil), p...)
+	go func() { _, _ = c.w.Write(b) }()
+	return len(p), nil
+}
+
+func (c *echoConn) Close() error {
+	_ = c.w.Close()
+	return c.r.Close()
+}
+
+// LogTail implements Service.
+func (f *FakeService) LogTail(ctx context.Context, name string, max int) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin("LogTail", name); err != nil {
+		return "", err
+	}
+	if _, err := f.get(name); err != nil {
+		return "", err
+	}
+	s := f.logs[name]
+	if max > 0 && len(s) > max {
+		s = s[len(s)-max:]
+	}
+	return s, nil
+}
+
+// HostLimits implements Service.
+func (f *FakeService) HostLimits(ctx context.Context) (HostLimits, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.limits, nil
+}
+
+// Profiles implements Service.
+func (f *FakeService) Profiles(ctx context.Context) ([]Profile, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Profile(nil), f.profiles...), nil
+}
+
+// ValidateName implements Service.
+func (f *FakeService) ValidateName(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.validateNameLocked(name)
+}
+
+func (f *FakeService) validateNameLocked(name string) error {
+	switch {
+	case name == "":
+		return errors.New("name is empty")
+	case len(name) > 64:
+		return errors.New("name is longer than 64 bytes")
+	case strings.HasPrefix(name, ".") || strings.HasPrefix(name, "-"):
+		return fmt.Errorf("name %q must start with a letter or digit", name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return fmt.Errorf("name %q: only letters, digits, '-', '_' and '.' are allowed", name)
+		}
+	}
+	if _, ok := f.vms[name]; ok {
+		return fmt.Errorf("name %q is taken", name)
+	}
+	return nil
+}
+
+var _ Service = (*FakeService)(nil)

@@ -1,0 +1,97 @@
+package tui
+
+import "charm.land/bubbles/v2/key"
+
+// KeyMap holds every key binding of the TUI. Destructive actions (force
+// stop, reset, delete, snapshot restore/delete) are shifted keys and always
+// ask for confirmation.
+type KeyMap struct {
+	// Movement.
+	Up, Down, PageUp, PageDown, Top, Bottom key.Binding
+
+	// Machine actions on the list.
+	New, Start, Stop, ForceStop, Pause, Reset key.Binding
+	Console, Serial, Log, Snapshots, Edit     key.Binding
+	Clone, Delete, Cmdline                    key.Binding
+
+	// List and app.
+	Filter, ClearFilter, Help, Quit key.Binding
+
+	// Dialogs, forms and views.
+	Yes, No, Back, Next, NextField, PrevField, Submit key.Binding
+	Cycle, OpenPicker, Reload, Detach                 key.Binding
+	TakeSnap, RestoreSnap, DeleteSnap                 key.Binding
+}
+
+// DefaultKeyMap returns vlab's key bindings.
+func DefaultKeyMap() KeyMap {
+	b := func(keys []string, k, desc string) key.Binding {
+		return key.NewBinding(key.WithKeys(keys...), key.WithHelp(k, desc))
+	}
+	return KeyMap{
+		Up:       b([]string{"up", "k"}, "↑/k", "up"),
+		Down:     b([]string{"down", "j"}, "↓/j", "down"),
+		PageUp:   b([]string{"pgup"}, "pgup", "page up"),
+		PageDown: b([]string{"pgdown"}, "pgdn", "page down"),
+		Top:      b([]string{"home", "g"}, "g/home", "first"),
+		Bottom:   b([]string{"end", "G"}, "G/end", "last"),
+
+		New:       b([]string{"n"}, "n", "new"),
+		Start:     b([]string{"s"}, "s", "start"),
+		Stop:      b([]string{"x"}, "x", "stop (ACPI)"),
+		ForceStop: b([]string{"K"}, "K", "force stop"),
+		Pause:     b([]string{"p"}, "p", "pause/resume"),
+		Reset:     b([]string{"R"}, "R", "reset"),
+		Console:   b([]string{"v"}, "v", "console (VNC)"),
+		Serial:    b([]string{"c"}, "c", "serial console"),
+		Log:       b([]string{"l"}, "l", "qemu.log"),
+		Snapshots: b([]string{"t"}, "t", "snapshots"),
+		Edit:      b([]string{"e"}, "e", "edit"),
+		Clone:     b([]string{"y"}, "y", "clone"),
+		Delete:    b([]string{"D"}, "D", "delete"),
+		Cmdline:   b([]string{"i"}, "i", "qemu command line"),
+
+		Filter:      b([]string{"/"}, "/", "filter"),
+		ClearFilter: b([]string{"esc"}, "esc", "clear filter"),
+		Help:        b([]string{"?"}, "?", "more keys"),
+		Quit:        b([]string{"q", "ctrl+c"}, "q", "quit (VMs keep running)"),
+
+		Yes:        b([]string{"y", "Y"}, "y", "yes"),
+		No:         b([]string{"n", "N", "esc"}, "n/esc", "no"),
+		Back:       b([]string{"esc"}, "esc", "back"),
+		Next:       b([]string{"enter"}, "enter", "next"),
+		NextField:  b([]string{"tab", "down"}, "tab/↓", "next field"),
+		PrevField:  b([]string{"shift+tab", "up"}, "shift+tab/↑", "previous field"),
+		Submit:     b([]string{"enter", "ctrl+s"}, "enter", "save"),
+		Cycle:      b([]string{"left", "right", "space"}, "←/→", "change choice"),
+		OpenPicker: b([]string{"ctrl+o"}, "ctrl+o", "browse files"),
+		Reload:     b([]string{"r"}, "r", "reload"),
+		Detach:     b([]string{"ctrl+]"}, "ctrl+]", "detach"),
+
+		TakeSnap:    b([]string{"n"}, "n", "take snapshot"),
+		RestoreSnap: b([]string{"R"}, "R", "restore"),
+		DeleteSnap:  b([]string{"D"}, "D", "delete"),
+	}
+}
+
+// bindings adapts fixed binding lists to help.KeyMap.
+type bindings struct {
+	short []key.Binding
+	full  [][]key.Binding
+}
+
+func (b bindings) ShortHelp() []key.Binding  { return b.short }
+func (b bindings) FullHelp() [][]key.Binding { return b.full }
+
+// listHelp is the help of the main screen.
+func (k KeyMap) listHelp() bindings {
+	return bindings{
+		short: []key.Binding{k.New, k.Start, k.Stop, k.Serial, k.Edit, k.Filter, k.Help, k.Quit},
+		full: [][]key.Binding{
+			{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Filter},
+			{k.New, k.Start, k.Stop, k.ForceStop, k.Pause, k.Reset},
+			{k.Console, k.Serial, k.Log, k.Cmdline, k.Snapshots},
+			{k.Edit, k.Clone, k.Delete, k.Help, k.Quit},
+		},
+	}
+}
