@@ -156,7 +156,7 @@ func New(ctx context.Context, svc Service, opts Options) *Model {
 	st := NewStyles(opts.NoColor)
 	h := help.New()
 	h.Styles = st.Help
-	f := textinput.New()
+	f := newTextInput()
 	f.Prompt = "/"
 	f.Placeholder = "filter"
 	f.CharLimit = 64
@@ -693,7 +693,7 @@ func (m *Model) setErr(err error) {
 
 // paneWidths splits the width between the list and the detail pane.
 func (m *Model) paneWidths() (list, detail int) {
-	detail = 32
+	detail = 38
 	if m.width >= 100 {
 		detail = m.width * 2 / 5
 	}

@@ -12,7 +12,9 @@ import (
 const detailLabelWidth = 10
 
 // renderDetail renders the detail pane of vm into exactly w×h cells
-// (border included).
+// (border included). When the pane is too short for everything, the least
+// important sections are left out (QMP first, then the display, the OS
+// line...) rather than cutting the bottom off.
 func renderDetail(vm *VM, w, h int, st *Styles) string {
 	innerW := max(1, w-4) // border + padding
 	innerH := max(1, h-2)
@@ -20,7 +22,7 @@ func renderDetail(vm *VM, w, h int, st *Styles) string {
 	if vm == nil {
 		lines = []string{st.Muted.Render("No machine selected.")}
 	} else {
-		lines = detailLines(vm, innerW, st)
+		lines = detailLines(vm, innerW, innerH, st)
 	}
 	if len(lines) > innerH {
 		lines = append(lines[:innerH-1], st.Muted.Render("…"))
@@ -34,48 +36,54 @@ func renderDetail(vm *VM, w, h int, st *Styles) string {
 	return st.Pane.Width(w).Height(h).Render(strings.Join(lines, "\n"))
 }
 
-func detailLines(vm *VM, w int, st *Styles) []string {
-	var out []string
-	title := st.PaneTitle.Render(vm.Name) + "  " + st.State(vm.State).Render(stateIcon(vm.State)+" "+string(vm.State))
-	out = append(out, title)
+// section is one labelled part of the detail pane.
+type section struct {
+	prio  int // lower is more important
+	lines []string
+}
+
+func detailLines(vm *VM, w, h int, st *Styles) []string {
 	valW := max(1, w-detailLabelWidth)
-	kv := func(label, value string) {
+	var secs []section
+	add := func(prio int, label, value string) {
 		if value == "" {
 			return
 		}
-		wrapped := strings.Split(ansi.Wrap(value, valW, " ,/"), "\n")
-		for i, part := range wrapped {
-			l := strings.Repeat(" ", detailLabelWidth)
+		var l []string
+		kvLabel(&l, st, label, value, valW)
+		secs = append(secs, section{prio, l})
+	}
+	title := st.PaneTitle.Render(vm.Name) + "  " + st.State(vm.State).Render(stateIcon(vm.State)+" "+string(vm.State))
+	secs = append(secs, section{0, []string{title}})
+	if vm.LastError != "" {
+		var l []string
+		for i, part := range strings.Split(ansi.Wrap(vm.LastError, valW, " ,/"), "\n") {
+			lb := strings.Repeat(" ", detailLabelWidth)
 			if i == 0 {
-				l = st.Label.Render(fit(label, detailLabelWidth))
+				lb = st.StatusErr.Render(fit("Error", detailLabelWidth))
 			}
-			out = append(out, l+part)
+			l = append(l, lb+st.FieldErr.Render(part))
 		}
+		secs = append(secs, section{0, l})
 	}
 	os := vm.OS
 	if os == "" {
 		os = vm.Profile
 	}
-	kv("OS", strings.TrimSpace(os+" ("+vm.Arch.String()+")"))
+	add(6, "OS", strings.TrimSpace(os+" ("+vm.Arch.String()+")"))
 	accel := strings.ToUpper(vm.Accel.String())
 	if vm.AccelReason != "" {
 		accel += " — " + strings.TrimPrefix(strings.TrimPrefix(vm.AccelReason, "TCG: "), "KVM: ")
 	}
-	kv("Accel", accel)
+	add(5, "Accel", accel)
 	hw := fmt.Sprintf("%d vCPU · %s RAM", vm.CPUs, fmtBytes(int64(vm.MemoryMiB)<<20))
 	if vm.State == StateRunning || vm.State == StatePaused {
 		hw += fmt.Sprintf(" · %.1f%% CPU · up %s", vm.CPUPercent, fmtDuration(vm.Uptime))
 	}
-	kv("Hardware", hw)
-	kv("Boot", bootSource(vm))
-	if len(vm.Disks) == 0 {
-		kv("Disks", "none")
-	}
+	add(1, "Hardware", hw)
+	add(1, "Boot", bootSource(vm))
+	var disks []string
 	for i, d := range vm.Disks {
-		label := ""
-		if i == 0 {
-			label = "Disks"
-		}
 		line := fmt.Sprintf("%s %s %s", diskID(d, i), orDefault(d.Bus, "default"), fmtBytes(d.VirtualBytes))
 		if d.ActualBytes > 0 {
 			line += fmt.Sprintf(" (%s used)", fmtBytes(d.ActualBytes))
@@ -83,32 +91,36 @@ func detailLines(vm *VM, w int, st *Styles) []string {
 		if d.ReadOnly {
 			line += " ro"
 		}
-		line += " " + d.Path
-		kvLabel(&out, st, label, line, valW)
+		disks = append(disks, line+"\n"+d.Path)
 	}
-	if len(vm.NICs) == 0 {
-		kv("Network", "none")
+	add(3, "Disks", orDefault(strings.Join(disks, "\n"), "none"))
+	var nics []string
+	for _, n := range vm.NICs {
+		nics = append(nics, nicLine(n))
 	}
-	for i, n := range vm.NICs {
-		label := ""
-		if i == 0 {
-			label = "Network"
-		}
-		kvLabel(&out, st, label, nicLine(n), valW)
+	add(2, "Network", orDefault(strings.Join(nics, "\n"), "none"))
+	add(4, "Snapshots", fmt.Sprint(vm.Snapshots))
+	add(2, "VNC", vm.VNC)
+	add(2, "Serial", vm.Serial)
+	add(7, "Display", string(vm.Display))
+	add(8, "QMP", vm.QMP)
+
+	// Leave out the least important sections until the rest fits.
+	total := 0
+	for _, s := range secs {
+		total += len(s.lines)
 	}
-	kv("Display", string(vm.Display))
-	kv("Snapshots", fmt.Sprint(vm.Snapshots))
-	kv("VNC", vm.VNC)
-	kv("Serial", vm.Serial)
-	kv("QMP", vm.QMP)
-	if vm.LastError != "" {
-		for i, part := range strings.Split(ansi.Wrap(vm.LastError, valW, " ,/"), "\n") {
-			l := strings.Repeat(" ", detailLabelWidth)
-			if i == 0 {
-				l = st.StatusErr.Render(fit("Error", detailLabelWidth))
+	for prio := 8; prio > 0 && total > h; prio-- {
+		for i := range secs {
+			if secs[i].prio == prio && secs[i].lines != nil {
+				total -= len(secs[i].lines)
+				secs[i].lines = nil
 			}
-			out = append(out, l+st.FieldErr.Render(part))
 		}
+	}
+	var out []string
+	for _, s := range secs {
+		out = append(out, s.lines...)
 	}
 	return out
 }
@@ -116,7 +128,11 @@ func detailLines(vm *VM, w int, st *Styles) []string {
 // kvLabel appends a label/value row where label may be blank (a
 // continuation row of a list such as disks).
 func kvLabel(out *[]string, st *Styles, label, value string, valW int) {
-	for i, part := range strings.Split(ansi.Wrap(value, valW, " ,/"), "\n") {
+	var parts []string
+	for _, v := range strings.Split(value, "\n") {
+		parts = append(parts, strings.Split(ansi.Wrap(v, valW, " ,/"), "\n")...)
+	}
+	for i, part := range parts {
 		l := strings.Repeat(" ", detailLabelWidth)
 		if i == 0 && label != "" {
 			l = st.Label.Render(fit(label, detailLabelWidth))
@@ -137,10 +153,10 @@ func bootSource(vm *VM) string {
 	if vm.Kernel != "" {
 		k := "kernel " + vm.Kernel
 		if vm.Initrd != "" {
-			k += " + initrd " + vm.Initrd
+			k += "\ninitrd " + vm.Initrd
 		}
 		if vm.Append != "" {
-			k += ` append "` + vm.Append + `"`
+			k += "\nappend " + vm.Append
 		}
 		parts = append(parts, k)
 	}
@@ -150,7 +166,7 @@ func bootSource(vm *VM) string {
 	if len(parts) == 0 {
 		parts = append(parts, "disk")
 	}
-	s := strings.Join(parts, "; ")
+	s := strings.Join(parts, "\n")
 	if vm.BootOrder != "" {
 		s += " (order " + vm.BootOrder + ")"
 	}
@@ -169,7 +185,7 @@ func nicLine(n emulator.NIC) string {
 		s += " restricted"
 	}
 	for _, f := range n.Forwards {
-		s += " " + fmtForward(f)
+		s += "\n" + fmtForward(f)
 	}
 	return s
 }

@@ -58,7 +58,7 @@ type promptDialog struct {
 type promptResultMsg struct{ run tea.Cmd }
 
 func newPrompt(title, placeholder, value string, validate func(string) error, submit func(string) tea.Cmd) *promptDialog {
-	in := textinput.New()
+	in := newTextInput()
 	in.Placeholder = placeholder
 	in.SetValue(value)
 	in.CharLimit = 64

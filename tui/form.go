@@ -29,7 +29,7 @@ type field struct {
 }
 
 func textField(label, value, placeholder string, validate func(string) error) *field {
-	in := textinput.New()
+	in := newTextInput()
 	in.Prompt = ""
 	in.Placeholder = placeholder
 	in.CharLimit = 4096

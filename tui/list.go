@@ -163,7 +163,7 @@ var (
 	colUptime  = column{"UPTIME", 6, true, func(vm *VM) string { return uptimeCell(vm) }}
 	colProfile = column{"PROFILE", 12, false, func(vm *VM) string { return profileName(vm) }}
 	// colOrder is the order columns are added in as width allows.
-	colOrder = []column{colState, colArch, colMem, colAccel, colCPU, colUptime, colProfile}
+	colOrder = []column{colState, colArch, colCPU, colMem, colAccel, colUptime, colProfile}
 	// colShow is the on-screen order.
 	colShow = []string{"PROFILE", "ARCH", "STATE", "ACC", "CPU%", "MEM", "UPTIME"}
 )

@@ -4,6 +4,7 @@ import (
 	"image/color"
 
 	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/textinput"
 	"charm.land/lipgloss/v2"
 )
 
@@ -147,4 +148,19 @@ func stateIcon(st State) string {
 	default:
 		return "○"
 	}
+}
+
+// newTextInput returns a bubbles textinput with vlab's look and a steady
+// (non-blinking) cursor: a blinking cursor would redraw the screen twice a
+// second while a form is open.
+func newTextInput() textinput.Model {
+	p := defaultPalette()
+	in := textinput.New()
+	s := textinput.DefaultDarkStyles()
+	s.Focused.Placeholder = lipgloss.NewStyle().Foreground(p.Muted)
+	s.Blurred.Placeholder = s.Focused.Placeholder
+	s.Focused.Prompt = lipgloss.NewStyle().Foreground(p.Accent)
+	s.Cursor.Blink = false
+	in.SetStyles(s)
+	return in
 }

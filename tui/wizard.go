@@ -104,7 +104,7 @@ func newWizard(m *Model) *wizard {
 	w.name = textField("Name", "", "e.g. debian-test", nil)
 	w.name.input.CharLimit = 200
 	w.name.input.Focus()
-	w.search = textinput.New()
+	w.search = newTextInput()
 	w.search.Prompt = "search: "
 	w.search.Placeholder = "type to filter profiles"
 	w.search.CharLimit = 64

@@ -1,0 +1,189 @@
+package tui
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"charm.land/bubbles/v2/spinner"
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/exp/golden"
+)
+
+// harness drives a Model synchronously: it runs each Cmd to completion and
+// feeds the resulting messages back into Update, like the Bubble Tea loop
+// but deterministic. The change stream and the stats tick are off (tests
+// trigger them by hand), so every Cmd returns promptly.
+type harness struct {
+	t    *testing.T
+	m    *Model
+	svc  *FakeService
+	quit bool
+}
+
+func newHarness(t *testing.T, svc *FakeService, w, h int) *harness {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	m := New(ctx, svc, Options{Env: []string{"TERM=xterm-256color"}, StatsInterval: time.Hour})
+	m.changes = nil // no push stream: tests call h.send(changedMsg{})
+	m.ticking = true
+	hs := &harness{t: t, m: m, svc: svc}
+	hs.send(tea.WindowSizeMsg{Width: w, Height: h})
+	hs.run(m.Init())
+	return hs
+}
+
+// send delivers one message and runs what it returns.
+func (h *harness) send(msg tea.Msg) {
+	h.t.Helper()
+	_, cmd := h.m.Update(msg)
+	h.run(cmd)
+}
+
+// run executes cmd and everything it leads to.
+func (h *harness) run(cmd tea.Cmd) {
+	h.t.Helper()
+	queue := []tea.Cmd{cmd}
+	for steps := 0; len(queue) > 0; steps++ {
+		if steps > 10000 {
+			h.t.Fatal("command loop does not settle")
+		}
+		c := queue[0]
+		queue = queue[1:]
+		if c == nil {
+			continue
+		}
+		msg := h.exec(c)
+		switch msg := msg.(type) {
+		case nil:
+		case tea.BatchMsg:
+			queue = append(queue, msg...)
+		case tea.QuitMsg:
+			h.quit = true
+		case spinner.TickMsg:
+			// animation only
+		default:
+			_, next := h.m.Update(msg)
+			queue = append(queue, next)
+		}
+	}
+}
+
+func (h *harness) exec(c tea.Cmd) tea.Msg {
+	h.t.Helper()
+	done := make(chan tea.Msg, 1)
+	go func() { done <- c() }()
+	select {
+	case msg := <-done:
+		return msg
+	case <-time.After(10 * time.Second): // safety net, not a timing assertion
+		h.t.Fatal("a command blocked")
+		return nil
+	}
+}
+
+// keyMsg builds the key press a terminal would send for s ("enter",
+// "shift+tab", "ctrl+]", "K", "a").
+func keyMsg(s string) tea.KeyPressMsg {
+	special := map[string]rune{
+		"enter": tea.KeyEnter, "esc": tea.KeyEscape, "tab": tea.KeyTab, "backspace": tea.KeyBackspace,
+		"up": tea.KeyUp, "down": tea.KeyDown, "left": tea.KeyLeft, "right": tea.KeyRight,
+		"pgup": tea.KeyPgUp, "pgdown": tea.KeyPgDown, "home": tea.KeyHome, "end": tea.KeyEnd, "space": tea.KeySpace,
+	}
+	var mod tea.KeyMod
+	rest := s
+	for {
+		switch {
+		case strings.HasPrefix(rest, "ctrl+") && len(rest) > 5:
+			mod |= tea.ModCtrl
+			rest = rest[5:]
+			continue
+		case strings.HasPrefix(rest, "shift+") && len(rest) > 6:
+			mod |= tea.ModShift
+			rest = rest[6:]
+			continue
+		}
+		break
+	}
+	if c, ok := special[rest]; ok {
+		k := tea.KeyPressMsg{Code: c, Mod: mod}
+		if c == tea.KeySpace {
+			k.Text = " "
+		}
+		return k
+	}
+	r := []rune(rest)[0]
+	if mod != 0 {
+		return tea.KeyPressMsg{Code: r, Mod: mod}
+	}
+	return tea.KeyPressMsg{Code: r, Text: rest}
+}
+
+// press sends keys one by one.
+func (h *harness) press(keys ...string) {
+	h.t.Helper()
+	for _, k := range keys {
+		h.send(keyMsg(k))
+	}
+}
+
+// typeText types text character by character.
+func (h *harness) typeText(s string) {
+	h.t.Helper()
+	for _, r := range s {
+		h.send(tea.KeyPressMsg{Code: r, Text: string(r)})
+	}
+}
+
+// screen is the rendered screen without colours.
+func (h *harness) screen() string {
+	return ansi.Strip(h.m.Render())
+}
+
+// requireScreen checks the screen's shape and compares it with the golden
+// file testdata/<test name>.golden (refresh with go test ./tui -update).
+func (h *harness) requireScreen() {
+	h.t.Helper()
+	out := h.m.Render()
+	lines := strings.Split(out, "\n")
+	if len(lines) != h.m.height {
+		h.t.Errorf("screen has %d lines, want %d", len(lines), h.m.height)
+	}
+	for i, l := range lines {
+		if w := ansi.StringWidth(l); w > h.m.width {
+			h.t.Errorf("line %d is %d cells wide, more than %d: %q", i, w, h.m.width, ansi.Strip(l))
+		}
+	}
+	golden.RequireEqual(h.t, []byte(ansi.Strip(out)))
+}
+
+// contains fails unless the screen shows every one of want.
+func (h *harness) contains(want ...string) {
+	h.t.Helper()
+	s := h.screen()
+	for _, w := range want {
+		if !strings.Contains(s, w) {
+			h.t.Fatalf("screen does not show %q:\n%s", w, s)
+		}
+	}
+}
+
+// lacks fails if the screen shows any of bad.
+func (h *harness) lacks(bad ...string) {
+	h.t.Helper()
+	s := h.screen()
+	for _, b := range bad {
+		if strings.Contains(s, b) {
+			h.t.Fatalf("screen shows %q:\n%s", b, s)
+		}
+	}
+}
+
+// sizes are the terminal sizes every screen is checked at.
+var sizes = []struct {
+	name string
+	w, h int
+}{{"80x24", 80, 24}, {"120x40", 120, 40}}
