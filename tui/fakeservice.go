@@ -301,6 +301,9 @@ func (f *FakeService) Create(ctx context.Context, spec NewVM, progress ProgressF
 		vm.NICs = nil
 	} else {
 		vm.NICs[0].Forwards = spec.Forwards
+		if spec.MAC != "" {
+			vm.NICs[0].MAC = spec.MAC
+		}
 	}
 	if spec.ISO != "" {
 		vm.BootOrder = "cd"

@@ -98,6 +98,9 @@ func (f *form) move(dir int) {
 
 func (f *form) setFocus(i int) {
 	for j, fl := range f.fields {
+		if fl.choices != nil {
+			continue // choice fields have no text input
+		}
 		if j == i {
 			fl.input.Focus()
 		} else {

@@ -17,10 +17,11 @@ import (
 // but deterministic. The change stream and the stats tick are off (tests
 // trigger them by hand), so every Cmd returns promptly.
 type harness struct {
-	t    *testing.T
-	m    *Model
-	svc  *FakeService
-	quit bool
+	t       *testing.T
+	m       *Model
+	svc     *FakeService
+	quit    bool
+	pending []chan tea.Msg // commands still waiting (serial reads, jobs held by a test)
 }
 
 func newHarness(t *testing.T, svc *FakeService, w, h int) *harness {
@@ -56,7 +57,10 @@ func (h *harness) run(cmd tea.Cmd) {
 		if c == nil {
 			continue
 		}
-		msg := h.exec(c)
+		msg, ok := h.exec(c)
+		if !ok {
+			continue
+		}
 		switch msg := msg.(type) {
 		case nil:
 		case tea.BatchMsg:
@@ -72,16 +76,44 @@ func (h *harness) run(cmd tea.Cmd) {
 	}
 }
 
-func (h *harness) exec(c tea.Cmd) tea.Msg {
+// exec runs c; a command that has not answered after a moment (a serial
+// read, a job a test holds) is kept pending and delivered by await.
+func (h *harness) exec(c tea.Cmd) (tea.Msg, bool) {
 	h.t.Helper()
 	done := make(chan tea.Msg, 1)
 	go func() { done <- c() }()
 	select {
 	case msg := <-done:
-		return msg
-	case <-time.After(10 * time.Second): // safety net, not a timing assertion
-		h.t.Fatal("a command blocked")
-		return nil
+		return msg, true
+	case <-time.After(300 * time.Millisecond):
+		h.pending = append(h.pending, done)
+		return nil, false
+	}
+}
+
+// await delivers pending results until cond holds (a 10 s safety net ends
+// a test whose condition never comes true).
+func (h *harness) await(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("waiting for %s: never happened; screen:\n%s", what, h.screen())
+		}
+		delivered := false
+		for i := 0; i < len(h.pending); i++ {
+			select {
+			case msg := <-h.pending[i]:
+				h.pending = append(h.pending[:i], h.pending[i+1:]...)
+				i--
+				delivered = true
+				h.run(func() tea.Msg { return msg })
+			default:
+			}
+		}
+		if !delivered {
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 }
 

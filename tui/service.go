@@ -154,6 +154,7 @@ type NewVM struct {
 	CPUs      int
 	DiskBytes int64 // 0 = no disk
 	Net       emulator.NetMode
+	MAC       string // the NIC's MAC, fixed by the wizard so the preview is exact
 	Forwards  []emulator.Forward
 	Display   emulator.Display
 }

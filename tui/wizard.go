@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -68,6 +69,7 @@ type wizard struct {
 	network  *form
 	srcErr   error
 
+	mac        string // chosen once, so the previewed command line is the one created
 	preview    []string
 	previewErr error
 	creating   bool
@@ -100,7 +102,7 @@ type (
 )
 
 func newWizard(m *Model) *wizard {
-	w := &wizard{m: m}
+	w := &wizard{m: m, mac: randomMAC()}
 	w.name = textField("Name", "", "e.g. debian-test", nil)
 	w.name.input.CharLimit = 200
 	w.name.input.Focus()
@@ -542,6 +544,7 @@ func (w *wizard) spec() (NewVM, error) {
 	}
 	s.DiskBytes = int64(gib) << 30
 	s.Net = emulator.NetMode(w.network.fields[0].Value())
+	s.MAC = w.mac
 	if s.Net == emulator.NetUser {
 		if s.Forwards, err = parseForwards(w.network.fields[1].Value()); err != nil {
 			return s, err
@@ -618,6 +621,7 @@ func (w *wizard) pageView() string {
 		}
 		return s
 	case stepProfile:
+		w.search.SetWidth(max(10, min(50, w.width-12)))
 		s := st.Bold.Render("Which operating system (profile)?") + "\n\n" + w.search.View() + "\n\n"
 		if w.profErr != nil {
 			s += st.FieldErr.Render("✗ profiles: "+w.profErr.Error()+" (showing the arch defaults)") + "\n"
@@ -713,4 +717,11 @@ func (w *wizard) reviewView() string {
 		b.WriteString("\n" + st.Muted.Render("enter creates the machine · esc goes back"))
 	}
 	return b.String()
+}
+
+// randomMAC returns a locally administered MAC in QEMU's 52:54:00 range.
+func randomMAC() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("52:54:00:%02x:%02x:%02x", b[0], b[1], b[2])
 }
