@@ -836,7 +836,7 @@ func (m *Model) titleBar() string {
 
 func (m *Model) statusLine() string {
 	st := &m.styles
-	if len(m.jobs) > 0 {
+	if len(m.jobs) > 0 && !m.quitArm {
 		j := m.jobs[len(m.jobs)-1]
 		title := j.title
 		if j.p.Step != "" {
@@ -853,11 +853,15 @@ func (m *Model) statusLine() string {
 		return fit(m.spinner.View()+" "+title+"…", m.width)
 	}
 	if m.status.err != nil {
-		s := st.StatusErr.Render("✗ " + m.status.err.Error())
-		if fix := fixOf(m.status.err); fix != "" {
-			s += st.Fix.Render(" — fix: " + fix)
+		// The fix is the useful part: shorten the error before the fix.
+		msg := "✗ " + m.status.err.Error()
+		fix := fixOf(m.status.err)
+		if fix == "" {
+			return fit(st.StatusErr.Render(ansi.Truncate(msg, m.width, "…")), m.width)
 		}
-		return fit(s, m.width)
+		fix = " — fix: " + fix
+		fixW := min(ansiWidth(fix), m.width/2)
+		return fit(st.StatusErr.Render(ansi.Truncate(msg, max(1, m.width-fixW), "…"))+st.Fix.Render(ansi.Truncate(fix, fixW, "…")), m.width)
 	}
 	if m.status.text != "" {
 		return fit(st.StatusMsg.Render(m.status.text), m.width)

@@ -643,28 +643,52 @@ func (f *FakeService) SerialAttach(ctx context.Context, name string) (*Serial, e
 	return &Serial{Conn: newEchoConn(), Scrollback: append([]byte(nil), f.serialOut[name]...)}, nil
 }
 
-// echoConn is a fake serial line: what is written comes back to Read.
+// echoConn is a fake serial line: what is written comes back to Read, in
+// order.
 type echoConn struct {
-	r *io.PipeReader
-	w *io.PipeWriter
+	mu     sync.Mutex
+	cond   *sync.Cond
+	buf    []byte
+	closed bool
 }
 
 func newEchoConn() *echoConn {
-	r, w := io.Pipe()
-	return &echoConn{r: r, w: w}
+	c := &echoConn{}
+	c.cond = sync.NewCond(&c.mu)
+	return c
 }
 
-func (c *echoConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *echoConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.buf) == 0 && !c.closed {
+		c.cond.Wait()
+	}
+	if c.closed {
+		return 0, io.EOF
+	}
+	n := copy(p, c.buf)
+	c.buf = c.buf[n:]
+	return n, nil
+}
 
 func (c *echoConn) Write(p []byte) (int, error) {
-	b := append([]byte(nil), p...)
-	go func() { _, _ = c.w.Write(b) }()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, io.ErrClosedPipe
+	}
+	c.buf = append(c.buf, p...)
+	c.cond.Broadcast()
 	return len(p), nil
 }
 
 func (c *echoConn) Close() error {
-	_ = c.w.Close()
-	return c.r.Close()
+	c.mu.Lock()
+	c.closed = true
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	return nil
 }
 
 // LogTail implements Service.

@@ -26,9 +26,14 @@ type harness struct {
 
 func newHarness(t *testing.T, svc *FakeService, w, h int) *harness {
 	t.Helper()
+	return newHarnessOpts(t, svc, w, h, Options{Env: []string{"TERM=xterm-256color"}, StatsInterval: time.Hour})
+}
+
+func newHarnessOpts(t *testing.T, svc *FakeService, w, h int, opts Options) *harness {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	m := New(ctx, svc, Options{Env: []string{"TERM=xterm-256color"}, StatsInterval: time.Hour})
+	m := New(ctx, svc, opts)
 	m.changes = nil // no push stream: tests call h.send(changedMsg{})
 	m.ticking = true
 	hs := &harness{t: t, m: m, svc: svc}

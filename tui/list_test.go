@@ -201,7 +201,7 @@ func TestChangeStreamWakesTheModel(t *testing.T) {
 
 func TestListErrorKeepsTheList(t *testing.T) {
 	f := demoService()
-	h := newHarness(t, f, 80, 24)
+	h := newHarness(t, f, 120, 40)
 	f.FailNext("List", WithFix(errors.New("machines dir: permission denied"), "check the owner of ~/.local/share/vlab"))
 	h.send(changedMsg{})
 	h.contains("list machines: machines dir: permission denied", "fix: check the owner", "arm-build")

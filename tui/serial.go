@@ -23,6 +23,7 @@ type serialView struct {
 	m      *Model
 	name   string
 	conn   io.ReadWriteCloser
+	out    chan []byte // keys for the guest, written in order by one goroutine
 	term   lineTerm
 	vp     viewport.Model
 	err    error
@@ -34,6 +35,7 @@ type (
 	serialAttachedMsg struct {
 		v   *serialView
 		s   *Serial
+		out chan []byte
 		err error
 	}
 	serialDataMsg struct {
@@ -66,7 +68,20 @@ func (v *serialView) Init() tea.Cmd {
 	ctx, svc, name := v.m.ctx, v.m.svc, v.name
 	return func() tea.Msg {
 		s, err := svc.SerialAttach(ctx, name)
-		return serialAttachedMsg{v: v, s: s, err: err}
+		if err != nil {
+			return serialAttachedMsg{v: v, err: err}
+		}
+		out := make(chan []byte, 1024)
+		go func() { // one writer, so keys reach the guest in the order typed
+			for b := range out {
+				if _, err := s.Conn.Write(b); err != nil {
+					for range out { // drain until detach closes it
+					}
+					return
+				}
+			}
+		}()
+		return serialAttachedMsg{v: v, s: s, out: out}
 	}
 }
 
@@ -111,9 +126,10 @@ func (v *serialView) Update(msg tea.Msg) tea.Cmd {
 		}
 		if v.closed { // detached before the attach finished
 			c := msg.s.Conn
+			close(msg.out)
 			return func() tea.Msg { _ = c.Close(); return nil }
 		}
-		v.conn = msg.s.Conn
+		v.conn, v.out = msg.s.Conn, msg.out
 		v.term.Write(msg.s.Scrollback)
 		v.refresh(true)
 		return readSerial(v, v.conn)
@@ -165,18 +181,17 @@ func (v *serialView) Update(msg tea.Msg) tea.Cmd {
 	return nil
 }
 
+// send queues bytes for the guest without blocking the UI.
 func (v *serialView) send(b []byte) tea.Cmd {
-	c := v.conn
-	if c == nil || len(b) == 0 {
+	if v.out == nil || len(b) == 0 {
 		return nil
 	}
-	sv := v
-	return func() tea.Msg {
-		if _, err := c.Write(b); err != nil {
-			return serialEOFMsg{v: sv, err: err}
-		}
-		return nil
+	select {
+	case v.out <- b:
+	default:
+		v.err = errors.New("the guest is not reading its serial input: keys dropped")
 	}
+	return nil
 }
 
 // detach closes the console (not the machine) and returns to the list.
@@ -184,6 +199,10 @@ func (v *serialView) detach() tea.Cmd {
 	v.closed = true
 	c := v.conn
 	v.conn = nil
+	if v.out != nil {
+		close(v.out)
+		v.out = nil
+	}
 	return func() tea.Msg {
 		if c != nil {
 			_ = c.Close()

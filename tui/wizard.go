@@ -383,6 +383,7 @@ func (w *wizard) Update(msg tea.Msg) tea.Cmd {
 func (w *wizard) openPicker(f *field) tea.Cmd {
 	fp := filepicker.New()
 	fp.ShowPermissions = false
+	fp.ShowSize = false // directory sizes differ between filesystems; the name is what counts
 	fp.AutoHeight = false
 	fp.KeyMap.Back = key.NewBinding(key.WithKeys("h", "backspace", "left"))
 	dir := filepath.Dir(f.Value())
