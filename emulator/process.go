@@ -453,7 +453,8 @@ const (
 )
 
 // Stop ends a running QEMU by escalation: system_powerdown, wait for exit,
-// quit, wait, SIGKILL. qmp are the VM's monitor sockets (tried through
+// quit, wait, SIGKILL. A guest whose CPUs are paused cannot answer the power
+// button, so for it the powerdown step is skipped. qmp are the VM's monitor sockets (tried through
 // DialAny); if QMP cannot be reached it goes straight to SIGTERM, then
 // SIGKILL. It returns when the process is gone. A process that is not
 // running (or whose PID was reused) is never signalled. If ctx ends first,
@@ -496,7 +497,7 @@ func Stop(ctx context.Context, p *Process, qmp []string, opts StopOptions) (Stop
 		}
 	}
 
-	if alive() && !opts.Force {
+	if alive() && !opts.Force && guestRuns(ctx, mon, opts.QuitTimeout) {
 		ectx, cancel := context.WithTimeout(ctx, opts.QuitTimeout)
 		err := mon.Execute(ectx, "system_powerdown", nil, nil)
 		cancel()
@@ -554,6 +555,21 @@ func Stop(ctx context.Context, p *Process, qmp []string, opts StopOptions) (Stop
 		return fail(errors.New("still running after SIGKILL"))
 	}
 	return StopResult{Method: StopKill}, nil
+}
+
+// guestRuns reports whether the guest's CPUs run, so that it can act on the
+// ACPI power button: a paused guest (or one started with -S that never ran)
+// would only let the powerdown time out. When in doubt it says yes.
+func guestRuns(ctx context.Context, mon *Monitor, d time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var st struct {
+		Running *bool `json:"running"`
+	}
+	if err := mon.Execute(ctx, "query-status", nil, &st); err != nil || st.Running == nil {
+		return true
+	}
+	return *st.Running
 }
 
 // signalIfRunning signals p unless it is gone or its PID was reused.

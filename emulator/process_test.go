@@ -376,6 +376,24 @@ func TestStopWithOneMonitorHeld(t *testing.T) {
 	t.Error("the held monitor saw no SHUTDOWN")
 }
 
+// A paused guest cannot see the ACPI power button: Stop goes to quit
+// without waiting out the powerdown timeout.
+func TestStopPausedGuestSkipsPowerdown(t *testing.T) {
+	dir := shortDir(t)
+	useFake(t, fakeqemu.ModeNormal)
+	p, err := Launch(testCtx(t), LaunchOptions{
+		Argv: append(fakeArgv(testExe(t), dir), "-S"), LogPath: filepath.Join(dir, "qemu.log"), QMP: fakeQMP(dir)[0],
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	killAtCleanup(t, p)
+	res, err := Stop(testCtx(t), p, fakeQMP(dir), StopOptions{PowerdownTimeout: time.Minute})
+	if err != nil || res.Method != StopQuit {
+		t.Fatalf("Stop = %+v, %v; want quit (a powerdown would power the fake off)", res, err)
+	}
+}
+
 func TestStopNotRunningSignalsNothing(t *testing.T) {
 	self := selfProcess(t)
 	reused := *self
