@@ -17,13 +17,7 @@ import (
 )
 
 func (a *app) createCmd() *cobra.Command {
-	var (
-		arch, mach, cpu, memory, disk, iso, kernel, initrd, appendArgs, dtb string
-		accel, display, netMode, firmware, boot                             string
-		cpus, gdb                                                           int
-		forwards                                                            []string
-		restrict                                                            bool
-	)
+	var sf specFlags
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Define a new VM (and create its disk)",
@@ -36,62 +30,17 @@ func (a *app) createCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ar, err := emulator.ParseArch(arch)
+			ar, err := emulator.ParseArch(sf.arch)
 			if err != nil {
 				return usageError{err}
 			}
 			spec := machine.NewSpec(args[0], ar)
-			if mach != "" {
-				spec.Machine = mach
+			if err := sf.apply(cmd, spec); err != nil {
+				return err
 			}
-			spec.CPU, spec.CPUs, spec.GDBPort = cpu, cpus, gdb
-			if spec.Memory, err = machine.ParseSize(memory); err != nil {
-				return usageError{fmt.Errorf("--memory: %w", err)}
-			}
-			if spec.Accel, err = emulator.ParseAccel(accel); err != nil {
-				return usageError{fmt.Errorf("--accel: %w", err)}
-			}
-			switch display {
-			case "vnc", "none":
-				spec.Display = emulator.Display(display)
-			default:
-				return usageError{fmt.Errorf("--display %q unknown: use vnc or none", display)}
-			}
-			switch firmware {
-			case "", "bios", "uefi":
-				spec.Firmware = emulator.Firmware(firmware)
-			default:
-				return usageError{fmt.Errorf("--firmware %q unknown: use bios or uefi", firmware)}
-			}
-			spec.Boot = machine.Boot{ISO: iso, Kernel: kernel, Initrd: initrd, Append: appendArgs, DTB: dtb, Order: boot}
-			if disk == "" && iso != "" {
-				disk = "20G" // an installer needs somewhere to install to
-			}
-			if disk != "" {
-				size, err := machine.ParseSize(disk)
-				if err != nil {
-					return usageError{fmt.Errorf("--disk: %w", err)}
-				}
-				spec.Disks = []machine.DiskSpec{{File: "disk0.qcow2", Size: size, Format: "qcow2"}}
-			}
-			switch netMode {
-			case "user":
-				nic := machine.NICSpec{Mode: emulator.NetUser, Restrict: restrict}
-				for _, f := range forwards {
-					fw, err := machine.ParseForward(f)
-					if err != nil {
-						return usageError{fmt.Errorf("--forward: %w", err)}
-					}
-					nic.Forwards = append(nic.Forwards, fw)
-				}
-				spec.NICs = []machine.NICSpec{nic}
-			case "none":
-				if len(forwards) > 0 {
-					return usageError{errors.New("--forward needs --net user")}
-				}
-				spec.NICs = nil
-			default:
-				return usageError{fmt.Errorf("--net %q unknown: use user or none", netMode)}
+			if len(spec.Disks) == 0 && spec.Boot.ISO != "" {
+				// An installer needs somewhere to install to.
+				spec.Disks = []machine.DiskSpec{{File: "disk0.qcow2", Size: 20 * machine.GiB, Format: "qcow2"}}
 			}
 			if err := s.Create(cmd.Context(), spec); err != nil {
 				return err
@@ -105,26 +54,55 @@ func (a *app) createCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&arch, "arch", emulator.ArchX86_64.String(), "guest arch: "+strings.Join(emulator.ArchNames(), ", "))
-	f.StringVar(&mach, "machine", "", "QEMU machine type (default: the arch's: q35, pc, virt, pseries, mac99)")
-	f.StringVar(&cpu, "cpu", "", "QEMU CPU model (default: host with KVM, the arch's default with TCG)")
-	f.IntVar(&cpus, "cpus", 1, "virtual CPUs")
-	f.StringVar(&memory, "memory", "1G", "memory, e.g. 512M or 2G")
-	f.StringVar(&disk, "disk", "", "create a qcow2 disk of this size, e.g. 20G (default 20G with --iso, none otherwise)")
-	f.StringVar(&iso, "iso", "", "installer or live ISO to put in the CD drive")
-	f.StringVar(&kernel, "kernel", "", "boot this kernel directly")
-	f.StringVar(&initrd, "initrd", "", "initrd for --kernel")
-	f.StringVar(&appendArgs, "append", "", "kernel command line for --kernel (e.g. console=ttyS0)")
-	f.StringVar(&dtb, "dtb", "", "device tree blob for --kernel (ARM)")
-	f.StringVar(&boot, "boot", "", "boot order in QEMU letters: c disk, d cdrom, n network (default: disk, then cdrom)")
-	f.StringVar(&accel, "accel", "auto", "accelerator: auto, kvm or tcg")
-	f.StringVar(&display, "display", "vnc", "graphical console: vnc (with a USB tablet) or none")
-	f.StringVar(&firmware, "firmware", "", "firmware: bios or uefi (default: the arch's)")
-	f.StringVar(&netMode, "net", "user", "network: user (NAT) or none")
-	f.StringArrayVar(&forwards, "forward", nil, "port forward proto:[hostaddr:]hostport:guestport, e.g. tcp:2222:22 (repeatable)")
-	f.BoolVar(&restrict, "isolated", false, "user network with restrict=on: the guest reaches nothing outside; forwards still work")
-	f.IntVar(&gdb, "gdb", 0, "open a gdb stub on 127.0.0.1:PORT")
+	f.StringVar(&sf.arch, "arch", emulator.ArchX86_64.String(), "guest arch: "+strings.Join(emulator.ArchNames(), ", "))
+	sf.register(f, true)
 	f.BoolVar(&a.json, "json", false, "print the new VM as JSON")
+	return cmd
+}
+
+func (a *app) editCmd() *cobra.Command {
+	var sf specFlags
+	cmd := &cobra.Command{
+		Use:   "edit NAME",
+		Short: "Change a stopped VM's settings (only the flags given change)",
+		Example: `  vlab edit deb --memory 4G --cpus 2
+  vlab edit deb --iso ""            # eject the installer
+  vlab edit web --forward tcp:8443:443 --forward tcp:2222:22`,
+		Args: exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open()
+			if err != nil {
+				return err
+			}
+			name := args[0]
+			spec, err := s.Load(name)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().NFlag() == 0 {
+				return usageError{fmt.Errorf("edit %s: nothing to change: give the settings to change, e.g. --memory 2G", name)}
+			}
+			st, err := s.Status(cmd.Context(), name)
+			if err != nil {
+				return err
+			}
+			if st.State.Active() {
+				return fmt.Errorf("edit vm %q: %w: hardware changes need a stopped vm: `vlab stop %s` first", name, machine.ErrRunning, name)
+			}
+			if err := sf.apply(cmd, spec); err != nil {
+				return err
+			}
+			if err := machine.CheckSources(spec.Boot); err != nil {
+				return fmt.Errorf("edit vm %q: %w", name, err)
+			}
+			if err := s.Save(cmd.Context(), spec); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "updated %s\n", name)
+			return nil
+		},
+	}
+	sf.register(cmd.Flags(), false)
 	return cmd
 }
 

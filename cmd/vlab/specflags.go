@@ -1,0 +1,139 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"vlab/emulator"
+	"vlab/machine"
+)
+
+// specFlags are the hardware flags `create` and `edit` share. apply changes
+// only what the user gave, so `edit` leaves every other setting alone and
+// `create` keeps NewSpec's defaults.
+type specFlags struct {
+	arch, mach, cpu, memory, disk, iso, kernel, initrd, appendArgs, dtb string
+	accel, display, netMode, firmware, boot                             string
+	cpus, gdb                                                           int
+	forwards                                                            []string
+	restrict                                                            bool
+}
+
+func (sf *specFlags) register(f *pflag.FlagSet, create bool) {
+	f.StringVar(&sf.mach, "machine", "", "QEMU machine type (default: the arch's: q35, pc, virt, pseries, mac99)")
+	f.StringVar(&sf.cpu, "cpu", "", "QEMU CPU model (default: host with KVM, the arch's default with TCG)")
+	f.IntVar(&sf.cpus, "cpus", 1, "virtual CPUs")
+	f.StringVar(&sf.memory, "memory", "1G", "memory, e.g. 512M or 2G")
+	if create {
+		f.StringVar(&sf.disk, "disk", "", "create a qcow2 disk of this size, e.g. 20G (default 20G with --iso, none otherwise)")
+	}
+	f.StringVar(&sf.iso, "iso", "", "installer or live ISO to put in the CD drive")
+	f.StringVar(&sf.kernel, "kernel", "", "boot this kernel directly")
+	f.StringVar(&sf.initrd, "initrd", "", "initrd for --kernel")
+	f.StringVar(&sf.appendArgs, "append", "", "kernel command line for --kernel (e.g. console=ttyS0)")
+	f.StringVar(&sf.dtb, "dtb", "", "device tree blob for --kernel (ARM)")
+	f.StringVar(&sf.boot, "boot", "", "boot order in QEMU letters: c disk, d cdrom, n network (default: disk, then cdrom)")
+	f.StringVar(&sf.accel, "accel", "auto", "accelerator: auto, kvm or tcg")
+	f.StringVar(&sf.display, "display", "vnc", "graphical console: vnc (with a USB tablet) or none")
+	f.StringVar(&sf.firmware, "firmware", "", "firmware: bios or uefi (default: the arch's)")
+	f.StringVar(&sf.netMode, "net", "user", "network: user (NAT) or none")
+	f.StringArrayVar(&sf.forwards, "forward", nil, "port forward proto:[hostaddr:]hostport:guestport, e.g. tcp:2222:22 (repeatable; replaces the list)")
+	f.BoolVar(&sf.restrict, "isolated", false, "user network with restrict=on: the guest reaches nothing outside; forwards still work")
+	f.IntVar(&sf.gdb, "gdb", 0, "open a gdb stub on 127.0.0.1:PORT (0 = none)")
+}
+
+// apply writes the flags the user set into spec.
+func (sf *specFlags) apply(cmd *cobra.Command, spec *machine.Spec) error {
+	set := cmd.Flags().Changed
+	var err error
+	if set("machine") {
+		spec.Machine = sf.mach
+	}
+	if set("cpu") {
+		spec.CPU = sf.cpu
+	}
+	if set("cpus") {
+		spec.CPUs = sf.cpus
+	}
+	if set("gdb") {
+		spec.GDBPort = sf.gdb
+	}
+	if set("memory") {
+		if spec.Memory, err = machine.ParseSize(sf.memory); err != nil {
+			return usageError{fmt.Errorf("--memory: %w", err)}
+		}
+	}
+	if set("accel") {
+		if spec.Accel, err = emulator.ParseAccel(sf.accel); err != nil {
+			return usageError{fmt.Errorf("--accel: %w", err)}
+		}
+	}
+	if set("display") {
+		switch sf.display {
+		case "vnc", "none":
+			spec.Display = emulator.Display(sf.display)
+		default:
+			return usageError{fmt.Errorf("--display %q unknown: use vnc or none", sf.display)}
+		}
+	}
+	if set("firmware") {
+		switch sf.firmware {
+		case "", "bios", "uefi":
+			spec.Firmware = emulator.Firmware(sf.firmware)
+		default:
+			return usageError{fmt.Errorf("--firmware %q unknown: use bios or uefi", sf.firmware)}
+		}
+	}
+	for _, b := range []struct {
+		flag string
+		dst  *string
+		val  string
+	}{{"iso", &spec.Boot.ISO, sf.iso}, {"kernel", &spec.Boot.Kernel, sf.kernel}, {"initrd", &spec.Boot.Initrd, sf.initrd},
+		{"append", &spec.Boot.Append, sf.appendArgs}, {"dtb", &spec.Boot.DTB, sf.dtb}, {"boot", &spec.Boot.Order, sf.boot}} {
+		if set(b.flag) {
+			*b.dst = b.val
+		}
+	}
+	if set("disk") {
+		size, err := machine.ParseSize(sf.disk)
+		if err != nil {
+			return usageError{fmt.Errorf("--disk: %w", err)}
+		}
+		spec.Disks = []machine.DiskSpec{{File: "disk0.qcow2", Size: size, Format: "qcow2"}}
+	}
+	if set("net") {
+		switch sf.netMode {
+		case "user":
+			if len(spec.NICs) == 0 || spec.NICs[0].Mode != emulator.NetUser {
+				spec.NICs = []machine.NICSpec{{Mode: emulator.NetUser}}
+			}
+		case "none":
+			spec.NICs = nil
+		default:
+			return usageError{fmt.Errorf("--net %q unknown: use user or none", sf.netMode)}
+		}
+	}
+	if set("forward") || set("isolated") {
+		if len(spec.NICs) == 0 || spec.NICs[0].Mode != emulator.NetUser {
+			return usageError{errors.New("--forward and --isolated need --net user")}
+		}
+		nic := &spec.NICs[0]
+		if set("isolated") {
+			nic.Restrict = sf.restrict
+		}
+		if set("forward") {
+			nic.Forwards = nil
+			for _, f := range sf.forwards {
+				fw, err := machine.ParseForward(f)
+				if err != nil {
+					return usageError{fmt.Errorf("--forward: %w", err)}
+				}
+				nic.Forwards = append(nic.Forwards, fw)
+			}
+		}
+	}
+	return nil
+}
