@@ -49,6 +49,11 @@ const (
 	serialLog   = "serial.log"
 	stopMarker  = "powerdown"
 	exitFile    = "last-exit.json"
+	// snapshotsFile is the snapshot tree (parents, current, descriptions).
+	snapshotsFile = "snapshots.json"
+	// basesDir holds the frozen images linked clones of this VM are
+	// overlays on (bases/<id>/hdN.qcow2).
+	basesDir = "bases"
 	// QMPSockets is how many QMP monitors each VM gets: QEMU serves one
 	// client per monitor, and the TUI, a CLI command, `vlab qmp` and a second
 	// TUI must be able to talk to one VM at the same time.

@@ -1,0 +1,282 @@
+package machine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// CloneOptions tune Clone.
+type CloneOptions struct {
+	// Linked makes the clone's disks thin qcow2 overlays on a frozen base
+	// image kept in the source's folder, instead of full copies.
+	Linked bool
+	// Snapshot clones the disks as they were at this snapshot of the
+	// source; "" clones their current state. (RAM state is never cloned:
+	// the clone boots.)
+	Snapshot string
+	// Progress reports bytes copied out of the total.
+	Progress ProgressFunc
+}
+
+// Clone makes VM dst from stopped VM src: same settings, new name, new MAC
+// addresses, its own UEFI variable store, no snapshots.
+//
+// A full clone copies every disk (qemu-img convert). A linked clone's disks
+// are qcow2 overlays on frozen base images that live in the source's folder
+// under bases/: the source keeps using (and snapshotting) its own disks, so
+// nothing it does can corrupt a clone's backing data, and the source cannot
+// be deleted while a linked clone exists (Spec.LinkedTo). Linked clones of
+// the same snapshot share one base; making a base costs one copy of the
+// source's used data.
+func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) error {
+	if err := ValidateName(dst); err != nil {
+		return fmt.Errorf("clone %q: %w", src, err)
+	}
+	if opts.Snapshot != "" {
+		if err := ValidateTag(opts.Snapshot); err != nil {
+			return fmt.Errorf("clone %q: %w", src, err)
+		}
+	}
+	spec, err := s.Load(src)
+	if err != nil {
+		return err
+	}
+	sp, dp := s.Paths(src), s.Paths(dst)
+	if _, err := os.Stat(dp.Dir); err == nil {
+		return fmt.Errorf("clone %q to %q: %w: pick another name or `vlab delete %s` first", src, dst, ErrExists, dst)
+	}
+	l, err := lock(ctx, sp.Lock)
+	if err != nil {
+		return fmt.Errorf("clone %q: %w", src, err)
+	}
+	defer l.unlock()
+	sc, err := s.loadSnapshots(ctx, src, true)
+	if err != nil {
+		return err
+	}
+	if sc.state.State.Active() {
+		return fmt.Errorf("clone %q: %w: stop it first with `vlab stop %s` (a running disk cannot be copied consistently)", src, ErrRunning, src)
+	}
+	var snap Snapshot
+	if opts.Snapshot != "" {
+		var ok bool
+		if snap, ok = sc.tree.Get(opts.Snapshot); !ok {
+			return fmt.Errorf("clone %q at snapshot %q: %w: see `vlab snapshot list %s`", src, opts.Snapshot, ErrSnapshotNotFound, src)
+		}
+		if !snap.Restorable {
+			return fmt.Errorf("clone %q at snapshot %q: images %s no longer hold it", src, opts.Snapshot, strings.Join(snap.Missing, ", "))
+		}
+	}
+	qimg := sc.qimg
+
+	// What to copy: every disk, then the UEFI vars, each from the
+	// snapshot when it holds it.
+	type job struct {
+		src, format string
+		at          bool // read the snapshot, not the current state
+		size        int64
+	}
+	var jobs []job
+	var total float64
+	for _, im := range sc.imgs {
+		j := job{src: im.Path, format: im.Format, at: opts.Snapshot != "" && contains(snap.Files, im.Key)}
+		info, err := readImageInfo(ctx, qimg, im.Path, im.Format, false)
+		if err != nil {
+			return fmt.Errorf("clone %q: %w", src, err)
+		}
+		j.size = info.VirtualSize
+		total += float64(j.size)
+		jobs = append(jobs, j)
+	}
+	var done float64
+	step := func(size int64) ProgressFunc {
+		base := done
+		return func(d, t float64) {
+			if opts.Progress != nil && t > 0 {
+				opts.Progress(base+d/t*float64(size), total)
+			}
+		}
+	}
+	convert := func(j job, dst string) error {
+		var extra []string
+		if j.at {
+			extra = []string{"-l", "snapshot.name=" + opts.Snapshot}
+		}
+		err := ConvertImage(ctx, qimg, j.src, j.format, dst, "qcow2", extra, step(j.size))
+		done += float64(j.size)
+		return err
+	}
+
+	if opts.Linked {
+		s.pruneBases(ctx, src)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dp.Dir), ".new-"+dst+"-")
+	if err != nil {
+		return fmt.Errorf("clone %q to %q: %w", src, dst, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(tmp)
+		}
+	}()
+	clone := *spec
+	clone.Name = dst
+	clone.Disks = nil
+	clone.NICs = append([]NICSpec(nil), spec.NICs...)
+	for i := range clone.NICs {
+		clone.NICs[i].MAC = NewMAC()
+	}
+	clone.LinkedTo = ""
+	var base string
+	if opts.Linked {
+		clone.LinkedTo = src
+		id := fmt.Sprintf("state-%d", time.Now().UnixNano())
+		if opts.Snapshot != "" {
+			id = fmt.Sprintf("snap-%s-%d", opts.Snapshot, snap.Time.Unix())
+		}
+		base = filepath.Join(sp.Dir, basesDir, id)
+	}
+	if opts.Linked {
+		if _, err := os.Stat(base); err != nil {
+			if err := s.makeBase(base, func(dir string) error {
+				for i := range spec.Disks {
+					if err := convert(jobs[i], filepath.Join(dir, fmt.Sprintf("hd%d.qcow2", i))); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				return fmt.Errorf("clone %q to %q: %w", src, dst, err)
+			}
+		}
+	}
+	for i, d := range spec.Disks {
+		nd := DiskSpec{File: fmt.Sprintf("disk%d.qcow2", i), Size: d.Size, Format: "qcow2", Bus: d.Bus}
+		out := filepath.Join(tmp, nd.File)
+		if opts.Linked {
+			backing := filepath.Join(base, fmt.Sprintf("hd%d.qcow2", i))
+			rel, err := filepath.Rel(dp.Dir, backing)
+			if err != nil {
+				rel = backing
+			}
+			if err := createOverlay(ctx, qimg, rel, "qcow2", out); err != nil {
+				return fmt.Errorf("clone %q to %q: %w", src, dst, err)
+			}
+		} else if err := convert(jobs[i], out); err != nil {
+			return fmt.Errorf("clone %q to %q: %w", src, dst, err)
+		}
+		clone.Disks = append(clone.Disks, nd)
+	}
+	for i := len(spec.Disks); i < len(jobs); i++ { // the UEFI vars
+		if err := convert(jobs[i], filepath.Join(tmp, efiVarsFile)); err != nil {
+			return fmt.Errorf("clone %q to %q: %w", src, dst, err)
+		}
+	}
+	if err := clone.Validate(); err != nil {
+		return fmt.Errorf("clone %q to %q: %s", src, dst, oneLine(err.Error()))
+	}
+	data, err := encodeSpec(&clone)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(tmp, specFile), data, 0o644); err != nil {
+		return fmt.Errorf("clone %q to %q: %w", src, dst, err)
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("clone %q to %q: %w", src, dst, err)
+	}
+	if err := os.Rename(tmp, dp.Dir); err != nil {
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
+			return fmt.Errorf("clone %q to %q: %w", src, dst, ErrExists)
+		}
+		return fmt.Errorf("clone %q to %q: %w", src, dst, err)
+	}
+	ok = true
+	return nil
+}
+
+// makeBase builds a base folder with fill in a temp folder and renames it
+// into place, its images read-only: a base appears whole or not at all, and
+// nothing writes it afterwards.
+func (s *Store) makeBase(base string, fill func(dir string) error) error {
+	parent := filepath.Dir(base)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(parent, ".tmp-")
+	if err != nil {
+		return err
+	}
+	if err := fill(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	ents, _ := os.ReadDir(tmp)
+	for _, e := range ents {
+		_ = os.Chmod(filepath.Join(tmp, e.Name()), 0o444)
+	}
+	if err := os.Rename(tmp, base); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("create base %s: %w", base, err)
+	}
+	return nil
+}
+
+// pruneBases removes the base folders of VM name that no linked clone uses
+// any more (and leftovers of interrupted clones). The caller holds name's
+// lock. When anything is unclear it removes nothing.
+func (s *Store) pruneBases(ctx context.Context, name string) {
+	dir := filepath.Join(s.Paths(name).Dir, basesDir)
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) == 0 {
+		return
+	}
+	qimg, err := s.qemuImg(ctx)
+	if err != nil {
+		return
+	}
+	deps, err := s.Dependents(name)
+	if err != nil {
+		return
+	}
+	used := map[string]bool{}
+	for _, dep := range deps {
+		spec, err := s.Load(dep)
+		if err != nil {
+			return
+		}
+		dp := s.Paths(dep)
+		for _, d := range spec.Disks {
+			info, err := readImageInfo(ctx, qimg, dp.DiskPath(d.File), diskFormat(d), true)
+			if err != nil {
+				return
+			}
+			b := info.FullBackingFilename
+			if b == "" {
+				b = info.BackingFilename
+			}
+			if b == "" {
+				continue
+			}
+			if !filepath.IsAbs(b) {
+				b = filepath.Join(dp.Dir, b)
+			}
+			if rel, err := filepath.Rel(dir, filepath.Clean(b)); err == nil && !strings.HasPrefix(rel, "..") {
+				used[strings.SplitN(rel, string(filepath.Separator), 2)[0]] = true
+			}
+		}
+	}
+	for _, e := range ents {
+		if !used[e.Name()] {
+			os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
+}
