@@ -263,8 +263,18 @@ func qio(t *testing.T, path string, cmds ...string) string {
 // holds reports whether the first 64k of the image are filled with pattern.
 func holds(t *testing.T, path string, pattern byte) bool {
 	t.Helper()
-	out := qio(t, path, "read -P "+strconv.Itoa(int(pattern))+" 0 64k")
-	return !strings.Contains(out, "Pattern verification failed")
+	return holdsAt(t, path, strconv.Itoa(int(pattern)), "0")
+}
+
+// holdsAt reports whether 64k at offset (in qemu-io syntax) hold pattern.
+func holdsAt(t *testing.T, path string, pattern, offset string) bool {
+	t.Helper()
+	// qemu-io exits 1 when the pattern does not match: read its output.
+	out, _ := exec.Command("qemu-io", "-f", "qcow2", "-c", "read -P "+pattern+" "+offset+" 64k", path).CombinedOutput()
+	if !strings.Contains(string(out), "read 65536/65536 bytes") {
+		t.Fatalf("qemu-io read %s: %s", path, out)
+	}
+	return !strings.Contains(string(out), "Pattern verification failed")
 }
 
 func TestOfflineSnapshotTreeWithUEFI(t *testing.T) {

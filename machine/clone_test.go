@@ -1,0 +1,201 @@
+package machine
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func fileSum(t *testing.T, path string) [32]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum
+}
+
+// cloneSource makes a stopped UEFI VM whose disk held 'A' at snapshot s1
+// and holds 'B' now, plus 'E' at 1M.
+func cloneSource(t *testing.T, s *Store) string {
+	t.Helper()
+	createDiskVM(t, s, "src", true)
+	disk := s.Paths("src").DiskPath("disk0.qcow2")
+	qio(t, disk, "write -P 65 0 64k")
+	if _, err := s.SnapshotCreate(context.Background(), "src", "s1", SnapshotOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	qio(t, disk, "write -P 66 0 64k", "write -P 69 1M 64k")
+	return disk
+}
+
+func TestFullClone(t *testing.T) {
+	s := snapTestStore(t)
+	ctx := context.Background()
+	srcDisk := cloneSource(t, s)
+	srcSpec, _ := s.Load("src")
+	srcSpec.NICs[0].MAC = "52:54:00:aa:bb:cc"
+	if err := s.Save(ctx, srcSpec); err != nil {
+		t.Fatal(err)
+	}
+
+	var last [2]float64
+	if err := s.Clone(ctx, "src", "full", CloneOptions{Progress: func(d, tot float64) { last = [2]float64{d, tot} }}); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := s.Load("full")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.LinkedTo != "" || spec.Name != "full" || len(spec.NICs) != 1 || spec.NICs[0].MAC == srcSpec.NICs[0].MAC || spec.NICs[0].MAC == "" {
+		t.Errorf("clone spec %+v", spec)
+	}
+	if last[1] == 0 || last[0] != last[1] {
+		t.Errorf("last progress %v; want done == total", last)
+	}
+	p := s.Paths("full")
+	disk := p.DiskPath("disk0.qcow2")
+	if !holdsAt(t, disk, "66", "0") || !holdsAt(t, disk, "69", "1M") {
+		t.Error("full clone does not hold the source's current data")
+	}
+	if _, err := os.Stat(p.EFIVars); err != nil {
+		t.Errorf("clone has no UEFI vars of its own: %v", err)
+	}
+	if tr, _ := s.Snapshots(ctx, "full"); len(tr.Snapshots) != 0 {
+		t.Errorf("full clone has snapshots: %v", tags(tr))
+	}
+	before := fileSum(t, srcDisk)
+	qio(t, disk, "write -P 67 0 64k")
+	if fileSum(t, srcDisk) != before {
+		t.Error("writing the clone changed the source disk")
+	}
+
+	if err := s.Clone(ctx, "src", "at-s1", CloneOptions{Snapshot: "s1"}); err != nil {
+		t.Fatal(err)
+	}
+	if !holdsAt(t, s.Paths("at-s1").DiskPath("disk0.qcow2"), "65", "0") {
+		t.Error("clone at s1 does not hold the data of s1")
+	}
+
+	for _, c := range []struct {
+		dst  string
+		opts CloneOptions
+		want string
+	}{
+		{"full", CloneOptions{}, "already exists"},
+		{"bad/name", CloneOptions{}, "invalid"},
+		{"x", CloneOptions{Snapshot: "nope"}, "no such snapshot"},
+	} {
+		if err := s.Clone(ctx, "src", c.dst, c.opts); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("clone to %q %+v: %v; want %q", c.dst, c.opts, err, c.want)
+		}
+	}
+	if err := s.Clone(ctx, "ghost", "y", CloneOptions{}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("clone of a missing vm: %v", err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(s.Dirs().Data, "machines"))
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".new-") {
+			t.Errorf("failed clone left %s", e.Name())
+		}
+	}
+}
+
+func TestLinkedClone(t *testing.T) {
+	s := snapTestStore(t)
+	ctx := context.Background()
+	srcDisk := cloneSource(t, s)
+	sp := s.Paths("src")
+
+	if err := s.Clone(ctx, "src", "thin", CloneOptions{Linked: true}); err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := s.Load("thin")
+	if spec.LinkedTo != "src" {
+		t.Errorf("linked_to = %q", spec.LinkedTo)
+	}
+	disk := s.Paths("thin").DiskPath("disk0.qcow2")
+	info, err := readImageInfo(ctx, "qemu-img", disk, "qcow2", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.BackingFilename == "" || filepath.IsAbs(info.BackingFilename) || !strings.HasPrefix(filepath.Clean(info.FullBackingFilename), filepath.Join(sp.Dir, basesDir)) {
+		t.Fatalf("clone disk backing %q (%q); want a relative path into the source's bases", info.BackingFilename, info.FullBackingFilename)
+	}
+	if fi, err := os.Stat(info.FullBackingFilename); err != nil || fi.Mode().Perm()&0o222 != 0 {
+		t.Errorf("base image %v mode %v; want read-only", err, fi.Mode())
+	}
+	if !holdsAt(t, disk, "66", "0") {
+		t.Error("linked clone does not see the source's data")
+	}
+
+	// The clone's writes leave the source alone, and the source's later
+	// writes (and snapshot restores) leave the clone alone.
+	before := fileSum(t, srcDisk)
+	qio(t, disk, "write -P 67 0 64k")
+	if fileSum(t, srcDisk) != before {
+		t.Error("writing the linked clone changed the source disk")
+	}
+	qio(t, srcDisk, "write -P 70 1M 64k")
+	if err := s.SnapshotRestore(ctx, "src", "s1", SnapshotOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !holdsAt(t, disk, "69", "1M") || !holdsAt(t, disk, "67", "0") {
+		t.Error("the source's writes or restore changed what the linked clone reads")
+	}
+
+	// The source is protected while the clone exists.
+	err = s.Delete(ctx, "src")
+	if !errors.Is(err, ErrProtected) || !strings.Contains(err.Error(), "thin") {
+		t.Fatalf("delete of the source: %v; want ErrProtected naming the clone", err)
+	}
+
+	// Two linked clones of one snapshot share one base.
+	for _, dst := range []string{"s1-a", "s1-b"} {
+		if err := s.Clone(ctx, "src", dst, CloneOptions{Linked: true, Snapshot: "s1"}); err != nil {
+			t.Fatal(err)
+		}
+		if !holdsAt(t, s.Paths(dst).DiskPath("disk0.qcow2"), "65", "0") {
+			t.Errorf("%s does not hold s1's data", dst)
+		}
+	}
+	bases, _ := os.ReadDir(filepath.Join(sp.Dir, basesDir))
+	if len(bases) != 2 {
+		t.Errorf("bases = %d; want 2 (one for the current state, one shared for s1)", len(bases))
+	}
+
+	// Once no clone uses a base, the next clone drops it.
+	for _, n := range []string{"thin", "s1-a", "s1-b"} {
+		if err := s.Delete(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Clone(ctx, "src", "last", CloneOptions{Linked: true, Snapshot: "s1"}); err != nil {
+		t.Fatal(err)
+	}
+	bases, _ = os.ReadDir(filepath.Join(sp.Dir, basesDir))
+	if len(bases) != 1 {
+		t.Errorf("bases after deleting their clones = %d; want 1 (the new clone's)", len(bases))
+	}
+	if !holdsAt(t, s.Paths("last").DiskPath("disk0.qcow2"), "65", "0") {
+		t.Error("clone made after pruning does not hold s1's data")
+	}
+	if err := s.Delete(ctx, "last"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "src"); err != nil {
+		t.Errorf("delete of the source once its clones are gone: %v", err)
+	}
+}
