@@ -37,8 +37,8 @@ type Snapshot struct {
 	// Restorable is false when an image the snapshot covers no longer holds
 	// it (deleted outside vlab, or a job that was interrupted).
 	Restorable bool     `json:"restorable"`
-	Missing    []string `json:"missing,omitempty"` // images lacking it
-	Files      []string `json:"files"`             // images holding it, relative to the VM folder
+	Missing    []string `json:"missing,omitempty"`  // images lacking it
+	Files      []string `json:"files"`              // images holding it, relative to the VM folder
 	External   bool     `json:"external,omitempty"` // found in the images, not made by vlab
 	Pending    bool     `json:"pending,omitempty"`  // a job on it is running right now
 }
