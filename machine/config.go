@@ -98,6 +98,7 @@ func (s *Store) config(spec *Spec, host *emulator.Host, accel emulator.Accel) (e
 			Format:   format,
 			Bus:      d.Bus,
 			NodeName: fmt.Sprintf("hd%d", i),
+			ReadOnly: d.ReadOnly,
 		})
 	}
 	// Every VM with a CD-capable boot gets one drive, so an ISO can be

@@ -198,6 +198,9 @@ func (s *Store) snapshotImages(spec *Spec) []snapshotImage {
 	p := s.Paths(spec.Name)
 	var out []snapshotImage
 	for _, d := range spec.Disks {
+		if d.ReadOnly {
+			continue // never written (the cloud-init seed): nothing to snapshot
+		}
 		out = append(out, snapshotImage{Key: d.File, Path: p.DiskPath(d.File), Format: diskFormat(d)})
 	}
 	if needsEFIVars(spec) {

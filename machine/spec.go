@@ -63,6 +63,9 @@ type DiskSpec struct {
 	Size   Size   `toml:"size"`
 	Format string `toml:"format,omitempty"` // qcow2 (default) or raw
 	Bus    string `toml:"bus,omitempty"`
+	// ReadOnly attaches the image read-only (the cloud-init seed ISO). It is
+	// never written, so disposable runs and snapshots leave it alone.
+	ReadOnly bool `toml:"readonly,omitempty"`
 }
 
 // NICSpec is one network card.
