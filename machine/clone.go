@@ -83,9 +83,18 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 		at          bool // read the snapshot, not the current state
 		size        int64
 	}
-	var jobs []job
+	var jobs []job // one per disk, then the UEFI vars
 	var total float64
+	imgs := make([]snapshotImage, 0, len(spec.Disks)+1)
+	for _, d := range spec.Disks {
+		imgs = append(imgs, snapshotImage{Key: d.File, Path: sp.DiskPath(d.File), Format: diskFormat(d)})
+	}
 	for _, im := range sc.imgs {
+		if im.Key == efiVarsFile {
+			imgs = append(imgs, im)
+		}
+	}
+	for _, im := range imgs {
 		j := job{src: im.Path, format: im.Format, at: opts.Snapshot != "" && contains(snap.Files, im.Key)}
 		info, err := readImageInfo(ctx, qimg, im.Path, im.Format, false)
 		if err != nil {
@@ -104,15 +113,16 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 			}
 		}
 	}
-	convert := func(j job, dst string) error {
+	convertTo := func(j job, dst, format string) error {
 		var extra []string
 		if j.at {
 			extra = []string{"-l", "snapshot.name=" + opts.Snapshot}
 		}
-		err := ConvertImage(ctx, qimg, j.src, j.format, dst, "qcow2", extra, step(j.size))
+		err := ConvertImage(ctx, qimg, j.src, j.format, dst, format, extra, step(j.size))
 		done += float64(j.size)
 		return err
 	}
+	convert := func(j job, dst string) error { return convertTo(j, dst, "qcow2") }
 
 	if opts.Linked {
 		s.pruneBases(ctx, src)
@@ -147,7 +157,10 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 	if opts.Linked {
 		if _, err := os.Stat(base); err != nil {
 			if err := s.makeBase(base, func(dir string) error {
-				for i := range spec.Disks {
+				for i, d := range spec.Disks {
+					if d.ReadOnly {
+						continue // copied whole into the clone
+					}
 					if err := convert(jobs[i], filepath.Join(dir, fmt.Sprintf("hd%d.qcow2", i))); err != nil {
 						return err
 					}
@@ -159,7 +172,17 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 		}
 	}
 	for i, d := range spec.Disks {
-		nd := DiskSpec{File: fmt.Sprintf("disk%d.qcow2", i), Size: d.Size, Format: "qcow2", Bus: d.Bus}
+		nd := d
+		nd.File, nd.Format = fmt.Sprintf("disk%d.qcow2", i), "qcow2"
+		if d.ReadOnly {
+			// Read-only media (a cloud-init seed) are copied as they are.
+			nd.File, nd.Format = filepath.Base(d.File), diskFormat(d)
+			if err := convertTo(jobs[i], filepath.Join(tmp, nd.File), nd.Format); err != nil {
+				return fmt.Errorf("clone %q to %q: %w", src, dst, err)
+			}
+			clone.Disks = append(clone.Disks, nd)
+			continue
+		}
 		out := filepath.Join(tmp, nd.File)
 		if opts.Linked {
 			backing := filepath.Join(base, fmt.Sprintf("hd%d.qcow2", i))
