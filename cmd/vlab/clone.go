@@ -1,0 +1,121 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"vlab/machine"
+)
+
+func (a *app) cloneCmd() *cobra.Command {
+	var opts machine.CloneOptions
+	cmd := &cobra.Command{
+		Use:   "clone SRC DST",
+		Short: "Copy a stopped VM under a new name (full copy, or --linked: thin overlays)",
+		Long: `Clone makes DST with SRC's settings, new MAC addresses and its own UEFI variables.
+A full clone copies the disks. A linked clone's disks are thin overlays on a frozen copy of SRC's
+disks kept in SRC's folder: SRC stays fully usable (and snapshottable) and cannot corrupt the
+clone, and SRC cannot be deleted while a linked clone exists. --snapshot clones the disks as
+they were at that snapshot.`,
+		Example: `  vlab clone deb deb-test
+  vlab clone deb deb-lab1 --linked --snapshot clean-install`,
+		Args: exactArgs("SRC", "DST"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := machine.ValidateName(args[1]); err != nil {
+				return usageError{err}
+			}
+			if opts.Snapshot != "" {
+				if err := machine.ValidateTag(opts.Snapshot); err != nil {
+					return usageError{fmt.Errorf("--snapshot: %w", err)}
+				}
+			}
+			s, err := a.open()
+			if err != nil {
+				return err
+			}
+			bar := newCopyBar(cmd.ErrOrStderr(), "copying disks")
+			opts.Progress = bar.update
+			err = s.Clone(cmd.Context(), args[0], args[1], opts)
+			bar.finish()
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printShow(cmd, s, args[1])
+			}
+			what := "full copy"
+			if opts.Linked {
+				what = "linked: " + args[0] + " cannot be deleted while " + args[1] + " exists"
+			}
+			if opts.Snapshot != "" {
+				what += ", disks as at snapshot " + opts.Snapshot
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "cloned %s to %s (%s); start it with `vlab start %s`\n", args[0], args[1], what, args[1])
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&opts.Linked, "linked", false, "thin clone: overlays on a frozen copy of SRC's disks")
+	cmd.Flags().StringVar(&opts.Snapshot, "snapshot", "", "clone the disks as they were at this snapshot of SRC")
+	cmd.Flags().BoolVar(&a.json, "json", false, "print the new VM as JSON")
+	return cmd
+}
+
+// copyBar shows the progress of a disk copy on stderr: a bar redrawn in
+// place on a terminal, a line per 10% otherwise. Its update is safe to call
+// from the copying goroutine.
+type copyBar struct {
+	mu      sync.Mutex
+	w       io.Writer
+	what    string
+	tty     bool
+	lastTen int
+	drawn   bool
+}
+
+func newCopyBar(w io.Writer, what string) *copyBar {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&fs.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	return &copyBar{w: w, what: what, tty: tty, lastTen: -1}
+}
+
+func (b *copyBar) update(done, total float64) {
+	if total <= 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	pct := int(done * 100 / total)
+	pct = max(0, min(pct, 100))
+	if b.tty {
+		const width = 30
+		fill := pct * width / 100
+		fmt.Fprintf(b.w, "\r%s %3d%% [%s%s] %s / %s   ", b.what, pct, strings.Repeat("=", fill), strings.Repeat(" ", width-fill),
+			machine.Size(int64(done)).Human(), machine.Size(int64(total)).Human())
+		b.drawn = true
+		return
+	}
+	if pct/10 == b.lastTen {
+		return
+	}
+	b.lastTen = pct / 10
+	fmt.Fprintf(b.w, "%s %3d%% (%s / %s)\n", b.what, pct, machine.Size(int64(done)).Human(), machine.Size(int64(total)).Human())
+}
+
+func (b *copyBar) finish() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.drawn {
+		fmt.Fprintln(b.w)
+		b.drawn = false
+	}
+}
