@@ -172,17 +172,22 @@ func average(f *Frame, x0, x1, y0, y1 int) uint32 {
 	return (rs+n/2)/n<<16 | (gs+n/2)/n<<8 | (bs+n/2)/n
 }
 
-// clearArea paints the whole area black, so the letterbox is clean.
+// clearArea paints the area around the picture black, so the letterbox
+// is clean after a resize; the picture's own cells are all drawn anyway.
 func (r *Renderer) clearArea() {
 	r.out = append(r.out, "\x1b[0;48;2;0;0;0m"...)
-	for row := 0; row < r.rows; row++ {
-		r.moveTo(r.top+row, r.left)
-		for col := 0; col < r.cols; col++ {
-			r.out = append(r.out, ' ')
-		}
-		r.curCol = -1
-	}
 	r.curBG, r.curFG = 0, unset
+	for row := 0; row < r.rows; row++ {
+		inPic := row >= r.offY && row < r.offY+r.imgRows
+		for col := 0; col < r.cols; col++ {
+			if inPic && col >= r.offX && col < r.offX+r.imgCols {
+				continue
+			}
+			r.moveTo(r.top+row, r.left+col)
+			r.out = append(r.out, ' ')
+			r.curCol++
+		}
+	}
 }
 
 // moveTo puts the cursor at row, col (0-based), as cheaply as it knows.
