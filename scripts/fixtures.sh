@@ -3,7 +3,9 @@
 # kernel (vmlinuz) and a busybox initramfs (initrd.img) that loads the kernel's
 # virtio/USB/input modules and runs the vlab test script (scripts/fixture-init).
 #
-#   scripts/fixtures.sh [ARCH...]     ARCH: x86_64 aarch64 ppc64le (default: all)
+#   scripts/fixtures.sh [ARCH...]     ARCH: x86_64 aarch64 ppc64le
+#
+# Without arguments it builds $VLAB_FIXTURE_ARCHES (space-separated), else all.
 #
 # Output: ${VLAB_TESTDATA:-${XDG_CACHE_HOME:-$HOME/.cache}/vlab-testdata}/<arch>/.
 # Kernel and busybox versions are resolved through apt (never pinned); a stamp
@@ -85,21 +87,52 @@ refresh_lists() {
 		echo "fixtures: warning: apt-get update reported errors (see $CACHE/apt-update.log); continuing" >&2
 }
 
-candidate() {
-	apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2; exit}'
+# candidates PKG:ARCH... prints "package<TAB>arch<TAB>version<TAB>depends" for
+# the candidate version of each package apt knows (one apt-cache call: each
+# call re-reads every package list, a second or more).
+candidates() {
+	apt-cache show --no-all-versions "$@" 2>/dev/null | awk '
+		/^Package: / { p = $2 }
+		/^Architecture: / { a = $2 }
+		/^Version: / { v = $2 }
+		/^Depends: / { d = substr($0, 10) }
+		/^$/ { if (p != "") print p "\t" a "\t" v "\t" d; p = a = v = d = "" }
+		END { if (p != "") print p "\t" a "\t" v "\t" d }'
 }
 
-# resolve sets KPKG/KVER (kernel package through the metapackage) and BBVER.
-resolve() {
-	local metaver deps
-	metaver=$(candidate "$META:$DEBARCH")
-	[ -n "$metaver" ] && [ "$metaver" != "(none)" ] || return 1
-	deps=$(apt-cache show "$META:$DEBARCH=$metaver" 2>/dev/null | awk '/^Depends:/ {sub(/^Depends: /, ""); print; exit}')
-	KPKG=$(grep -o 'linux-image-[0-9][^ ,|(]*' <<<"$deps" | head -n 1) || return 1
-	[ -n "$KPKG" ] || return 1
-	KVER=$(candidate "$KPKG:$DEBARCH")
-	BBVER=$(candidate "busybox-static:$DEBARCH")
-	[ -n "$KVER" ] && [ "$KVER" != "(none)" ] && [ -n "$BBVER" ] && [ "$BBVER" != "(none)" ]
+# resolve_all ARCH... fills KPKG_OF, KVER_OF and BBVER_OF (keyed by Debian
+# arch): the kernel package the linux-image metapackage depends on, its
+# version and the busybox-static version.
+declare -A KPKG_OF=() KVER_OF=() BBVER_OF=()
+resolve_all() {
+	local a p pa v d metas=() pkgs=()
+	KPKG_OF=() KVER_OF=() BBVER_OF=()
+	for a in "$@"; do
+		arch_info "$a"
+		metas+=("$META:$DEBARCH")
+	done
+	while IFS=$'\t' read -r p pa v d; do
+		d=$(grep -o 'linux-image-[0-9][^ ,|(]*' <<<"$d" | head -n 1) || true
+		[ -z "$d" ] || KPKG_OF[$pa]=$d
+	done < <(candidates "${metas[@]}")
+	for a in "$@"; do
+		arch_info "$a"
+		[ -z "${KPKG_OF[$DEBARCH]:-}" ] || pkgs+=("${KPKG_OF[$DEBARCH]}:$DEBARCH")
+		pkgs+=("busybox-static:$DEBARCH")
+	done
+	while IFS=$'\t' read -r p pa v d; do
+		case $p in
+		busybox-static) BBVER_OF[$pa]=$v ;;
+		"${KPKG_OF[$pa]:-}") KVER_OF[$pa]=$v ;;
+		esac
+	done < <(candidates "${pkgs[@]}")
+}
+
+# resolved ARCH sets KPKG, KVER and BBVER for ARCH, or fails.
+resolved() {
+	arch_info "$1"
+	KPKG=${KPKG_OF[$DEBARCH]:-} KVER=${KVER_OF[$DEBARCH]:-} BBVER=${BBVER_OF[$DEBARCH]:-}
+	[ -n "$KPKG" ] && [ -n "$KVER" ] && [ -n "$BBVER" ]
 }
 
 deb_path() { # PKG ARCH VERSION
@@ -186,13 +219,14 @@ build_arch() {
 	arch_info "$arch"
 	dir="$OUT/$arch"
 
-	if [ "$DEBARCH" != "$(dpkg --print-architecture)" ] &&
-		! dpkg --print-foreign-architectures | grep -qx "$DEBARCH"; then
-		die "$arch: dpkg architecture $DEBARCH is not configured: run make deps"
-	fi
-	if ! resolve; then
+	if ! resolved "$arch"; then
+		if [ "$DEBARCH" != "$(dpkg --print-architecture)" ] &&
+			! dpkg --print-foreign-architectures | grep -qx "$DEBARCH"; then
+			die "$arch: dpkg architecture $DEBARCH is not configured: run make deps"
+		fi
 		refresh_lists
-		resolve || die "$arch: cannot resolve $META:$DEBARCH and busybox-static:$DEBARCH with apt: run make deps"
+		resolve_all "${arches[@]}"
+		resolved "$arch" || die "$arch: cannot resolve $META:$DEBARCH and busybox-static:$DEBARCH with apt: run make deps"
 	fi
 	stamp=$(printf 'kernel %s %s\nbusybox busybox-static %s\ninputs %s\n' "$KPKG" "$KVER" "$BBVER" "$INPUTS")
 	if [ -s "$dir/vmlinuz" ] && [ -s "$dir/initrd.img" ] && [ "$(cat "$dir/stamp" 2>/dev/null)" = "$stamp" ]; then
@@ -202,8 +236,11 @@ build_arch() {
 
 	if ! { fetch "$KPKG" "$DEBARCH" "$KVER" && fetch busybox-static "$DEBARCH" "$BBVER"; }; then
 		# Stale lists name versions the archive no longer has: refresh, retry once.
-		refresh_lists
-		resolve || die "$arch: cannot resolve $META:$DEBARCH after apt-get update"
+		if [ "$REFRESHED" -eq 0 ]; then
+			refresh_lists
+			resolve_all "${arches[@]}"
+		fi
+		resolved "$arch" || die "$arch: cannot resolve $META:$DEBARCH after apt-get update"
 		fetch "$KPKG" "$DEBARCH" "$KVER" || die "$arch: download $KPKG:$DEBARCH=$KVER failed"
 		fetch busybox-static "$DEBARCH" "$BBVER" || die "$arch: download busybox-static:$DEBARCH=$BBVER failed"
 		stamp=$(printf 'kernel %s %s\nbusybox busybox-static %s\ninputs %s\n' "$KPKG" "$KVER" "$BBVER" "$INPUTS")
@@ -282,7 +319,13 @@ cleanup() {
 trap cleanup EXIT
 
 arches=("$@")
+# shellcheck disable=SC2206 # a space-separated list on purpose
+[ ${#arches[@]} -gt 0 ] || arches=(${VLAB_FIXTURE_ARCHES:-})
 [ ${#arches[@]} -gt 0 ] || arches=("${ALL_ARCHES[@]}")
+for a in "${arches[@]}"; do
+	arch_info "$a" # validates the names before anything runs
+done
+resolve_all "${arches[@]}"
 for a in "${arches[@]}"; do
 	build_arch "$a"
 done
