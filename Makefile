@@ -12,3 +12,32 @@ fixtures:
 	bash scripts/fixtures.sh
 
 # --- other targets below ---
+
+.PHONY: build test man bench lint demo
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+# bin/vlab, static, with the version stamped in.
+build:
+	CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/vlab ./cmd/vlab
+
+# The whole suite, exactly what CI runs: deps, fixtures, vet, every test
+# (real-guest end-to-end tests included).
+test:
+	./scripts/test.sh
+
+# The TUI with a ready demo VM.
+demo:
+	./scripts/demo.sh
+
+# Man pages for every command, generated from the command tree.
+man: build
+	bin/vlab man man
+
+# Benchmarks; results are written to bench/RESULTS.md.
+bench: build fixtures
+	go run ./bench/start -vlab bin/vlab
+
+lint:
+	gofmt -l $$(git ls-files '*.go')
+	go vet ./...
