@@ -752,21 +752,21 @@ func (m *Model) View() tea.View {
 // Render returns the screen as a string (View without the terminal
 // settings); tests and the benchmark use it.
 func (m *Model) Render() string {
-	bodyH := m.bodyHeight()
+	helpV := m.helpView()
+	bodyH := max(3, m.height-2-strings.Count(helpV, "\n")-1)
 	var body string
 	if m.view != nil {
-		body = m.view.View()
+		body = fitBlock(m.view.View(), m.width, bodyH)
 	} else {
-		body = m.mainBody(bodyH)
+		body = m.mainBody(bodyH) // exactly width×bodyH already
 	}
-	body = fitBlock(body, m.width, bodyH)
 	switch {
 	case m.confirm != nil:
 		body = overlay(body, m.confirm.View(&m.styles, m.width), m.width, bodyH)
 	case m.prompt != nil:
 		body = overlay(body, m.prompt.View(&m.styles, m.width), m.width, bodyH)
 	}
-	return m.titleBar() + "\n" + body + "\n" + m.statusLine() + "\n" + m.helpView()
+	return m.titleBar() + "\n" + body + "\n" + m.statusLine() + "\n" + helpV
 }
 
 func (m *Model) mainBody(h int) string {
@@ -779,10 +779,13 @@ func (m *Model) mainBody(h int) string {
 		left = m.styles.Muted.Render("No machines yet. Press n to create one.")
 	case m.list.Len() == 0:
 		left = m.styles.Muted.Render(fmt.Sprintf("No machine matches %q. Press esc to clear the filter.", m.list.filter))
-	default:
-		left = m.list.View(&m.styles)
 	}
-	left = fitBlock(left, lw, h)
+	if m.list.Len() == 0 || !m.listed {
+		left = fitBlock(left, lw, h)
+	} else {
+		left = m.list.View(&m.styles) // exactly (lw-1)×h
+		left = strings.ReplaceAll(left, "\n", " \n") + " "
+	}
 	var sel *VM
 	if vm, ok := m.list.Selected(); ok {
 		sel = &vm
@@ -884,4 +887,4 @@ func fitBlock(s string, w, h int) string {
 	return strings.Join(lines, "\n")
 }
 
-func ansiWidth(s string) int { return ansi.StringWidth(s) }
+func ansiWidth(s string) int { return cellWidth(s) }

@@ -205,6 +205,7 @@ func (l *vmList) View(st *Styles) string {
 		b.WriteByte('\n')
 		i := l.offset + r
 		if i >= len(l.vis) {
+			b.WriteString(strings.Repeat(" ", l.width))
 			continue
 		}
 		vm := &l.all[l.vis[i]]
@@ -238,7 +239,7 @@ func align(s string, w int, right bool) string {
 	if w <= 0 {
 		return ""
 	}
-	sw := ansi.StringWidth(s)
+	sw := cellWidth(s)
 	if sw > w {
 		return ansi.Truncate(s, w, "…")
 	}
@@ -247,6 +248,17 @@ func align(s string, w int, right bool) string {
 		return pad + s
 	}
 	return s + pad
+}
+
+// cellWidth is ansi.StringWidth with a fast path for plain ASCII, which
+// most cells are (grapheme segmentation dominates a frame otherwise).
+func cellWidth(s string) int {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x80 || c < 0x20 {
+			return ansi.StringWidth(s)
+		}
+	}
+	return len(s)
 }
 
 func cpuCell(vm *VM) string {

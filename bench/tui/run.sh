@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Measures the TUI with 200 defined machines (10 running): render time per
+# frame (Go benchmarks), and the RSS and idle CPU of the real TUI process
+# running in a tmux pane. Writes the "## TUI" section of bench/RESULTS.md.
+#
+#   bash bench/tui/run.sh             # ~20 s idle sample
+#   IDLE_SECS=60 bash bench/tui/run.sh
+#   VLAB_BIN=bin/vlab bash bench/tui/run.sh   # also sample `vlab` on the real library
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+IDLE_SECS=${IDLE_SECS:-20}
+SETTLE_SECS=${SETTLE_SECS:-3}
+command -v tmux >/dev/null || { echo "run.sh: tmux is missing (make deps installs it)" >&2; exit 1; }
+
+work=$(mktemp -d)
+session="vlab-tuibench-$$"
+cleanup() {
+	tmux kill-session -t "$session" 2>/dev/null || true
+	tmux kill-session -t "$session-vlab" 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+go build -o "$work/tuibench" ./bench/tui
+
+# sample SESSION: prints "RSS_KB CPU_PCT" of the pane's process over IDLE_SECS.
+sample() {
+	local sess=$1 pid hz t0 t1 c0 c1 rss
+	pid=$(tmux display-message -p -t "$sess" '#{pane_pid}')
+	sleep "$SETTLE_SECS"
+	hz=$(getconf CLK_TCK)
+	# utime and stime are fields 14 and 15 of /proc/PID/stat (after the
+	# parenthesised command name, which may contain spaces).
+	c0=$(sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}')
+	t0=$(date +%s.%N)
+	sleep "$IDLE_SECS"
+	c1=$(sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}')
+	t1=$(date +%s.%N)
+	rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
+	awk -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" -v hz="$hz" -v rss="$rss" \
+		'BEGIN { printf "%d %.4f\n", rss, (c1 - c0) / hz / (t1 - t0) * 100 }'
+}
+
+# The TUI over the fake library, as the user would see it: 120x40, TERM
+# from tmux, alt screen, mouse on.
+tmux new-session -d -s "$session" -x 120 -y 40 "exec $work/tuibench -serve"
+read -r rss cpu < <(sample "$session")
+tmux capture-pane -p -t "$session" | head -5
+echo "tuibench -serve: RSS ${rss} kB, idle CPU ${cpu}% of one core over ${IDLE_SECS}s"
+tmux send-keys -t "$session" q
+
+args=(-report -rss-kb "$rss" -cpu-pct "$cpu" -idle-secs "$IDLE_SECS")
+
+# Optionally the real vlab TUI on whatever library this user has.
+if [[ -n "${VLAB_BIN:-}" ]]; then
+	tmux new-session -d -s "$session-vlab" -x 120 -y 40 "exec $VLAB_BIN"
+	read -r vrss vcpu < <(sample "$session-vlab")
+	echo "vlab: RSS ${vrss} kB, idle CPU ${vcpu}% of one core"
+	tmux send-keys -t "$session-vlab" q
+	args+=(-vlab-rss-kb "$vrss" -vlab-cpu-pct "$vcpu")
+fi
+
+"$work/tuibench" "${args[@]}"
