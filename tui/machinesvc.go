@@ -1,0 +1,556 @@
+//go:build vlabmachine
+
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"vlab/console"
+	"vlab/emulator"
+	"vlab/machine"
+	"vlab/profiles"
+)
+
+// MachineService is the Service over vlab's real library (package machine).
+type MachineService struct {
+	store *machine.Store
+
+	mu      sync.Mutex
+	prev    map[string]cpuSample // last CPU sample per VM, for CPU%
+	running map[string]proc      // from the last List: what Stats samples
+}
+
+type proc struct {
+	pid     int
+	started time.Time
+}
+
+type cpuSample struct {
+	pid   int
+	ticks uint64
+	at    time.Time
+}
+
+// NewMachineService returns the Service over store.
+func NewMachineService(store *machine.Store) *MachineService {
+	return &MachineService{store: store, prev: map[string]cpuSample{}, running: map[string]proc{}}
+}
+
+var _ Service = (*MachineService)(nil)
+
+// stateOf maps the machine lifecycle to the TUI's states.
+func stateOf(s machine.State) State {
+	switch s {
+	case machine.StateStopped:
+		return StateStopped
+	case machine.StateStarting:
+		return StateStarting
+	case machine.StateRunning:
+		return StateRunning
+	case machine.StatePaused:
+		return StatePaused
+	case machine.StateShuttingDown:
+		return StateStopping
+	case machine.StateCrashed:
+		return StateCrashed
+	}
+	return StateError // unresponsive: process alive, QMP dead
+}
+
+// Boot orders: the TUI's words and QEMU's letters.
+func bootWord(order string) string {
+	switch {
+	case strings.HasPrefix(order, "d"):
+		return "cdrom"
+	case strings.HasPrefix(order, "n"):
+		return "network"
+	}
+	return ""
+}
+
+func bootLetters(word string) string {
+	switch word {
+	case "cdrom":
+		return "dc"
+	case "network":
+		return "nc"
+	}
+	return ""
+}
+
+// List implements Service.
+func (s *MachineService) List(ctx context.Context) ([]VM, error) {
+	names, err := s.store.Names()
+	if err != nil {
+		return nil, err
+	}
+	host, _ := s.store.Host(ctx) // nil host: accels shown as chosen at start only
+	out := make([]VM, len(names))
+	s.mu.Lock()
+	clear(s.running) // refilled by vm() for each running machine
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8) // status queries of running VMs talk QMP
+	for i, name := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i] = s.vm(ctx, name, host)
+		}()
+	}
+	wg.Wait()
+	return out, nil
+}
+
+func (s *MachineService) vm(ctx context.Context, name string, host *emulator.Host) VM {
+	vm := VM{Name: name, State: StateStopped}
+	spec, err := s.store.Load(name)
+	if err != nil {
+		vm.State, vm.LastError = StateError, err.Error()
+		return vm
+	}
+	p := s.store.Paths(name)
+	vm.Profile, vm.Arch, vm.CPUs, vm.MemoryMiB = spec.Profile, spec.Arch, spec.CPUs, int(spec.Memory/machine.MiB)
+	if pr, err := profiles.Get(spec.Profile); err == nil {
+		vm.OS = pr.Title
+	}
+	vm.ISO, vm.Kernel, vm.Initrd, vm.Append = spec.Boot.ISO, spec.Boot.Kernel, spec.Boot.Initrd, spec.Boot.Append
+	vm.BootOrder = bootWord(spec.Boot.Order)
+	vm.Display = spec.Display
+	vm.Accel = spec.Accel
+	for i, d := range spec.Disks {
+		di := DiskInfo{Disk: emulator.Disk{Path: p.DiskPath(d.File), Format: orDefault(d.Format, "qcow2"), Bus: d.Bus, NodeName: fmt.Sprintf("hd%d", i)}, VirtualBytes: int64(d.Size)}
+		var st syscall.Stat_t
+		if syscall.Stat(di.Path, &st) == nil {
+			di.ActualBytes = st.Blocks * 512
+		}
+		vm.Disks = append(vm.Disks, di)
+	}
+	for i, n := range spec.NICs {
+		nic := emulator.NIC{ID: fmt.Sprintf("net%d", i), Mode: n.Mode, Model: n.Model, MAC: n.MAC, Restrict: n.Restrict, Bridge: n.Bridge, Tap: n.Tap}
+		for _, f := range n.Forwards {
+			nic.Forwards = append(nic.Forwards, emulator.Forward{Proto: f.Proto, HostAddr: f.HostAddr, HostPort: f.HostPort, GuestPort: f.GuestPort})
+		}
+		vm.NICs = append(vm.NICs, nic)
+	}
+	vm.Snapshots = s.store.SnapshotCount(name)
+	st, err := s.store.Status(ctx, name)
+	if err != nil {
+		vm.State, vm.LastError = StateError, err.Error()
+		return vm
+	}
+	vm.State = stateOf(st.State)
+	vm.LastError = st.Detail
+	if st.State.Active() {
+		if a, err := emulator.ParseAccel(st.Accel); err == nil && a != emulator.AccelAuto {
+			vm.Accel = a
+		}
+		vm.AccelReason = st.AccelReason
+		vm.Uptime = time.Since(st.StartedAt).Round(time.Second)
+		vm.VNC, vm.Serial = p.VNC, p.Serial
+		if len(p.QMP) > 0 {
+			vm.QMP = p.QMP[0]
+		}
+		if vm.Display == emulator.DisplayNone {
+			vm.VNC = ""
+		}
+		s.mu.Lock()
+		s.running[name] = proc{pid: st.PID, started: st.StartedAt}
+		s.mu.Unlock()
+		if pct, rss, ok := s.sample(name, st.PID); ok {
+			vm.CPUPercent, vm.RSSBytes = pct, rss
+		}
+	} else if host != nil {
+		if c, err := emulator.ChooseAccel(spec.Arch, spec.Accel, host); err == nil {
+			vm.Accel, vm.AccelReason = c.Accel, c.Reason
+		} else {
+			vm.AccelReason = err.Error()
+		}
+	}
+	return vm
+}
+
+// sample reads the process's CPU ticks and RSS from /proc and returns the
+// CPU% since the previous sample of the same process.
+func (s *MachineService) sample(name string, pid int) (float64, int64, bool) {
+	if pid <= 0 {
+		return 0, 0, false
+	}
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	// Fields after the parenthesised command: state is 3rd, utime 14th,
+	// stime 15th, rss (pages) 24th.
+	i := strings.LastIndexByte(string(data), ')')
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 22 {
+		return 0, 0, false
+	}
+	ut, _ := strconv.ParseUint(f[11], 10, 64)
+	stt, _ := strconv.ParseUint(f[12], 10, 64)
+	rssPages, _ := strconv.ParseInt(f[21], 10, 64)
+	now, ticks := time.Now(), ut+stt
+	s.mu.Lock()
+	prev, ok := s.prev[name]
+	s.prev[name] = cpuSample{pid: pid, ticks: ticks, at: now}
+	s.mu.Unlock()
+	pct := 0.0
+	if ok && prev.pid == pid && now.After(prev.at) && ticks >= prev.ticks {
+		const hz = 100 // USER_HZ on Linux
+		pct = float64(ticks-prev.ticks) / hz / now.Sub(prev.at).Seconds() * 100
+	}
+	return pct, rssPages * int64(os.Getpagesize()), true
+}
+
+// Stats implements Service: it samples /proc for the processes the last
+// List found running (no QMP, no library scan), so the slow refresh stays
+// cheap. A process that is gone is left out; the change stream reports it.
+func (s *MachineService) Stats(ctx context.Context) ([]Stats, error) {
+	s.mu.Lock()
+	procs := make(map[string]proc, len(s.running))
+	for k, v := range s.running {
+		procs[k] = v
+	}
+	s.mu.Unlock()
+	var out []Stats
+	for name, p := range procs {
+		pct, rss, ok := s.sample(name, p.pid)
+		if !ok {
+			continue
+		}
+		out = append(out, Stats{Name: name, CPUPercent: pct, RSSBytes: rss, Uptime: time.Since(p.started).Round(time.Second)})
+	}
+	return out, nil
+}
+
+// spec builds the machine Spec the wizard describes.
+func newSpec(n NewVM) *machine.Spec {
+	spec := &machine.Spec{Schema: machine.SchemaVersion, Name: n.Name, Arch: n.Arch, Display: n.Display}
+	if n.DiskBytes > 0 {
+		spec.Disks = []machine.DiskSpec{{File: "disk0.qcow2", Size: machine.Size(n.DiskBytes), Format: "qcow2"}}
+	}
+	if n.Net != emulator.NetNone {
+		nic := machine.NICSpec{Mode: n.Net, MAC: n.MAC}
+		for _, f := range n.Forwards {
+			nic.Forwards = append(nic.Forwards, machine.Forward{Proto: f.Proto, HostAddr: orDefault(f.HostAddr, "127.0.0.1"), HostPort: f.HostPort, GuestPort: f.GuestPort})
+		}
+		spec.NICs = []machine.NICSpec{nic}
+	}
+	if p, err := profiles.Get(n.Profile); err == nil {
+		machine.ApplyProfile(spec, p)
+	}
+	spec.CPUs, spec.Memory = n.CPUs, machine.Size(n.MemoryMiB)*machine.MiB
+	if spec.Machine == "" {
+		spec.Machine = machine.ArchDefaultMachine(spec.Arch)
+	}
+	if spec.Display == "" {
+		spec.Display = emulator.DisplayVNC
+	}
+	spec.Boot = machine.Boot{ISO: n.ISO, Kernel: n.Kernel, Initrd: n.Initrd, Append: n.Append, Order: spec.Boot.Order}
+	if n.ISO != "" && spec.Boot.Order == "" {
+		spec.Boot.Order = "dc" // install: CD first, then the disk it installs to
+	}
+	return spec
+}
+
+// Create implements Service.
+func (s *MachineService) Create(ctx context.Context, n NewVM, progress ProgressFunc) error {
+	if progress != nil && n.DiskBytes > 0 {
+		progress(Progress{Step: "creating the disk"})
+	}
+	return s.store.Create(ctx, newSpec(n))
+}
+
+// PreviewCmdline implements Service.
+func (s *MachineService) PreviewCmdline(ctx context.Context, n NewVM) ([]string, error) {
+	spec := newSpec(n)
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("preview %q: %w", n.Name, err)
+	}
+	cfg, host, err := s.store.ConfigFor(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return emulator.Cmdline(cfg, host)
+}
+
+// Start implements Service.
+func (s *MachineService) Start(ctx context.Context, name string) error {
+	return s.store.Start(ctx, name, machine.StartOptions{})
+}
+
+// Stop implements Service.
+func (s *MachineService) Stop(ctx context.Context, name string, force bool) error {
+	_, err := s.store.Stop(ctx, name, machine.StopOptions{Force: force})
+	return err
+}
+
+// Pause implements Service.
+func (s *MachineService) Pause(ctx context.Context, name string) error {
+	return s.store.Pause(ctx, name)
+}
+
+// Resume implements Service.
+func (s *MachineService) Resume(ctx context.Context, name string) error {
+	return s.store.Resume(ctx, name)
+}
+
+// Reset implements Service.
+func (s *MachineService) Reset(ctx context.Context, name string) error {
+	return s.store.Reset(ctx, name)
+}
+
+// Delete implements Service.
+func (s *MachineService) Delete(ctx context.Context, name string) error {
+	return s.store.Delete(ctx, name)
+}
+
+func machineProgress(step string, p ProgressFunc) machine.ProgressFunc {
+	if p == nil {
+		return nil
+	}
+	return func(done, total float64) { p(Progress{Step: step, Done: int64(done), Total: int64(total)}) }
+}
+
+// Clone implements Service.
+func (s *MachineService) Clone(ctx context.Context, src, dst string, progress ProgressFunc) error {
+	return s.store.Clone(ctx, src, dst, machine.CloneOptions{Progress: machineProgress("copying disks", progress)})
+}
+
+// Update implements Service. A running VM can only change its ISO (a live
+// media change through QMP, also saved for the next boot).
+func (s *MachineService) Update(ctx context.Context, name string, set Settings) error {
+	spec, err := s.store.Load(name)
+	if err != nil {
+		return err
+	}
+	st, err := s.store.Status(ctx, name)
+	if err != nil {
+		return err
+	}
+	if st.State.Active() {
+		if spec.Boot.ISO != set.ISO {
+			if err := s.changeMedium(ctx, name, set.ISO); err != nil {
+				return err
+			}
+			spec.Boot.ISO = set.ISO
+			return s.store.Save(ctx, spec)
+		}
+		return nil
+	}
+	spec.CPUs, spec.Memory = set.CPUs, machine.Size(set.MemoryMiB)*machine.MiB
+	spec.Boot.ISO, spec.Boot.Order = set.ISO, bootLetters(set.BootOrder)
+	spec.Display, spec.Accel = set.Display, set.Accel
+	switch {
+	case set.Net == emulator.NetNone:
+		spec.NICs = nil
+	case len(spec.NICs) == 0:
+		spec.NICs = []machine.NICSpec{{Mode: set.Net, MAC: machine.NewMAC()}}
+	default:
+		spec.NICs[0].Mode = set.Net
+	}
+	if len(spec.NICs) > 0 {
+		spec.NICs[0].Forwards = nil
+		for _, f := range set.Forwards {
+			spec.NICs[0].Forwards = append(spec.NICs[0].Forwards, machine.Forward{Proto: f.Proto, HostAddr: orDefault(f.HostAddr, "127.0.0.1"), HostPort: f.HostPort, GuestPort: f.GuestPort})
+		}
+	}
+	if err := machine.CheckSources(spec.Boot); err != nil {
+		return fmt.Errorf("edit %q: %w", name, err)
+	}
+	return s.store.Save(ctx, spec)
+}
+
+// changeMedium inserts iso into (or, with "", ejects) the running VM's CD
+// drive.
+func (s *MachineService) changeMedium(ctx context.Context, name, iso string) error {
+	if iso == "" {
+		if err := s.store.QMP(ctx, name, "eject", map[string]any{"id": "cd0", "force": true}, nil); err != nil {
+			return fmt.Errorf("eject the ISO of %q: %w", name, err)
+		}
+		return nil
+	}
+	if err := machine.CheckSources(machine.Boot{ISO: iso}); err != nil {
+		return err
+	}
+	args := map[string]any{"id": "cd0", "filename": iso, "format": "raw", "read-only-mode": "read-only"}
+	if err := s.store.QMP(ctx, name, "blockdev-change-medium", args, nil); err != nil {
+		return fmt.Errorf("insert %s into %q: %w", iso, name, err)
+	}
+	return nil
+}
+
+// Cmdline implements Service.
+func (s *MachineService) Cmdline(ctx context.Context, name string) ([]string, error) {
+	return s.store.Cmdline(ctx, name)
+}
+
+// Snapshots implements Service.
+func (s *MachineService) Snapshots(ctx context.Context, name string) ([]Snapshot, error) {
+	tree, err := s.store.Snapshots(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Snapshot, 0, len(tree.Snapshots))
+	for _, sn := range tree.Snapshots {
+		out = append(out, Snapshot{Name: sn.Tag, Created: sn.Time, SizeBytes: sn.Size, Current: sn.Current})
+	}
+	return out, nil
+}
+
+// SaveSnapshot implements Service.
+func (s *MachineService) SaveSnapshot(ctx context.Context, name, snap string, progress ProgressFunc) error {
+	_, err := s.store.SnapshotCreate(ctx, name, snap, machine.SnapshotOptions{Progress: machineProgress("saving", progress)})
+	return err
+}
+
+// RestoreSnapshot implements Service.
+func (s *MachineService) RestoreSnapshot(ctx context.Context, name, snap string, progress ProgressFunc) error {
+	return s.store.SnapshotRestore(ctx, name, snap, machine.SnapshotOptions{Progress: machineProgress("loading", progress)})
+}
+
+// DeleteSnapshot implements Service.
+func (s *MachineService) DeleteSnapshot(ctx context.Context, name, snap string) error {
+	return s.store.SnapshotDelete(ctx, name, snap, machine.SnapshotOptions{})
+}
+
+// serialScrollback is how much of serial.log the console view starts with.
+const serialScrollback = 64 << 10
+
+// SerialAttach implements Service.
+func (s *MachineService) SerialAttach(ctx context.Context, name string) (*Serial, error) {
+	p := s.store.Paths(name)
+	st, err := s.store.Status(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if !st.State.Active() {
+		return nil, WithFix(fmt.Errorf("attach serial %q: machine is %s", name, st.State), "start it first (s)")
+	}
+	back, _ := tail(p.SerialLog, serialScrollback)
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := console.AttachSerial(actx, p.Serial)
+	if err != nil {
+		if errors.Is(err, console.ErrSerialBusy) {
+			return nil, WithFix(err, "detach the other console (vlab console "+name+") first")
+		}
+		return nil, err
+	}
+	return &Serial{Conn: c, Scrollback: back}, nil
+}
+
+// tail returns up to max bytes from the end of a file.
+func tail(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	off := fi.Size() - max
+	if off < 0 {
+		off = 0
+	}
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return io.ReadAll(f)
+}
+
+// LogTail implements Service.
+func (s *MachineService) LogTail(ctx context.Context, name string, max int) (string, error) {
+	b, err := tail(s.store.Paths(name).QEMULog, int64(max))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil // never started: no log yet
+	}
+	if err != nil {
+		return "", fmt.Errorf("read qemu.log of %q: %w", name, err)
+	}
+	return string(b), nil
+}
+
+// HostLimits implements Service.
+func (s *MachineService) HostLimits(ctx context.Context) (HostLimits, error) {
+	l := HostLimits{CPUs: runtime.NumCPU()}
+	if h, err := s.store.Host(ctx); err == nil {
+		l.MemoryMiB = h.MemTotalMiB
+	}
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(s.store.Dirs().Data, &fs); err == nil {
+		l.FreeDiskBytes = int64(fs.Bavail) * int64(fs.Bsize)
+	}
+	return l, nil
+}
+
+// Profiles implements Service.
+func (s *MachineService) Profiles(ctx context.Context) ([]Profile, error) {
+	var out []Profile
+	for _, p := range profiles.List() {
+		out = append(out, Profile{Name: p.Name, Description: p.Title, Arch: p.Arch, MemoryMiB: p.MemoryMiB, CPUs: p.CPUs, DiskBytes: p.DiskBytes()})
+	}
+	if len(out) == 0 {
+		return DefaultProfiles(), nil
+	}
+	return out, nil
+}
+
+// ValidateName implements Service.
+func (s *MachineService) ValidateName(name string) error {
+	if err := machine.ValidateName(name); err != nil {
+		return err
+	}
+	if _, err := os.Stat(s.store.Paths(name).Dir); err == nil {
+		return fmt.Errorf("name %q is taken", name)
+	}
+	return nil
+}
+
+// Changes implements Service: the store's watcher (file notifications and
+// QMP events) when it can run; otherwise a slow tick, so the screen still
+// follows changes made elsewhere.
+func (s *MachineService) Changes(ctx context.Context) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	in, err := s.store.Watch(ctx)
+	go func() {
+		defer close(out)
+		signal := func() {
+			select {
+			case out <- struct{}{}:
+			default:
+			}
+		}
+		if err != nil {
+			t := time.NewTicker(3 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					signal()
+				}
+			}
+		}
+		for range in {
+			signal()
+		}
+	}()
+	return out
+}
