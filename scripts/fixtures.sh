@@ -292,7 +292,7 @@ build_arch() {
 	printf 'root:x:0:0:root:/root:/bin/sh\n' >"$stage/etc/passwd"
 	printf 'root:x:0:\n' >"$stage/etc/group"
 
-	(cd "$ROOT" && CGO_ENABLED=0 GOOS=linux GOARCH=$GOARCH_ "$GO" build -trimpath -ldflags='-s -w' \
+	(cd "$ROOT" && CGO_ENABLED=0 GOOS=linux GOARCH=$GOARCH_ "$GO" build -trimpath -buildvcs=false -ldflags='-s -w' \
 		-o "$stage/bin/vlab-udpecho" ./internal/fixture/udpecho) || die "$arch: go build vlab-udpecho failed"
 
 	mkdir -p "$dir"
