@@ -329,3 +329,4 @@ resolve_all "${arches[@]}"
 for a in "${arches[@]}"; do
 	build_arch "$a"
 done
+"$ROOT/scripts/fixtures-iso.sh" "${arches[@]}" # ISO fixtures of the install and detection tests
