@@ -261,10 +261,15 @@ build_detect() {
 	for entry in "${DETECT[@]}"; do
 		IFS='|' read -r name vol sys pub app <<<"$entry"
 		args=(-V "$vol")
-		[ -z "$sys" ] || args+=(-sysid "$sys")
 		[ -z "$pub" ] || args+=(-publisher "$pub")
 		[ -z "$app" ] || args+=(-A "$app")
 		quietly "$w/log" xorriso -as mkisofs -o "$ISO/detect/$name.tmp" "${args[@]}" "$w/tree" || die "xorriso $name failed"
+		# xorriso upper-cases the system id (ECMA-119 a-characters); real
+		# media carry e.g. "FreeBSD": write the field (32 bytes at 32776).
+		if [ -n "$sys" ]; then
+			printf '%-32s' "$sys" | dd of="$ISO/detect/$name.tmp" bs=1 seek=32776 conv=notrunc status=none ||
+				die "set the system id of $name failed"
+		fi
 		mv -f "$ISO/detect/$name.tmp" "$ISO/detect/$name"
 	done
 	printf '%s\n' "$stamp" >"$ISO/detect/.stamp"
