@@ -256,7 +256,7 @@ build_arch() {
 	dpkg-deb -x "$bbdeb" "$work/busybox" || die "$arch: unpack $bbdeb failed"
 
 	kver=$(ls "$kroot/lib/modules")
-	[ -n "$kver" ] && [ "$(wc -l <<<"$kver")" -eq 1 ] || die "$arch: $KPKG has no single lib/modules/<version>"
+	{ [ -n "$kver" ] && [ "$(wc -l <<<"$kver")" -eq 1 ]; } || die "$arch: $KPKG has no single lib/modules/<version>"
 	for kimg in "$kroot/boot/vmlinuz-$kver" "$kroot/boot/vmlinux-$kver" ""; do
 		[ -z "$kimg" ] || [ ! -s "$kimg" ] || break
 	done
