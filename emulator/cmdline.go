@@ -1,0 +1,927 @@
+package emulator
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// maxSocketPath is the longest unix socket path Linux accepts (sun_path is
+// 108 bytes including the terminating NUL).
+const maxSocketPath = 107
+
+// Cmdline returns the exact qemu argv for cfg (argv[0] is the binary path
+// from h). It is pure: everything it knows about the host comes from h.
+//
+// What it always adds: -nodefaults -no-user-config, -name, -pidfile,
+// -display none, the accelerator, machine, CPU, SMP and memory, one QMP
+// monitor per socket in cfg.Paths.QMP, and the serial console on a unix
+// socket logged to cfg.Paths.SerialLog.
+//
+// Defaults for empty fields come from the per-arch and per-board tables in
+// arch.go. An AccelAuto in cfg.Accel is resolved with ChooseAccel. Boot order
+// uses QEMU's letters: "c" the disks, "d" the CD-ROMs, "n" the network, so
+// "dc" boots the CD first; "" means "cd" (disks first, then CD-ROMs). It is
+// applied through bootindex (and -boot order on mac99, whose OpenBIOS reads
+// that instead). Display "" means DisplayNone.
+//
+// Errors: a missing binary wraps ErrNoQEMU, missing UEFI firmware wraps
+// ErrNoFirmware, KVM for a guest the host cannot run wraps
+// ErrKVMUnavailable; each names the Debian package or the fix.
+func Cmdline(cfg Config, h *Host) ([]string, error) {
+	b := &builder{cfg: cfg, h: h}
+	if err := b.build(); err != nil {
+		if cfg.Name != "" {
+			return nil, fmt.Errorf("qemu command line for %q: %w", cfg.Name, err)
+		}
+		return nil, fmt.Errorf("qemu command line: %w", err)
+	}
+	return b.argv, nil
+}
+
+// builder accumulates one argv.
+type builder struct {
+	cfg     Config
+	h       *Host
+	arch    archInfo
+	board   board
+	machine string
+	accel   AccelChoice
+	order   string // effective boot order (QEMU letters)
+	argv    []string
+
+	usbAdded    bool // USB controller already on the command line
+	scsiAdded   bool
+	ahciAdded   bool
+	ideUsed     []bool
+	ahciUsed    int
+	nodeNames   map[string]bool
+	deviceIDs   map[string]bool
+	noNetROM    bool
+	bootClasses map[byte]bool
+}
+
+func (b *builder) add(args ...string) { b.argv = append(b.argv, args...) }
+
+func (b *builder) build() error {
+	cfg, h := b.cfg, b.h
+	if h == nil {
+		return errors.New("no host facts (probe the host first)")
+	}
+	info, ok := archTable[cfg.Arch]
+	if !ok {
+		return fmt.Errorf("unknown arch %q: use one of %s", cfg.Arch, strings.Join(ArchNames(), ", "))
+	}
+	b.arch = info
+	bin, ok := h.Binaries[cfg.Arch]
+	if !ok || bin.Path == "" {
+		return fmt.Errorf("%w: %s runs %s guests (install it: apt-get install %s)", ErrNoQEMU, info.binary, cfg.Arch, info.aptPackage)
+	}
+	if err := checkName(cfg.Name); err != nil {
+		return err
+	}
+	b.machine = cfg.Machine
+	if b.machine == "" {
+		b.machine = info.machines[0]
+	}
+	b.board, ok = boardFor(cfg.Arch, b.machine)
+	if !ok {
+		return fmt.Errorf("machine %q is not supported for %s guests: use one of %s", b.machine, cfg.Arch, strings.Join(info.machines, ", "))
+	}
+	if len(bin.Machines) > 0 && !slices.Contains(bin.Machines, b.machine) {
+		return fmt.Errorf("%s has no machine %q (see %s -machine help)", bin.Path, b.machine, bin.Path)
+	}
+	if err := b.resolveAccel(bin); err != nil {
+		return err
+	}
+	if cfg.CPUs < 1 {
+		return fmt.Errorf("cpus must be at least 1, not %d", cfg.CPUs)
+	}
+	if cfg.MemoryMiB < 1 {
+		return fmt.Errorf("memory must be at least 1 MiB, not %d", cfg.MemoryMiB)
+	}
+	if err := b.resolveBootOrder(); err != nil {
+		return err
+	}
+	if err := checkPaths(cfg); err != nil {
+		return err
+	}
+	b.nodeNames = map[string]bool{}
+	b.deviceIDs = map[string]bool{}
+
+	b.add(bin.Path,
+		"-name", newOpt("guest="+optValue(cfg.Name)).set("process", "vlab-"+cfg.Name).String(),
+		"-nodefaults", "-no-user-config",
+		"-pidfile", cfg.Paths.Pidfile,
+		"-display", "none",
+		"-accel", b.accelArg(),
+	)
+	fw, err := b.firmware()
+	if err != nil {
+		return err
+	}
+	mopts, err := b.machineArg(fw)
+	if err != nil {
+		return err
+	}
+	b.add("-machine", mopts, "-cpu", b.cpu(), "-smp", strconv.Itoa(cfg.CPUs), "-m", strconv.Itoa(cfg.MemoryMiB)+"M")
+	b.addFirmwareNodes(fw)
+	for i, p := range cfg.Paths.QMP {
+		id := QMPChardevID(i)
+		b.add(socketChardev{id: id, path: p}.args()...)
+		b.add("-mon", newOpt("chardev="+id).raw("mode=control").String())
+	}
+	if cfg.Paths.Serial != "" {
+		b.add(socketChardev{id: SerialChardevID, path: cfg.Paths.Serial, logfile: cfg.Paths.SerialLog}.args()...)
+		b.add("-serial", "chardev:"+SerialChardevID)
+	}
+	for i, d := range cfg.Disks {
+		if err := b.addDisk(i, d); err != nil {
+			return err
+		}
+	}
+	for i, c := range cfg.CDROMs {
+		if err := b.addCDROM(i, c); err != nil {
+			return err
+		}
+	}
+	for i, n := range cfg.NICs {
+		if err := b.addNIC(i, n); err != nil {
+			return err
+		}
+	}
+	if err := b.addDisplay(); err != nil {
+		return err
+	}
+	if err := b.addSound(); err != nil {
+		return err
+	}
+	if err := b.addKernel(); err != nil {
+		return err
+	}
+	if b.board.bootOrderArg {
+		b.add("-boot", "order="+b.order)
+	}
+	if cfg.RTCLocalTime {
+		b.add("-rtc", "base=localtime")
+	}
+	if cfg.GDBPort != 0 {
+		if cfg.GDBPort < 1 || cfg.GDBPort > 65535 {
+			return fmt.Errorf("gdb port %d is not a tcp port", cfg.GDBPort)
+		}
+		b.add("-gdb", "tcp:127.0.0.1:"+strconv.Itoa(cfg.GDBPort))
+	}
+	if cfg.StartPaused {
+		b.add("-S")
+	}
+	return nil
+}
+
+// checkName accepts any printable name (it is escaped on the command line).
+func checkName(name string) error {
+	if name == "" {
+		return errors.New("the vm has no name")
+	}
+	if strings.IndexFunc(name, unicode.IsControl) >= 0 {
+		return fmt.Errorf("vm name %q contains control characters", name)
+	}
+	return nil
+}
+
+// checkPaths validates the runtime paths QEMU needs.
+func checkPaths(cfg Config) error {
+	p := cfg.Paths
+	if len(p.QMP) == 0 {
+		return errors.New("no qmp socket path (Paths.QMP): vlab cannot drive a qemu without one")
+	}
+	if p.Pidfile == "" {
+		return errors.New("no pidfile path (Paths.Pidfile)")
+	}
+	sockets := append([]string(nil), p.QMP...)
+	if p.Serial != "" {
+		sockets = append(sockets, p.Serial)
+	}
+	if cfg.Display == DisplayVNC {
+		if p.VNC == "" {
+			return errors.New("display vnc needs a socket path (Paths.VNC)")
+		}
+		sockets = append(sockets, p.VNC)
+	}
+	for _, s := range sockets {
+		if s == "" {
+			return errors.New("empty socket path")
+		}
+		if len(s) > maxSocketPath {
+			return fmt.Errorf("unix socket path is %d bytes, over the %d-byte limit: %s", len(s), maxSocketPath, s)
+		}
+	}
+	if p.SerialLog != "" && p.Serial == "" {
+		return errors.New("a serial log (Paths.SerialLog) needs a serial socket (Paths.Serial)")
+	}
+	return nil
+}
+
+// resolveAccel settles cfg.Accel (choosing when it is auto) and refuses KVM
+// where it cannot run.
+func (b *builder) resolveAccel(bin Binary) error {
+	a := b.cfg.Accel
+	switch a.Accel {
+	case AccelAuto:
+		c, err := ChooseAccel(b.cfg.Arch, AccelAuto, b.h)
+		if err != nil {
+			return err
+		}
+		a = c
+	case AccelKVM:
+		if !kvmCanRun(b.h.Arch, b.cfg.Arch) {
+			return fmt.Errorf("%w for %s guests: KVM cannot run a %s guest on a %s host: use --accel tcg", ErrKVMUnavailable, b.cfg.Arch, b.cfg.Arch, b.h.Arch)
+		}
+		if len(bin.Accels) > 0 && !slices.Contains(bin.Accels, "kvm") {
+			return fmt.Errorf("%w for %s guests: %s was built without KVM support: use --accel tcg", ErrKVMUnavailable, b.cfg.Arch, bin.Path)
+		}
+	case AccelTCG:
+		if a.TBSizeMiB < 0 {
+			return fmt.Errorf("tcg tb-size %d MiB is negative", a.TBSizeMiB)
+		}
+	default:
+		return fmt.Errorf("unknown accel %d", a.Accel)
+	}
+	if a.Accel == AccelTCG && a.MultiThread && !b.arch.mttcg {
+		a.MultiThread = false // QEMU refuses thread=multi for this target
+	}
+	b.accel = a
+	return nil
+}
+
+func (b *builder) accelArg() string {
+	if b.accel.Accel == AccelKVM {
+		return "kvm"
+	}
+	o := newOpt("tcg")
+	if b.accel.MultiThread {
+		o.raw("thread=multi")
+	} else {
+		o.raw("thread=single")
+	}
+	if b.accel.TBSizeMiB > 0 {
+		o.setInt("tb-size", b.accel.TBSizeMiB)
+	}
+	return o.String()
+}
+
+func (b *builder) cpu() string {
+	switch {
+	case b.cfg.CPU != "":
+		return b.cfg.CPU
+	case b.accel.Accel == AccelKVM:
+		return b.arch.kvmCPU
+	}
+	return b.arch.tcgCPU
+}
+
+// resolveBootOrder validates cfg.BootOrder and decides which device classes
+// get a bootindex.
+func (b *builder) resolveBootOrder() error {
+	order := b.cfg.BootOrder
+	if order == "" {
+		order = "cd"
+	}
+	seen := map[byte]bool{}
+	for i := 0; i < len(order); i++ {
+		c := order[i]
+		if !strings.ContainsRune("cdn", rune(c)) {
+			return fmt.Errorf("boot order %q: %q is not c (disk), d (cd-rom) or n (network)", b.cfg.BootOrder, c)
+		}
+		if seen[c] {
+			return fmt.Errorf("boot order %q names %q twice", b.cfg.BootOrder, c)
+		}
+		seen[c] = true
+	}
+	b.order = order
+	b.bootClasses = seen
+	b.noNetROM = !seen['n']
+	return nil
+}
+
+// bootIndexes returns the bootindex of every device of each class, in boot
+// order: class letter -> first index. Devices of one class number
+// consecutively from it.
+func (b *builder) bootIndexes() map[byte]int {
+	counts := map[byte]int{'c': len(b.cfg.Disks), 'd': len(b.cfg.CDROMs), 'n': 0}
+	for _, n := range b.cfg.NICs {
+		if n.Mode != NetNone {
+			counts['n']++
+		}
+	}
+	out := map[byte]int{}
+	next := 1
+	for i := 0; i < len(b.order); i++ {
+		c := b.order[i]
+		out[c] = next
+		next += counts[c]
+	}
+	return out
+}
+
+// bootIndex returns the bootindex for the i-th device of class, or "" when
+// it gets none.
+func (b *builder) bootIndex(class byte, i int) string {
+	if b.board.bootOrderArg || !b.bootClasses[class] {
+		return ""
+	}
+	return strconv.Itoa(b.bootIndexes()[class] + i)
+}
+
+// withBoot adds bootindex to d when it has one.
+func withBoot(d device, index string) device {
+	if index == "" {
+		return d
+	}
+	return d.with("bootindex", index)
+}
+
+// firmwareChoice is the resolved firmware of one guest.
+type firmwareChoice struct {
+	uefi       bool
+	code, vars string
+}
+
+func (b *builder) firmware() (firmwareChoice, error) {
+	fw := b.cfg.Firmware
+	if fw == FirmwareDefault {
+		fw = b.arch.firmware
+		if fw == FirmwareUEFI && b.cfg.Kernel != "" {
+			return firmwareChoice{}, nil // direct kernel boot needs no firmware
+		}
+	}
+	switch fw {
+	case FirmwareDefault:
+		return firmwareChoice{}, nil
+	case FirmwareBIOS:
+		if b.arch.firmware != FirmwareBIOS {
+			if b.cfg.Kernel != "" {
+				return firmwareChoice{}, nil
+			}
+			return firmwareChoice{}, fmt.Errorf("%s guests have no BIOS firmware: use uefi, the default firmware or a kernel", b.cfg.Arch)
+		}
+		return firmwareChoice{}, nil
+	case FirmwareUEFI:
+	default:
+		return firmwareChoice{}, fmt.Errorf("unknown firmware %q: use bios or uefi", fw)
+	}
+	if b.arch.uefi == uefiNone || !b.board.pflash {
+		return firmwareChoice{}, fmt.Errorf("uefi is not available for %s guests on the %s machine: use the default firmware", b.cfg.Arch, b.board.name)
+	}
+	code, vars := uefiFiles(b.arch.uefi, b.h.Firmware)
+	if code == "" || vars == "" {
+		return firmwareChoice{}, fmt.Errorf("%w: uefi for %s guests (install it: apt-get install %s)", ErrNoFirmware, b.cfg.Arch, uefiPackages[b.arch.uefi])
+	}
+	if b.cfg.Paths.EFIVars == "" {
+		return firmwareChoice{}, errors.New("uefi needs a variable store (Paths.EFIVars, a qcow2 copy of the vars template)")
+	}
+	return firmwareChoice{uefi: true, code: code, vars: b.cfg.Paths.EFIVars}, nil
+}
+
+func uefiFiles(k uefiKind, f FirmwareFiles) (code, vars string) {
+	switch k {
+	case uefiOVMF:
+		return f.OVMFCode, f.OVMFVars
+	case uefiAAVMF:
+		return f.AAVMFCode, f.AAVMFVars
+	case uefiArm:
+		return f.ArmCode, f.ArmVars
+	}
+	return "", ""
+}
+
+// UEFIFirmware returns the UEFI code image and the vars template a guest of
+// arch boots with on h. The caller copies the template into the guest's own
+// qcow2 variable store (Paths.EFIVars): `qemu-img convert -f raw -O qcow2`.
+// Errors wrap ErrNoFirmware and name the Debian package.
+func UEFIFirmware(arch Arch, h *Host) (code, varsTemplate string, err error) {
+	info, ok := archTable[arch]
+	if !ok || info.uefi == uefiNone {
+		return "", "", fmt.Errorf("uefi is not available for %s guests", arch)
+	}
+	code, vars := uefiFiles(info.uefi, h.Firmware)
+	if code == "" || vars == "" {
+		return "", "", fmt.Errorf("%w: uefi for %s guests (install it: apt-get install %s)", ErrNoFirmware, arch, uefiPackages[info.uefi])
+	}
+	return code, vars, nil
+}
+
+var machineOptRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+=[^,]*$`)
+
+func (b *builder) machineArg(fw firmwareChoice) (string, error) {
+	o := newOpt(b.machine)
+	set := map[string]bool{}
+	for _, m := range b.cfg.MachineOpts {
+		if !machineOptRE.MatchString(m) {
+			return "", fmt.Errorf("machine option %q is not key=value (without commas)", m)
+		}
+		k, _, _ := strings.Cut(m, "=")
+		set[k] = true
+	}
+	if b.accel.Accel == AccelTCG {
+		for _, m := range b.board.tcgOpts {
+			if k, _, _ := strings.Cut(m, "="); !set[k] {
+				o.raw(m)
+			}
+		}
+	}
+	for _, m := range b.board.defaultOpts {
+		if k, _, _ := strings.Cut(m, "="); !set[k] {
+			o.raw(m)
+		}
+	}
+	for _, m := range b.cfg.MachineOpts {
+		o.raw(m)
+	}
+	if fw.uefi {
+		if set["pflash0"] || set["pflash1"] {
+			return "", errors.New("machine options pflash0/pflash1 conflict with uefi firmware")
+		}
+		o.raw("pflash0=" + EFICodeNode).raw("pflash1=" + EFIVarsNode)
+	}
+	return o.String(), nil
+}
+
+func (b *builder) addFirmwareNodes(fw firmwareChoice) {
+	if !fw.uefi {
+		return
+	}
+	for _, n := range imageNodes(EFICodeNode, fw.code, "raw", true) {
+		b.add(n.args()...)
+	}
+	for _, n := range imageNodes(EFIVarsNode, fw.vars, "qcow2", false) {
+		b.add(n.args()...)
+	}
+	b.nodeNames[EFICodeNode], b.nodeNames[EFIVarsNode] = true, true
+}
+
+// nodeNameRE is QEMU's rule for node names (and ids): a letter, then
+// letters, digits, '-', '.', '_'; at most 31 characters.
+var nodeNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,30}$`)
+
+var diskFormats = []string{"qcow2", "raw", "vmdk", "vdi", "vpc", "vhdx", "qed"}
+
+func (b *builder) addDisk(i int, d Disk) error {
+	node := d.NodeName
+	if node == "" {
+		node = "hd" + strconv.Itoa(i)
+	}
+	if !nodeNameRE.MatchString(node) || len(node)+len(fileNodeSuffix) > 31 {
+		return fmt.Errorf("disk %d: node name %q must be a letter then letters, digits, '-', '.', '_' (at most 26)", i, node)
+	}
+	if b.nodeNames[node] {
+		return fmt.Errorf("disk %d: node name %q is used twice", i, node)
+	}
+	b.nodeNames[node] = true
+	if d.Path == "" {
+		return fmt.Errorf("disk %s: no image path", node)
+	}
+	format := d.Format
+	if format == "" {
+		format = "qcow2"
+	}
+	if !slices.Contains(diskFormats, format) {
+		return fmt.Errorf("disk %s: unknown format %q: use %s", node, format, strings.Join(diskFormats, ", "))
+	}
+	bus := d.Bus
+	if bus == "" {
+		bus = b.board.diskBus
+	}
+	var dev device
+	switch bus {
+	case "virtio":
+		if !b.board.pci {
+			return fmt.Errorf("disk %s: virtio needs PCI, which the %s machine lacks: use ide", node, b.board.name)
+		}
+		dev = newDevice("virtio-blk-pci", "drive", node)
+	case "ide", "sata":
+		if d.ReadOnly {
+			return fmt.Errorf("disk %s: qemu cannot attach a read-only disk to %s: use virtio or scsi", node, bus)
+		}
+		var err error
+		if dev, err = b.ideDevice("ide-hd", bus, false); err != nil {
+			return fmt.Errorf("disk %s: %w", node, err)
+		}
+		dev = dev.with("drive", node)
+	case "scsi":
+		if err := b.addSCSI(); err != nil {
+			return fmt.Errorf("disk %s: %w", node, err)
+		}
+		dev = newDevice("scsi-hd", "bus", SCSIControllerID+".0", "drive", node)
+	case "nvme":
+		if d.ReadOnly {
+			return fmt.Errorf("disk %s: qemu cannot attach a read-only disk to nvme: use virtio or scsi", node)
+		}
+		if !b.board.pci {
+			return fmt.Errorf("disk %s: nvme needs PCI, which the %s machine lacks: use ide", node, b.board.name)
+		}
+		dev = newDevice("nvme", "serial", node, "drive", node)
+	default:
+		return fmt.Errorf("disk %s: unknown bus %q: use virtio, ide, sata, scsi or nvme", node, bus)
+	}
+	for _, n := range imageNodes(node, d.Path, format, d.ReadOnly) {
+		b.add(n.args()...)
+	}
+	b.add(withBoot(dev, b.bootIndex('c', i)).args()...)
+	return nil
+}
+
+func (b *builder) addCDROM(i int, c CDROM) error {
+	id := c.ID
+	if id == "" {
+		id = "cd" + strconv.Itoa(i)
+	}
+	if !nodeNameRE.MatchString(id) || len(id)+len(mediumNodeSuffix) > 31 {
+		return fmt.Errorf("cd-rom %d: id %q must be a letter then letters, digits, '-', '.', '_' (at most 24)", i, id)
+	}
+	if b.deviceIDs[id] {
+		return fmt.Errorf("cd-rom %d: id %q is used twice", i, id)
+	}
+	b.deviceIDs[id] = true
+	bus := c.Bus
+	if bus == "" {
+		bus = b.board.cdBus
+	}
+	var dev device
+	switch bus {
+	case "ide", "sata":
+		var err error
+		if dev, err = b.ideDevice("ide-cd", bus, true); err != nil {
+			return fmt.Errorf("cd-rom %s: %w", id, err)
+		}
+	case "scsi":
+		if err := b.addSCSI(); err != nil {
+			return fmt.Errorf("cd-rom %s: %w", id, err)
+		}
+		dev = newDevice("scsi-cd", "bus", SCSIControllerID+".0")
+	default:
+		return fmt.Errorf("cd-rom %s: unknown bus %q: use ide, sata or scsi", id, bus)
+	}
+	dev = newDevice(dev.driver, append([]string{"id", id}, flatten(dev.props)...)...)
+	if c.Path != "" {
+		medium := CDROMMediumNode(id)
+		if b.nodeNames[medium] {
+			return fmt.Errorf("cd-rom %s: node name %q is used twice", id, medium)
+		}
+		b.nodeNames[medium] = true
+		for _, n := range imageNodes(medium, c.Path, "raw", true) {
+			b.add(n.args()...)
+		}
+		dev = dev.with("drive", medium)
+	}
+	b.add(withBoot(dev, b.bootIndex('d', i)).args()...)
+	return nil
+}
+
+func flatten(props [][2]string) []string {
+	out := make([]string, 0, 2*len(props))
+	for _, p := range props {
+		out = append(out, p[0], p[1])
+	}
+	return out
+}
+
+// ideDevice returns driver placed on the next free IDE/AHCI slot for bus.
+// Disks fill the board's slots from the first; CD-ROMs start at the board's
+// CD slot (the secondary master on PATA boards), as PCs were cabled.
+func (b *builder) ideDevice(driver, bus string, cd bool) (device, error) {
+	if bus == "sata" && !b.board.sataIsIDE {
+		if !b.board.pci {
+			return device{}, fmt.Errorf("sata needs PCI, which the %s machine lacks: use ide", b.board.name)
+		}
+		if !b.ahciAdded {
+			b.add(newDevice("ahci", "id", AHCIControllerID).args()...)
+			b.ahciAdded = true
+		}
+		const ports = 6
+		if b.ahciUsed >= ports {
+			return device{}, fmt.Errorf("all %d sata ports are taken", ports)
+		}
+		d := newDevice(driver, "bus", AHCIControllerID+"."+strconv.Itoa(b.ahciUsed))
+		b.ahciUsed++
+		return d, nil
+	}
+	slots := b.board.ide
+	if len(slots) == 0 {
+		return device{}, fmt.Errorf("the %s machine has no %s bus: use %s", b.board.name, bus, b.board.diskBus)
+	}
+	if b.ideUsed == nil {
+		b.ideUsed = make([]bool, len(slots))
+	}
+	start := 0
+	if cd {
+		start = b.board.cdIDEFirst
+	}
+	for k := range slots {
+		j := (start + k) % len(slots)
+		if b.ideUsed[j] {
+			continue
+		}
+		b.ideUsed[j] = true
+		d := newDevice(driver, "bus", slots[j].bus)
+		if slots[j].unit >= 0 {
+			d = d.with("unit", strconv.Itoa(slots[j].unit))
+		}
+		return d, nil
+	}
+	return device{}, fmt.Errorf("all %d %s slots of the %s machine are taken", len(slots), bus, b.board.name)
+}
+
+func (b *builder) addSCSI() error {
+	if b.scsiAdded {
+		return nil
+	}
+	if b.board.scsi == "" {
+		return fmt.Errorf("the %s machine has no scsi controller: use %s", b.board.name, b.board.diskBus)
+	}
+	b.add(newDevice(b.board.scsi, "id", SCSIControllerID).args()...)
+	b.scsiAdded = true
+	return nil
+}
+
+var macRE = regexp.MustCompile(`^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$`)
+
+func (b *builder) addNIC(i int, n NIC) error {
+	id := n.ID
+	if id == "" {
+		id = "net" + strconv.Itoa(i)
+	}
+	mode := n.Mode
+	if mode == "" {
+		mode = NetUser
+	}
+	if mode == NetNone {
+		return nil
+	}
+	if !nodeNameRE.MatchString(id) {
+		return fmt.Errorf("nic %d: id %q must be a letter then letters, digits, '-', '.', '_'", i, id)
+	}
+	if b.deviceIDs["netdev:"+id] {
+		return fmt.Errorf("nic %d: id %q is used twice", i, id)
+	}
+	b.deviceIDs["netdev:"+id] = true
+	if len(n.Forwards) > 0 && mode != NetUser {
+		return fmt.Errorf("nic %s: port forwards need user mode, not %s", id, mode)
+	}
+	var nd *opt
+	switch mode {
+	case NetUser:
+		nd = newOpt("user").set("id", id)
+		for _, f := range n.Forwards {
+			rule, err := forwardRule(f)
+			if err != nil {
+				return fmt.Errorf("nic %s: %w", id, err)
+			}
+			nd.set("hostfwd", rule)
+		}
+		if n.Restrict {
+			nd.raw("restrict=on")
+		}
+	case NetBridge:
+		if n.Bridge == "" {
+			return fmt.Errorf("nic %s: bridge mode needs a bridge name", id)
+		}
+		nd = newOpt("bridge").set("id", id).set("br", n.Bridge)
+		if n.Helper != "" {
+			nd.set("helper", n.Helper)
+		}
+	case NetTap:
+		if n.Tap == "" {
+			return fmt.Errorf("nic %s: tap mode needs an interface name", id)
+		}
+		nd = newOpt("tap").set("id", id).set("ifname", n.Tap).raw("script=no").raw("downscript=no")
+	case NetSocket:
+		if len(n.Socket) == 0 || n.Socket[0] == "" || strings.ContainsAny(n.Socket[0], "=,") {
+			return fmt.Errorf("nic %s: socket mode needs the netdev type first (stream, dgram or socket), then its options", id)
+		}
+		nd = newOpt(n.Socket[0]).set("id", id)
+		for _, s := range n.Socket[1:] {
+			if s == "" {
+				return fmt.Errorf("nic %s: empty socket option", id)
+			}
+			nd.raw(s)
+		}
+	default:
+		return fmt.Errorf("nic %s: unknown mode %q: use user, bridge, tap, socket or none", id, mode)
+	}
+	model := n.Model
+	if model == "" {
+		model = b.board.nic
+	}
+	switch {
+	case pciNICs[model] && !b.board.pci:
+		return fmt.Errorf("nic %s: %s needs PCI, which the %s machine lacks: use ne2k_isa", id, model, b.board.name)
+	case isaNICs[model] && !b.board.isa:
+		return fmt.Errorf("nic %s: %s needs an ISA bus, which the %s machine lacks: use %s", id, model, b.board.name, b.board.nic)
+	}
+	dev := newDevice(model, "netdev", id)
+	if n.MAC != "" {
+		if !macRE.MatchString(n.MAC) {
+			return fmt.Errorf("nic %s: mac %q is not six hex pairs like 52:54:00:12:34:56", id, n.MAC)
+		}
+		dev = dev.with("mac", strings.ToLower(n.MAC))
+	}
+	if b.noNetROM && pciNICs[model] {
+		dev = dev.with("romfile", "")
+	}
+	b.add("-netdev", nd.String())
+	b.add(withBoot(dev, b.bootIndex('n', b.nicIndex(i))).args()...)
+	return nil
+}
+
+// nicIndex counts the NICs before i that get a device (mode not none).
+func (b *builder) nicIndex(i int) int {
+	k := 0
+	for _, n := range b.cfg.NICs[:i] {
+		if n.Mode != NetNone {
+			k++
+		}
+	}
+	return k
+}
+
+// forwardRule renders a Forward as QEMU's hostfwd value
+// (tcp:127.0.0.1:2222-:22).
+func forwardRule(f Forward) (string, error) {
+	proto := f.Proto
+	if proto == "" {
+		proto = "tcp"
+	}
+	if proto != "tcp" && proto != "udp" {
+		return "", fmt.Errorf("forward protocol %q: use tcp or udp", f.Proto)
+	}
+	if f.HostPort < 1 || f.HostPort > 65535 || f.GuestPort < 1 || f.GuestPort > 65535 {
+		return "", fmt.Errorf("forward %s %d -> %d: ports must be 1-65535", proto, f.HostPort, f.GuestPort)
+	}
+	addr := f.HostAddr
+	if addr == "" {
+		addr = "127.0.0.1"
+	}
+	if strings.ContainsAny(addr, ":,- ") {
+		return "", fmt.Errorf("forward host address %q must be an IPv4 address", addr)
+	}
+	return fmt.Sprintf("%s:%s:%d-:%d", proto, addr, f.HostPort, f.GuestPort), nil
+}
+
+// addDisplay adds the VNC server, the display adapter and the input devices.
+func (b *builder) addDisplay() error {
+	cfg := b.cfg
+	switch cfg.Display {
+	case DisplayNone, "":
+		// Headless: a display adapter only when one was asked for by name
+		// (QMP screendump still works), no pointer devices.
+		if cfg.VGA != "" && cfg.VGA != "none" {
+			return b.addVGA(cfg.VGA)
+		}
+		return nil
+	case DisplayVNC:
+	default:
+		return fmt.Errorf("unknown display %q: use vnc or none", cfg.Display)
+	}
+	// share=force-shared: every viewer (vlab's own and an external one)
+	// keeps its session, whatever it asks for.
+	b.add("-vnc", newOpt("unix:"+optValue(cfg.Paths.VNC)).raw("share=force-shared").String())
+	vga := cfg.VGA
+	if vga == "" {
+		vga = b.board.vga
+	}
+	if vga != "none" {
+		if err := b.addVGA(vga); err != nil {
+			return err
+		}
+	}
+	return b.addInput()
+}
+
+func (b *builder) addVGA(name string) error {
+	dev, err := vgaDevice(name, b.board)
+	if err != nil {
+		return err
+	}
+	b.add("-device", dev)
+	return nil
+}
+
+// addInput adds the pointer (and keyboard) for a VNC display. An absolute
+// pointer (a tablet) lets the guest cursor follow the viewer's exactly; PS/2
+// is for guests without USB HID drivers and needs a pointer grab.
+func (b *builder) addInput() error {
+	input := b.cfg.Input
+	if input == InputAuto {
+		input = b.board.input
+	}
+	adb := b.macADB()
+	switch input {
+	case InputPS2:
+		switch {
+		case b.board.ps2:
+			return nil // the i8042 keyboard and mouse are built in
+		case b.board.name == "mac99" && adb:
+			return nil // ADB keyboard and mouse
+		case b.board.name == "mac99":
+			return b.addUSB("usb-kbd", "usb-mouse") // relative USB devices, as a real G4
+		}
+		return fmt.Errorf("ps2 input needs a pc, q35 or isapc machine (or mac99): use usb-tablet on %s", b.board.name)
+	case InputUSBTablet:
+		return b.addUSB("usb-tablet", "usb-kbd")
+	case InputVirtioTablet:
+		if !b.board.pci {
+			return fmt.Errorf("virtio-tablet needs PCI, which the %s machine lacks: use ps2", b.board.name)
+		}
+		b.add(newDevice("virtio-tablet-pci").args()...)
+		switch {
+		case b.board.ps2, b.board.name == "mac99" && adb:
+			return nil // the board's own keyboard
+		case b.board.name == "mac99":
+			return b.addUSB("usb-kbd") // Mac OS has no virtio keyboard driver
+		}
+		b.add(newDevice("virtio-keyboard-pci").args()...)
+		return nil
+	}
+	return fmt.Errorf("unknown input %q: use usb-tablet, virtio-tablet or ps2", input)
+}
+
+// macADB reports whether a mac99 guest's VIA has ADB (via=cuda or pmu-adb),
+// which brings an ADB keyboard and mouse.
+func (b *builder) macADB() bool {
+	via := ""
+	for _, m := range append(append([]string(nil), b.board.defaultOpts...), b.cfg.MachineOpts...) {
+		if v, ok := strings.CutPrefix(m, "via="); ok {
+			via = v
+		}
+	}
+	return via == "cuda" || via == "pmu-adb"
+}
+
+// addUSB adds the board's USB controller (once) and devs on its bus.
+func (b *builder) addUSB(devs ...string) error {
+	if b.board.usb == "" {
+		return fmt.Errorf("the %s machine has no USB: use ps2 input", b.board.name)
+	}
+	if !b.usbAdded {
+		b.add(newDevice(b.board.usb, "id", USBBusID).args()...)
+		b.usbAdded = true
+	}
+	for _, d := range devs {
+		b.add(newDevice(d, "bus", USBBusID+".0").args()...)
+	}
+	return nil
+}
+
+func (b *builder) addSound() error {
+	name := b.cfg.Sound
+	if name == "" || name == "none" {
+		return nil
+	}
+	card, ok := soundCards[name]
+	if !ok {
+		return fmt.Errorf("unknown sound card %q: use %s", name, soundNames)
+	}
+	if card.isa && !b.board.isa {
+		return fmt.Errorf("sound card %s needs an ISA bus, which the %s machine lacks: use ac97, es1370 or hda", name, b.board.name)
+	}
+	if !card.isa && !b.board.pci {
+		return fmt.Errorf("sound card %s needs PCI, which the %s machine lacks: use sb16", name, b.board.name)
+	}
+	// The guest gets the hardware it expects; the sound goes nowhere (vlab's
+	// consoles are VNC and serial, neither carries audio).
+	b.add("-audiodev", "none,id="+AudiodevID)
+	for k, d := range card.devices {
+		if k == len(card.devices)-1 {
+			d = d.with("audiodev", AudiodevID)
+		}
+		b.add(d.args()...)
+	}
+	return nil
+}
+
+// addKernel adds direct kernel boot. These options are taken verbatim by
+// QEMU (no comma escaping).
+func (b *builder) addKernel() error {
+	cfg := b.cfg
+	if cfg.Kernel == "" {
+		if cfg.Initrd != "" || cfg.Append != "" || cfg.DTB != "" {
+			return errors.New("initrd, append and dtb need a kernel")
+		}
+		return nil
+	}
+	b.add("-kernel", cfg.Kernel)
+	if cfg.Initrd != "" {
+		b.add("-initrd", cfg.Initrd)
+	}
+	if cfg.Append != "" {
+		b.add("-append", cfg.Append)
+	}
+	if cfg.DTB != "" {
+		b.add("-dtb", cfg.DTB)
+	}
+	return nil
+}
