@@ -807,17 +807,24 @@ func (m *Model) mainBody(h int) string {
 
 func (m *Model) titleBar() string {
 	st := &m.styles
-	running := 0
+	running, paused := 0, 0
 	for i := range m.list.all {
-		if m.list.all[i].State.Active() {
+		switch m.list.all[i].State {
+		case StateRunning:
 			running++
+		case StatePaused:
+			paused++
 		}
 	}
 	left := st.Title.Render("vlab")
 	if v, ok := m.view.(interface{ Title() string }); ok && m.view != nil {
 		left += " " + st.Muted.Render("›") + " " + st.Bold.Render(v.Title())
 	} else {
-		left += st.Muted.Render(fmt.Sprintf("  %d machines · %d running", len(m.list.all), running))
+		counts := fmt.Sprintf("  %d machines · %d running", len(m.list.all), running)
+		if paused > 0 {
+			counts += fmt.Sprintf(" · %d paused", paused)
+		}
+		left += st.Muted.Render(counts)
 	}
 	right := ""
 	if m.host.CPUs > 0 {

@@ -134,10 +134,10 @@ func TestFlowOutsideChange(t *testing.T) {
 	tm := newFlow(t, m, 120, 40)
 	waitOutput(t, tm, "arm-build")
 	f.SetState("arm-build", StateRunning)
-	waitOutput(t, tm, "3 running")
+	waitOutput(t, tm, "2 running · 1 paused")
 	f.SetState("web", StateStopped)
 	f.SetState("arm-build", StateStopped)
-	waitOutput(t, tm, "1 running")
+	waitOutput(t, tm, "0 running · 1 paused")
 	tm.Send(tea.QuitMsg{})
 	tm.WaitFinished(t, teatest.WithFinalTimeout(10*time.Second))
 }

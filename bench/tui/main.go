@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,11 +35,26 @@ func main() {
 	out := flag.String("out", "bench/RESULTS.md", "results file")
 	fps := flag.Int("fps", 0, "frame rate cap of -serve (0 = the TUI's default)")
 	statsEvery := flag.Duration("stats", 0, "CPU% refresh interval of -serve (0 = the TUI's default)")
+	demo := flag.Bool("demo", false, "with -serve: a small library of machines in every state (the screenshot)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of -serve to this file")
 	flag.Parse()
 	var err error
 	switch {
 	case *serve:
-		err = runServe(*vms, *running, *fps, *statsEvery)
+		if *cpuProfile != "" {
+			f, ferr := os.Create(*cpuProfile)
+			if ferr != nil {
+				fmt.Fprintln(os.Stderr, "tuibench:", ferr)
+				os.Exit(1)
+			}
+			_ = pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+		lib := library(*vms, *running)
+		if *demo {
+			lib = demoLibrary()
+		}
+		err = runServe(lib, *fps, *statsEvery)
 	case *report:
 		err = runReport(*out, *rssKB, *cpuPct, *idleSecs, *vlabRSS, *vlabCPU)
 	default:
@@ -47,14 +63,15 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tuibench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
 
-func runServe(n, running, fps int, stats time.Duration) error {
+func runServe(lib tui.Service, fps int, stats time.Duration) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return tui.Run(ctx, library(n, running), tui.Options{FPS: fps, StatsInterval: stats})
+	return tui.Run(ctx, lib, tui.Options{FPS: fps, StatsInterval: stats})
 }
 
 func runReport(out string, rssKB int, cpuPct float64, idleSecs, vlabRSS int, vlabCPU float64) error {
