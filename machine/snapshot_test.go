@@ -1,15 +1,19 @@
 package machine
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -442,5 +446,220 @@ func TestPendingCreateOfKilledVlabIsSettled(t *testing.T) {
 	}
 	if m, _ := readMeta(p); m.Pending != nil {
 		t.Errorf("pending operation not cleared: %+v", m.Pending)
+	}
+}
+
+// --- QMP job handling against a scripted monitor ---
+
+// fakeMonitor serves QMP on a unix socket: answer decides each command's
+// reply (a "return" value, or an error description) and the events sent
+// right after it. It records the commands it saw.
+type fakeMonitor struct {
+	path   string
+	answer func(cmd string, args json.RawMessage) (ret any, errDesc string, events []string)
+	mu     sync.Mutex
+	seen   []string
+}
+
+func startFakeMonitor(t *testing.T, answer func(cmd string, args json.RawMessage) (any, string, []string)) *fakeMonitor {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "vlab-qmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	fm := &fakeMonitor{path: filepath.Join(dir, "qmp.sock"), answer: answer}
+	l, err := net.Listen("unix", fm.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go fm.serve(c)
+		}
+	}()
+	return fm
+}
+
+func (fm *fakeMonitor) serve(c net.Conn) {
+	defer c.Close()
+	fmt.Fprintln(c, `{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": []}}`)
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		var req struct {
+			Execute   string          `json:"execute"`
+			Arguments json.RawMessage `json:"arguments"`
+			ID        json.RawMessage `json:"id"`
+		}
+		if json.Unmarshal(sc.Bytes(), &req) != nil {
+			return
+		}
+		fm.mu.Lock()
+		fm.seen = append(fm.seen, req.Execute)
+		fm.mu.Unlock()
+		var ret any = map[string]any{}
+		var desc string
+		var events []string
+		if req.Execute != "qmp_capabilities" {
+			ret, desc, events = fm.answer(req.Execute, req.Arguments)
+		}
+		id := req.ID
+		if id == nil {
+			id = json.RawMessage("null")
+		}
+		if desc != "" {
+			fmt.Fprintf(c, `{"error": {"class": "GenericError", "desc": %q}, "id": %s}`+"\n", desc, id)
+		} else {
+			b, _ := json.Marshal(ret)
+			fmt.Fprintf(c, `{"return": %s, "id": %s}`+"\n", b, id)
+		}
+		for _, ev := range events {
+			fmt.Fprintf(c, `{"timestamp": {"seconds": 1, "microseconds": 0}, "event": "JOB_STATUS_CHANGE", "data": {"status": %q, "id": "j1"}}`+"\n", ev)
+		}
+	}
+}
+
+func (fm *fakeMonitor) commands() []string {
+	fm.mu.Lock()
+	defer fm.mu.Unlock()
+	return append([]string(nil), fm.seen...)
+}
+
+// jobScript answers a snapshot job that runs for `polls` query-jobs and
+// concludes with jobErr.
+func jobScript(polls int, jobErr string) func(string, json.RawMessage) (any, string, []string) {
+	var mu sync.Mutex
+	n := 0
+	return func(cmd string, args json.RawMessage) (any, string, []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch cmd {
+		case "snapshot-save", "snapshot-load", "snapshot-delete":
+			return map[string]any{}, "", []string{"created", "running"}
+		case "query-jobs":
+			n++
+			j := map[string]any{"id": "j1", "type": "snapshot-save", "status": "running", "current-progress": n, "total-progress": polls}
+			if n >= polls {
+				j["status"] = "concluded"
+				if jobErr != "" {
+					j["error"] = jobErr
+				}
+			}
+			return []any{j}, "", nil
+		case "job-dismiss":
+			return map[string]any{}, "", []string{"null"}
+		}
+		return nil, "The command " + cmd + " has not been found", nil
+	}
+}
+
+func TestRunJobWaitsAndDismisses(t *testing.T) {
+	fm := startFakeMonitor(t, jobScript(3, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mon, err := emulator.Dial(ctx, fm.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mon.Close()
+	var progress [][2]float64
+	err = runJob(ctx, mon, "snapshot-save", map[string]any{"job-id": "j1", "tag": "t"}, "j1", func(d, tot float64) {
+		progress = append(progress, [2]float64{d, tot})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(fm.commands(), " "); got != "qmp_capabilities snapshot-save query-jobs query-jobs query-jobs job-dismiss" {
+		t.Errorf("commands = %s", got)
+	}
+	if len(progress) != 3 || progress[2] != [2]float64{3, 3} {
+		t.Errorf("progress = %v; want 1/3, 2/3, 3/3", progress)
+	}
+}
+
+func TestRunJobSurfacesTheJobsError(t *testing.T) {
+	const qemuErr = "Device 'pflash1' is writable but does not support snapshots"
+	fm := startFakeMonitor(t, jobScript(2, qemuErr))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mon, err := emulator.Dial(ctx, fm.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mon.Close()
+	err = runJob(ctx, mon, "snapshot-save", map[string]any{"job-id": "j1"}, "j1", nil)
+	if err == nil || !strings.Contains(err.Error(), qemuErr) || !strings.Contains(err.Error(), "snapshot-save") {
+		t.Fatalf("runJob = %v; want the job's own error", err)
+	}
+	if cmds := fm.commands(); cmds[len(cmds)-1] != "job-dismiss" {
+		t.Errorf("a failed job was not dismissed: %v", cmds)
+	}
+}
+
+func TestRunJobLeavesAJobRunningWhenCancelled(t *testing.T) {
+	fm := startFakeMonitor(t, jobScript(1<<30, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mon, err := emulator.Dial(ctx, fm.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mon.Close()
+	jctx, jcancel := context.WithCancel(ctx)
+	go func() {
+		for len(fm.commands()) < 4 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		jcancel()
+	}()
+	err = runJob(jctx, mon, "snapshot-save", map[string]any{"job-id": "j1"}, "j1", nil)
+	if err == nil || !strings.Contains(err.Error(), "still running") {
+		t.Fatalf("runJob = %v; want it to say the job still runs", err)
+	}
+	for _, c := range fm.commands() {
+		if c == "job-dismiss" {
+			t.Error("a running job was dismissed")
+		}
+	}
+}
+
+func TestLiveNodesMapsImagesAndSkipsReadOnlyMedia(t *testing.T) {
+	blocks := `[
+	{"device": "", "qdev": "/machine/unattached/device[25]", "inserted": {"node-name": "fwcode", "drv": "raw", "ro": true, "file": "/usr/share/OVMF/OVMF_CODE_4M.fd"}},
+	{"device": "", "qdev": "/machine/unattached/device[26]", "inserted": {"node-name": "efivars", "drv": "qcow2", "ro": false, "file": "/vm/efivars.qcow2"}},
+	{"device": "", "qdev": "hd0-dev", "inserted": {"node-name": "hd0", "drv": "qcow2", "ro": false, "file": "/vm/disk0.qcow2"}},
+	{"device": "", "qdev": "cd0", "inserted": {"node-name": "cd0", "drv": "raw", "ro": true, "file": "/isos/debian.iso"}},
+	{"device": "", "qdev": "cd1"}]`
+	extra := `{"device": "", "qdev": "x", "inserted": {"node-name": "stray", "drv": "qcow2", "ro": false, "file": "/elsewhere/x.qcow2"}}`
+	for _, c := range []struct {
+		reply, wantErr string
+	}{{blocks, ""}, {strings.TrimSuffix(blocks, "]") + "," + extra + "]", "stray"}} {
+		fm := startFakeMonitor(t, func(cmd string, _ json.RawMessage) (any, string, []string) {
+			return json.RawMessage(c.reply), "", nil
+		})
+		ctx := context.Background()
+		mon, err := emulator.Dial(ctx, fm.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes, err := liveNodes(ctx, mon, &snapshotCtx{imgs: []snapshotImage{disk0, vars}})
+		mon.Close()
+		if c.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Errorf("stray writable node: %v; want an error naming it", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string]string{"disk0.qcow2": "hd0", efiVarsFile: "efivars"}; !reflect.DeepEqual(nodes, want) {
+			t.Errorf("nodes = %v; want %v", nodes, want)
+		}
 	}
 }
