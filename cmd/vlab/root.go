@@ -68,6 +68,10 @@ for scripts, most with --json.`,
 		a.consoleCmd(),
 		a.doctorCmd(),
 		manCmd(),
+		a.profilesCmd(),
+		a.detectCmd(),
+		a.isoCmd(),
+		a.cdromCmd(),
 	)
 	for _, c := range root.Commands() {
 		if c.Args == nil {
