@@ -83,8 +83,9 @@ SELF=$(sha256sum "$ROOT/scripts/fixtures-iso.sh" | cut -c1-16)
 # GSTAMP (its stamp, an input of every image made from it).
 guest() {
 	KERNEL="$OUT/$1/vmlinuz" INITRD="$OUT/$1/initrd.img"
-	[ -s "$KERNEL" ] && [ -s "$INITRD" ] && [ -s "$OUT/$1/stamp" ] ||
+	if [ ! -s "$KERNEL" ] || [ ! -s "$INITRD" ] || [ ! -s "$OUT/$1/stamp" ]; then
 		die "$1: fixture kernel missing in $OUT/$1: run scripts/fixtures.sh $1 first"
+	fi
 	GSTAMP=$(sha256sum "$OUT/$1/stamp" | cut -c1-16)
 }
 
@@ -225,7 +226,7 @@ menuentry "vlab $arch" {
 	initrd /initrd.img
 }
 EOF
-	quietly "$w/log" grub-mkrescue -d "$gdir" -o "$out.tmp" "$w/tree" -- -volid "VLAB_BOOT_$(echo "$arch" | tr a-z A-Z)" ||
+	quietly "$w/log" grub-mkrescue -d "$gdir" -o "$out.tmp" "$w/tree" -- -volid "VLAB_BOOT_${arch^^}" ||
 		die "grub-mkrescue for $arch failed"
 	publish "$out.tmp" "$out" "$stamp"
 	echo "$arch boot ISO: built ($(du -h "$out" | cut -f1))"
