@@ -147,6 +147,8 @@ type Model struct {
 	nextJob int
 	status  status
 	quitArm bool
+
+	helpKey, helpText string // helpView's cache
 }
 
 // New returns the root model. ctx bounds every service call and the change
@@ -734,8 +736,31 @@ func (m *Model) helpKeys() help.KeyMap {
 	return m.keys.listHelp()
 }
 
+// helpView renders the key help, cached: it only changes with the keys on
+// offer, the width and the ? toggle, and styling it costs more than the
+// rest of a frame.
 func (m *Model) helpView() string {
-	return m.help.View(m.helpKeys())
+	km := m.helpKeys()
+	var k strings.Builder
+	fmt.Fprintf(&k, "%v|%d|", m.help.ShowAll, m.width)
+	add := func(bs []key.Binding) {
+		for _, b := range bs {
+			h := b.Help()
+			fmt.Fprintf(&k, "%s\x00%s\x00%v\x01", h.Key, h.Desc, b.Enabled())
+		}
+		k.WriteByte(2)
+	}
+	if m.help.ShowAll {
+		for _, g := range km.FullHelp() {
+			add(g)
+		}
+	} else {
+		add(km.ShortHelp())
+	}
+	if key := k.String(); key != m.helpKey {
+		m.helpKey, m.helpText = key, m.help.View(km)
+	}
+	return m.helpText
 }
 
 // View implements tea.Model.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"vlab/emulator"
@@ -30,10 +31,29 @@ func renderDetail(vm *VM, w, h int, st *Styles) string {
 	for len(lines) < innerH {
 		lines = append(lines, "")
 	}
-	for i, ln := range lines {
-		lines[i] = fit(ln, innerW)
+	return drawPane(lines, w, innerW, st)
+}
+
+// drawPane frames lines (each fitted to innerW) in a rounded border w
+// cells wide. It is drawn by hand: lipgloss's general border and wrap
+// machinery was half the cost of a frame.
+func drawPane(lines []string, w, innerW int, st *Styles) string {
+	b := lipgloss.RoundedBorder()
+	bar := strings.Repeat(b.Top, max(0, w-2))
+	left := st.PaneEdge.Render(b.Left) + " "
+	right := " " + st.PaneEdge.Render(b.Right)
+	var sb strings.Builder
+	sb.Grow((w + 32) * (len(lines) + 2))
+	sb.WriteString(st.PaneEdge.Render(b.TopLeft + bar + b.TopRight))
+	for _, ln := range lines {
+		sb.WriteByte('\n')
+		sb.WriteString(left)
+		sb.WriteString(fit(ln, innerW))
+		sb.WriteString(right)
 	}
-	return st.Pane.Width(w).Height(h).Render(strings.Join(lines, "\n"))
+	sb.WriteByte('\n')
+	sb.WriteString(st.PaneEdge.Render(b.BottomLeft + strings.Repeat(b.Bottom, max(0, w-2)) + b.BottomRight))
+	return sb.String()
 }
 
 // section is one labelled part of the detail pane.

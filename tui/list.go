@@ -201,6 +201,7 @@ func (l *vmList) View(st *Styles) string {
 	}
 	b.WriteString(st.Header.Render(fit(hdr, l.width)))
 	n := l.rows()
+	stateCells := make(map[State]string, 4)
 	for r := 0; r < n; r++ {
 		b.WriteByte('\n')
 		i := l.offset + r
@@ -220,11 +221,16 @@ func (l *vmList) View(st *Styles) string {
 		b.WriteString(fit(vm.Name, nameW))
 		for _, c := range cols {
 			b.WriteByte(' ')
-			cell := align(c.cell(vm), c.width, c.right)
-			if c.title == "STATE" {
-				cell = st.State(vm.State).Render(cell)
+			if c.title == "STATE" { // styled; the same few cells every row
+				cell, ok := stateCells[vm.State]
+				if !ok {
+					cell = st.State(vm.State).Render(align(c.cell(vm), c.width, c.right))
+					stateCells[vm.State] = cell
+				}
+				b.WriteString(cell)
+				continue
 			}
-			b.WriteString(cell)
+			b.WriteString(align(c.cell(vm), c.width, c.right))
 		}
 	}
 	return b.String()

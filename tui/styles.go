@@ -41,6 +41,7 @@ type Styles struct {
 	Header    lipgloss.Style // list column headers
 	Selected  lipgloss.Style // selected list row
 	Pane      lipgloss.Style // bordered pane
+	PaneEdge  lipgloss.Style // the pane's border characters, drawn by hand
 	PaneTitle lipgloss.Style
 	Dialog    lipgloss.Style // confirm / prompt box
 	Danger    lipgloss.Style // text of destructive questions
@@ -92,6 +93,7 @@ func NewStyles(noColor bool) Styles {
 		s.Pane = s.Pane.BorderForeground(p.Border)
 		s.Dialog = s.Dialog.BorderForeground(p.Accent)
 	}
+	s.PaneEdge = fg(base, p.Border)
 	s.PaneTitle = fg(base.Bold(true), p.Accent)
 	s.Danger = fg(base.Bold(true), p.Bad)
 	s.StatusOK = fg(base, p.OK)
