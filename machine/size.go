@@ -19,13 +19,14 @@ const (
 )
 
 var sizeUnits = map[string]Size{
+	"B": 1,
 	"K": KiB, "KB": KiB, "KIB": KiB,
 	"M": MiB, "MB": MiB, "MIB": MiB,
 	"G": GiB, "GB": GiB, "GIB": GiB,
 	"T": TiB, "TB": TiB, "TIB": TiB,
 }
 
-// ParseSize parses "512M", "2G", "1.5G", "20GiB". A unit is required: a bare
+// ParseSize parses "512M", "2G", "1.5G", "20GiB", "4096B". A unit is required: a bare
 // number is ambiguous between bytes and megabytes.
 func ParseSize(s string) (Size, error) {
 	t := strings.ToUpper(strings.TrimSpace(s))
@@ -42,7 +43,7 @@ func ParseSize(s string) (Size, error) {
 	}
 	mult, ok := sizeUnits[unit]
 	if !ok {
-		return 0, fmt.Errorf("size %q has unknown unit %q: use K, M, G or T", s, unit)
+		return 0, fmt.Errorf("size %q has unknown unit %q: use B, K, M, G or T", s, unit)
 	}
 	f, err := strconv.ParseFloat(num, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
@@ -52,6 +53,9 @@ func ParseSize(s string) (Size, error) {
 		return 0, fmt.Errorf("size %q must be positive: write e.g. 512M or 20G", s)
 	}
 	b := f * float64(mult)
+	if b != math.Trunc(b) {
+		return 0, fmt.Errorf("size %q is not a whole number of bytes: use a larger unit, e.g. 512M", s)
+	}
 	if b > float64(math.MaxInt64/2) {
 		return 0, fmt.Errorf("size %q is too large", s)
 	}
