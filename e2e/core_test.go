@@ -175,7 +175,10 @@ func TestQMPWhileAnotherClientHoldsAMonitor(t *testing.T) {
 	}
 	// Interactive mode: one command per line.
 	out, _, code := e.runIn(`{"execute":"query-name"}`+"\n", "qmp", name)
-	if code != 0 || !strings.Contains(out, `"name":"qmp-vm"`) {
+	var named struct {
+		Return struct{ Name string } `json:"return"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &named) != nil || named.Return.Name != name {
 		t.Fatalf("interactive qmp: exit %d out %q", code, out)
 	}
 	// An error reply is printed as QEMU sent it.

@@ -39,7 +39,7 @@ func DefaultDirs() Dirs {
 // are spelled.
 const (
 	specFile    = "machine.toml"
-	lockFile    = ".lock"
+	lockFile    = "vm.lock"
 	efiVarsFile = "efivars.qcow2"
 	procFile    = "process.json"
 	pidFile     = "qemu.pid"
@@ -68,7 +68,7 @@ const maxSockPath = 107
 type Paths struct {
 	Dir       string // library folder: machine.toml, disks, UEFI vars
 	Spec      string
-	Lock      string
+	Lock      string // per-VM lock, in the runtime dir so locking never writes to the library
 	EFIVars   string
 	Run       string // runtime folder (0700): sockets, pidfile, process record
 	Process   string
@@ -97,7 +97,7 @@ func (d Dirs) PathsFor(name string) Paths {
 	p := Paths{
 		Dir:       dir,
 		Spec:      filepath.Join(dir, specFile),
-		Lock:      filepath.Join(dir, lockFile),
+		Lock:      filepath.Join(run, lockFile),
 		EFIVars:   filepath.Join(dir, efiVarsFile),
 		Run:       run,
 		Process:   filepath.Join(run, procFile),

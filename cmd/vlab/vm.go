@@ -161,7 +161,8 @@ type nicJSON struct {
 	Model    string   `json:"model,omitempty"`
 	MAC      string   `json:"mac"`
 	Isolated bool     `json:"isolated"`
-	Forwards []string `json:"forwards"`
+	Forwards []string `json:"forwards"`           // with the bound port of auto forwards while running
+	GuestIP  string   `json:"guest_ip,omitempty"` // where known (net.go)
 }
 
 // describe gathers a VM's spec, status and accel (the one it runs with, or
@@ -293,10 +294,17 @@ func (a *app) printShow(cmd *cobra.Command, s *machine.Store, name string) error
 		}
 		v.Disks = append(v.Disks, diskJSON{File: d.File, Path: p.DiskPath(d.File), Size: d.Size.String(), Format: format})
 	}
-	for _, n := range spec.NICs {
+	netInfo, _ := s.Network(cmd.Context(), name) // bound forward ports, guest addresses (net.go)
+	for i, n := range spec.NICs {
 		nj := nicJSON{Mode: string(n.Mode), Model: n.Model, MAC: n.MAC, Isolated: n.Restrict, Forwards: []string{}}
-		for _, f := range n.Forwards {
+		for k, f := range n.Forwards {
+			if i < len(netInfo.NICs) && k < len(netInfo.NICs[i].Forwards) && netInfo.NICs[i].Forwards[k].Active {
+				f.HostPort = netInfo.NICs[i].Forwards[k].HostPort // the port an auto forward got
+			}
 			nj.Forwards = append(nj.Forwards, f.String())
+		}
+		if i < len(netInfo.NICs) {
+			nj.Mode, nj.GuestIP = netInfo.NICs[i].Mode, netInfo.NICs[i].GuestIP
 		}
 		v.NICs = append(v.NICs, nj)
 	}
@@ -328,8 +336,8 @@ func (a *app) printShow(cmd *cobra.Command, s *machine.Store, name string) error
 	}
 	for i, n := range v.NICs {
 		desc := n.Mode + " " + n.MAC
-		if n.Isolated {
-			desc += " isolated"
+		if n.GuestIP != "" {
+			desc += " ip " + n.GuestIP
 		}
 		if len(n.Forwards) > 0 {
 			desc += " forwards " + strings.Join(n.Forwards, ", ")
@@ -441,7 +449,9 @@ func (a *app) deleteCmd() *cobra.Command {
 				return err
 			}
 			if !yes {
-				fmt.Fprintf(cmd.ErrOrStderr(), "Delete vm %s and all its disks? This cannot be undone. Type the vm name to confirm: ", name)
+				if stdinIsTerminal() {
+					fmt.Fprintf(cmd.ErrOrStderr(), "Delete vm %s and all its disks? This cannot be undone. Type the vm name to confirm: ", name)
+				}
 				line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
 				if strings.TrimSpace(line) != name {
 					return fmt.Errorf("delete vm %q: not confirmed, nothing deleted (type the name, or pass --yes)", name)
