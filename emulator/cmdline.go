@@ -209,7 +209,7 @@ func checkPaths(cfg Config) error {
 		if p.VNC == "" {
 			return errors.New("display vnc needs a socket path (Paths.VNC)")
 		}
-		sockets = append(sockets, p.VNC)
+		sockets = append(sockets, p.VNC, ExternalVNCSocket(p.VNC))
 	}
 	for _, s := range sockets {
 		if s == "" {
@@ -771,6 +771,17 @@ func forwardRule(f Forward) (string, error) {
 	return fmt.Sprintf("%s:%s:%d-:%d", proto, addr, f.HostPort, f.GuestPort), nil
 }
 
+// VNCExternalID is the id of the password-protected VNC display behind
+// `vlab vnc --external`'s loopback endpoint: QMP set_password with display
+// VNCExternalID sets its one-time password.
+const VNCExternalID = "ext"
+
+// ExternalVNCSocket returns the unix socket of the password-protected VNC
+// display of a VM whose VNC socket is vncSock: "vnc-ext.sock" beside it.
+func ExternalVNCSocket(vncSock string) string {
+	return vncSock[:strings.LastIndexByte(vncSock, '/')+1] + "vnc-ext.sock"
+}
+
 // addDisplay adds the VNC server, the display adapter and the input devices.
 func (b *builder) addDisplay() error {
 	cfg := b.cfg
@@ -789,6 +800,11 @@ func (b *builder) addDisplay() error {
 	// share=force-shared: every viewer (vlab's own and an external one)
 	// keeps its session, whatever it asks for.
 	b.add("-vnc", newOpt("unix:"+optValue(cfg.Paths.VNC)).raw("share=force-shared").String())
+	// A second display with password=on, for viewers that need TCP: `vlab vnc
+	// --external` relays a loopback port to its socket and sets a one-time
+	// password through QMP (set_password, display VNCExternalID). The main
+	// socket needs no password: the private runtime dir protects it.
+	b.add("-vnc", newOpt("unix:"+optValue(ExternalVNCSocket(cfg.Paths.VNC))).raw("share=force-shared").raw("password=on").raw("id="+VNCExternalID).String())
 	vga := cfg.VGA
 	if vga == "" {
 		vga = b.board.vga
