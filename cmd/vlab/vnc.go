@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/charmbracelet/x/term"
+	"github.com/spf13/cobra"
+
+	"vlab/console"
+	"vlab/emulator"
+	"vlab/machine"
+)
+
+// vncTimeout bounds connecting to a VM's VNC or QMP socket.
+const vncTimeout = 15 * time.Second
+
+func (a *app) vncCmd() *cobra.Command {
+	var external, asJSON bool
+	var viewer string
+	cmd := &cobra.Command{
+		Use:   "vnc NAME",
+		Short: "Show a VM's screen in this terminal, or in an external VNC viewer (--external)",
+		Long: `Show the VM's graphical console. By default vlab draws it in this terminal (half-block
+cells in true colour, scaled to the window) and sends your keys and mouse to the guest:
+` + console.ViewerHelp + `.
+
+--external opens a VNC viewer instead: the one set as viewer in config.toml, or the first of
+vncviewer (TigerVNC), remote-viewer and gvncviewer. TigerVNC and remote-viewer connect to the VM's
+unix socket; other viewers get a port on 127.0.0.1 that vlab opens for them alone, protected by a
+one-time VNC password that vlab sets through QMP. --external --json prints that endpoint as
+{"host","port","password"} for any RFB client and keeps it open until vlab is interrupted.
+
+Without a tablet (legacy guests with PS/2 only) the guest's pointer follows mouse movements but
+not positions: it does not line up with yours.`,
+		Example: `  vlab vnc web
+  vlab vnc web --external
+  vlab vnc web --external --json`,
+		Args: exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if asJSON && !external {
+				return usageError{errors.New("--json prints the --external endpoint: use --external --json")}
+			}
+			s, err := a.open()
+			if err != nil {
+				return err
+			}
+			name := args[0]
+			if err := vncReady(cmd.Context(), s, name); err != nil {
+				return err
+			}
+			p := s.Paths(name)
+			switch {
+			case asJSON:
+				return serveEndpoint(cmd, s, name)
+			case external:
+				return openExternal(cmd, s, name, viewer)
+			}
+			if !term.IsTerminal(os.Stdin.Fd()) || !term.IsTerminal(os.Stdout.Fd()) {
+				return fmt.Errorf("vnc %q: the built-in viewer needs a terminal: use --external for a VNC viewer, or --external --json for an endpoint", name)
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), vncTimeout)
+			v, err := console.DialVNC(ctx, p.VNC, console.VNCOptions{})
+			cancel()
+			if err != nil {
+				return fmt.Errorf("vnc %q: %w", name, err)
+			}
+			defer v.Close()
+			err = (&console.Viewer{VNC: v, Title: name}).Run()
+			if errors.Is(err, console.ErrSessionEnded) {
+				return fmt.Errorf("vnc %q: %w (see `vlab show %s`)", name, err, name)
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&external, "external", false, "open an external VNC viewer (or, with --json, an endpoint) instead of the built-in one")
+	f.BoolVar(&asJSON, "json", false, `with --external: print {"host","port","password"} and keep the endpoint open until interrupted`)
+	f.StringVar(&viewer, "viewer", "", "external viewer command (overrides viewer in config.toml); words may use {socket}, {host}, {port}, {display}, {password}, {passwordfile}, {title}")
+	return cmd
+}
+
+// vncReady checks that name runs with a graphical console.
+func vncReady(ctx context.Context, s *machine.Store, name string) error {
+	spec, err := s.Load(name)
+	if err != nil {
+		return err
+	}
+	if spec.Display != emulator.DisplayVNC {
+		return fmt.Errorf("vnc %q: the vm has no graphical console (display %s): use `vlab console %s`, or set display = \"vnc\" in its machine.toml", name, spec.Display, name)
+	}
+	st, err := s.Status(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !st.State.Active() {
+		return fmt.Errorf("vnc %q: %w (state %s): start it with `vlab start %s`", name, machine.ErrNotRunning, st.State, name)
+	}
+	return nil
+}
+
+// setVNCPassword returns the function that sets the password of name's
+// password-protected VNC display through QMP.
+func setVNCPassword(s *machine.Store, name string) console.SetPasswordFunc {
+	return func(ctx context.Context, pw string) error {
+		ctx, cancel := context.WithTimeout(ctx, vncTimeout)
+		defer cancel()
+		return s.QMP(ctx, name, "set_password", map[string]any{
+			"protocol": "vnc", "password": pw, "display": emulator.VNCExternalID,
+		}, nil)
+	}
+}
+
+// openEndpoint opens name's loopback endpoint and relays connections
+// until ctx ends.
+func openEndpoint(ctx context.Context, s *machine.Store, name string) (*console.Endpoint, <-chan error, error) {
+	ep, err := console.OpenEndpoint(ctx, emulator.ExternalVNCSocket(s.Paths(name).VNC), setVNCPassword(s, name))
+	if err != nil {
+		return nil, nil, fmt.Errorf("vnc %q: %w", name, err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- ep.Serve(ctx) }()
+	return ep, served, nil
+}
+
+// serveEndpoint is --external --json.
+func serveEndpoint(cmd *cobra.Command, s *machine.Store, name string) error {
+	ctx := cmd.Context()
+	ep, served, err := openEndpoint(ctx, s, name)
+	if err != nil {
+		return err
+	}
+	defer ep.Close()
+	if err := printJSON(cmd.OutOrStdout(), struct {
+		Host     string `json:"host"`
+		Port     int    `json:"port"`
+		Password string `json:"password"`
+	}{ep.Host, ep.Port, ep.Password}); err != nil {
+		return err
+	}
+	if err := <-served; err != nil {
+		return fmt.Errorf("vnc %q: %w", name, err)
+	}
+	return nil
+}
+
+// openExternal starts an external viewer and waits for it to close.
+func openExternal(cmd *cobra.Command, s *machine.Store, name, command string) error {
+	if command == "" {
+		command = configuredViewer(s)
+	}
+	vw, err := console.FindViewer(command)
+	if err != nil {
+		return fmt.Errorf("vnc %q: %w", name, err)
+	}
+	if os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
+		return fmt.Errorf("vnc %q: %s needs a graphical session (DISPLAY and WAYLAND_DISPLAY are unset): use `vlab vnc %s` in this terminal, or --external --json for a remote client", name, vw.Name, name)
+	}
+	p := s.Paths(name)
+	target := console.Target{Socket: p.VNC, Title: name}
+	if !vw.UsesSocket() {
+		ep, _, err := openEndpoint(cmd.Context(), s, name)
+		if err != nil {
+			return err
+		}
+		defer ep.Close()
+		target = ep.Target(name)
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s connects to %s:%d; if it asks, the one-time password is %s\n", vw.Name, ep.Host, ep.Port, ep.Password)
+	}
+	c, cleanup, err := vw.Command(target, p.Run)
+	if err != nil {
+		return fmt.Errorf("vnc %q: %w", name, err)
+	}
+	defer cleanup()
+	c.Stdout, c.Stderr = cmd.ErrOrStderr(), cmd.ErrOrStderr()
+	if err := c.Start(); err != nil {
+		return fmt.Errorf("vnc %q: start %s: %w", name, vw.Name, err)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "opened %s on %s's screen; close its window to return\n", vw.Name, name)
+	waited := make(chan error, 1)
+	go func() { waited <- c.Wait() }()
+	select {
+	case err = <-waited:
+	case <-cmd.Context().Done():
+		_ = c.Process.Signal(os.Interrupt)
+		err = <-waited
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("vnc %q: %s: %w", name, vw.Name, err)
+	}
+	return nil
+}
+
+// configuredViewer reads viewer from config.toml ("" when unset).
+func configuredViewer(s *machine.Store) string {
+	var cfg struct {
+		Viewer string `toml:"viewer"`
+	}
+	_, _ = toml.DecodeFile(filepath.Join(s.Dirs().Config, "config.toml"), &cfg)
+	return cfg.Viewer
+}
