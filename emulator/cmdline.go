@@ -758,8 +758,10 @@ func forwardRule(f Forward) (string, error) {
 	if proto != "tcp" && proto != "udp" {
 		return "", fmt.Errorf("forward protocol %q: use tcp or udp", f.Proto)
 	}
-	if f.HostPort < 1 || f.HostPort > 65535 || f.GuestPort < 1 || f.GuestPort > 65535 {
-		return "", fmt.Errorf("forward %s %d -> %d: ports must be 1-65535", proto, f.HostPort, f.GuestPort)
+	// Host port 0 lets the kernel pick a free port when QEMU binds it (read
+	// it back with HMP info usernet): concurrent starts never collide.
+	if f.HostPort < 0 || f.HostPort > 65535 || f.GuestPort < 1 || f.GuestPort > 65535 {
+		return "", fmt.Errorf("forward %s %d -> %d: ports must be 1-65535 (host port 0: any free port)", proto, f.HostPort, f.GuestPort)
 	}
 	addr := f.HostAddr
 	if addr == "" {

@@ -104,18 +104,10 @@ func (s *Store) config(spec *Spec, host *emulator.Host, accel emulator.Accel) (e
 	// Every VM with a CD-capable boot gets one drive, so an ISO can be
 	// inserted into a running VM later.
 	cfg.CDROMs = []emulator.CDROM{{ID: "cd0", Path: abs(spec.Boot.ISO)}}
-	for i, n := range spec.NICs {
-		nic := emulator.NIC{
-			ID:       fmt.Sprintf("net%d", i),
-			Mode:     n.Mode,
-			Model:    n.Model,
-			MAC:      n.MAC,
-			Restrict: n.Restrict,
-			Bridge:   n.Bridge,
-			Tap:      n.Tap,
-		}
-		for _, f := range n.Forwards {
-			nic.Forwards = append(nic.Forwards, emulator.Forward{Proto: f.Proto, HostAddr: f.HostAddr, HostPort: f.HostPort, GuestPort: f.GuestPort})
+	for i := range spec.NICs {
+		nic, err := s.nicConfig(spec, i) // network.go
+		if err != nil {
+			return emulator.Config{}, err
 		}
 		cfg.NICs = append(cfg.NICs, nic)
 	}

@@ -274,7 +274,7 @@ func (s *Store) Start(ctx context.Context, name string, opts StartOptions) error
 	if err := CheckSources(spec.Boot); err != nil {
 		return fmt.Errorf("start vm %q: %w", name, err)
 	}
-	if err := checkForwards(spec); err != nil {
+	if err := s.prepareNetwork(ctx, spec); err != nil { // network.go
 		return fmt.Errorf("start vm %q: %w", name, err)
 	}
 	host, err := s.Host(ctx)
@@ -328,6 +328,9 @@ func (s *Store) Start(ctx context.Context, name string, opts StartOptions) error
 	if err := writeJSON(p.Process, rec); err != nil {
 		return fmt.Errorf("start vm %q: record process %d: %w", name, proc.PID, err)
 	}
+	// The host ports auto forwards got (network.go). QEMU runs either way;
+	// `vlab net show` asks it again when this fails.
+	_ = s.recordNetwork(ctx, spec, proc.PID)
 	return nil
 }
 

@@ -77,10 +77,12 @@ type NICSpec struct {
 	Forwards []Forward        `toml:"forwards,omitempty"`
 	Bridge   string           `toml:"bridge,omitempty"`
 	Tap      string           `toml:"tap,omitempty"`
+	Lab      string           `toml:"lab,omitempty"` // mode lab: the lab network's name (network.go)
 }
 
 // Forward is a user-mode port forward written as "tcp:8080:80" or
-// "udp:127.0.0.1:5353:53" (proto:[hostaddr:]hostport:guestport).
+// "udp:127.0.0.1:5353:53" (proto:[hostaddr:]hostport:guestport). A host port
+// "auto" (HostPort 0) is picked free at each start (see network.go).
 type Forward struct {
 	Proto     string
 	HostAddr  string
@@ -109,8 +111,10 @@ func ParseForward(s string) (Forward, error) {
 		parts = append(parts[:1], parts[2:]...)
 	}
 	var err error
-	if f.HostPort, err = parsePort(parts[1]); err != nil {
-		return bad("has a bad host port")
+	if strings.EqualFold(parts[1], AutoPort) {
+		f.HostPort = 0
+	} else if f.HostPort, err = parsePort(parts[1]); err != nil {
+		return bad("has a bad host port (use 1-65535 or auto)")
 	}
 	if f.GuestPort, err = parsePort(parts[2]); err != nil {
 		return bad("has a bad guest port")
@@ -128,7 +132,11 @@ func parsePort(s string) (int, error) {
 
 // String formats the forward in the form ParseForward reads.
 func (f Forward) String() string {
-	return fmt.Sprintf("%s:%s:%d:%d", f.Proto, f.HostAddr, f.HostPort, f.GuestPort)
+	host := AutoPort
+	if f.HostPort != 0 {
+		host = strconv.Itoa(f.HostPort)
+	}
+	return fmt.Sprintf("%s:%s:%s:%d", f.Proto, f.HostAddr, host, f.GuestPort)
 }
 
 // MarshalText implements encoding.TextMarshaler.
@@ -235,8 +243,12 @@ func (s *Spec) Validate() error {
 	for i, n := range s.NICs {
 		switch n.Mode {
 		case emulator.NetUser, emulator.NetBridge, emulator.NetTap, emulator.NetSocket:
+		case NetLab:
+			if err := ValidateLabName(n.Lab); err != nil {
+				add("nic %d: %v", i, err)
+			}
 		default:
-			add("nic %d mode %q unknown: use user, bridge or tap", i, n.Mode)
+			add("nic %d mode %q unknown: use user, bridge, tap or lab", i, n.Mode)
 		}
 		if n.MAC != "" {
 			if _, err := net.ParseMAC(n.MAC); err != nil {
@@ -248,7 +260,13 @@ func (s *Spec) Validate() error {
 		}
 		for _, f := range n.Forwards {
 			k := fmt.Sprintf("%s/%s/%d", f.Proto, f.HostAddr, f.HostPort)
-			if hostPorts[k] {
+			if f.HostPort == 0 {
+				// Auto ports are told apart by their guest port.
+				k = fmt.Sprintf("%s/%s/auto/%d", f.Proto, f.HostAddr, f.GuestPort)
+			}
+			if hostPorts[k] && f.HostPort == 0 {
+				add("forward %s repeats an auto forward to guest port %d", f, f.GuestPort)
+			} else if hostPorts[k] {
 				add("forward %s repeats host port %d", f, f.HostPort)
 			}
 			hostPorts[k] = true

@@ -20,6 +20,7 @@ type specFlags struct {
 	cpus, gdb                                                           int
 	forwards                                                            []string
 	restrict                                                            bool
+	nics                                                                []string // --nic (issue 6, network.go)
 }
 
 func (sf *specFlags) register(f *pflag.FlagSet, create bool) {
@@ -39,7 +40,8 @@ func (sf *specFlags) register(f *pflag.FlagSet, create bool) {
 	f.StringVar(&sf.accel, "accel", "auto", "accelerator: auto, kvm or tcg")
 	f.StringVar(&sf.display, "display", "vnc", "graphical console: vnc (with a USB tablet) or none")
 	f.StringVar(&sf.firmware, "firmware", "", "firmware: bios or uefi (default: the arch's)")
-	f.StringVar(&sf.netMode, "net", "user", "network: user (NAT) or none")
+	f.StringVar(&sf.netMode, "net", "user", "network: user (NAT), isolated, bridge:BR, tap:IF, lab:NAME or none")
+	f.StringArrayVar(&sf.nics, "nic", nil, "a NIC as MODE[,model=MODEL][,mac=MAC], MODE as for --net (repeatable; replaces the list)")
 	f.StringArrayVar(&sf.forwards, "forward", nil, "port forward proto:[hostaddr:]hostport:guestport, e.g. tcp:2222:22 (repeatable; replaces the list)")
 	f.BoolVar(&sf.restrict, "isolated", false, "user network with restrict=on: the guest reaches nothing outside; forwards still work")
 	f.IntVar(&sf.gdb, "gdb", 0, "open a gdb stub on 127.0.0.1:PORT (0 = none)")
@@ -113,7 +115,34 @@ func (sf *specFlags) apply(cmd *cobra.Command, spec *machine.Spec) error {
 		case "none":
 			spec.NICs = nil
 		default:
-			return usageError{fmt.Errorf("--net %q unknown: use user or none", sf.netMode)}
+			n, err := machine.ParseNIC(sf.netMode)
+			if err != nil {
+				return usageError{fmt.Errorf("--net: %w", err)}
+			}
+			if len(spec.NICs) > 0 && n.MAC == "" {
+				n.MAC = spec.NICs[0].MAC
+			}
+			spec.NICs = []machine.NICSpec{n}
+		}
+	}
+	if set("nic") {
+		if set("net") {
+			return usageError{errors.New("--net and --nic both set the NICs: use one")}
+		}
+		old := spec.NICs
+		spec.NICs = nil
+		for i, s := range sf.nics {
+			n, err := machine.ParseNIC(s)
+			if err != nil {
+				return usageError{fmt.Errorf("--nic: %w", err)}
+			}
+			if n.MAC == "" && i < len(old) {
+				n.MAC = old[i].MAC // a NIC keeps its MAC across edits
+			}
+			if n.MAC == "" {
+				n.MAC = machine.NewMAC()
+			}
+			spec.NICs = append(spec.NICs, n)
 		}
 	}
 	if set("forward") || set("isolated") {

@@ -219,6 +219,7 @@ func (a *app) doctorCmd() *cobra.Command {
 				p, err := exec.LookPath(t.bin)
 				checks = append(checks, check{What: t.what, OK: err == nil, Info: orMissing(p), Fix: fixIf(err != nil, "sudo apt-get install "+t.pkg)})
 			}
+			checks = append(checks, bridgeCheck()) // bridged nics (net.go)
 			d := s.Dirs()
 			checks = append(checks, check{What: "library", OK: true, Info: filepath.Join(d.Data, "machines")},
 				check{What: "runtime dir", OK: true, Info: d.Runtime + " (0700: QMP, VNC and serial sockets)"})
