@@ -210,7 +210,7 @@ const (
 type Forward struct {
 	Proto     string // "tcp" or "udp"
 	HostAddr  string // default 127.0.0.1
-	HostPort  int // 0: the kernel picks a free port when QEMU binds it (see HMP info usernet)
+	HostPort  int    // 0: the kernel picks a free port when QEMU binds it (see HMP info usernet)
 	GuestPort int
 }
 
