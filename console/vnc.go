@@ -569,8 +569,6 @@ func (v *VNC) readUpdate(r io.Reader) error {
 			}
 		case EncodingQEMUExtKey:
 			v.extKey = true
-		default:
-			v.pixels += uint64(w * h)
 		}
 		v.mu.Unlock()
 		switch enc {
@@ -592,6 +590,9 @@ func (v *VNC) readUpdate(r io.Reader) error {
 		if err != nil {
 			return err
 		}
+		v.mu.Lock()
+		v.pixels += uint64(w * h)
+		v.mu.Unlock()
 	}
 	v.mu.Lock()
 	v.updates++
