@@ -307,6 +307,10 @@ func qemuWire() (string, error) {
 }
 
 func run(frames int, out string) error {
+	load := "unknown"
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		load = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
 	full := renderOnly(frames, pattern)
 	cur := renderOnly(frames, cursor)
 	fullP, err := pipeline(frames, pattern)
@@ -351,11 +355,11 @@ connect to the whole screen received:
 |---|---|---|---|
 %s
 
-Machine: %s.
+Machine: %s; load average before the run %s (other work on the machine slows every row alike).
 `, fbW, fbH, cols, rows,
 		row("renderer, full change", full), row("renderer, cursor", cur),
 		row("whole client, full change", fullP), row("whole client, cursor", curP),
-		targetFPS, wire, results.Machine())
+		targetFPS, wire, results.Machine(), load)
 	fmt.Print(body)
 	return results.Write(out, "VNC viewer", body)
 }
