@@ -32,9 +32,14 @@ type Options struct {
 	// NoColor disables colour; it is also set when NO_COLOR is in Env.
 	NoColor bool
 	// StatsInterval is how often the CPU%/uptime of running machines is
-	// refreshed (default 2s). Nothing else is polled.
+	// refreshed (default 10s). Nothing else is polled: everything else
+	// arrives through Service.Changes.
 	StatsInterval time.Duration
-	// FPS caps the frame rate (default 30).
+	// FPS is how often Bubble Tea flushes a changed frame to the terminal
+	// (default 5). Bubble Tea v2 wakes up at this rate even when nothing
+	// changed, and on the small VMs vlab is measured on each wake-up costs
+	// ~0.02 % of a core per frame per second: 5 keeps the idle TUI at about
+	// nemu's 0.10 % (bench/RESULTS.md) while a key still shows within 200 ms.
 	FPS int
 	// VNCCommand, when set, returns the command that opens a machine's
 	// graphical console (e.g. `vlab vnc NAME`); the TUI suspends while it
@@ -54,10 +59,10 @@ func (o *Options) defaults() {
 		}
 	}
 	if o.StatsInterval <= 0 {
-		o.StatsInterval = 2 * time.Second
+		o.StatsInterval = 10 * time.Second
 	}
 	if o.FPS <= 0 {
-		o.FPS = 30
+		o.FPS = 5
 	}
 }
 
@@ -82,8 +87,8 @@ func Run(ctx context.Context, svc Service, opts Options) error {
 		popts = append(popts, tea.WithColorProfile(colorprofile.ASCII))
 	}
 	_, err := tea.NewProgram(m, popts...).Run()
-	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
-		return nil
+	if errors.Is(err, tea.ErrInterrupted) || errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
+		return nil // interrupted or cancelled: a normal way to leave
 	}
 	if err != nil {
 		return fmt.Errorf("run tui: %w", err)
@@ -246,6 +251,9 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		if msg.err == nil {
 			m.host = msg.limits
 		}
+		if m.view != nil { // the wizard and the edit screen bound sizes by it
+			return m.view.Update(msg)
+		}
 		return nil
 
 	case jobProgressMsg:
@@ -339,8 +347,8 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 }
 
 func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
-	if msg.String() == "ctrl+c" && m.view == nil {
-		return tea.Quit
+	if _, serial := m.view.(*serialView); msg.String() == "ctrl+c" && !serial {
+		return tea.Quit // in the serial console ctrl+c belongs to the guest
 	}
 	if m.confirm != nil {
 		return m.confirm.Update(msg, &m.keys)

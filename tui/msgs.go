@@ -37,12 +37,6 @@ type hostMsg struct {
 	err    error
 }
 
-// profilesMsg carries the wizard's profiles.
-type profilesMsg struct {
-	profiles []Profile
-	err      error
-}
-
 // actionDoneMsg reports the end of a machine action or job.
 type actionDoneMsg struct {
 	job  int    // job id, 0 for none
@@ -91,13 +85,6 @@ func hostCmd(ctx context.Context, svc Service) tea.Cmd {
 	return func() tea.Msg {
 		l, err := svc.HostLimits(ctx)
 		return hostMsg{limits: l, err: err}
-	}
-}
-
-func profilesCmd(ctx context.Context, svc Service) tea.Cmd {
-	return func() tea.Msg {
-		p, err := svc.Profiles(ctx)
-		return profilesMsg{profiles: p, err: err}
 	}
 }
 

@@ -380,29 +380,34 @@ func TestActionErrorShowsFixAndKeepsRunning(t *testing.T) {
 }
 
 func TestCloneAsksForAName(t *testing.T) {
-	f := demoService()
-	h := newHarness(t, f, 80, 24)
-	selectVM(t, h, "arm-build")
-	h.press("y")
-	h.contains("Clone arm-build as", "arm-build-clone")
-	for range "arm-build-clone" {
-		h.press("backspace")
-	}
-	h.typeText("web")
-	h.contains(`name "web" is taken`)
-	h.press("enter")
-	if h.m.prompt == nil {
-		t.Fatal("a taken name was accepted")
-	}
-	h.press("backspace", "backspace", "backspace")
-	h.typeText("arm2")
-	h.press("enter")
-	if _, ok := f.VM("arm2"); !ok {
-		t.Fatal("no clone made")
-	}
-	sel, _ := h.m.list.Selected()
-	if sel.Name != "arm2" {
-		t.Fatalf("selection %s after clone", sel.Name)
+	for _, sz := range sizes {
+		t.Run(sz.name, func(t *testing.T) {
+			f := demoService()
+			h := newHarness(t, f, sz.w, sz.h)
+			selectVM(t, h, "arm-build")
+			h.press("y")
+			h.contains("Clone arm-build as", "arm-build-clone")
+			h.requireScreen()
+			for range "arm-build-clone" {
+				h.press("backspace")
+			}
+			h.typeText("web")
+			h.contains(`name "web" is taken`)
+			h.press("enter")
+			if h.m.prompt == nil {
+				t.Fatal("a taken name was accepted")
+			}
+			h.press("backspace", "backspace", "backspace")
+			h.typeText("arm2")
+			h.press("enter")
+			if _, ok := f.VM("arm2"); !ok {
+				t.Fatal("no clone made")
+			}
+			sel, _ := h.m.list.Selected()
+			if sel.Name != "arm2" {
+				t.Fatalf("selection %s after clone", sel.Name)
+			}
+		})
 	}
 }
 

@@ -3,13 +3,13 @@
 # frame (Go benchmarks), and the RSS and idle CPU of the real TUI process
 # running in a tmux pane. Writes the "## TUI" section of bench/RESULTS.md.
 #
-#   bash bench/tui/run.sh             # ~20 s idle sample
+#   bash bench/tui/run.sh             # two 60 s idle samples (~2.5 min)
 #   IDLE_SECS=60 bash bench/tui/run.sh
 #   VLAB_BIN=bin/vlab bash bench/tui/run.sh   # also sample `vlab` on the real library
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-IDLE_SECS=${IDLE_SECS:-20}
+IDLE_SECS=${IDLE_SECS:-60}
 SETTLE_SECS=${SETTLE_SECS:-3}
 command -v tmux >/dev/null || { echo "run.sh: tmux is missing (make deps installs it)" >&2; exit 1; }
 
@@ -18,6 +18,7 @@ session="vlab-tuibench-$$"
 cleanup() {
 	tmux kill-session -t "$session" 2>/dev/null || true
 	tmux kill-session -t "$session-vlab" 2>/dev/null || true
+	tmux kill-session -t "$session-fast" 2>/dev/null || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -42,22 +43,39 @@ sample() {
 		'BEGIN { printf "%d %.4f\n", rss, (c1 - c0) / hz / (t1 - t0) * 100 }'
 }
 
+# quit SESSION: q, then wait for the session (and maybe the tmux server) to go.
+quit() {
+	tmux send-keys -t "$1" q
+	for _ in $(seq 50); do
+		tmux has-session -t "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	sleep 0.5
+}
+
 # The TUI over the fake library, as the user would see it: 120x40, TERM
 # from tmux, alt screen, mouse on.
 tmux new-session -d -s "$session" -x 120 -y 40 "exec $work/tuibench -serve"
 read -r rss cpu < <(sample "$session")
 tmux capture-pane -p -t "$session" | head -5
 echo "tuibench -serve: RSS ${rss} kB, idle CPU ${cpu}% of one core over ${IDLE_SECS}s"
-tmux send-keys -t "$session" q
+quit "$session"
 
 args=(-report -rss-kb "$rss" -cpu-pct "$cpu" -idle-secs "$IDLE_SECS")
+
+# The same at 30 FPS, to show what the frame rate costs when idle.
+tmux new-session -d -s "$session-fast" -x 120 -y 40 "exec $work/tuibench -serve -fps 30"
+read -r _ fcpu < <(sample "$session-fast")
+echo "tuibench -serve -fps 30: idle CPU ${fcpu}% of one core"
+quit "$session-fast"
+args+=(-fps30-cpu-pct "$fcpu")
 
 # Optionally the real vlab TUI on whatever library this user has.
 if [[ -n "${VLAB_BIN:-}" ]]; then
 	tmux new-session -d -s "$session-vlab" -x 120 -y 40 "exec $VLAB_BIN"
 	read -r vrss vcpu < <(sample "$session-vlab")
 	echo "vlab: RSS ${vrss} kB, idle CPU ${vcpu}% of one core"
-	tmux send-keys -t "$session-vlab" q
+	quit "$session-vlab"
 	args+=(-vlab-rss-kb "$vrss" -vlab-cpu-pct "$vcpu")
 fi
 

@@ -1,0 +1,117 @@
+//go:build vlabmachine
+
+package tui
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"vlab/emulator"
+	"vlab/machine"
+)
+
+func TestBootOrderWords(t *testing.T) {
+	for _, w := range []string{"", "cdrom", "network"} {
+		if got := bootWord(bootLetters(w)); got != w {
+			t.Errorf("%q → %q → %q", w, bootLetters(w), got)
+		}
+	}
+	if bootLetters("disk") != "" || bootWord("cd") != "" {
+		t.Fatal("disk first must be QEMU's default order")
+	}
+}
+
+func TestStateOf(t *testing.T) {
+	cases := map[machine.State]State{
+		machine.StateStopped: StateStopped, machine.StateRunning: StateRunning, machine.StatePaused: StatePaused,
+		machine.StateShuttingDown: StateStopping, machine.StateCrashed: StateCrashed, machine.StateUnresponsive: StateError,
+	}
+	for in, want := range cases {
+		if got := stateOf(in); got != want {
+			t.Errorf("%s → %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestNewSpecFromWizard(t *testing.T) {
+	spec := newSpec(NewVM{Name: "w", Arch: emulator.ArchX86_64, ISO: "/x.iso", MemoryMiB: 768, CPUs: 2, DiskBytes: 4 << 30,
+		Net: emulator.NetUser, MAC: "52:54:00:00:00:07", Forwards: []emulator.Forward{{Proto: "tcp", HostPort: 2222, GuestPort: 22}}, Display: emulator.DisplayVNC})
+	if spec.Memory != 768*machine.MiB || spec.CPUs != 2 || spec.Boot.ISO != "/x.iso" || spec.Boot.Order != "dc" {
+		t.Fatalf("spec %+v", spec)
+	}
+	if len(spec.Disks) != 1 || spec.Disks[0].Size != machine.Size(4<<30) {
+		t.Fatalf("disks %+v", spec.Disks)
+	}
+	if len(spec.NICs) != 1 || spec.NICs[0].MAC != "52:54:00:00:00:07" || spec.NICs[0].Forwards[0].HostAddr != "127.0.0.1" {
+		t.Fatalf("nics %+v", spec.NICs)
+	}
+	if spec.Machine == "" {
+		t.Fatal("no machine type")
+	}
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	none := newSpec(NewVM{Name: "n", Arch: emulator.ArchAArch64, MemoryMiB: 256, CPUs: 1, Net: emulator.NetNone, Display: emulator.DisplayNone})
+	if len(none.NICs) != 0 || len(none.Disks) != 0 {
+		t.Fatalf("spec without net and disk: %+v", none)
+	}
+}
+
+// TestMachineServiceLibrary runs the adapter on a real (temporary) library
+// with a VM that needs no QEMU to define: list, rename checks, edit, log.
+func TestMachineServiceLibrary(t *testing.T) {
+	root := t.TempDir()
+	dirs := machine.Dirs{Config: filepath.Join(root, "c"), Data: filepath.Join(root, "d"), Runtime: filepath.Join(root, "r"),
+		State: filepath.Join(root, "s"), Cache: filepath.Join(root, "k")}
+	store, err := machine.Open(dirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := NewMachineService(store)
+	ctx := context.Background()
+	spec := machine.NewSpec("plain", emulator.ArchX86_64)
+	spec.NICs[0].MAC = "52:54:00:00:00:09"
+	if err := store.Create(ctx, spec); err != nil {
+		if strings.Contains(err.Error(), "no qemu") || strings.Contains(err.Error(), "probe") {
+			requireE2E(t, "QEMU is missing: run make deps ("+err.Error()+")")
+		}
+		t.Fatal(err)
+	}
+	vms, err := svc.List(ctx)
+	if err != nil || len(vms) != 1 || vms[0].Name != "plain" || vms[0].State != StateStopped || vms[0].MemoryMiB != 1024 {
+		t.Fatalf("list: %+v %v", vms, err)
+	}
+	if err := svc.ValidateName("plain"); err == nil {
+		t.Fatal("a taken name validated")
+	}
+	if err := svc.ValidateName("../x"); err == nil {
+		t.Fatal("a bad name validated")
+	}
+	set := SettingsOf(vms[0])
+	set.MemoryMiB, set.BootOrder, set.Forwards = 512, "cdrom", []emulator.Forward{{Proto: "tcp", HostPort: 2022, GuestPort: 22}}
+	if err := svc.Update(ctx, "plain", set); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := store.Load("plain")
+	if got.Memory != 512*machine.MiB || got.Boot.Order != "dc" || got.NICs[0].Forwards[0].HostPort != 2022 {
+		t.Fatalf("after update: %+v", got)
+	}
+	if s, err := svc.LogTail(ctx, "plain", 100); err != nil || s != "" {
+		t.Fatalf("log of a never-started VM: %q %v", s, err)
+	}
+	if _, err := svc.SerialAttach(ctx, "plain"); err == nil || fixOf(err) == "" {
+		t.Fatalf("serial of a stopped VM: %v", err)
+	}
+	if l, err := svc.HostLimits(ctx); err != nil || l.CPUs < 1 || l.FreeDiskBytes <= 0 {
+		t.Fatalf("host limits %+v %v", l, err)
+	}
+	if err := svc.Delete(ctx, "plain"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(store.Paths("plain").Dir); !os.IsNotExist(err) {
+		t.Fatal("delete left the folder")
+	}
+}
