@@ -77,7 +77,7 @@ func ChooseAccel(arch Arch, want Accel, h *Host) (AccelChoice, error) {
 func kvmBlocker(arch Arch, info archInfo, h *Host) (cause, fix string) {
 	switch {
 	case !kvmCanRun(h.Arch, arch):
-		return fmt.Sprintf("KVM cannot run a %s guest on a %s host", arch, h.Arch), "use --accel tcg"
+		return fmt.Sprintf("KVM on this %s host cannot run %s guests", h.Arch, arch), "use --accel tcg"
 	case !h.KVM.DevExists:
 		return "/dev/kvm does not exist (no KVM on this host)", "enable virtualization in the firmware setup and load kvm_intel or kvm_amd, or use --accel tcg"
 	case !h.KVM.DevRW:

@@ -61,7 +61,9 @@ var archTable = map[Arch]archInfo{
 		binary: "qemu-system-i386", aptPackage: "qemu-system-x86",
 		machines: []string{"pc", "q35", "isapc"},
 		tcgCPU:   "qemu32", kvmCPU: "host", console: "ttyS0", mttcg: true,
-		firmware: FirmwareBIOS, uefi: uefiOVMF,
+		// Debian's OVMF is x86_64 code, which qemu-system-i386 cannot run
+		// (no long mode); 32-bit UEFI guests are rare enough to go without.
+		firmware: FirmwareBIOS, uefi: uefiNone,
 	},
 	ArchAArch64: {
 		binary: "qemu-system-aarch64", aptPackage: "qemu-system-arm",

@@ -238,7 +238,7 @@ func (b *builder) resolveAccel(bin Binary) error {
 		a = c
 	case AccelKVM:
 		if !kvmCanRun(b.h.Arch, b.cfg.Arch) {
-			return fmt.Errorf("%w for %s guests: KVM cannot run a %s guest on a %s host: use --accel tcg", ErrKVMUnavailable, b.cfg.Arch, b.cfg.Arch, b.h.Arch)
+			return fmt.Errorf("%w for %s guests: KVM on this %s host cannot run %s guests: use --accel tcg", ErrKVMUnavailable, b.cfg.Arch, b.h.Arch, b.cfg.Arch)
 		}
 		if len(bin.Accels) > 0 && !slices.Contains(bin.Accels, "kvm") {
 			return fmt.Errorf("%w for %s guests: %s was built without KVM support: use --accel tcg", ErrKVMUnavailable, b.cfg.Arch, bin.Path)
