@@ -1,5 +1,3 @@
-//go:build vlabmachine
-
 package tui
 
 import (
