@@ -131,6 +131,9 @@ func decodeImage(t *testing.T, path string) image.Image {
 func TestVNCExternalEndpoint(t *testing.T) {
 	snap := requireProgram(t, "vncsnapshot")
 	e := newEnv(t)
+	// No graphical session: `vlab vnc` without a terminal must not open
+	// an external viewer here.
+	e.vars = append(e.vars, "DISPLAY=", "WAYLAND_DISPLAY=")
 	name := "vnc-ext"
 	e.createGuest(name, guests["x86_64"], []string{"vlab.vtshell=1"}, "--net", "none")
 	e.ok("start", name)
@@ -478,4 +481,97 @@ func TestVNCBuiltinViewerInTmux(t *testing.T) {
 	if st := e.state(name); st != "running" {
 		t.Errorf("after leaving the viewer the vm is %s", st)
 	}
+}
+
+// TestVNCExternalViewer: `vlab vnc NAME --external` opens TigerVNC's
+// vncviewer (on an X server of the test's own) on the VM's unix socket, in a
+// shared session: vlab's own VNC session stays connected; no TCP port is
+// opened for it; interrupting vlab closes the viewer.
+func TestVNCExternalViewer(t *testing.T) {
+	xvfb := requireProgram(t, "Xvfb")
+	requireProgram(t, "vncviewer")
+	e := newEnv(t)
+	name := "vnc-tiger"
+	e.createGuest(name, guests["x86_64"], nil, "--net", "none")
+	e.ok("start", name)
+	s := e.show(name)
+
+	n := 100 + os.Getpid()%500
+	for ; ; n++ {
+		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); os.IsNotExist(err) {
+			if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); os.IsNotExist(err) {
+				break
+			}
+		}
+	}
+	disp := fmt.Sprintf(":%d", n)
+	x := exec.Command(xvfb, disp, "-nolisten", "tcp", "-screen", "0", "1024x768x24")
+	if err := x.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.Process.Kill(); x.Wait() })
+	waitFor(t, "Xvfb", 30*time.Second, func() bool {
+		_, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n))
+		return err == nil
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	own, err := console.DialVNC(ctx, s.VNCSocket, console.VNCOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	clients := func() int {
+		var reply struct {
+			Return []struct {
+				ID      string            `json:"id"`
+				Clients []json.RawMessage `json:"clients"`
+			} `json:"return"`
+		}
+		if err := json.Unmarshal([]byte(e.ok("qmp", name, `{"execute":"query-vnc-servers"}`)), &reply); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range reply.Return {
+			if d.ID == "default" {
+				return len(d.Clients)
+			}
+		}
+		return -1
+	}
+	if c := clients(); c != 1 {
+		t.Fatalf("%d clients on the vm's vnc display before the viewer, want vlab's own", c)
+	}
+
+	cmd := exec.Command(vlabBin, "vnc", name, "--external")
+	cmd.Env = append(append([]string(nil), e.vars...), "DISPLAY="+disp)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitFor(t, "vncviewer to connect", time.Minute, func() bool { return clients() == 2 })
+	if !strings.Contains(stderr.String(), "opened vncviewer") {
+		t.Errorf("vlab said %q", stderr.String())
+	}
+	if l := listenersOf(t, cmd.Process.Pid); len(l) > 0 {
+		t.Errorf("vlab opened TCP ports for a viewer that takes the unix socket:\n%s", strings.Join(l, "\n"))
+	}
+	time.Sleep(time.Second) // the viewer's session is under way
+	if own.Err() != nil {
+		t.Fatalf("the viewer's session dropped vlab's own: %v", own.Err())
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("vlab vnc --external after SIGINT: %v (stderr %s)", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("vlab vnc --external did not end on SIGINT")
+	}
+	waitFor(t, "the viewer to disconnect", 30*time.Second, func() bool { return clients() == 1 })
 }

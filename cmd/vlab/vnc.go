@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -36,6 +37,9 @@ unix socket; other viewers get a port on 127.0.0.1 that vlab opens for them alon
 one-time VNC password that vlab sets through QMP. --external --json prints that endpoint as
 {"host","port","password"} for any RFB client and keeps it open until vlab is interrupted.
 
+Without a terminal (started from a launcher or a script) vlab vnc opens the external viewer when
+there is a graphical session.
+
 Without a tablet (legacy guests with PS/2 only) the guest's pointer follows mouse movements but
 not positions: it does not line up with yours.`,
 		Example: `  vlab vnc web
@@ -62,6 +66,13 @@ not positions: it does not line up with yours.`,
 				return openExternal(cmd, s, name, viewer)
 			}
 			if !term.IsTerminal(os.Stdin.Fd()) || !term.IsTerminal(os.Stdout.Fd()) {
+				// No terminal to draw in: the next best is an external
+				// viewer, when there is a graphical session to show it.
+				if graphicalSession() {
+					if _, err := console.FindViewer(viewerCommand(s, viewer)); err == nil {
+						return openExternal(cmd, s, name, viewer)
+					}
+				}
 				return fmt.Errorf("vnc %q: the built-in viewer needs a terminal: use --external for a VNC viewer, or --external --json for an endpoint", name)
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), vncTimeout)
@@ -151,14 +162,11 @@ func serveEndpoint(cmd *cobra.Command, s *machine.Store, name string) error {
 
 // openExternal starts an external viewer and waits for it to close.
 func openExternal(cmd *cobra.Command, s *machine.Store, name, command string) error {
-	if command == "" {
-		command = configuredViewer(s)
-	}
-	vw, err := console.FindViewer(command)
+	vw, err := console.FindViewer(viewerCommand(s, command))
 	if err != nil {
 		return fmt.Errorf("vnc %q: %w", name, err)
 	}
-	if os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
+	if !graphicalSession() {
 		return fmt.Errorf("vnc %q: %s needs a graphical session (DISPLAY and WAYLAND_DISPLAY are unset): use `vlab vnc %s` in this terminal, or --external --json for a remote client", name, vw.Name, name)
 	}
 	p := s.Paths(name)
@@ -177,7 +185,9 @@ func openExternal(cmd *cobra.Command, s *machine.Store, name, command string) er
 		return fmt.Errorf("vnc %q: %w", name, err)
 	}
 	defer cleanup()
-	c.Stdout, c.Stderr = cmd.ErrOrStderr(), cmd.ErrOrStderr()
+	// Viewers log chattily: keep the tail for an error message.
+	var logTail tailBuffer
+	c.Stdout, c.Stderr = &logTail, &logTail
 	if err := c.Start(); err != nil {
 		return fmt.Errorf("vnc %q: start %s: %w", name, vw.Name, err)
 	}
@@ -188,13 +198,48 @@ func openExternal(cmd *cobra.Command, s *machine.Store, name, command string) er
 	case err = <-waited:
 	case <-cmd.Context().Done():
 		_ = c.Process.Signal(os.Interrupt)
-		err = <-waited
+		<-waited
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("vnc %q: %s: %w", name, vw.Name, err)
+		return fmt.Errorf("vnc %q: %s: %w: %s", name, vw.Name, err, oneLine(logTail.String()))
 	}
 	return nil
+}
+
+// graphicalSession says whether an external viewer has a screen to open on.
+func graphicalSession() bool {
+	return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
+}
+
+// viewerCommand is the --viewer flag, else viewer from config.toml.
+func viewerCommand(s *machine.Store, flag string) string {
+	if flag != "" {
+		return flag
+	}
+	return configuredViewer(s)
+}
+
+// tailBuffer keeps the last 300 bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 300 {
+		t.buf = t.buf[len(t.buf)-300:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
 }
 
 // configuredViewer reads viewer from config.toml ("" when unset).
