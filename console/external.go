@@ -87,7 +87,9 @@ func FindViewer(command string) (*ExternalViewer, error) {
 // tigerUnix says whether a vncviewer takes a unix socket path (TigerVNC
 // 1.11 and later list "[unix socket]" in their usage).
 func tigerUnix(path string) bool {
-	out, _ := exec.Command(path, "-h").CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, path, "-h").CombinedOutput()
 	return strings.Contains(string(out), "unix socket")
 }
 

@@ -245,7 +245,9 @@ func NewVNC(ctx context.Context, c net.Conn, opts VNCOptions) (*VNC, error) {
 	}
 	v.client = client
 	v.name = client.DesktopName
+	v.mu.Lock()
 	v.fb.resize(int(client.FrameBufferWidth), int(client.FrameBufferHeight))
+	v.mu.Unlock()
 
 	v.enc = opts.Encodings
 	if v.enc == nil {
