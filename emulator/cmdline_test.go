@@ -1164,8 +1164,13 @@ func TestBootKernels(t *testing.T) {
 	for _, g := range []struct {
 		fixture string
 		arch    Arch
-	}{{"x86_64", ArchX86_64}, {"aarch64", ArchAArch64}, {"ppc64le", ArchPPC64}} {
-		t.Run(g.fixture, func(t *testing.T) {
+		uefi    bool
+	}{{"x86_64", ArchX86_64, false}, {"aarch64", ArchAArch64, false}, {"ppc64le", ArchPPC64, false}, {"x86_64", ArchX86_64, true}} {
+		name := g.fixture
+		if g.uefi {
+			name += "-uefi"
+		}
+		t.Run(name, func(t *testing.T) {
 			if _, ok := h.Binaries[g.arch]; !ok {
 				requireE2E(t, archTable[g.arch].binary+" not found", "make deps")
 			}
@@ -1181,10 +1186,21 @@ func TestBootKernels(t *testing.T) {
 			if Console(g.arch) != fixture.Console(g.fixture) {
 				t.Errorf("Console(%s) = %q, fixture says %q", g.arch, Console(g.arch), fixture.Console(g.fixture))
 			}
-			materialize(t, Config{Disks: cfg.Disks, Paths: cfg.Paths}, h)
+			if g.uefi {
+				// OVMF (pflash code + qcow2 vars) hands the kernel's EFI stub
+				// the kernel QEMU loaded through fw_cfg.
+				if _, _, err := UEFIFirmware(g.arch, h); err != nil {
+					requireE2E(t, err.Error(), "make deps")
+				}
+				cfg.Firmware, cfg.Paths.EFIVars = FirmwareUEFI, filepath.Join(dir, "efivars.qcow2")
+			}
+			materialize(t, Config{Arch: cfg.Arch, Disks: cfg.Disks, Paths: cfg.Paths}, h)
 			argv, err := Cmdline(cfg, h)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if g.uefi && !strings.Contains(strings.Join(argv, " "), "pflash1="+EFIVarsNode) {
+				t.Fatalf("no uefi pflash in %s", ShellQuote(argv))
 			}
 			start := time.Now()
 			exited, output := startQEMU(t, argv)
@@ -1200,7 +1216,7 @@ func TestBootKernels(t *testing.T) {
 			if m, _ := fixture.Find(string(log), fixture.MarkerMarker); m != "cmdline" {
 				t.Errorf("marker %q, want cmdline", m)
 			}
-			t.Logf("%s: %s booted to userspace and powered off in %s (-cpu %s)", g.arch, DefaultMachine(g.arch), time.Since(start).Round(100*time.Millisecond), values(argv, "-cpu")[0])
+			t.Logf("%s: %s booted to userspace and powered off in %s (-cpu %s, uefi %v)", g.arch, DefaultMachine(g.arch), time.Since(start).Round(100*time.Millisecond), values(argv, "-cpu")[0], g.uefi)
 		})
 	}
 }
