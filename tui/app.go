@@ -138,6 +138,7 @@ type Model struct {
 	host      HostLimits
 	changes   <-chan struct{}
 	ticking   bool
+	settling  bool // a re-list is scheduled for a machine in transition
 
 	filtering bool
 	filter    textinput.Model
@@ -219,7 +220,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 			if v, ok := m.view.(interface{ vmChanged([]VM) }); ok {
 				v.vmChanged(msg.vms)
 			}
-			cmds = append(cmds, m.maybeTick())
+			cmds = append(cmds, m.maybeTick(), m.maybeSettle())
 		}
 		if m.relist {
 			m.relist = false
@@ -233,6 +234,10 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	case changesClosedMsg:
 		m.changes = nil
 		return nil
+
+	case settleTickMsg:
+		m.settling = false
+		return m.relistCmd()
 
 	case statsTickMsg:
 		m.ticking = false
@@ -621,6 +626,24 @@ func (m *Model) maybeTick() tea.Cmd {
 	}
 	m.ticking = true
 	return statsTick(m.opts.StatsInterval)
+}
+
+// maybeSettle schedules one re-list while a machine is in a transitional
+// or error state: those can end without an event the service reports (a
+// QEMU still opening its monitors, a stop that completes inside the guest),
+// so the screen checks again rather than showing a stale state.
+func (m *Model) maybeSettle() tea.Cmd {
+	if m.settling {
+		return nil
+	}
+	for i := range m.list.all {
+		switch m.list.all[i].State {
+		case StateStarting, StateStopping, StateError:
+			m.settling = true
+			return tea.Tick(settleInterval, func(time.Time) tea.Msg { return settleTickMsg{} })
+		}
+	}
+	return nil
 }
 
 func (m *Model) mergeStats(st []Stats) {

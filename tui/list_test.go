@@ -265,3 +265,32 @@ func TestColumnsFitTheWidth(t *testing.T) {
 	}
 	_ = fmt.Sprint()
 }
+
+// TestTransitionalStatesSettle checks that a machine shown starting (or in
+// error) is looked at again without any change signal, and that nothing is
+// scheduled once every machine is settled.
+func TestTransitionalStatesSettle(t *testing.T) {
+	f := demoService()
+	h := newHarness(t, f, 80, 24)
+	if h.m.settling {
+		t.Fatal("a re-list is scheduled with no machine in transition")
+	}
+	f.SetState("arm-build", StateStarting)
+	h.send(changedMsg{})
+	if !h.m.settling {
+		t.Fatal("no re-list scheduled for a starting machine")
+	}
+	// It becomes running without the service saying so.
+	f.mu.Lock()
+	f.setRunning(f.vms["arm-build"])
+	f.mu.Unlock()
+	h.send(settleTickMsg{})
+	vm, _ := f.VM("arm-build")
+	h.m.list.Select("arm-build")
+	if sel, _ := h.m.list.Selected(); sel.State != StateRunning || vm.State != StateRunning {
+		t.Fatalf("after the settle tick the list shows %s", sel.State)
+	}
+	if h.m.settling {
+		t.Fatal("still settling with every machine settled")
+	}
+}

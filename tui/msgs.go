@@ -31,6 +31,12 @@ type changesClosedMsg struct{}
 // statsTickMsg is the slow CPU%/uptime refresh tick.
 type statsTickMsg struct{}
 
+// settleTickMsg re-lists while a machine is in transition.
+type settleTickMsg struct{}
+
+// settleInterval is how soon a machine in transition is looked at again.
+const settleInterval = 2 * time.Second
+
 // hostMsg carries the host limits.
 type hostMsg struct {
 	limits HostLimits
