@@ -73,11 +73,13 @@ func (e *env) serialAfter(name string, from int, re *regexp.Regexp) []string {
 }
 
 // shell types line into the guest's serial console shell, again every few
-// seconds until re shows up after the current end of the log (the shell may
-// not have started yet), and returns re's submatches.
+// seconds until re shows up after the current end of the log, and returns
+// re's submatches.
 func (e *env) shell(name, line string, re *regexp.Regexp) []string {
 	e.t.Helper()
 	f := e.files(name)
+	// Type only once the guest's shell runs (busybox prints its banner).
+	e.waitSerial(name, "built-in shell")
 	from := e.serialSize(name)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -88,8 +90,9 @@ func (e *env) shell(name, line string, re *regexp.Regexp) []string {
 		// QEMU takes typed bytes only as fast as the UART does, and drops
 		// what it has not taken when the client leaves: stay connected
 		// until the answer is there.
-		fmt.Fprintf(c, "%s\n", line)
-		resend := time.Now().Add(5 * time.Second)
+		// ^U first: a retry must not append to a half-typed earlier try.
+		fmt.Fprintf(c, "\x15%s\n", line)
+		resend := time.Now().Add(10 * time.Second)
 		for time.Now().Before(resend) {
 			data, _ := os.ReadFile(f.SerialLog)
 			if from <= len(data) {
@@ -422,9 +425,11 @@ func TestLinkedCloneBootsAndProtectsSource(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.createGuest("src", guests["x86_64"], nil, "--display", "none", "--net", "none", "--disk", "32M")
+	// Stops are forced (quit: QEMU flushes the disks as it exits) to keep
+	// the test short; the guest's writes are synced before each.
 	e.ok("start", "src")
 	e.writeMark("src", "from-src")
-	e.ok("stop", "src")
+	e.ok("stop", "--force", "src")
 	srcDisk := e.files("src").Disks[0].Path
 	sum := sha(t, srcDisk)
 
@@ -435,13 +440,13 @@ func TestLinkedCloneBootsAndProtectsSource(t *testing.T) {
 	e.ok("start", "thin")
 	e.waitSerial("thin", "VLAB-DISK-READ from-src")
 	e.writeMark("thin", "from-clone")
-	e.ok("stop", "thin")
+	e.ok("stop", "--force", "thin")
 	if sha(t, srcDisk) != sum {
 		t.Fatal("the linked clone's writes changed the source disk")
 	}
 	e.ok("start", "thin")
 	e.waitSerial("thin", "VLAB-DISK-READ from-clone")
-	e.ok("stop", "thin")
+	e.ok("stop", "--force", "thin")
 
 	line := e.fail([]string{"src", "thin", "linked clone"}, "delete", "src", "--yes")
 	_ = line
@@ -452,10 +457,10 @@ func TestLinkedCloneBootsAndProtectsSource(t *testing.T) {
 	e.ok("start", "src")
 	e.waitSerial("src", "VLAB-DISK-READ from-src")
 	e.writeMark("src", "src-again")
-	e.ok("stop", "src")
+	e.ok("stop", "--force", "src")
 	e.ok("start", "thin")
 	e.waitSerial("thin", "VLAB-DISK-READ from-clone")
-	e.ok("stop", "thin")
+	e.ok("stop", "--force", "thin")
 	e.ok("delete", "thin", "--yes")
 	e.ok("delete", "src", "--yes")
 }
