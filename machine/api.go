@@ -342,19 +342,9 @@ func needsEFIVars(spec *Spec) bool {
 // createEFIVars copies the firmware's variable template into a qcow2 image:
 // a raw writable pflash would block internal snapshots.
 func createEFIVars(ctx context.Context, h *emulator.Host, arch emulator.Arch, dst string) error {
-	var tmpl, pkg string
-	switch arch {
-	case emulator.ArchX86_64, emulator.ArchI386:
-		tmpl, pkg = h.Firmware.OVMFVars, "ovmf"
-	case emulator.ArchAArch64:
-		tmpl, pkg = h.Firmware.AAVMFVars, "qemu-efi-aarch64"
-	case emulator.ArchARM:
-		tmpl, pkg = h.Firmware.ArmVars, "qemu-efi-arm"
-	default:
-		return fmt.Errorf("uefi firmware is not available for %s: use the default firmware", arch)
-	}
-	if tmpl == "" {
-		return fmt.Errorf("uefi variable template for %s not found (install it: apt-get install %s)", arch, pkg)
+	_, tmpl, err := emulator.UEFIFirmware(arch, h)
+	if err != nil {
+		return err
 	}
 	if h.QemuImg == "" {
 		return errors.New("create uefi vars: qemu-img not found (install it: apt-get install qemu-utils)")
