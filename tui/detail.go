@@ -90,7 +90,11 @@ func detailLines(vm *VM, w, h int, st *Styles) []string {
 	if os == "" {
 		os = vm.Profile
 	}
-	add(6, "OS", strings.TrimSpace(os+" ("+vm.Arch.String()+")"))
+	if os == "" {
+		add(6, "OS", vm.Arch.String())
+	} else {
+		add(6, "OS", os+" ("+vm.Arch.String()+")")
+	}
 	accel := strings.ToUpper(vm.Accel.String())
 	if vm.AccelReason != "" {
 		accel += " — " + strings.TrimPrefix(strings.TrimPrefix(vm.AccelReason, "TCG: "), "KVM: ")

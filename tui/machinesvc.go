@@ -167,7 +167,7 @@ func (s *MachineService) vm(ctx context.Context, name string, host *emulator.Hos
 		s.mu.Lock()
 		s.running[name] = proc{pid: st.PID, started: st.StartedAt}
 		s.mu.Unlock()
-		if pct, rss, ok := s.sample(name, st.PID); ok {
+		if pct, rss, ok := s.sample(name, st.PID, st.StartedAt); ok {
 			vm.CPUPercent, vm.RSSBytes = pct, rss
 		}
 	} else if host != nil {
@@ -182,7 +182,7 @@ func (s *MachineService) vm(ctx context.Context, name string, host *emulator.Hos
 
 // sample reads the process's CPU ticks and RSS from /proc and returns the
 // CPU% since the previous sample of the same process.
-func (s *MachineService) sample(name string, pid int) (float64, int64, bool) {
+func (s *MachineService) sample(name string, pid int, started time.Time) (float64, int64, bool) {
 	if pid <= 0 {
 		return 0, 0, false
 	}
@@ -205,10 +205,14 @@ func (s *MachineService) sample(name string, pid int) (float64, int64, bool) {
 	prev, ok := s.prev[name]
 	s.prev[name] = cpuSample{pid: pid, ticks: ticks, at: now}
 	s.mu.Unlock()
+	const hz = 100 // USER_HZ on Linux
 	pct := 0.0
-	if ok && prev.pid == pid && now.After(prev.at) && ticks >= prev.ticks {
-		const hz = 100 // USER_HZ on Linux
+	switch {
+	case ok && prev.pid == pid && now.After(prev.at) && ticks >= prev.ticks:
 		pct = float64(ticks-prev.ticks) / hz / now.Sub(prev.at).Seconds() * 100
+	case !started.IsZero() && now.After(started):
+		// First look at this process: its average since it started.
+		pct = float64(ticks) / hz / now.Sub(started).Seconds() * 100
 	}
 	return pct, rssPages * int64(os.Getpagesize()), true
 }
@@ -225,7 +229,7 @@ func (s *MachineService) Stats(ctx context.Context) ([]Stats, error) {
 	s.mu.Unlock()
 	var out []Stats
 	for name, p := range procs {
-		pct, rss, ok := s.sample(name, p.pid)
+		pct, rss, ok := s.sample(name, p.pid, p.started)
 		if !ok {
 			continue
 		}
