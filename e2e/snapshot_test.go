@@ -607,3 +607,50 @@ func TestKilledDuringSnapshotJob(t *testing.T) {
 	}
 	e.ok("stop", "--force", name)
 }
+
+// Bad input to the snapshot, clone and disk commands gets one clear line and
+// changes nothing.
+func TestSnapshotCloneDiskBadInput(t *testing.T) {
+	t.Parallel()
+	requireQEMU(t, "qemu-system-x86_64")
+	e := newEnv(t)
+	e.ok("create", "bad", "--disk", "16M", "--display", "none", "--net", "none")
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args  []string
+		wants []string
+	}{
+		{[]string{"snapshot", "create", "bad", "a b"}, []string{"invalid"}},
+		{[]string{"snapshot", "create", "bad", "12"}, []string{"only digits"}},
+		{[]string{"snapshot", "create", "bad", strings.Repeat("t", 65)}, []string{"at most 64"}},
+		{[]string{"snapshot", "create", "ghost", "s1"}, []string{"ghost", "no such vm"}},
+		{[]string{"snapshot", "create", "bad"}, []string{"NAME TAG"}},
+		{[]string{"snapshot", "restore", "bad", "nope", "--yes"}, []string{"nope", "no such snapshot"}},
+		{[]string{"snapshot", "delete", "bad", "nope", "--yes"}, []string{"nope", "no such snapshot"}},
+		{[]string{"clone", "bad", "bad"}, []string{"already exists"}},
+		{[]string{"clone", "bad", "../evil"}, []string{"invalid"}},
+		{[]string{"clone", "bad", "c2", "--snapshot", "nope"}, []string{"no such snapshot"}},
+		{[]string{"disk", "add", "bad", "--", "-1G"}, []string{"positive"}},
+		{[]string{"disk", "add", "bad", "0G"}, []string{"positive"}},
+		{[]string{"disk", "add", "bad", "1Q"}, []string{"unknown unit"}},
+		{[]string{"disk", "resize", "bad", "hd0", "+1G"}, []string{"new total"}},
+		{[]string{"disk", "resize", "bad", "hd0", "8M"}, []string{"only grow"}},
+		{[]string{"disk", "resize", "bad", "hd9", "1G"}, []string{"no disk", "0 (disk0.qcow2)"}},
+		{[]string{"disk", "import", "bad", filepath.Join(dir, "nope.vmdk")}, []string{"does not exist"}},
+		{[]string{"disk", "import", "bad", dir}, []string{"not a regular file"}},
+		{[]string{"disk", "rm", "bad", "hd9"}, []string{"no disk"}},
+		{[]string{"disk", "convert", "bad", "hd0"}, []string{"qcow2 already"}},
+	} {
+		e.fail(c.wants, c.args...)
+	}
+	var vms []struct{ Name string }
+	if err := json.Unmarshal([]byte(e.ok("list", "--json")), &vms); err != nil || len(vms) != 1 {
+		t.Errorf("vms after bad input: %+v (%v); want only bad", vms, err)
+	}
+	if tr := e.tree("bad"); len(tr.Snapshots) != 0 {
+		t.Errorf("bad input made snapshots: %+v", tr)
+	}
+	if d := e.files("bad").Disks; len(d) != 1 {
+		t.Errorf("bad input changed the disks: %+v", d)
+	}
+}
