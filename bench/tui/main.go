@@ -32,6 +32,7 @@ func main() {
 	idleSecs := flag.Int("idle-secs", 0, "length of the idle measurement (from run.sh)")
 	fastCPU := flag.Float64("fps30-cpu-pct", -1, "idle CPU of the same TUI at 30 FPS (from run.sh)")
 	vlabRSS := flag.Int("vlab-rss-kb", 0, "RSS of the real vlab TUI on the real library, if measured")
+	vlabWhat := flag.String("vlab-what", "on the real library", "what library -vlab-* was measured on")
 	vlabCPU := flag.Float64("vlab-cpu-pct", -1, "idle CPU of the real vlab TUI, if measured")
 	out := flag.String("out", "bench/RESULTS.md", "results file")
 	fps := flag.Int("fps", 0, "frame rate cap of -serve (0 = the TUI's default)")
@@ -57,7 +58,7 @@ func main() {
 		}
 		err = runServe(lib, *fps, *statsEvery)
 	case *report:
-		err = runReport(*out, *rssKB, *cpuPct, *fastCPU, *idleSecs, *vlabRSS, *vlabCPU)
+		err = runReport(*out, *rssKB, *cpuPct, *fastCPU, *idleSecs, *vlabRSS, *vlabCPU, *vlabWhat)
 	default:
 		flag.Usage()
 		os.Exit(2)
@@ -75,7 +76,7 @@ func runServe(lib tui.Service, fps int, stats time.Duration) error {
 	return tui.Run(ctx, lib, tui.Options{FPS: fps, StatsInterval: stats})
 }
 
-func runReport(out string, rssKB int, cpuPct, fastCPU float64, idleSecs, vlabRSS int, vlabCPU float64) error {
+func runReport(out string, rssKB int, cpuPct, fastCPU float64, idleSecs, vlabRSS int, vlabCPU float64, vlabWhat string) error {
 	rows := []struct {
 		what string
 		fn   func(*testing.B, size)
@@ -105,7 +106,7 @@ func runReport(out string, rssKB int, cpuPct, fastCPU float64, idleSecs, vlabRSS
 			fmt.Fprintf(&b, "| the same at 30 FPS (Options.FPS; Bubble Tea wakes up every frame even when idle) | | %.3f %% of one core |\n", fastCPU)
 		}
 		if vlabRSS > 0 {
-			fmt.Fprintf(&b, "| `vlab` TUI on the real library | %.1f MB | %.3f %% of one core |\n", float64(vlabRSS)/1024, vlabCPU)
+			fmt.Fprintf(&b, "| `vlab` TUI (MachineService) %s | %.1f MB | %.3f %% of one core |\n", vlabWhat, float64(vlabRSS)/1024, vlabCPU)
 		}
 		fmt.Fprintf(&b, "| nemu with 50 VMs (the issue's figure, not measured here) | 11 MB | 0.10 %% of one core |\n\n")
 	}

@@ -5,7 +5,8 @@
 #
 #   bash bench/tui/run.sh             # two 60 s idle samples (~2.5 min)
 #   IDLE_SECS=60 bash bench/tui/run.sh
-#   VLAB_BIN=bin/vlab bash bench/tui/run.sh   # also sample `vlab` on the real library
+#   VLAB_BIN=bin/vlab VLAB_WHAT="on 5 VMs, 2 running" bash bench/tui/run.sh
+#                                     # also sample `vlab` (no arguments: the TUI) on the user's library
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -76,7 +77,7 @@ if [[ -n "${VLAB_BIN:-}" ]]; then
 	read -r vrss vcpu < <(sample "$session-vlab")
 	echo "vlab: RSS ${vrss} kB, idle CPU ${vcpu}% of one core"
 	quit "$session-vlab"
-	args+=(-vlab-rss-kb "$vrss" -vlab-cpu-pct "$vcpu")
+	args+=(-vlab-rss-kb "$vrss" -vlab-cpu-pct "$vcpu" -vlab-what "${VLAB_WHAT:-on the real library}")
 fi
 
 "$work/tuibench" "${args[@]}"
