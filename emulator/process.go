@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -220,36 +221,52 @@ func Launch(ctx context.Context, opts LaunchOptions) (*Process, error) {
 	}
 }
 
-// qmpAccepts reports whether a unix socket at path accepts a connection from
-// the process pid (or a process in the session pid leads, for wrappers that
-// fork). The connection is closed at once: QEMU greets and goes back to
-// listening.
+// qmpAccepts reports whether a unix socket at path, served by the process
+// pid (or a process in the session pid leads, for wrappers that fork), sends
+// the QMP greeting. A listening socket alone is not enough: the kernel
+// completes connects before QEMU's main loop runs, and until then QEMU's
+// other monitors may not exist yet. The connection is closed after the
+// greeting: QEMU goes back to listening.
 func qmpAccepts(path string, pid int) bool {
-	conn, err := net.Dial("unix", path)
-	if err != nil {
+	conn, ok := qmpPeer(path, pid)
+	if !ok {
 		return false
 	}
 	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(time.Second))
+	line, err := bufio.NewReader(conn).ReadSlice('\n')
+	return err == nil && bytes.Contains(line, []byte(`"QMP"`))
+}
+
+// qmpPeer connects to path and checks the peer is pid or in its session.
+func qmpPeer(path string, pid int) (net.Conn, bool) {
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, false
+	}
 	uc, ok := conn.(*net.UnixConn)
 	if !ok {
-		return true
+		return conn, true
 	}
 	raw, err := uc.SyscallConn()
 	if err != nil {
-		return true
+		return conn, true
 	}
 	var cred *syscall.Ucred
 	var credErr error
 	if err := raw.Control(func(fd uintptr) {
 		cred, credErr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
 	}); err != nil || credErr != nil {
-		return true
+		return conn, true
 	}
 	if int(cred.Pid) == pid {
-		return true
+		return conn, true
 	}
-	sid, err := getsid(int(cred.Pid))
-	return err == nil && sid == pid
+	if sid, err := getsid(int(cred.Pid)); err == nil && sid == pid {
+		return conn, true
+	}
+	conn.Close()
+	return nil, false
 }
 
 func getsid(pid int) (int, error) {

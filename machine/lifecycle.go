@@ -88,6 +88,10 @@ func writeJSON(path string, v any) error {
 	return writeFileAtomic(path, append(data, '\n'), 0o600)
 }
 
+// startGrace is how long after launch a QEMU whose monitors do not answer
+// yet counts as starting rather than unresponsive.
+const startGrace = 10 * time.Second
+
 // qmpTimeout bounds one status query: a monitor that takes longer is
 // reported, never waited on forever.
 const qmpTimeout = 3 * time.Second
@@ -131,6 +135,10 @@ func (s *Store) Status(ctx context.Context, name string) (Status, error) {
 			// alive and serving, so report it running.
 			st.State = StateRunning
 			st.Detail = "all QMP monitors busy"
+			return st, nil
+		}
+		if time.Since(rec.StartedAt) < startGrace {
+			st.State = StateStarting
 			return st, nil
 		}
 		st.State = StateUnresponsive

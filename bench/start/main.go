@@ -6,6 +6,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -111,7 +112,7 @@ func run(n int, vlab, out string) error {
 		tb, tv = append(tb, b), append(tv, v)
 	}
 	mb, mv := median(tb), median(tv)
-	body := fmt.Sprintf(`Time from exec to a QMP socket that accepts, for one x86_64 VM (q35, TCG, VNC + tablet, 4 QMP
+	body := fmt.Sprintf(`Time from exec to the QMP greeting, for one x86_64 VM (q35, TCG, VNC + tablet, 4 QMP
 monitors, serial chardev with log): `+"`vlab start`"+` (the whole CLI process: load machine.toml, cached
 host probe, accel choice, argv, launch, wait) vs the same argv from `+"`vlab cmdline`"+` exec'd by hand.
 Medians of %d alternating rounds, measured with `+"`go run ./bench/start`"+`.
@@ -147,9 +148,13 @@ func bare(argv []string, qmp string) (time.Duration, error) {
 	}()
 	for {
 		if conn, err := net.Dial("unix", qmp); err == nil {
-			d := time.Since(t0)
+			// Ready means greeted, as for vlab: a connect alone succeeds
+			// before QEMU's main loop runs.
+			line, err := bufio.NewReader(conn).ReadSlice('\n')
 			conn.Close()
-			return d, nil
+			if err == nil && strings.Contains(string(line), `"QMP"`) {
+				return time.Since(t0), nil
+			}
 		}
 		if time.Since(t0) > 30*time.Second {
 			return 0, fmt.Errorf("qemu by hand: QMP never came up")
