@@ -14,6 +14,10 @@ scripts/fixtures.sh
 
 echo "test: go vet"
 go vet ./...
+echo "test: build"
+mkdir -p bin
+go build -o bin/vlab ./cmd/vlab
 echo "test: go test"
 export VLAB_REQUIRE_E2E=1
+export VLAB_BIN="$PWD/bin/vlab" # the TUI's tmux test drives this binary
 go test -count=1 -timeout 60m "$@" ./...
