@@ -368,6 +368,18 @@ func checkForwards(spec *Spec) error {
 	return nil
 }
 
+// Launched returns what vlab recorded when it launched the VM's QEMU (pid,
+// accel and its reason) without asking QEMU anything: cheap, for reporting
+// right after Start. ok is false when there is no live record.
+func (s *Store) Launched(name string) (st Status, ok bool) {
+	var rec record
+	if readJSON(s.Paths(name).Process, &rec) != nil || rec.Check() != emulator.LiveRunning {
+		return Status{}, false
+	}
+	return Status{State: StateRunning, PID: rec.PID, StartedAt: rec.StartedAt, Accel: rec.Accel,
+		AccelReason: rec.AccelReason, Disposable: rec.Disposable}, true
+}
+
 // rotateLog keeps the previous boot's serial log as serial.log.1.
 func rotateLog(path string) {
 	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {

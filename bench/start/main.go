@@ -92,11 +92,12 @@ func run(n int, vlab, out string) error {
 	if err := json.Unmarshal(data, &argv); err != nil {
 		return err
 	}
-	// Warm both paths once (page cache, probe cache).
-	if _, err := bare(argv, show.QMPSocket); err != nil {
+	// Warm both paths once (page cache, probe cache); vlab's run also
+	// creates the runtime and log folders the argv names.
+	if _, err := viaVlab(w); err != nil {
 		return err
 	}
-	if _, err := viaVlab(w); err != nil {
+	if _, err := bare(argv, show.QMPSocket); err != nil {
 		return err
 	}
 	var tb, tv []time.Duration
@@ -136,17 +137,29 @@ Machine: %s.
 // kills QEMU and waits for it.
 func bare(argv []string, qmp string) (time.Duration, error) {
 	os.Remove(qmp)
+	if err := os.MkdirAll(filepath.Dir(qmp), 0o700); err != nil {
+		return 0, err
+	}
 	c := exec.Command(argv[0], argv[1:]...)
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	var stderr strings.Builder
+	c.Stderr = &stderr
 	t0 := time.Now()
 	if err := c.Start(); err != nil {
 		return 0, err
 	}
+	exited := make(chan struct{})
+	go func() { c.Wait(); close(exited) }()
 	defer func() {
 		c.Process.Kill()
-		c.Wait()
+		<-exited
 	}()
 	for {
+		select {
+		case <-exited:
+			return 0, fmt.Errorf("qemu by hand exited: %s", stderr.String())
+		default:
+		}
 		if conn, err := net.Dial("unix", qmp); err == nil {
 			// Ready means greeted, as for vlab: a connect alone succeeds
 			// before QEMU's main loop runs.

@@ -374,7 +374,7 @@ func (a *app) startCmd() *cobra.Command {
 			if err := s.Start(cmd.Context(), args[0], machine.StartOptions{Accel: ac, Disposable: disposable, Paused: paused}); err != nil {
 				return err
 			}
-			st, _ := s.Status(cmd.Context(), args[0])
+			st, _ := s.Launched(args[0])
 			fmt.Fprintf(cmd.OutOrStdout(), "started %s (pid %d, %s): %s\n", args[0], st.PID, st.Accel, st.AccelReason)
 			return nil
 		},
