@@ -122,14 +122,7 @@ func TestCloudInitValidate(t *testing.T) {
 // machine.toml (no qemu-img needed).
 func testStore(t *testing.T, spec *Spec) *Store {
 	t.Helper()
-	base := t.TempDir()
-	s, err := Open(Dirs{
-		Config: filepath.Join(base, "config"), Data: filepath.Join(base, "data"), Runtime: filepath.Join(base, "run"),
-		State: filepath.Join(base, "state"), Cache: filepath.Join(base, "cache"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := emptyStore(t)
 	if spec != nil {
 		p := s.Paths(spec.Name)
 		if err := os.MkdirAll(p.Dir, 0o755); err != nil {

@@ -29,17 +29,7 @@ func fakeStore(t *testing.T, mode fakeqemu.Mode) *Store {
 	t.Helper()
 	t.Setenv(fakeqemu.EnvMode, string(mode))
 	t.Setenv("GORACE", "atexit_sleep_ms=0")
-	root := filepath.Join(t.TempDir(), "a home")
-	s, err := Open(Dirs{
-		Config:  filepath.Join(root, "config"),
-		Data:    filepath.Join(root, "data"),
-		Runtime: filepath.Join(root, "run"),
-		State:   filepath.Join(root, "state"),
-		Cache:   filepath.Join(root, "cache"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := emptyStore(t)
 	qemuImg, _ := exec.LookPath("qemu-img")
 	s.host = &emulator.Host{
 		Arch: emulator.ArchX86_64,

@@ -211,18 +211,7 @@ func needQemuImg(t *testing.T) {
 func snapTestStore(t *testing.T) *Store {
 	t.Helper()
 	needQemuImg(t)
-	root := filepath.Join(t.TempDir(), "a home")
-	s, err := Open(Dirs{
-		Config:  filepath.Join(root, "config"),
-		Data:    filepath.Join(root, "data"),
-		Runtime: filepath.Join(root, "run"),
-		State:   filepath.Join(root, "state"),
-		Cache:   filepath.Join(root, "cache"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return emptyStore(t)
 }
 
 // createDiskVM defines a stopped x86_64 VM with one 16M qcow2 disk
