@@ -16,6 +16,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"vlab/internal/fakeqemu"
 
 	"vlab/internal/fixture"
 )
@@ -368,30 +369,9 @@ func lineDiff(want, got string) string {
 	return b.String()
 }
 
-// splitOpts splits a QEMU option string the way QEMU does: single commas
-// separate, ",," is a literal comma.
-func splitOpts(s string) []string {
-	var parts []string
-	var cur strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == ',' {
-			if i+1 < len(s) && s[i+1] == ',' {
-				cur.WriteByte(',')
-				i++
-				continue
-			}
-			parts = append(parts, cur.String())
-			cur.Reset()
-			continue
-		}
-		cur.WriteByte(s[i])
-	}
-	return append(parts, cur.String())
-}
-
 // optMap parses "head,k=v,..." into its head and properties.
 func optMap(s string) (string, map[string]string) {
-	parts := splitOpts(s)
+	parts := fakeqemu.SplitOpts(s)
 	m := map[string]string{}
 	for _, p := range parts[1:] {
 		k, v, _ := strings.Cut(p, "=")

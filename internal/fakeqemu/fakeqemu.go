@@ -99,7 +99,7 @@ func ParseArgs(args []string) (Args, error) {
 			if err != nil {
 				return a, err
 			}
-			parts := splitOpts(v)
+			parts := SplitOpts(v)
 			if !strings.HasPrefix(parts[0], "unix:") {
 				return a, fmt.Errorf("-qmp %q: only unix: sockets are supported", v)
 			}
@@ -109,7 +109,7 @@ func ParseArgs(args []string) (Args, error) {
 			if err != nil {
 				return a, err
 			}
-			parts := splitOpts(v)
+			parts := SplitOpts(v)
 			if parts[0] != "socket" {
 				continue
 			}
@@ -122,7 +122,7 @@ func ParseArgs(args []string) (Args, error) {
 			if err != nil {
 				return a, err
 			}
-			kv := keyValues(splitOpts(v))
+			kv := keyValues(SplitOpts(v))
 			if kv["mode"] == "control" {
 				monitors = append(monitors, kv["chardev"])
 			}
@@ -138,9 +138,9 @@ func ParseArgs(args []string) (Args, error) {
 	return a, nil
 }
 
-// splitOpts splits a QEMU option string at single commas; ",," is a literal
-// comma.
-func splitOpts(s string) []string {
+// SplitOpts splits a QEMU option string at single commas; ",," is a literal
+// comma (QEMU's own escaping).
+func SplitOpts(s string) []string {
 	var parts []string
 	var cur strings.Builder
 	for i := 0; i < len(s); i++ {
