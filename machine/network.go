@@ -647,14 +647,14 @@ func (s *Store) RemoveForward(ctx context.Context, name string, nic int, f Forwa
 		for j, fw := range n.Forwards {
 			if matchForward(fw, f) {
 				if ni >= 0 {
-					return ForwardInfo{}, fmt.Errorf("remove forward %s from %q: it matches more than one forward: give the whole rule, e.g. %s", f, name, fw.Spec)
+					return ForwardInfo{}, fmt.Errorf("remove forward %s from %q: it matches more than one forward: give the whole rule, e.g. %s", refString(f), name, fw.Spec)
 				}
 				ni, k = i, j
 			}
 		}
 	}
 	if ni < 0 {
-		return ForwardInfo{}, fmt.Errorf("remove forward %s from %q: no such forward: see `vlab net forward list %s`", f, name, name)
+		return ForwardInfo{}, fmt.Errorf("remove forward %s from %q: no such forward: see `vlab net forward list %s`", refString(f), name, name)
 	}
 	fi := info.NICs[ni].Forwards[k]
 	spec.NICs[ni].Forwards = append(spec.NICs[ni].Forwards[:k:k], spec.NICs[ni].Forwards[k+1:]...)
@@ -682,6 +682,18 @@ func (s *Store) RemoveForward(ctx context.Context, name string, nic int, f Forwa
 		return ForwardInfo{}, err
 	}
 	return fi, nil
+}
+
+// refString writes a forward reference as the user may have: the whole
+// rule, or proto:[hostaddr:]hostport.
+func refString(f Forward) string {
+	if f.GuestPort != 0 {
+		return f.String()
+	}
+	if f.HostAddr != "" {
+		return fmt.Sprintf("%s:%s:%d", f.Proto, f.HostAddr, f.HostPort)
+	}
+	return fmt.Sprintf("%s:%d", f.Proto, f.HostPort)
 }
 
 // matchForward says whether the forward fw (as it is now) is the one the
