@@ -214,7 +214,7 @@ func (s *Store) cleanRuntime(p Paths) {
 	os.Remove(p.Process)
 	os.Remove(p.StopMark)
 	os.Remove(p.Pidfile)
-	for _, sock := range append(append([]string{}, p.QMP...), p.VNC, p.Serial) {
+	for _, sock := range append(append([]string{}, p.QMP...), p.VNC, emulator.ExternalVNCSocket(p.VNC), p.Serial) {
 		_ = emulator.RemoveStaleSocket(sock)
 	}
 }
