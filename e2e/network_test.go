@@ -628,3 +628,20 @@ func TestNetBridge(t *testing.T) {
 		}
 	}
 }
+
+// TestNetSSHForwardForLinuxProfiles: a VM made from a Linux profile gets an
+// SSH forward from an auto host port; one without a user-mode NIC does not.
+func TestNetSSHForwardForLinuxProfiles(t *testing.T) {
+	t.Parallel()
+	requireQEMU(t, "qemu-system-x86_64")
+	e := newEnv(t)
+	e.ok("create", "deb", "--profile", "debian", "--display", "none")
+	f := e.netShow("deb").forward(t, "tcp", 22)
+	if !f.Auto || f.Rule != "tcp:127.0.0.1:auto:22" || f.Active {
+		t.Errorf("ssh forward of a stopped debian vm: %+v", f)
+	}
+	e.ok("create", "quiet", "--profile", "debian", "--display", "none", "--net", "none")
+	if n := e.netShow("quiet"); len(n.NICs) != 0 {
+		t.Errorf("--net none vm has nics: %+v", n.NICs)
+	}
+}

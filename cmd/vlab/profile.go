@@ -263,6 +263,7 @@ func (cp *createProfile) apply(spec *machine.Spec) {
 		spec.Disks = []machine.DiskSpec{{File: "disk0.qcow2", Format: "qcow2"}} // size from the profile
 	}
 	machine.ApplyProfile(spec, *cp.profile)
+	machine.OfferSSHForward(spec, *cp.profile) // Linux: ssh on an auto host port (network.go)
 	if spec.Machine == "" {
 		spec.Machine = machine.ArchDefaultMachine(spec.Arch)
 	}
