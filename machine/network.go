@@ -416,13 +416,24 @@ func sameAddr(a, b string) bool {
 // got and records them in the runtime dir. QMP answering also means QEMU
 // has finished creating its netdevs: every forward is bound by then.
 func (s *Store) recordNetwork(ctx context.Context, spec *Spec, pid int) error {
-	hasUser := false
-	for _, n := range spec.NICs {
-		hasUser = hasUser || (n.Mode == emulator.NetUser && len(n.Forwards) > 0)
-	}
 	p := s.Paths(spec.Name)
-	if !hasUser {
-		return writeJSON(p.netRecord(), netRecord{PID: pid, NICs: map[string][]boundFwd{}})
+	rec := netRecord{PID: pid, NICs: map[string][]boundFwd{}}
+	auto := false
+	for i, n := range spec.NICs {
+		if n.Mode != emulator.NetUser {
+			continue
+		}
+		fixed := make([]boundFwd, len(n.Forwards))
+		for k, f := range n.Forwards {
+			auto = auto || f.HostPort == 0 // auto
+			fixed[k] = boundFwd{Proto: f.Proto, HostAddr: f.HostAddr, HostPort: f.HostPort, GuestPort: f.GuestPort}
+		}
+		rec.NICs[nicID(i)] = fixed
+	}
+	if !auto {
+		// QEMU is up, so it bound every fixed port (it exits when it
+		// cannot): no need to ask it, which keeps `vlab start` fast.
+		return writeJSON(p.netRecord(), rec)
 	}
 	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -435,7 +446,6 @@ func (s *Store) recordNetwork(ctx context.Context, spec *Spec, pid int) error {
 	if err != nil {
 		return fmt.Errorf("record forwards of %q: %w", spec.Name, err)
 	}
-	rec := netRecord{PID: pid, NICs: map[string][]boundFwd{}}
 	for i, n := range spec.NICs {
 		if n.Mode == emulator.NetUser {
 			rec.NICs[nicID(i)] = bindForwards(n.Forwards, rows[nicID(i)])
