@@ -482,14 +482,7 @@ func TestLabSwitchForwarding(t *testing.T) {
 // test process's child (the test binary re-executed, see init below).
 func labStore(t *testing.T) *Store {
 	t.Helper()
-	root := filepath.Join(t.TempDir(), "a home")
-	s, err := Open(Dirs{
-		Config: filepath.Join(root, "config"), Data: filepath.Join(root, "data"),
-		Runtime: filepath.Join(root, "run"), State: filepath.Join(root, "state"), Cache: filepath.Join(root, "cache"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := emptyStore(t)
 	old := LabSwitchCommand
 	LabSwitchCommand = func(conf string) ([]string, error) {
 		return []string{os.Args[0], "-test.run=^$", conf}, nil
@@ -707,14 +700,7 @@ func realStore(t *testing.T) *Store {
 		}
 		t.Skip("qemu-system-x86_64 missing: run make deps")
 	}
-	root := filepath.Join(t.TempDir(), "a home")
-	s, err := Open(Dirs{
-		Config: filepath.Join(root, "config"), Data: filepath.Join(root, "data"),
-		Runtime: filepath.Join(root, "run"), State: filepath.Join(root, "state"), Cache: filepath.Join(root, "cache"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := emptyStore(t)
 	t.Cleanup(func() {
 		names, _ := s.Names()
 		for _, n := range names {
