@@ -438,7 +438,7 @@ func (m *Model) machineAction(msg tea.KeyPressMsg) tea.Cmd {
 	k := &m.keys
 	vm, ok := m.list.Selected()
 	if !ok {
-		for _, b := range []key.Binding{k.Start, k.Stop, k.ForceStop, k.Pause, k.Reset, k.Console, k.Serial, k.Log, k.Snapshots, k.Edit, k.Clone, k.Delete, k.Cmdline} {
+		for _, b := range []key.Binding{k.Start, k.Stop, k.ForceStop, k.Pause, k.Reset, k.Console, k.Serial, k.Log, k.Snapshots, k.Edit, k.Clone, k.Delete, k.Cmdline, k.Forwards} {
 			if key.Matches(msg, b) {
 				m.status = status{text: "no machine selected: press n to create one"}
 			}
@@ -531,6 +531,8 @@ func (m *Model) machineAction(msg tea.KeyPressMsg) tea.Cmd {
 		return m.openView(newSnapshotView(m, vm))
 	case key.Matches(msg, k.Edit):
 		return m.openView(newEditView(m, vm))
+	case key.Matches(msg, k.Forwards):
+		return m.openView(newForwardsView(m, vm))
 	case key.Matches(msg, k.Clone):
 		m.prompt = newPrompt("Clone "+name+" as", "new name", name+"-clone", svc.ValidateName, func(dst string) tea.Cmd {
 			return m.startJob(jobSpec{

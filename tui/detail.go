@@ -6,8 +6,6 @@ import (
 
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
-
-	"vlab/emulator"
 )
 
 const detailLabelWidth = 10
@@ -118,11 +116,18 @@ func detailLines(vm *VM, w, h int, st *Styles) []string {
 		disks = append(disks, line+"\n"+d.Path)
 	}
 	add(3, "Disks", orDefault(strings.Join(disks, "\n"), "none"))
-	var nics []string
+	var nics, ips []string
 	for _, n := range vm.NICs {
 		nics = append(nics, nicLine(n))
+		if n.GuestIP != "" {
+			ips = append(ips, n.ID+" "+n.GuestIP)
+		}
 	}
 	add(2, "Network", orDefault(strings.Join(nics, "\n"), "none"))
+	if len(vm.NICs) == 1 && len(ips) == 1 {
+		ips[0] = vm.NICs[0].GuestIP
+	}
+	add(5, "Guest IP", strings.Join(ips, "\n"))
 	add(4, "Snapshots", fmt.Sprint(vm.Snapshots))
 	add(2, "VNC", vm.VNC)
 	add(2, "Serial", vm.Serial)
@@ -197,16 +202,15 @@ func bootSource(vm *VM) string {
 	return s
 }
 
-func nicLine(n emulator.NIC) string {
-	s := fmt.Sprintf("%s %s", orDefault(n.ID, "net"), n.Mode)
+// nicLine describes a NIC: id, mode, model and MAC, then one line per
+// forward.
+func nicLine(n NIC) string {
+	s := fmt.Sprintf("%s %s", orDefault(n.ID, "net"), orDefault(n.Mode, string(n.Kind)))
 	if n.Model != "" {
 		s += " " + n.Model
 	}
 	if n.MAC != "" {
 		s += " " + n.MAC
-	}
-	if n.Restrict {
-		s += " restricted"
 	}
 	for _, f := range n.Forwards {
 		s += "\n" + fmtForward(f)
@@ -214,12 +218,24 @@ func nicLine(n emulator.NIC) string {
 	return s
 }
 
-func fmtForward(f emulator.Forward) string {
-	host := f.HostAddr
-	if host == "" {
-		host = "127.0.0.1"
+// fmtForward writes a forward with the host port it is bound to, "auto"
+// for an auto port not bound now, and its note.
+func fmtForward(f PortForward) string {
+	port := "auto"
+	switch {
+	case f.BoundPort != 0:
+		port = fmt.Sprint(f.BoundPort)
+	case f.Rule.HostPort != 0:
+		port = fmt.Sprint(f.Rule.HostPort)
 	}
-	return fmt.Sprintf("%s %s:%d→%d", orDefault(f.Proto, "tcp"), host, f.HostPort, f.GuestPort)
+	s := fmt.Sprintf("%s %s:%s→%d", orDefault(f.Rule.Proto, "tcp"), orDefault(f.Rule.HostAddr, "127.0.0.1"), port, f.Rule.GuestPort)
+	if f.Auto() && f.BoundPort != 0 {
+		s += " (auto)"
+	}
+	if f.Note != "" {
+		s += " (" + f.Note + ")"
+	}
+	return s
 }
 
 func orDefault(s, d string) string {

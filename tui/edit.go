@@ -70,7 +70,7 @@ func (v *editView) build() {
 			edCPUs:     "fixed while QEMU runs: stop the machine to change it",
 			edBoot:     "stop the machine to change the boot order",
 			edNet:      "NICs are fixed while QEMU runs: stop the machine first",
-			edForwards: "forwards are set when QEMU starts: stop the machine first",
+			edForwards: "change them live with f on the list",
 			edDisplay:  "the display is fixed while QEMU runs: stop the machine first",
 			edAccel:    "the accelerator is chosen at start: stop the machine first",
 		}

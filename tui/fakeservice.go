@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"vlab/emulator"
+	"vlab/machine"
 )
 
 // FakeService is an in-memory Service for model tests, teatest flows and the
@@ -29,6 +30,7 @@ type FakeService struct {
 	profiles  []Profile
 	calls     []string
 	serialOut map[string][]byte
+	autoPort  int // the last host port handed to an auto forward
 
 	// StartDelay, when set, keeps a started machine in StateStarting for
 	// that long before it turns running (to exercise live updates).
@@ -162,7 +164,7 @@ func fakeVM(name string, a emulator.Arch) *VM {
 			Disk:         emulator.Disk{Path: "/var/lib/vlab/" + name + "/disk0.qcow2", Format: "qcow2", Bus: "virtio", NodeName: "hd0"},
 			VirtualBytes: 8 << 30, ActualBytes: 196 << 20,
 		}},
-		NICs:    []emulator.NIC{{ID: "net0", Mode: emulator.NetUser, Model: "virtio-net-pci", MAC: fakeMAC(name)}},
+		NICs:    []NIC{{ID: "net0", Kind: emulator.NetUser, Mode: "user", Model: "virtio-net-pci", MAC: fakeMAC(name)}},
 		Display: emulator.DisplayVNC,
 	}
 }
@@ -175,18 +177,62 @@ func fakeMAC(name string) string {
 	return fmt.Sprintf("52:54:00:%02x:%02x:%02x", byte(h>>16), byte(h>>8), byte(h))
 }
 
-// setRunning marks vm running with its runtime endpoints. Caller holds mu.
+// setRunning marks vm running with its runtime endpoints, its forwards
+// bound (auto ones to ports from 40000 up) and its user-mode guests at
+// QEMU's DHCP address. Caller holds mu.
 func (f *FakeService) setRunning(vm *VM) {
 	vm.State = StateRunning
 	dir := "/run/user/0/vlab/" + vm.Name
 	vm.VNC, vm.Serial, vm.QMP = dir+"/vnc.sock", dir+"/serial.sock", dir+"/qmp.sock"
 	vm.LastError = ""
+	for i := range vm.NICs {
+		n := &vm.NICs[i]
+		if n.Kind != emulator.NetUser {
+			continue
+		}
+		n.GuestIP, n.GuestIPSource = "10.0.2.15", "user-mode DHCP address (where forwards go)"
+		for k := range n.Forwards {
+			n.Forwards[k].BoundPort, n.Forwards[k].Note = f.bindPort(n.Forwards[k].Rule), ""
+		}
+	}
+}
+
+// bindPort is the host port a forward gets: its own, or the next free one
+// for an auto forward. Caller holds mu.
+func (f *FakeService) bindPort(r emulator.Forward) int {
+	if r.HostPort != 0 {
+		return r.HostPort
+	}
+	if f.autoPort == 0 {
+		f.autoPort = 40000
+	}
+	f.autoPort++
+	return f.autoPort
 }
 
 func setStopped(vm *VM) {
 	vm.State = StateStopped
 	vm.VNC, vm.Serial, vm.QMP = "", "", ""
 	vm.CPUPercent, vm.RSSBytes, vm.Uptime = 0, 0, 0
+	for i := range vm.NICs {
+		vm.NICs[i].GuestIP, vm.NICs[i].GuestIPSource = "", ""
+		for k := range vm.NICs[i].Forwards {
+			vm.NICs[i].Forwards[k].BoundPort, vm.NICs[i].Forwards[k].Note = 0, ""
+		}
+	}
+}
+
+// copyNICs copies NICs with their forwards, so a copy handed out never
+// shares memory with the fake's own state.
+func copyNICs(nics []NIC) []NIC {
+	if nics == nil {
+		return nil
+	}
+	out := append([]NIC(nil), nics...)
+	for i := range out {
+		out[i].Forwards = append([]PortForward(nil), out[i].Forwards...)
+	}
+	return out
 }
 
 // begin records a call and returns an injected failure, if any.
@@ -244,6 +290,7 @@ func (f *FakeService) List(ctx context.Context) ([]VM, error) {
 	out := make([]VM, 0, len(f.vms))
 	for _, vm := range f.vms {
 		v := *vm
+		v.NICs = copyNICs(vm.NICs)
 		v.Snapshots = len(f.snaps[vm.Name])
 		out = append(out, v)
 	}
@@ -300,7 +347,7 @@ func (f *FakeService) Create(ctx context.Context, spec NewVM, progress ProgressF
 	if spec.Net == emulator.NetNone {
 		vm.NICs = nil
 	} else {
-		vm.NICs[0].Forwards = spec.Forwards
+		vm.NICs[0].Forwards = portForwards(spec.Forwards)
 		if spec.MAC != "" {
 			vm.NICs[0].MAC = spec.MAC
 		}
@@ -491,7 +538,7 @@ func (f *FakeService) Clone(ctx context.Context, src, dst string, progress Progr
 	}
 	c.Name = dst
 	setStopped(&c)
-	c.NICs = append([]emulator.NIC(nil), c.NICs...)
+	c.NICs = copyNICs(c.NICs)
 	for i := range c.NICs {
 		c.NICs[i].MAC = fakeMAC(dst + c.NICs[i].ID)
 	}
@@ -515,9 +562,9 @@ func (f *FakeService) Update(ctx context.Context, name string, s Settings) error
 			vm.NICs = nil
 		} else {
 			if len(vm.NICs) == 0 {
-				vm.NICs = []emulator.NIC{{ID: "net0", Model: "virtio-net-pci", MAC: fakeMAC(name)}}
+				vm.NICs = []NIC{{ID: "net0", Model: "virtio-net-pci", MAC: fakeMAC(name)}}
 			}
-			vm.NICs[0].Mode, vm.NICs[0].Forwards = s.Net, s.Forwards
+			vm.NICs[0].Kind, vm.NICs[0].Mode, vm.NICs[0].Forwards = s.Net, string(s.Net), portForwards(s.Forwards)
 		}
 		return nil
 	})
@@ -530,12 +577,83 @@ func (f *FakeService) Cmdline(ctx context.Context, name string) ([]string, error
 		var fwd []emulator.Forward
 		net := emulator.NetNone
 		if len(vm.NICs) > 0 {
-			net, fwd = vm.NICs[0].Mode, vm.NICs[0].Forwards
+			net, fwd = vm.NICs[0].Kind, forwardRules(vm.NICs[0].Forwards)
 		}
 		argv = fakeArgv(vm.Name, vm.Arch, vm.MemoryMiB, vm.CPUs, vm.ISO, vm.Kernel, vm.Initrd, vm.Append, net, fwd)
 		return nil
 	})
 	return argv, err
+}
+
+// forwardNIC returns the index of the NIC a forward goes to: nic when it
+// is a user-mode NIC, with -1 the first user-mode one.
+func forwardNIC(vm *VM, nic int) (int, error) {
+	if nic >= len(vm.NICs) {
+		return 0, fmt.Errorf("vm %q has no nic %d", vm.Name, nic)
+	}
+	for i, n := range vm.NICs {
+		if (nic < 0 || i == nic) && n.Kind == emulator.NetUser {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("vm %q has no user-mode nic for forwards", vm.Name)
+}
+
+// AddForward implements Service with machine.ParseForward's syntax: a
+// running machine binds the forward at once, a stopped one keeps it for
+// its next start. A fixed host port another forward of the machine has is
+// refused.
+func (f *FakeService) AddForward(ctx context.Context, name string, nic int, rule string) (PortForward, error) {
+	var pf PortForward
+	err := f.simple("AddForward", name, func(vm *VM) error {
+		r, err := machine.ParseForward(strings.TrimSpace(rule))
+		if err != nil {
+			return WithFix(fmt.Errorf("add forward to %q: %w", name, err), ruleSyntax)
+		}
+		i, err := forwardNIC(vm, nic)
+		if err != nil {
+			return fmt.Errorf("add forward %s: %w", rule, err)
+		}
+		fr := emulator.Forward{Proto: r.Proto, HostAddr: r.HostAddr, HostPort: r.HostPort, GuestPort: r.GuestPort}
+		for _, n := range vm.NICs {
+			for _, o := range n.Forwards {
+				if fr.HostPort != 0 && o.Rule.Proto == fr.Proto && o.Rule.HostPort == fr.HostPort {
+					return fmt.Errorf("add forward %s to %q: host port %d is taken by %s", rule, name, fr.HostPort, o.RuleString())
+				}
+			}
+		}
+		pf = PortForward{Rule: fr}
+		if vm.State.Active() {
+			pf.BoundPort = f.bindPort(fr)
+		}
+		vm.NICs[i].Forwards = append(vm.NICs[i].Forwards, pf)
+		return nil
+	})
+	return pf, err
+}
+
+// RemoveForward implements Service: the forward must be written as
+// RuleString writes it.
+func (f *FakeService) RemoveForward(ctx context.Context, name string, nic int, rule string) (PortForward, error) {
+	var pf PortForward
+	err := f.simple("RemoveForward", name, func(vm *VM) error {
+		for i := range vm.NICs {
+			if nic >= 0 && i != nic {
+				continue
+			}
+			fw := vm.NICs[i].Forwards
+			for k := range fw {
+				if fw[k].RuleString() == strings.TrimSpace(rule) {
+					pf = fw[k]
+					pf.BoundPort = 0
+					vm.NICs[i].Forwards = append(fw[:k:k], fw[k+1:]...)
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("remove forward %s from %q: no such forward", rule, name)
+	})
+	return pf, err
 }
 
 // Snapshots implements Service.

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -246,7 +247,8 @@ func intIn(what string, lo, hi int, why string) func(string) error {
 	}
 }
 
-// parseForwards parses "2222:22, udp:5353:53, tcp:127.0.0.1:8080:80".
+// parseForwards parses "2222:22, udp:5353:53, tcp:127.0.0.1:8080:80,
+// auto:22"; host port auto (0) is picked at each start.
 func parseForwards(s string) ([]emulator.Forward, error) {
 	var out []emulator.Forward
 	for _, part := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
@@ -259,12 +261,18 @@ func parseForwards(s string) ([]emulator.Forward, error) {
 			f.HostAddr, fs = fs[0], fs[1:]
 		}
 		if len(fs) != 2 {
-			return nil, fmt.Errorf("forward %q: write [tcp|udp:][addr:]HOSTPORT:GUESTPORT", part)
+			return nil, fmt.Errorf("forward %q: write [tcp|udp:][addr:]HOSTPORT|auto:GUESTPORT", part)
 		}
-		hp, err1 := strconv.Atoi(fs[0])
+		hp, err1 := 0, error(nil)
+		if !strings.EqualFold(fs[0], "auto") {
+			hp, err1 = strconv.Atoi(fs[0])
+			if hp < 1 {
+				err1 = errors.New("out of range")
+			}
+		}
 		gp, err2 := strconv.Atoi(fs[1])
-		if err1 != nil || err2 != nil || hp < 1 || hp > 65535 || gp < 1 || gp > 65535 {
-			return nil, fmt.Errorf("forward %q: ports are numbers from 1 to 65535", part)
+		if err1 != nil || err2 != nil || hp > 65535 || gp < 1 || gp > 65535 {
+			return nil, fmt.Errorf("forward %q: ports are numbers from 1 to 65535 (host port auto: picked at start)", part)
 		}
 		f.HostPort, f.GuestPort = hp, gp
 		out = append(out, f)
@@ -283,7 +291,11 @@ func formatForwards(fw []emulator.Forward) string {
 		if f.HostAddr != "" && f.HostAddr != "127.0.0.1" {
 			s += f.HostAddr + ":"
 		}
-		parts = append(parts, s+fmt.Sprintf("%d:%d", f.HostPort, f.GuestPort))
+		host := "auto"
+		if f.HostPort != 0 {
+			host = strconv.Itoa(f.HostPort)
+		}
+		parts = append(parts, s+fmt.Sprintf("%s:%d", host, f.GuestPort))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -12,7 +12,7 @@ type KeyMap struct {
 	// Machine actions on the list.
 	New, Start, Stop, ForceStop, Pause, Reset key.Binding
 	Console, Serial, Log, Snapshots, Edit     key.Binding
-	Clone, Delete, Cmdline                    key.Binding
+	Clone, Delete, Cmdline, Forwards          key.Binding
 
 	// List and app.
 	Filter, ClearFilter, Help, Quit key.Binding
@@ -21,6 +21,7 @@ type KeyMap struct {
 	Yes, No, Back, Next, NextField, PrevField, Submit key.Binding
 	Cycle, OpenPicker, Reload, Detach                 key.Binding
 	TakeSnap, RestoreSnap, DeleteSnap                 key.Binding
+	AddForward, RemoveForward                         key.Binding
 }
 
 // DefaultKeyMap returns vlab's key bindings.
@@ -50,6 +51,7 @@ func DefaultKeyMap() KeyMap {
 		Clone:     b([]string{"y"}, "y", "clone"),
 		Delete:    b([]string{"D"}, "D", "delete"),
 		Cmdline:   b([]string{"i"}, "i", "qemu cmdline"),
+		Forwards:  b([]string{"f"}, "f", "port forwards"),
 
 		Filter:      b([]string{"/"}, "/", "filter"),
 		ClearFilter: b([]string{"esc"}, "esc", "clear filter"),
@@ -71,6 +73,9 @@ func DefaultKeyMap() KeyMap {
 		TakeSnap:    b([]string{"n"}, "n", "take snapshot"),
 		RestoreSnap: b([]string{"R"}, "R", "restore"),
 		DeleteSnap:  b([]string{"D"}, "D", "delete"),
+
+		AddForward:    b([]string{"a"}, "a", "add forward"),
+		RemoveForward: b([]string{"d", "delete"}, "d", "remove forward"),
 	}
 }
 
@@ -90,7 +95,7 @@ func (k KeyMap) listHelp() bindings {
 		full: [][]key.Binding{
 			{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Filter},
 			{k.New, k.Start, k.Stop, k.ForceStop, k.Pause, k.Reset},
-			{k.Console, k.Serial, k.Log, k.Cmdline, k.Snapshots},
+			{k.Console, k.Serial, k.Log, k.Cmdline, k.Snapshots, k.Forwards},
 			{k.Edit, k.Clone, k.Delete, k.Help, k.Quit},
 		},
 	}

@@ -19,7 +19,7 @@ func demoService() *FakeService {
 	web.Profile, web.OS = "debian-12", "Debian 12"
 	web.CPUs, web.MemoryMiB = 2, 2048
 	web.ISO, web.BootOrder = "/srv/iso/debian-12.5.0-amd64-netinst.iso", "cdrom"
-	web.NICs[0].Forwards = []emulator.Forward{{Proto: "tcp", HostPort: 2222, GuestPort: 22}, {Proto: "tcp", HostPort: 8080, GuestPort: 80}}
+	web.NICs[0].Forwards = portForwards([]emulator.Forward{{Proto: "tcp", HostPort: 2222, GuestPort: 22}, {Proto: "tcp", HostPort: 8080, GuestPort: 80}})
 	f.setRunning(&web)
 	web.CPUPercent, web.Uptime = 12.5, 62*time.Minute+5*time.Second
 	f.Add(web)

@@ -136,18 +136,17 @@ func (s *MachineService) vm(ctx context.Context, name string, host *emulator.Hos
 		}
 		vm.Disks = append(vm.Disks, di)
 	}
-	for i, n := range spec.NICs {
-		nic := emulator.NIC{ID: fmt.Sprintf("net%d", i), Mode: n.Mode, Model: n.Model, MAC: n.MAC, Restrict: n.Restrict, Bridge: n.Bridge, Tap: n.Tap}
-		for _, f := range n.Forwards {
-			nic.Forwards = append(nic.Forwards, emulator.Forward{Proto: f.Proto, HostAddr: f.HostAddr, HostPort: f.HostPort, GuestPort: f.GuestPort})
-		}
-		vm.NICs = append(vm.NICs, nic)
-	}
+	vm.NICs = specNICs(name, spec)
 	vm.Snapshots = s.store.SnapshotCount(name)
 	st, err := s.store.Status(ctx, name)
 	if err != nil {
 		vm.State, vm.LastError = StateError, err.Error()
 		return vm
+	}
+	if len(spec.NICs) > 0 {
+		if ni, err := s.store.Network(ctx, name); err == nil {
+			vm.NICs = netNICs(ni)
+		}
 	}
 	vm.State = stateOf(st.State)
 	vm.LastError = st.Detail
@@ -178,6 +177,81 @@ func (s *MachineService) vm(ctx context.Context, name string, host *emulator.Hos
 		}
 	}
 	return vm
+}
+
+// specNICs are the NICs of spec as saved, nothing bound (what the list
+// shows when the live state cannot be read).
+func specNICs(name string, spec *machine.Spec) []NIC {
+	var out []NIC
+	for i, n := range spec.NICs {
+		nic := NIC{ID: fmt.Sprintf("net%d", i), Kind: n.Mode, Mode: n.ModeString(), Model: n.Model, MAC: orDefault(n.MAC, machine.StableMAC(name, i))}
+		for _, f := range n.Forwards {
+			nic.Forwards = append(nic.Forwards, PortForward{Rule: emulatorForward(f)})
+		}
+		out = append(out, nic)
+	}
+	return out
+}
+
+// netNICs converts the live network state of a machine.
+func netNICs(ni machine.NetInfo) []NIC {
+	var out []NIC
+	for _, n := range ni.NICs {
+		nic := NIC{ID: n.ID, Mode: n.Mode, Model: n.Model, MAC: n.MAC, GuestIP: n.GuestIP, GuestIPSource: n.GuestIPSource}
+		if p, err := machine.ParseNIC(n.Mode); err == nil {
+			nic.Kind = p.Mode
+		} else {
+			kind, _, _ := strings.Cut(n.Mode, ":")
+			nic.Kind = emulator.NetMode(kind)
+		}
+		for _, f := range n.Forwards {
+			nic.Forwards = append(nic.Forwards, portForward(f))
+		}
+		out = append(out, nic)
+	}
+	return out
+}
+
+func emulatorForward(f machine.Forward) emulator.Forward {
+	return emulator.Forward{Proto: f.Proto, HostAddr: f.HostAddr, HostPort: f.HostPort, GuestPort: f.GuestPort}
+}
+
+func portForward(f machine.ForwardInfo) PortForward {
+	pf := PortForward{Rule: emulatorForward(f.Rule), Note: f.Note}
+	if f.Active {
+		pf.BoundPort = f.HostPort
+	}
+	return pf
+}
+
+// ruleSyntax is the fix shown for a forward rule that does not parse.
+const ruleSyntax = "write proto:[addr:]hostport|auto:guestport, e.g. tcp:8080:80 or tcp:auto:22"
+
+// AddForward implements Service: the rule is read by machine.ParseForward
+// and hot-applied by the store on a running machine.
+func (s *MachineService) AddForward(ctx context.Context, name string, nic int, rule string) (PortForward, error) {
+	f, err := machine.ParseForward(strings.TrimSpace(rule))
+	if err != nil {
+		return PortForward{}, WithFix(fmt.Errorf("add forward to %q: %w", name, err), ruleSyntax)
+	}
+	fi, err := s.store.AddForward(ctx, name, nic, f)
+	if err != nil {
+		return PortForward{}, err
+	}
+	return portForward(fi), nil
+}
+
+// RemoveForward implements Service.
+func (s *MachineService) RemoveForward(ctx context.Context, name string, nic int, rule string) (PortForward, error) {
+	f, err := machine.ParseForward(strings.TrimSpace(rule))
+	if err != nil {
+		return PortForward{}, WithFix(fmt.Errorf("remove forward from %q: %w", name, err), ruleSyntax)
+	}
+	fi, err := s.store.RemoveForward(ctx, name, nic, f)
+	if err != nil {
+		return PortForward{}, err
+	}
+	return portForward(fi), nil // still Active (bound) only when QEMU could not release it
 }
 
 // sample reads the process's CPU ticks and RSS from /proc and returns the

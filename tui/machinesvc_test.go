@@ -97,6 +97,27 @@ func TestMachineServiceLibrary(t *testing.T) {
 	if got.Memory != 512*machine.MiB || got.Boot.Order != "dc" || got.NICs[0].Forwards[0].HostPort != 2022 {
 		t.Fatalf("after update: %+v", got)
 	}
+	// Forwards: a stopped VM saves them for its next start; the list shows
+	// the auto one unbound, and the NIC as machine.Network reports it.
+	pf, err := svc.AddForward(ctx, "plain", -1, "tcp:auto:80")
+	if err != nil || pf.BoundPort != 0 || !pf.Auto() || pf.Rule.GuestPort != 80 {
+		t.Fatalf("add forward: %+v %v", pf, err)
+	}
+	if _, err := svc.AddForward(ctx, "plain", -1, "tcp:99999:80"); err == nil || fixOf(err) == "" {
+		t.Fatalf("a bad rule was accepted or has no fix: %v", err)
+	}
+	vms, _ = svc.List(ctx)
+	nic := vms[0].NICs[0]
+	if nic.Mode != "user" || nic.Kind != emulator.NetUser || nic.MAC != "52:54:00:00:00:09" || len(nic.Forwards) != 2 ||
+		nic.Forwards[1].RuleString() != "tcp:127.0.0.1:auto:80" || nic.Forwards[1].BoundPort != 0 || nic.GuestIP != "" {
+		t.Fatalf("nic after add: %+v", nic)
+	}
+	if _, err := svc.RemoveForward(ctx, "plain", 0, nic.Forwards[1].RuleString()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := store.Load("plain"); len(got.NICs[0].Forwards) != 1 || got.NICs[0].Forwards[0].HostPort != 2022 {
+		t.Fatalf("after remove: %+v", got.NICs[0].Forwards)
+	}
 	if s, err := svc.LogTail(ctx, "plain", 100); err != nil || s != "" {
 		t.Fatalf("log of a never-started VM: %q %v", s, err)
 	}

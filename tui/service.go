@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -45,6 +46,17 @@ type Service interface {
 	Clone(ctx context.Context, src, dst string, progress ProgressFunc) error
 	// Update replaces a machine's editable settings.
 	Update(ctx context.Context, name string, s Settings) error
+	// AddForward adds a port forward to NIC nic of a machine (-1: its first
+	// user-mode NIC). rule is written proto:[hostaddr:]hostport:guestport,
+	// hostport "auto" letting the kernel pick a free port at each start. A
+	// running machine binds it at once: the result has BoundPort set, or a
+	// Note saying why it waits for the next start. A stopped machine saves
+	// it for its next start.
+	AddForward(ctx context.Context, name string, nic int, rule string) (PortForward, error)
+	// RemoveForward removes the forward written rule (as AddForward reads
+	// it) from NIC nic of a machine (-1: any NIC). A running machine
+	// releases the port at once unless the result's Note says otherwise.
+	RemoveForward(ctx context.Context, name string, nic int, rule string) (PortForward, error)
 	// Cmdline returns the qemu argv of a machine (the running one's, or the
 	// one Start would use).
 	Cmdline(ctx context.Context, name string) ([]string, error)
@@ -117,13 +129,64 @@ type VM struct {
 	Initrd      string
 	Append      string
 	BootOrder   string
-	NICs        []emulator.NIC
+	NICs        []NIC
 	Display     emulator.Display
 	Snapshots   int
 	VNC         string // VNC socket (running only)
 	Serial      string // serial socket (running only)
 	QMP         string // QMP socket (running only)
 	LastError   string // last failure, e.g. from qemu.log, "" when none
+}
+
+// NIC is one network card of a machine as it is now.
+type NIC struct {
+	ID            string           // netdev id, e.g. net0
+	Kind          emulator.NetMode // user, bridge, tap, lab...
+	Mode          string           // as vlab writes it: user, isolated, bridge:br0, tap:tap0, lab:NAME
+	Model         string           // device model, "" for the arch's default
+	MAC           string
+	Forwards      []PortForward // user-mode NICs only
+	GuestIP       string        // the guest's address where vlab knows it, else ""
+	GuestIPSource string        // how vlab knows GuestIP
+}
+
+// PortForward is one port forward of a NIC: the rule as saved and, while
+// the machine runs, the host port QEMU bound for it.
+type PortForward struct {
+	Rule      emulator.Forward // as saved; Rule.HostPort 0 = auto (picked at each start)
+	BoundPort int              // the host port bound now, 0 when not bound
+	Note      string           // e.g. "applied at next start", "" when none
+}
+
+// Auto reports whether the host port is picked at each start.
+func (f PortForward) Auto() bool { return f.Rule.HostPort == 0 }
+
+// RuleString writes the rule as AddForward and RemoveForward read it:
+// proto:hostaddr:hostport:guestport, hostport "auto" when picked at start.
+func (f PortForward) RuleString() string {
+	port := "auto"
+	if f.Rule.HostPort != 0 {
+		port = fmt.Sprint(f.Rule.HostPort)
+	}
+	return fmt.Sprintf("%s:%s:%s:%d", orDefault(f.Rule.Proto, "tcp"), orDefault(f.Rule.HostAddr, "127.0.0.1"), port, f.Rule.GuestPort)
+}
+
+// portForwards wraps saved rules, none bound.
+func portForwards(rules []emulator.Forward) []PortForward {
+	var out []PortForward
+	for _, r := range rules {
+		out = append(out, PortForward{Rule: r})
+	}
+	return out
+}
+
+// forwardRules returns the saved rules of forwards.
+func forwardRules(fw []PortForward) []emulator.Forward {
+	var out []emulator.Forward
+	for _, f := range fw {
+		out = append(out, f.Rule)
+	}
+	return out
 }
 
 // DiskInfo is one disk with its sizes.
@@ -183,8 +246,8 @@ func SettingsOf(vm VM) Settings {
 		Accel:     vm.Accel,
 	}
 	if len(vm.NICs) > 0 {
-		s.Net = vm.NICs[0].Mode
-		s.Forwards = append([]emulator.Forward(nil), vm.NICs[0].Forwards...)
+		s.Net = vm.NICs[0].Kind
+		s.Forwards = forwardRules(vm.NICs[0].Forwards)
 	}
 	return s
 }

@@ -241,7 +241,7 @@ func TestWizardCreates(t *testing.T) {
 		t.Fatalf("no machine created; calls %v", f.Calls())
 	}
 	if vm.Arch != emulator.ArchAArch64 || vm.CPUs != 2 || vm.MemoryMiB != 512 || vm.Kernel != "testdata/isos/tiny.iso" ||
-		vm.Append != "console=ttyAMA0" || vm.Disks[0].VirtualBytes != 2<<30 || vm.NICs[0].Forwards[0].HostPort != 8022 {
+		vm.Append != "console=ttyAMA0" || vm.Disks[0].VirtualBytes != 2<<30 || vm.NICs[0].Forwards[0].Rule.HostPort != 8022 {
 		t.Fatalf("created %+v", vm)
 	}
 	if h.m.view != nil {
@@ -306,7 +306,14 @@ func TestParseForwards(t *testing.T) {
 	if got := formatForwards(fw); got != "2222:22, udp:5353:53, 0.0.0.0:8080:80" {
 		t.Fatalf("format: %s", got)
 	}
-	for _, bad := range []string{"22", "a:b", "0:22", "1:2:3:4:5", "tcp:70000:1"} {
+	auto, err := parseForwards("auto:22, udp:AUTO:53")
+	if err != nil || len(auto) != 2 || auto[0].HostPort != 0 || auto[1].Proto != "udp" || auto[1].GuestPort != 53 {
+		t.Fatalf("auto: %+v %v", auto, err)
+	}
+	if got := formatForwards(auto); got != "auto:22, udp:auto:53" {
+		t.Fatalf("format auto: %s", got)
+	}
+	for _, bad := range []string{"22", "a:b", "0:22", "1:2:3:4:5", "tcp:70000:1", "auto:auto"} {
 		if _, err := parseForwards(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
