@@ -20,8 +20,12 @@ func demoLibrary() jitterService {
 			VirtualBytes: gib << 30, ActualBytes: usedMiB << 20,
 		}}
 	}
-	nic := func(mac string, fw ...emulator.Forward) []emulator.NIC {
-		return []emulator.NIC{{ID: "net0", Mode: emulator.NetUser, Model: "virtio-net-pci", MAC: mac, Forwards: fw}}
+	nic := func(mac string, fw ...emulator.Forward) []tui.NIC {
+		n := tui.NIC{ID: "net0", Kind: emulator.NetUser, Mode: "user", Model: "virtio-net-pci", MAC: mac}
+		for _, f := range fw {
+			n.Forwards = append(n.Forwards, tui.PortForward{Rule: f, BoundPort: f.HostPort})
+		}
+		return []tui.NIC{n}
 	}
 	run := func(vm tui.VM, cpu float64, up time.Duration) tui.VM {
 		dir := "/run/user/1000/vlab/" + vm.Name
