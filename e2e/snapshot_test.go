@@ -137,7 +137,15 @@ func (e *env) writeMark(name, mark string) {
 // bypassing its page cache.
 func (e *env) diskMark(name string) string {
 	e.t.Helper()
-	return strings.TrimSpace(e.shell(name, readDiskCmd, reDisk)[1])
+	// Under load the busybox shell of a just-restored guest can lose the
+	// command's output to its console; an empty read is asked once more (a
+	// disk that really is empty reads empty twice).
+	for try := 0; ; try++ {
+		mark := strings.TrimSpace(e.shell(name, readDiskCmd, reDisk)[1])
+		if mark != "" || try == 2 {
+			return mark
+		}
+	}
 }
 
 // counts returns the VLAB-COUNT values in the serial log after byte from.
