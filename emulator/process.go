@@ -95,7 +95,7 @@ const (
 	tailBytes  = 8 << 10 // how much of the log a StartError reads back
 	tailLines  = 20      // and how many lines of it it keeps
 	pollFirst  = time.Millisecond
-	launchPoll = 5 * time.Millisecond  // Launch's longest poll interval: the start path is benchmarked
+	launchPoll = time.Millisecond      // Launch's longest poll interval: the start path is benchmarked
 	pollMax    = 20 * time.Millisecond // waitGone's longest poll interval
 	killWait   = 10 * time.Second      // safety net after SIGKILL
 	bootIDFile = "/proc/sys/kernel/random/boot_id"

@@ -14,6 +14,17 @@ import (
 // writeFileAtomic writes data to path through a temp file in the same
 // directory and a rename, so readers see the old or the new file, never half.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return writeAtomic(path, data, perm, true)
+}
+
+// writeRecordAtomic is writeFileAtomic without the fsync, for runtime
+// records that describe a running process and die with it at a reboot: the
+// rename keeps them whole, and the start path skips a disk flush.
+func writeRecordAtomic(path string, data []byte) error {
+	return writeAtomic(path, data, 0o600, false)
+}
+
+func writeAtomic(path string, data []byte, perm os.FileMode, durable bool) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -29,9 +40,11 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("write %s: %w", path, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)

@@ -88,6 +88,15 @@ func writeJSON(path string, v any) error {
 	return writeFileAtomic(path, append(data, '\n'), 0o600)
 }
 
+// writeRecord writes a runtime record (see writeRecordAtomic).
+func writeRecord(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeRecordAtomic(path, append(data, '\n'))
+}
+
 // startGrace is how long after launch a QEMU whose monitors do not answer
 // yet counts as starting rather than unresponsive.
 const startGrace = 10 * time.Second
@@ -333,7 +342,7 @@ func (s *Store) Start(ctx context.Context, name string, opts StartOptions) error
 		return fmt.Errorf("start vm %q: %w", name, err)
 	}
 	rec := record{Process: *proc, Accel: cfg.Accel.Accel.String(), AccelReason: cfg.Accel.Reason, LogOffset: offset, Disposable: opts.Disposable}
-	if err := writeJSON(p.Process, rec); err != nil {
+	if err := writeRecord(p.Process, rec); err != nil {
 		return fmt.Errorf("start vm %q: record process %d: %w", name, proc.PID, err)
 	}
 	// The host ports auto forwards got (network.go). QEMU runs either way;

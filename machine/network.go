@@ -433,7 +433,7 @@ func (s *Store) recordNetwork(ctx context.Context, spec *Spec, pid int) error {
 	if !auto {
 		// QEMU is up, so it bound every fixed port (it exits when it
 		// cannot): no need to ask it, which keeps `vlab start` fast.
-		return writeJSON(p.netRecord(), rec)
+		return writeRecord(p.netRecord(), rec)
 	}
 	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -451,7 +451,7 @@ func (s *Store) recordNetwork(ctx context.Context, spec *Spec, pid int) error {
 			rec.NICs[nicID(i)] = bindForwards(n.Forwards, rows[nicID(i)])
 		}
 	}
-	return writeJSON(p.netRecord(), rec)
+	return writeRecord(p.netRecord(), rec)
 }
 
 // netRecord is the path of the runtime network record.
@@ -816,7 +816,7 @@ func (s *Store) updateNetRecord(name string, pid int, id string, edit func([]bou
 		rec.NICs = map[string][]boundFwd{}
 	}
 	rec.NICs[id] = edit(rec.NICs[id])
-	_ = writeJSON(s.Paths(name).netRecord(), rec)
+	_ = writeRecord(s.Paths(name).netRecord(), rec)
 }
 
 // BridgeACL is the access list qemu-bridge-helper reads (compiled into the
