@@ -218,13 +218,20 @@ func (s *Store) reconcileExit(name string, p Paths, rec record) Status {
 }
 
 // cleanRuntime removes what a finished run leaves in the runtime dir: the
-// record, the stop marker and sockets nothing listens on.
+// record, the stop marker and sockets nothing listens on. A QEMU that was
+// just killed can hold its sockets for a moment after its PID is gone (its
+// threads exit last), so a socket still in use is retried briefly.
 func (s *Store) cleanRuntime(p Paths) {
 	os.Remove(p.Process)
 	os.Remove(p.StopMark)
 	os.Remove(p.Pidfile)
 	for _, sock := range append(append([]string{}, p.QMP...), p.VNC, emulator.ExternalVNCSocket(p.VNC), p.Serial) {
-		_ = emulator.RemoveStaleSocket(sock)
+		for try := 0; try < 25; try++ {
+			if err := emulator.RemoveStaleSocket(sock); !errors.Is(err, emulator.ErrSocketInUse) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }
 
