@@ -446,13 +446,16 @@ func (p *Process) Attach(ctx context.Context, qmp []string) (*Monitor, error) {
 type StopOptions struct {
 	Force            bool          // skip system_powerdown: quit, then SIGKILL
 	PowerdownTimeout time.Duration // default 60s (guest ACPI shutdown)
-	QuitTimeout      time.Duration // default 5s
+	QuitTimeout      time.Duration // default 30s: QEMU flushes qcow2 metadata as it quits, and a SIGKILL loses it
 }
 
 // Defaults for StopOptions.
 const (
 	DefaultPowerdownTimeout = 60 * time.Second
-	DefaultQuitTimeout      = 5 * time.Second
+	DefaultQuitTimeout      = 30 * time.Second
+	// dialTimeout bounds reaching a monitor during Stop: an unresponsive
+	// QEMU goes to signals without waiting a whole QuitTimeout.
+	dialTimeout = 5 * time.Second
 )
 
 // StopResult says how Stop ended the process.
@@ -492,7 +495,7 @@ func Stop(ctx context.Context, p *Process, qmp []string, opts StopOptions) (Stop
 
 	var mon *Monitor
 	if len(qmp) > 0 {
-		dctx, cancel := context.WithTimeout(ctx, opts.QuitTimeout)
+		dctx, cancel := context.WithTimeout(ctx, min(opts.QuitTimeout, dialTimeout))
 		mon, _ = DialAny(dctx, qmp)
 		cancel()
 		if err := ctx.Err(); err != nil {

@@ -407,6 +407,9 @@ func rotateLog(path string) {
 type StopOptions struct {
 	Force   bool          // skip the ACPI power-down: quit, then kill
 	Timeout time.Duration // how long the guest gets to power off (default 60s)
+	// QuitTimeout is how long QEMU gets to obey quit (and flush its disks)
+	// before SIGKILL (default 30s).
+	QuitTimeout time.Duration
 }
 
 // Stop ends VM name: ACPI power-down, then quit, then SIGKILL. It returns
@@ -430,7 +433,7 @@ func (s *Store) Stop(ctx context.Context, name string, opts StopOptions) (string
 	if !opts.Force {
 		_ = os.WriteFile(p.StopMark, []byte(time.Now().Format(time.RFC3339)), 0o600)
 	}
-	res, err := emulator.Stop(ctx, &rec.Process, p.QMP, emulator.StopOptions{Force: opts.Force, PowerdownTimeout: opts.Timeout})
+	res, err := emulator.Stop(ctx, &rec.Process, p.QMP, emulator.StopOptions{Force: opts.Force, PowerdownTimeout: opts.Timeout, QuitTimeout: opts.QuitTimeout})
 	if err != nil {
 		return "", fmt.Errorf("stop vm %q: %w", name, err)
 	}

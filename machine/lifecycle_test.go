@@ -132,7 +132,7 @@ func TestHungQEMUNeedsForce(t *testing.T) {
 	if err := s.Start(ctx, "hung", StartOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	how, err := s.Stop(ctx, "hung", StopOptions{Force: true})
+	how, err := s.Stop(ctx, "hung", StopOptions{Force: true, QuitTimeout: time.Second})
 	if err != nil || how != "kill" {
 		t.Fatalf("force stop of a hung qemu: %q %v", how, err)
 	}
@@ -150,7 +150,7 @@ func TestGarbageMonitorIsUnresponsive(t *testing.T) {
 	if _, err := s.Stop(ctx, "junk", StopOptions{}); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("plain stop of an unresponsive vm should point at --force: %v", err)
 	}
-	if _, err := s.Stop(ctx, "junk", StopOptions{Force: true}); err != nil {
+	if _, err := s.Stop(ctx, "junk", StopOptions{Force: true, QuitTimeout: time.Second}); err != nil {
 		t.Fatal(err)
 	}
 }
