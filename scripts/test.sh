@@ -20,4 +20,7 @@ go build -o bin/vlab ./cmd/vlab
 echo "test: go test"
 export VLAB_REQUIRE_E2E=1
 export VLAB_BIN="$PWD/bin/vlab" # the TUI's tmux test drives this binary
-go test -count=1 -timeout 60m "$@" ./...
+# One package at a time: the real-guest tests of e2e, emulator and fixture
+# each run TCG guests, and on a 2-core machine running them side by side
+# starves the guests' consoles.
+go test -p 1 -count=1 -timeout 80m "$@" ./...
