@@ -437,11 +437,11 @@ func TestLinkedCloneBootsAndProtectsSource(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.createGuest("src", guests["x86_64"], nil, "--display", "none", "--net", "none", "--disk", "32M")
-	// Stops are forced (quit: QEMU flushes the disks as it exits) to keep
-	// the test short; the guest's writes are synced before each.
+	// The source is stopped the way a user stops it (ACPI power-down: the
+	// guest syncs and powers off) before it is cloned.
 	e.ok("start", "src")
 	e.writeMark("src", "from-src")
-	e.ok("stop", "--force", "src")
+	e.ok("stop", "src")
 	srcDisk := e.files("src").Disks[0].Path
 	sum := sha(t, srcDisk)
 
@@ -452,7 +452,7 @@ func TestLinkedCloneBootsAndProtectsSource(t *testing.T) {
 	e.ok("start", "thin")
 	e.waitSerial("thin", "VLAB-DISK-READ from-src")
 	e.writeMark("thin", "from-clone")
-	e.ok("stop", "--force", "thin")
+	e.ok("stop", "thin")
 	if sha(t, srcDisk) != sum {
 		t.Fatal("the linked clone's writes changed the source disk")
 	}
