@@ -9,30 +9,15 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"vlab/internal/fixture"
 )
-
-// needHostTool fails (CI) or skips (locally) when a host tool is missing.
-func needHostTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv(fixture.RequireEnv) == "1" {
-			t.Fatalf("%s not installed: run make deps", name)
-		}
-		t.Skipf("%s not installed: run make deps", name)
-	}
-	return p
-}
 
 // TestCloudInitSeed: `vlab create --cloud-init user-data` writes a NoCloud
 // seed that xorriso and isoinfo read (volume id cidata, the user's
 // user-data, generated meta-data), attaches it read-only, and a real guest
 // finds it by its label, mounts it and reads the user-data.
 func TestCloudInitSeed(t *testing.T) {
-	isoinfo := needHostTool(t, "isoinfo")
-	xorriso := needHostTool(t, "xorriso")
+	isoinfo := requireProgram(t, "isoinfo")
+	xorriso := requireProgram(t, "xorriso")
 	e := newEnv(t)
 	token := fmt.Sprintf("seed-%d", time.Now().UnixNano())
 	userData := "#cloud-config\n# vlab-marker: " + token + "\nssh_authorized_keys:\n  - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK0wmN/Cr3JXqmLW7u+g9pTh+wyqDHpSQEIQczXkVx9q me@laptop\n"

@@ -17,10 +17,7 @@ func isoFixture(t *testing.T, rel string) string {
 	t.Helper()
 	p := filepath.Join(fixture.Dir(), "iso", rel)
 	if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
-		if os.Getenv(fixture.RequireEnv) == "1" {
-			t.Fatalf("ISO fixture %s missing: run make fixtures", p)
-		}
-		t.Skipf("ISO fixture %s missing: run make fixtures", p)
+		need(t, "ISO fixture "+p+" missing: run make fixtures")
 	}
 	return p
 }
@@ -29,10 +26,7 @@ func isoFixture(t *testing.T, rel string) string {
 func requireOSInfo(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat("/usr/share/osinfo/os"); err != nil && os.Getenv("OSINFO_SYSTEM_DIR") == "" {
-		if os.Getenv(fixture.RequireEnv) == "1" {
-			t.Fatal("osinfo-db not installed: run make deps")
-		}
-		t.Skip("osinfo-db not installed: run make deps")
+		need(t, "osinfo-db not installed: run make deps")
 	}
 }
 

@@ -41,16 +41,29 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// requireQEMU fails (in CI) or skips (locally) when a qemu binary is missing.
-func requireQEMU(t *testing.T, bin string) {
+// need fails the test when VLAB_REQUIRE_E2E=1 (CI: a missing prerequisite
+// is a failure) and skips it otherwise, with why.
+func need(t *testing.T, why string) {
 	t.Helper()
-	if _, err := exec.LookPath(bin); err != nil {
-		if os.Getenv("VLAB_REQUIRE_E2E") == "1" {
-			t.Fatalf("%s not installed: run scripts/deps.sh", bin)
-		}
-		t.Skipf("%s not installed: run scripts/deps.sh", bin)
+	if os.Getenv(fixture.RequireEnv) == "1" {
+		t.Fatal(why)
 	}
+	t.Skip(why)
 }
+
+// requireProgram returns the path of a program a test drives, or fails/skips
+// (see need) when it is not installed.
+func requireProgram(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		need(t, name+" not installed: run scripts/deps.sh")
+	}
+	return p
+}
+
+// requireQEMU is requireProgram for a qemu binary.
+func requireQEMU(t *testing.T, bin string) { t.Helper(); requireProgram(t, bin) }
 
 // env is one user's world: XDG dirs under a folder whose name has spaces.
 type env struct {

@@ -68,15 +68,6 @@ func privateNet(t *testing.T) bool {
 	return false
 }
 
-// need fails (VLAB_REQUIRE_E2E=1) or skips with why.
-func need(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv(fixture.RequireEnv) == "1" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
-}
-
 // checkOnlyLoopback proves the namespace can send nothing off this machine:
 // its only interface is lo and its main routing table is empty.
 func checkOnlyLoopback(t *testing.T, ns string) {

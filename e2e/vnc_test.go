@@ -23,20 +23,6 @@ import (
 	"vlab/emulator"
 )
 
-// requireProgram fails (CI) or skips (locally) when a program a test drives
-// is missing.
-func requireProgram(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("VLAB_REQUIRE_E2E") == "1" {
-			t.Fatalf("%s not installed: run make deps", name)
-		}
-		t.Skipf("%s not installed: run make deps", name)
-	}
-	return p
-}
-
 // tcpListeners returns `ss -ltnp` lines (listening TCP sockets with their
 // processes).
 func tcpListeners(t *testing.T) []string {
