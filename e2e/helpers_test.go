@@ -8,9 +8,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -74,7 +77,15 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	home := filepath.Join(t.TempDir(), "my home")
+	base := t.TempDir()
+	if keep := os.Getenv("VLAB_E2E_KEEP"); keep != "" {
+		// Debugging: keep every test's world (logs, disks) under $VLAB_E2E_KEEP.
+		var err error
+		if base, err = os.MkdirTemp(keep, strings.ReplaceAll(t.Name(), "/", "_")+"-"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	home := filepath.Join(base, "my home")
 	e := &env{t: t, home: home}
 	e.vars = append(os.Environ(),
 		"XDG_CONFIG_HOME="+filepath.Join(home, "config dir"),
@@ -222,6 +233,58 @@ func (e *env) waitSerial(name, marker string) string {
 			e.t.Fatalf("%s: marker %q never appeared on the serial console\nserial:\n%s\nqemu.log:\n%s", name, marker, tail(string(data), 3000), qlog)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// shell types line into the shell on VM name's serial console, again
+// should the answer not show up, until re matches what the console printed
+// after it, and returns re's submatches. It types only once the shell has
+// answered a probe: input typed while the guest still boots loses characters
+// when the shell takes over the console (a lost "pr" once turned
+// `printf … | dd` into a pipeline that wrote nothing and still succeeded).
+func (e *env) shell(name, line string, re *regexp.Regexp) []string {
+	e.t.Helper()
+	sock, log := e.consoleFiles(name)
+	e.typeUntil(sock, log, "\x15echo \"VLAB-T:\"\"ready\"\n", reReady, time.Second, 3*time.Minute)
+	return e.typeUntil(sock, log, "\x15"+line+"\n", re, 20*time.Second, 2*time.Minute)
+}
+
+var reReady = regexp.MustCompile(`VLAB-T:ready`)
+
+// typeUntil types text into the serial console at sock, again every resend,
+// until re matches the console log after where it ended before the first
+// try; it returns re's submatches and fails the test after timeout.
+func (e *env) typeUntil(sock, log, text string, re *regexp.Regexp, resend, timeout time.Duration) []string {
+	e.t.Helper()
+	data, _ := os.ReadFile(log)
+	from := len(data)
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("unix", sock, 5*time.Second)
+		if err != nil {
+			e.t.Fatalf("serial console %s: %v", sock, err)
+		}
+		// Read what QEMU sends while connected: a client that does not read
+		// stalls the guest's console output. Stay connected until the
+		// answer is there: QEMU drops typed bytes the UART has not taken
+		// when the client leaves. The leading ^U clears a half-typed try.
+		go io.Copy(io.Discard, c)
+		fmt.Fprint(c, text)
+		next := time.Now().Add(resend)
+		for time.Now().Before(next) {
+			data, _ = os.ReadFile(log)
+			if from <= len(data) {
+				if m := re.FindStringSubmatch(string(data[from:])); m != nil {
+					c.Close()
+					return m
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			e.t.Fatalf("typed %q, %q never came back:\n%s", text, re, tail(string(data), 3000))
+		}
 	}
 }
 

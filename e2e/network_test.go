@@ -174,58 +174,17 @@ func (e *env) consoleFiles(name string) (sock, log string) {
 
 var guestRunSeq atomic.Int64
 
-// guestRun types cmd into the shell on VM name's serial console, followed
-// by a marker carrying its exit status, and returns the status and what the
-// console printed in between. The shell starts once the fixture's test
-// script is done: the line is typed once its banner is there, and again
-// should the marker not show up.
+// guestRun runs cmd in the shell on VM name's serial console and returns its
+// exit status and what the console printed from the typed line on.
 func (e *env) guestRun(name, cmd string) (int, string) {
 	e.t.Helper()
-	sock, logPath := e.consoleFiles(name)
 	tag := strconv.FormatInt(guestRunSeq.Add(1), 10)
 	// printf builds the marker so that the echo of the typed line never
 	// matches it.
 	line := fmt.Sprintf("%s; printf 'VLAB%%sRC %s %%s\\n' - $?", cmd, tag)
-	re := regexp.MustCompile(`VLAB-RC ` + tag + ` (\d+)`)
-	// Type once the console shell is up (busybox ash greets with a banner).
-	waitFor(e.t, name+"'s console shell", 3*time.Minute, func() bool {
-		data, _ := os.ReadFile(logPath)
-		return strings.Contains(string(data), "built-in shell")
-	})
-	start, _ := os.ReadFile(logPath)
-	from := len(start)
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		c, err := net.DialTimeout("unix", sock, 5*time.Second)
-		if err != nil {
-			e.t.Fatalf("%s: serial console: %v", name, err)
-		}
-		// Read what QEMU sends while connected: a client that does not read
-		// stalls the guest's console output (the answer would not reach the
-		// log until the next client came).
-		go io.Copy(io.Discard, c)
-		fmt.Fprintf(c, "%s\n", line)
-		// Stay connected until the answer is there: QEMU drops typed bytes
-		// the UART has not taken when the client leaves.
-		resend := time.Now().Add(20 * time.Second)
-		for time.Now().Before(resend) {
-			data, _ := os.ReadFile(logPath)
-			if from <= len(data) {
-				out := string(data[from:])
-				if m := re.FindStringSubmatchIndex(out); m != nil {
-					c.Close()
-					code, _ := strconv.Atoi(out[m[2]:m[3]])
-					return code, out[:m[0]]
-				}
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		c.Close()
-		if time.Now().After(deadline) {
-			data, _ := os.ReadFile(logPath)
-			e.t.Fatalf("%s: typed %q, no answer:\n%s", name, cmd, tail(string(data), 3000))
-		}
-	}
+	m := e.shell(name, line, regexp.MustCompile(`(?s)^(.*?)VLAB-RC `+tag+` (\d+)`))
+	code, _ := strconv.Atoi(m[2])
+	return code, m[1]
 }
 
 // markerArg waits for marker on VM name's console and returns its argument.
