@@ -20,8 +20,4 @@ go build -o bin/vlab ./cmd/vlab
 echo "test: go test"
 export VLAB_REQUIRE_E2E=1
 export VLAB_BIN="$PWD/bin/vlab" # the TUI's tmux test drives this binary
-# One package and one test at a time: the real-guest tests run TCG guests,
-# and on a 2-core machine guests run side by side lost disk writes in a few
-# runs (an open bug, see the closing note of this work): serial runs are
-# what this suite has passed with.
-go test -p 1 -parallel 1 -count=1 -timeout 85m "$@" ./...
+go test -count=1 -timeout 85m "$@" ./...
