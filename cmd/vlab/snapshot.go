@@ -157,6 +157,23 @@ func askYes(cmd *cobra.Command, question string) bool {
 	return false
 }
 
+// confirmSnapshot looks tag up in VM name's tree and, unless yes, asks
+// question; op ("restore", "delete") names the operation in its errors.
+func confirmSnapshot(cmd *cobra.Command, s *machine.Store, op, name, tag string, yes bool, question string) (machine.Snapshot, error) {
+	tree, err := s.Snapshots(cmd.Context(), name)
+	if err != nil {
+		return machine.Snapshot{}, err
+	}
+	sn, ok := tree.Get(tag)
+	if !ok {
+		return sn, fmt.Errorf("%s snapshot %q of vm %q: %w: see `vlab snapshot list %s`", op, tag, name, machine.ErrSnapshotNotFound, name)
+	}
+	if !yes && !askYes(cmd, question) {
+		return sn, fmt.Errorf("%s snapshot %q of vm %q: not confirmed, nothing changed (answer y, or pass --yes)", op, tag, name)
+	}
+	return sn, nil
+}
+
 func (a *app) snapshotRestoreCmd() *cobra.Command {
 	var yes bool
 	cmd := &cobra.Command{
@@ -169,16 +186,10 @@ func (a *app) snapshotRestoreCmd() *cobra.Command {
 				return err
 			}
 			name, tag := args[0], args[1]
-			tree, err := s.Snapshots(cmd.Context(), name)
+			sn, err := confirmSnapshot(cmd, s, "restore", name, tag, yes,
+				fmt.Sprintf("Revert %s to snapshot %s? What changed since is lost unless you take a snapshot first.", name, tag))
 			if err != nil {
 				return err
-			}
-			sn, ok := tree.Get(tag)
-			if !ok {
-				return fmt.Errorf("restore snapshot %q of vm %q: %w: see `vlab snapshot list %s`", tag, name, machine.ErrSnapshotNotFound, name)
-			}
-			if !yes && !askYes(cmd, fmt.Sprintf("Revert %s to snapshot %s? What changed since is lost unless you take a snapshot first.", name, tag)) {
-				return fmt.Errorf("restore snapshot %q of vm %q: not confirmed, nothing changed (answer y, or pass --yes)", tag, name)
 			}
 			if err := s.SnapshotRestore(cmd.Context(), name, tag, machine.SnapshotOptions{}); err != nil {
 				return err
@@ -211,15 +222,9 @@ func (a *app) snapshotDeleteCmd() *cobra.Command {
 				return err
 			}
 			name, tag := args[0], args[1]
-			tree, err := s.Snapshots(cmd.Context(), name)
-			if err != nil {
+			if _, err := confirmSnapshot(cmd, s, "delete", name, tag, yes,
+				fmt.Sprintf("Delete snapshot %s of %s? It cannot be restored afterwards.", tag, name)); err != nil {
 				return err
-			}
-			if _, ok := tree.Get(tag); !ok {
-				return fmt.Errorf("delete snapshot %q of vm %q: %w: see `vlab snapshot list %s`", tag, name, machine.ErrSnapshotNotFound, name)
-			}
-			if !yes && !askYes(cmd, fmt.Sprintf("Delete snapshot %s of %s? It cannot be restored afterwards.", tag, name)) {
-				return fmt.Errorf("delete snapshot %q of vm %q: not confirmed, nothing deleted (answer y, or pass --yes)", tag, name)
 			}
 			if err := s.SnapshotDelete(cmd.Context(), name, tag, machine.SnapshotOptions{}); err != nil {
 				return err
