@@ -579,6 +579,46 @@ func TestNetBridge(t *testing.T) {
 	}
 }
 
+// TestNetTap: a VM on a tap interface the user made beforehand. Before the
+// tap exists `vlab start` fails with the command that makes it; after
+// running that command the guest and the host reach each other over it.
+func TestNetTap(t *testing.T) {
+	t.Parallel()
+	if !privateNet(t) {
+		return
+	}
+	e := newEnv(t)
+	e.createGuest("t1", guests["x86_64"], nil, "--display", "none", "--nic", "tap:vltap0")
+	line := e.fail([]string{"start vm \"t1\"", "tap vltap0 does not exist", "fix:", "ip tuntap add dev vltap0 mode tap user"}, "start", "t1")
+	if st := e.state("t1"); st != "stopped" {
+		t.Fatalf("t1 is %s after a failed start", st)
+	}
+	// Run the printed fix as it is (we are root: without sudo).
+	fix := line[strings.Index(line, "fix: ")+len("fix: "):]
+	if out, err := exec.Command("sh", "-c", strings.ReplaceAll(fix, "sudo ", "")).CombinedOutput(); err != nil {
+		t.Fatalf("the printed fix %q failed: %v: %s", fix, err, out)
+	}
+	ipCmd(t, "addr", "add", "192.168.78.1/24", "dev", "vltap0")
+	e.ok("start", "t1")
+	e.waitSerial("t1", fixture.MarkerBootOK)
+	if code, out := e.guestRun("t1", "ip link set eth0 up && ip addr add 192.168.78.11/24 dev eth0"); code != 0 {
+		t.Fatalf("t1: configure eth0: %q", out)
+	}
+	if code, out := e.guestRun("t1", "ping -c 3 -W 2 192.168.78.1"); code != 0 {
+		t.Errorf("t1 cannot ping the host end of its tap: %s", tail(out, 500))
+	}
+	// The host answered: its neighbour table on the tap has the guest's MAC.
+	neigh := ipOut(t, "neigh", "show", "dev", "vltap0")
+	if mac := e.netShow("t1").NICs[0].MAC; !strings.Contains(neigh, mac) {
+		t.Errorf("the host never saw t1 (%s) on vltap0: %s", mac, neigh)
+	}
+	e.ok("stop", "--force", "t1")
+	// The tap is the user's: vlab leaves it in place.
+	if _, err := os.Stat("/sys/class/net/vltap0"); err != nil {
+		t.Errorf("vltap0 is gone after the vm stopped: %v", err)
+	}
+}
+
 // TestNetSSHForwardForLinuxProfiles: a VM made from a Linux profile gets an
 // SSH forward from an auto host port; one without a user-mode NIC does not.
 func TestNetSSHForwardForLinuxProfiles(t *testing.T) {
