@@ -2,11 +2,14 @@ package machine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -33,8 +36,10 @@ type CloneOptions struct {
 // under bases/: the source keeps using (and snapshotting) its own disks, so
 // nothing it does can corrupt a clone's backing data, and the source cannot
 // be deleted while a linked clone exists (Spec.LinkedTo). Linked clones of
-// the same snapshot share one base; making a base costs one copy of the
-// source's used data.
+// the same snapshot share one base. A clone of the current state of a
+// source without snapshots copies nothing: the source's disk files become
+// the base and the source writes to new overlays on them (freezeInPlace);
+// otherwise making a base costs one copy of the source's used data.
 func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) error {
 	if err := ValidateName(dst); err != nil {
 		return fmt.Errorf("clone %q: %w", src, err)
@@ -154,6 +159,15 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 		}
 		base = filepath.Join(sp.Dir, basesDir, id)
 	}
+	if opts.Linked && opts.Snapshot == "" {
+		frozen, err := s.freezeInPlace(ctx, qimg, sp, spec, sc)
+		if err != nil {
+			return fmt.Errorf("clone %q to %q: %w", src, dst, err)
+		}
+		if frozen != "" {
+			base = frozen
+		}
+	}
 	if opts.Linked {
 		if _, err := os.Stat(base); err != nil {
 			if err := s.makeBase(base, func(dir string) error {
@@ -253,8 +267,8 @@ func (s *Store) makeBase(base string, fill func(dir string) error) error {
 	return nil
 }
 
-// pruneBases removes the base folders of VM name that no linked clone uses
-// any more (and leftovers of interrupted clones). The caller holds name's
+// pruneBases removes the base folders of VM name that neither a linked
+// clone nor the VM itself uses any more (and leftovers of interrupted clones). The caller holds name's
 // lock. When anything is unclear it removes nothing.
 func (s *Store) pruneBases(ctx context.Context, name string) {
 	dir := filepath.Join(s.Paths(name).Dir, basesDir)
@@ -271,7 +285,9 @@ func (s *Store) pruneBases(ctx context.Context, name string) {
 		return
 	}
 	used := map[string]bool{}
-	for _, dep := range deps {
+	// The linked clones' disks, and the VM's own: after a freeze in place
+	// its disks are overlays on a base too.
+	for _, dep := range append(deps, name) {
 		spec, err := s.Load(dep)
 		if err != nil {
 			return
@@ -302,4 +318,134 @@ func (s *Store) pruneBases(ctx context.Context, name string) {
 			os.RemoveAll(filepath.Join(dir, e.Name()))
 		}
 	}
+}
+
+// freezeInPlace makes the base of a linked clone of src's current state
+// without copying any data, when it can: each writable disk file moves
+// (by hard link, then rename) into a new base, read-only from then on,
+// and src goes on writing to a fresh, empty overlay on it. A source whose
+// disks already are such overlays and hold nothing of their own since
+// reuses the base they sit on. It returns "" when neither applies (src has
+// snapshots, which live inside its disk files, or wrote to its overlays
+// since the last freeze, or has non-qcow2 disks): the caller then copies.
+//
+// Every step leaves src's disk paths valid: until the final rename a disk
+// is its old file, after it the new overlay.
+func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *Spec, sc *snapshotCtx) (string, error) {
+	if len(sc.tree.Snapshots) > 0 {
+		return "", nil
+	}
+	type disk struct {
+		i    int
+		path string
+		size int64
+	}
+	var fresh []disk
+	reuse := ""
+	bases := filepath.Join(sp.Dir, basesDir)
+	for i, d := range spec.Disks {
+		if d.ReadOnly {
+			continue
+		}
+		path := sp.DiskPath(d.File)
+		if diskFormat(d) != "qcow2" {
+			return "", nil
+		}
+		info, err := readImageInfo(ctx, qimg, path, "qcow2", false)
+		if err != nil {
+			return "", err
+		}
+		if len(info.Snapshots) > 0 {
+			return "", nil
+		}
+		if info.BackingFilename == "" {
+			fresh = append(fresh, disk{i, path, info.VirtualSize})
+			continue
+		}
+		b := info.FullBackingFilename
+		if !filepath.IsAbs(b) {
+			b = filepath.Join(sp.Dir, info.BackingFilename)
+		}
+		dir := filepath.Dir(filepath.Clean(b))
+		if filepath.Dir(dir) != bases || filepath.Base(b) != fmt.Sprintf("hd%d.qcow2", i) || (reuse != "" && reuse != dir) {
+			return "", nil
+		}
+		own, err := holdsOwnData(ctx, qimg, path)
+		if err != nil || own {
+			return "", err
+		}
+		reuse = dir
+	}
+	switch {
+	case reuse != "" && len(fresh) == 0:
+		return reuse, nil
+	case reuse != "" || len(fresh) == 0:
+		return "", nil
+	}
+
+	id := fmt.Sprintf("state-%d", time.Now().UnixNano())
+	base := filepath.Join(bases, id)
+	if err := os.MkdirAll(bases, 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp(bases, ".tmp-")
+	if err != nil {
+		return "", err
+	}
+	tops := make([]string, len(fresh))
+	cleanup := func() {
+		os.RemoveAll(tmp) // hard links only: src's files stay
+		for _, t := range tops {
+			if t != "" {
+				os.Remove(t)
+			}
+		}
+	}
+	for n, d := range fresh {
+		name := fmt.Sprintf("hd%d.qcow2", d.i)
+		tops[n] = filepath.Join(sp.Dir, ".freeze-"+filepath.Base(d.path))
+		backing := filepath.Join(basesDir, id, name)
+		// -u: the backing file exists only once the base is renamed in.
+		if out, err := runCmd(ctx, qimg, "create", "-q", "-f", "qcow2", "-u", "-b", backing, "-F", "qcow2", tops[n], strconv.FormatInt(d.size, 10)); err != nil {
+			cleanup()
+			return "", fmt.Errorf("create overlay on %s: %s", backing, oneLine(strings.TrimSpace(out)))
+		}
+		if err := os.Link(d.path, filepath.Join(tmp, name)); err != nil {
+			cleanup()
+			return "", fmt.Errorf("freeze %s: %w", d.path, err)
+		}
+	}
+	if err := os.Rename(tmp, base); err != nil {
+		cleanup()
+		return "", fmt.Errorf("create base %s: %w", base, err)
+	}
+	for n, d := range fresh {
+		if err := os.Rename(tops[n], d.path); err != nil {
+			return "", fmt.Errorf("freeze %s: %w", d.path, err)
+		}
+		_ = os.Chmod(filepath.Join(base, fmt.Sprintf("hd%d.qcow2", d.i)), 0o444)
+	}
+	return base, nil
+}
+
+// holdsOwnData reports whether the qcow2 overlay at path has any cluster
+// of its own (data or zeroes written over its backing file).
+func holdsOwnData(ctx context.Context, qimg, path string) (bool, error) {
+	out, err := exec.CommandContext(ctx, qimg, "map", "--output=json", "-f", "qcow2", path).Output()
+	if err != nil {
+		return false, fmt.Errorf("qemu-img map %s: %w", path, err)
+	}
+	var extents []struct {
+		Depth   int  `json:"depth"`
+		Present bool `json:"present"`
+	}
+	if err := json.Unmarshal(out, &extents); err != nil {
+		return false, fmt.Errorf("qemu-img map %s: %w", path, err)
+	}
+	for _, e := range extents {
+		if e.Depth == 0 && e.Present {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -199,3 +199,102 @@ func TestLinkedClone(t *testing.T) {
 		t.Errorf("delete of the source once its clones are gone: %v", err)
 	}
 }
+
+// A linked clone of a source without snapshots copies nothing: the
+// source's disk file becomes the base and the source writes to a new
+// overlay on it; further clones of the unchanged state share that base,
+// and the base outlives its clones while the source sits on it.
+func TestLinkedCloneFreezesInPlace(t *testing.T) {
+	s := snapTestStore(t)
+	ctx := context.Background()
+	createDiskVM(t, s, "src", false)
+	sp := s.Paths("src")
+	srcDisk := sp.DiskPath("disk0.qcow2")
+	qio(t, srcDisk, "write -P 65 0 64k")
+	before, err := os.Stat(srcDisk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	basesOf := func() []string {
+		ents, _ := os.ReadDir(filepath.Join(sp.Dir, basesDir))
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+
+	if err := s.Clone(ctx, "src", "c1", CloneOptions{Linked: true}); err != nil {
+		t.Fatal(err)
+	}
+	bases := basesOf()
+	if len(bases) != 1 {
+		t.Fatalf("bases = %v; want one", bases)
+	}
+	frozen := filepath.Join(sp.Dir, basesDir, bases[0], "hd0.qcow2")
+	if fi, err := os.Stat(frozen); err != nil || !os.SameFile(fi, before) || fi.Mode().Perm()&0o222 != 0 {
+		t.Fatalf("base %s: %v; want the source's own disk file, read-only (no copy)", frozen, err)
+	}
+	info, err := readImageInfo(ctx, "qemu-img", srcDisk, "qcow2", false)
+	if err != nil || filepath.Clean(info.FullBackingFilename) != frozen || filepath.IsAbs(info.BackingFilename) {
+		t.Fatalf("source disk backing %q (%q), %v; want a relative path to %s", info.BackingFilename, info.FullBackingFilename, err, frozen)
+	}
+	if !holdsAt(t, srcDisk, "65", "0") || !holdsAt(t, s.Paths("c1").DiskPath("disk0.qcow2"), "65", "0") {
+		t.Fatal("source or clone lost the data the source held")
+	}
+
+	// Unchanged since: the next clone shares the base.
+	if err := s.Clone(ctx, "src", "c2", CloneOptions{Linked: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := basesOf(); len(got) != 1 {
+		t.Errorf("bases after a second clone of the same state = %v; want the first one shared", got)
+	}
+	// The source writes to its overlay: base and clones stay as they were.
+	sum := fileSum(t, frozen)
+	qio(t, srcDisk, "write -P 66 0 64k")
+	if fileSum(t, frozen) != sum || !holdsAt(t, s.Paths("c1").DiskPath("disk0.qcow2"), "65", "0") {
+		t.Fatal("a write to the source reached its base or its clones")
+	}
+	// Changed since: a clone of the new state gets a base of its own.
+	if err := s.Clone(ctx, "src", "c3", CloneOptions{Linked: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := basesOf(); len(got) != 2 || !holdsAt(t, s.Paths("c3").DiskPath("disk0.qcow2"), "66", "0") {
+		t.Errorf("bases %v; want a second base holding the source's new data", got)
+	}
+
+	// With every clone gone, the next clone prunes the unused bases but
+	// keeps the one the source's own disk sits on.
+	for _, n := range []string{"c1", "c2", "c3"} {
+		if err := s.Delete(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Clone(ctx, "src", "c4", CloneOptions{Linked: true, Snapshot: ""}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(frozen); err != nil {
+		t.Fatalf("the base under the source's disk was pruned: %v", err)
+	}
+	if !holdsAt(t, srcDisk, "66", "0") || !holdsAt(t, s.Paths("c4").DiskPath("disk0.qcow2"), "66", "0") {
+		t.Error("after pruning, the source or the new clone lost the source's data")
+	}
+	// Sitting on a base, the source still takes and restores snapshots.
+	if _, err := s.SnapshotCreate(ctx, "src", "on-base", SnapshotOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	qio(t, srcDisk, "write -P 67 0 64k")
+	if err := s.SnapshotRestore(ctx, "src", "on-base", SnapshotOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !holdsAt(t, srcDisk, "66", "0") {
+		t.Error("restoring a snapshot of the source on its base lost its data")
+	}
+	if err := s.Delete(ctx, "c4"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "src"); err != nil {
+		t.Errorf("delete of the source once its clones are gone: %v", err)
+	}
+}

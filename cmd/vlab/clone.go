@@ -19,10 +19,13 @@ func (a *app) cloneCmd() *cobra.Command {
 		Use:   "clone SRC DST",
 		Short: "Copy a stopped VM under a new name (full copy, or --linked: thin overlays)",
 		Long: `Clone makes DST with SRC's settings, new MAC addresses and its own UEFI variables.
-A full clone copies the disks. A linked clone's disks are thin overlays on a frozen copy of SRC's
-disks kept in SRC's folder: SRC stays fully usable (and snapshottable) and cannot corrupt the
-clone, and SRC cannot be deleted while a linked clone exists. --snapshot clones the disks as
-they were at that snapshot.`,
+A full clone copies the disks. A linked clone's disks are thin overlays on a frozen, read-only
+base of SRC's disks kept in SRC's folder: SRC stays fully usable (and snapshottable) and cannot
+corrupt the clone, and SRC cannot be deleted while a linked clone exists. Cloning the current
+state of a VM without snapshots copies nothing: SRC's disk files become the base and SRC goes
+on in new overlays on them. A clone of a snapshot, or of a VM with snapshots, copies SRC's used
+data once into a base that every later linked clone of that same state shares. --snapshot clones
+the disks as they were at that snapshot.`,
 		Example: `  vlab clone deb deb-test
   vlab clone deb deb-lab1 --linked --snapshot clean-install`,
 		Args: exactArgs("SRC", "DST"),
@@ -60,7 +63,7 @@ they were at that snapshot.`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&opts.Linked, "linked", false, "thin clone: overlays on a frozen copy of SRC's disks")
+	cmd.Flags().BoolVar(&opts.Linked, "linked", false, "thin clone: overlays on a frozen base of SRC's disks")
 	cmd.Flags().StringVar(&opts.Snapshot, "snapshot", "", "clone the disks as they were at this snapshot of SRC")
 	cmd.Flags().BoolVar(&a.json, "json", false, "print the new VM as JSON")
 	return cmd
