@@ -95,9 +95,9 @@ const (
 	tailBytes  = 8 << 10 // how much of the log a StartError reads back
 	tailLines  = 20      // and how many lines of it it keeps
 	pollFirst  = time.Millisecond
-	launchPoll = time.Millisecond      // Launch's longest poll interval: the start path is benchmarked
-	pollMax    = 20 * time.Millisecond // waitGone's longest poll interval
-	killWait   = 10 * time.Second      // safety net after SIGKILL
+	launchPoll = 200 * time.Microsecond // Launch's poll for the QMP socket: the start path is benchmarked
+	pollMax    = 20 * time.Millisecond  // waitGone's longest poll interval
+	killWait   = 10 * time.Second       // safety net after SIGKILL
 	bootIDFile = "/proc/sys/kernel/random/boot_id"
 )
 
@@ -200,7 +200,6 @@ func Launch(ctx context.Context, opts LaunchOptions) (*Process, error) {
 	defer deadline.Stop()
 	tick := time.NewTimer(0)
 	defer tick.Stop()
-	delay := pollFirst
 	for {
 		select {
 		case <-exited:
@@ -216,8 +215,7 @@ func Launch(ctx context.Context, opts LaunchOptions) (*Process, error) {
 		if qmpAccepts(opts.QMP, pid) {
 			return p, nil
 		}
-		tick.Reset(delay)
-		delay = min(delay*2, launchPoll)
+		tick.Reset(launchPoll)
 	}
 }
 

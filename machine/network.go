@@ -430,6 +430,9 @@ func (s *Store) recordNetwork(ctx context.Context, spec *Spec, pid int) error {
 		}
 		rec.NICs[nicID(i)] = fixed
 	}
+	if len(rec.NICs) == 0 {
+		return nil // no user-mode NIC: no forwards to record
+	}
 	if !auto {
 		// QEMU is up, so it bound every fixed port (it exits when it
 		// cannot): no need to ask it, which keeps `vlab start` fast.

@@ -11,3 +11,6 @@ if ! command -v go >/dev/null 2>&1; then
 		{ echo "goenv: cannot install Go: install Go 1.26 from go.dev/dl and put it on PATH" >&2; exit 1; }
 fi
 export PATH="$(go env GOPATH)/bin:$PATH"
+# vlab needs no cgo: a static binary starts faster (no dynamic loader) and
+# runs on any Linux.
+export CGO_ENABLED=0
