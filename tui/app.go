@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"time"
 
@@ -36,10 +37,7 @@ type Options struct {
 	// arrives through Service.Changes.
 	StatsInterval time.Duration
 	// FPS is how often Bubble Tea flushes a changed frame to the terminal
-	// (default 5). Bubble Tea v2 wakes up at this rate even when nothing
-	// changed, and on the small VMs vlab is measured on each wake-up costs
-	// ~0.02 % of a core per frame per second: 5 keeps the idle TUI at about
-	// nemu's 0.10 % (bench/RESULTS.md) while a key still shows within 200 ms.
+	// (default DefaultFPS).
 	FPS int
 	// VNCCommand, when set, returns the command that opens a machine's
 	// graphical console (e.g. `vlab vnc NAME`); the TUI suspends while it
@@ -48,6 +46,13 @@ type Options struct {
 	// NoMouse turns mouse reporting off.
 	NoMouse bool
 }
+
+// DefaultFPS is the TUI's frame rate. Bubble Tea v2 wakes up at this rate
+// even when nothing changed, and on the small VMs vlab is measured on every
+// wake-up of a Go program costs ~0.02 % of a core per frame per second
+// (bench/RESULTS.md): 5 keeps the idle TUI near nemu's 0.10 % while a key
+// still shows within 200 ms.
+const DefaultFPS = 5
 
 func (o *Options) defaults() {
 	if o.Env == nil {
@@ -62,7 +67,7 @@ func (o *Options) defaults() {
 		o.StatsInterval = 10 * time.Second
 	}
 	if o.FPS <= 0 {
-		o.FPS = 5
+		o.FPS = DefaultFPS
 	}
 }
 
@@ -71,6 +76,13 @@ func Run(ctx context.Context, svc Service, opts Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	opts.defaults()
+	// The TUI is one event loop woken a few times a second. With one P a
+	// wake-up does not also wake a second OS thread to look for work, which
+	// cuts the idle CPU by a quarter (bench/RESULTS.md). GOMAXPROCS in the
+	// environment still wins.
+	if os.Getenv("GOMAXPROCS") == "" {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	}
 	m := New(ctx, svc, opts)
 	popts := []tea.ProgramOption{
 		tea.WithContext(ctx),

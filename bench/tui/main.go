@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -39,9 +40,14 @@ func main() {
 	statsEvery := flag.Duration("stats", 0, "CPU% refresh interval of -serve (0 = the TUI's default)")
 	demo := flag.Bool("demo", false, "with -serve: a small library of machines in every state (the screenshot)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of -serve to this file")
+	floor := flag.Bool("floor", false, "do nothing but wake up -fps times a second (default 5): the idle floor of a Go program at that frame rate")
+	floorCPU := flag.Float64("floor-cpu-pct", -1, "idle CPU of -floor (from run.sh)")
 	flag.Parse()
 	var err error
 	switch {
+	case *floor:
+		runtime.GOMAXPROCS(1) // as tui.Run does
+		runFloor(*fps)
 	case *serve:
 		if *cpuProfile != "" {
 			f, ferr := os.Create(*cpuProfile)
@@ -58,7 +64,7 @@ func main() {
 		}
 		err = runServe(lib, *fps, *statsEvery)
 	case *report:
-		err = runReport(*out, *rssKB, *cpuPct, *fastCPU, *idleSecs, *vlabRSS, *vlabCPU, *vlabWhat)
+		err = runReport(*out, *rssKB, *cpuPct, *fastCPU, *floorCPU, *idleSecs, *vlabRSS, *vlabCPU, *vlabWhat)
 	default:
 		flag.Usage()
 		os.Exit(2)
@@ -76,7 +82,24 @@ func runServe(lib tui.Service, fps int, stats time.Duration) error {
 	return tui.Run(ctx, lib, tui.Options{FPS: fps, StatsInterval: stats})
 }
 
-func runReport(out string, rssKB int, cpuPct, fastCPU float64, idleSecs, vlabRSS int, vlabCPU float64, vlabWhat string) error {
+// runFloor wakes up fps times a second and hands each tick to another
+// goroutine, as Bubble Tea's renderer does, and nothing else.
+func runFloor(fps int) {
+	if fps <= 0 {
+		fps = tui.DefaultFPS
+	}
+	t := time.NewTicker(time.Second / time.Duration(fps))
+	ticks := make(chan time.Time, 1)
+	go func() {
+		for range ticks {
+		}
+	}()
+	for now := range t.C {
+		ticks <- now
+	}
+}
+
+func runReport(out string, rssKB int, cpuPct, fastCPU, floorCPU float64, idleSecs, vlabRSS int, vlabCPU float64, vlabWhat string) error {
 	rows := []struct {
 		what string
 		fn   func(*testing.B, size)
@@ -99,11 +122,14 @@ func runReport(out string, rssKB int, cpuPct, fastCPU float64, idleSecs, vlabRSS
 	}
 	b.WriteString("\n")
 	if rssKB > 0 {
-		fmt.Fprintf(&b, "The TUI process (a 120×40 tmux pane, idle for %d s; RSS from /proc/PID/status, CPU from utime+stime in /proc/PID/stat):\n\n", idleSecs)
+		fmt.Fprintf(&b, "The TUI process (a 120×40 tmux pane, idle for %d s; RSS from /proc/PID/status, CPU time summed over its threads from /proc/PID/task/*/schedstat, in nanoseconds):\n\n", idleSecs)
 		fmt.Fprintf(&b, "| process | RSS | idle CPU |\n|---|---|---|\n")
 		fmt.Fprintf(&b, "| vlab TUI (tuibench -serve, defaults: 5 FPS, CPU%% of running VMs refreshed every 10 s), 200 fake machines, 10 running | %.1f MB | %.3f %% of one core |\n", float64(rssKB)/1024, cpuPct)
 		if fastCPU >= 0 {
 			fmt.Fprintf(&b, "| the same at 30 FPS (Options.FPS; Bubble Tea wakes up every frame even when idle) | | %.3f %% of one core |\n", fastCPU)
+		}
+		if floorCPU >= 0 {
+			fmt.Fprintf(&b, "| a Go program that only wakes up 5 times a second, on one P as the TUI runs (tuibench -floor: a ticker and a channel send, what any 5 FPS Bubble Tea program pays) | | %.3f %% of one core |\n", floorCPU)
 		}
 		if vlabRSS > 0 {
 			fmt.Fprintf(&b, "| `vlab` TUI (MachineService) %s | %.1f MB | %.3f %% of one core |\n", vlabWhat, float64(vlabRSS)/1024, vlabCPU)

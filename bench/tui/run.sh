@@ -20,6 +20,7 @@ cleanup() {
 	tmux kill-session -t "$session" 2>/dev/null || true
 	tmux kill-session -t "$session-vlab" 2>/dev/null || true
 	tmux kill-session -t "$session-fast" 2>/dev/null || true
+	tmux kill-session -t "$session-floor" 2>/dev/null || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -27,21 +28,21 @@ trap cleanup EXIT
 go build -o "$work/tuibench" ./bench/tui
 
 # sample SESSION: prints "RSS_KB CPU_PCT" of the pane's process over IDLE_SECS.
+# CPU time is the sum over the process's threads of the first field of
+# /proc/PID/task/TID/schedstat (nanoseconds on the CPU): utime+stime in
+# /proc/PID/stat count in clock ticks (10 ms), too coarse for an idle TUI.
 sample() {
-	local sess=$1 pid hz t0 t1 c0 c1 rss
+	local sess=$1 pid t0 t1 c0 c1 rss
 	pid=$(tmux display-message -p -t "$sess" '#{pane_pid}')
 	sleep "$SETTLE_SECS"
-	hz=$(getconf CLK_TCK)
-	# utime and stime are fields 14 and 15 of /proc/PID/stat (after the
-	# parenthesised command name, which may contain spaces).
-	c0=$(sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}')
+	c0=$(cat /proc/"$pid"/task/*/schedstat | awk '{s += $1} END {print s}')
 	t0=$(date +%s.%N)
 	sleep "$IDLE_SECS"
-	c1=$(sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}')
+	c1=$(cat /proc/"$pid"/task/*/schedstat | awk '{s += $1} END {print s}')
 	t1=$(date +%s.%N)
 	rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
-	awk -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" -v hz="$hz" -v rss="$rss" \
-		'BEGIN { printf "%d %.4f\n", rss, (c1 - c0) / hz / (t1 - t0) * 100 }'
+	awk -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" -v rss="$rss" \
+		'BEGIN { printf "%d %.4f\n", rss, (c1 - c0) / 1e9 / (t1 - t0) * 100 }'
 }
 
 # quit SESSION: q, then wait for the session (and maybe the tmux server) to go.
@@ -70,6 +71,13 @@ read -r _ fcpu < <(sample "$session-fast")
 echo "tuibench -serve -fps 30: idle CPU ${fcpu}% of one core"
 quit "$session-fast"
 args+=(-fps30-cpu-pct "$fcpu")
+
+# The floor: a Go process that does nothing but wake up at the same rate.
+tmux new-session -d -s "$session-floor" -x 120 -y 40 "exec $work/tuibench -floor"
+read -r _ flcpu < <(sample "$session-floor")
+echo "tuibench -floor: idle CPU ${flcpu}% of one core"
+tmux kill-session -t "$session-floor" 2>/dev/null || true
+args+=(-floor-cpu-pct "$flcpu")
 
 # Optionally the real vlab TUI on whatever library this user has.
 if [[ -n "${VLAB_BIN:-}" ]]; then
