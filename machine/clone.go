@@ -37,9 +37,10 @@ type CloneOptions struct {
 // nothing it does can corrupt a clone's backing data, and the source cannot
 // be deleted while a linked clone exists (Spec.LinkedTo). Linked clones of
 // the same snapshot share one base. A clone of the current state of a
-// source without snapshots copies nothing: the source's disk files become
-// the base and the source writes to new overlays on them (freezeInPlace);
-// otherwise making a base costs one copy of the source's used data.
+// source without snapshots copies at most what the source wrote since its
+// last linked clone: the source's disk files become the base and the
+// source writes to new overlays on them (freezeInPlace); otherwise making a
+// base costs one copy of the source's used data.
 func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) error {
 	if err := ValidateName(dst); err != nil {
 		return fmt.Errorf("clone %q: %w", src, err)
@@ -313,6 +314,24 @@ func (s *Store) pruneBases(ctx context.Context, name string) {
 			}
 		}
 	}
+	// A base used is a base whose own images sit on other bases: those are
+	// used too.
+	for changed := true; changed; {
+		changed = false
+		for name := range used {
+			files, _ := filepath.Glob(filepath.Join(dir, name, "hd*.qcow2"))
+			for _, f := range files {
+				info, err := readImageInfo(ctx, qimg, f, "qcow2", true)
+				if err != nil {
+					return
+				}
+				if b, ok := baseOf(filepath.Join(dir, name), dir, info); ok && !used[filepath.Base(b)] {
+					used[filepath.Base(b)] = true
+					changed = true
+				}
+			}
+		}
+	}
 	for _, e := range ents {
 		if !used[e.Name()] {
 			os.RemoveAll(filepath.Join(dir, e.Name()))
@@ -320,14 +339,22 @@ func (s *Store) pruneBases(ctx context.Context, name string) {
 	}
 }
 
+// maxBaseChain bounds how many bases a frozen disk may sit on (every read
+// walks the chain): at it, the source's disk is flattened once.
+const maxBaseChain = 8
+
 // freezeInPlace makes the base of a linked clone of src's current state
-// without copying any data, when it can: each writable disk file moves
-// (by hard link, then rename) into a new base, read-only from then on,
-// and src goes on writing to a fresh, empty overlay on it. A source whose
-// disks already are such overlays and hold nothing of their own since
-// reuses the base they sit on. It returns "" when neither applies (src has
-// snapshots, which live inside its disk files, or wrote to its overlays
-// since the last freeze, or has non-qcow2 disks): the caller then copies.
+// without copying src's data, when it can: each writable disk becomes part
+// of a new read-only base, and src goes on writing to a fresh, empty
+// overlay on it. A disk that is a plain image moves into the base by hard
+// link (nothing is copied). A disk that already is an overlay on an earlier
+// base (src was frozen before) has its own clusters copied, which are only
+// what src wrote since, and the copy sits on that earlier base: bases form
+// a chain. When src's overlays hold nothing new, the base they sit on is
+// reused as it is. It returns "" when none of this applies (src has
+// snapshots, which live inside its disk files; a disk is not qcow2 or sits
+// on something other than src's bases): the caller then copies. A disk on
+// a chain maxBaseChain long is first flattened into a plain image.
 //
 // Every step leaves src's disk paths valid: until the final rename a disk
 // is its old file, after it the new overlay.
@@ -336,12 +363,13 @@ func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *
 		return "", nil
 	}
 	type disk struct {
-		i    int
-		path string
-		size int64
+		i      int
+		path   string
+		size   int64
+		onBase string // the base dir it sits on, "" for a plain image
 	}
-	var fresh []disk
-	reuse := ""
+	var disks []disk
+	reuse, allClean := "", true
 	bases := filepath.Join(sp.Dir, basesDir)
 	for i, d := range spec.Disks {
 		if d.ReadOnly {
@@ -358,29 +386,44 @@ func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *
 		if len(info.Snapshots) > 0 {
 			return "", nil
 		}
-		if info.BackingFilename == "" {
-			fresh = append(fresh, disk{i, path, info.VirtualSize})
-			continue
+		dk := disk{i: i, path: path, size: info.VirtualSize}
+		if info.BackingFilename != "" {
+			dir, ok := baseOf(sp.Dir, bases, info)
+			if !ok {
+				return "", nil
+			}
+			n, err := chainLength(ctx, qimg, bases, dir)
+			if err != nil {
+				return "", err
+			}
+			if n >= maxBaseChain {
+				// Flatten the disk into a plain image (one copy, as
+				// without a freeze), which then freezes like a new one.
+				if err := flattenDisk(ctx, qimg, path); err != nil {
+					return "", err
+				}
+				allClean = false
+				disks = append(disks, dk)
+				continue
+			}
+			own, err := holdsOwnData(ctx, qimg, path)
+			if err != nil {
+				return "", err
+			}
+			if own || (reuse != "" && reuse != dir) {
+				allClean = false
+			}
+			reuse, dk.onBase = dir, dir
+		} else {
+			allClean = false
 		}
-		b := info.FullBackingFilename
-		if !filepath.IsAbs(b) {
-			b = filepath.Join(sp.Dir, info.BackingFilename)
-		}
-		dir := filepath.Dir(filepath.Clean(b))
-		if filepath.Dir(dir) != bases || filepath.Base(b) != fmt.Sprintf("hd%d.qcow2", i) || (reuse != "" && reuse != dir) {
-			return "", nil
-		}
-		own, err := holdsOwnData(ctx, qimg, path)
-		if err != nil || own {
-			return "", err
-		}
-		reuse = dir
+		disks = append(disks, dk)
 	}
-	switch {
-	case reuse != "" && len(fresh) == 0:
-		return reuse, nil
-	case reuse != "" || len(fresh) == 0:
+	if len(disks) == 0 {
 		return "", nil
+	}
+	if allClean {
+		return reuse, nil
 	}
 
 	id := fmt.Sprintf("state-%d", time.Now().UnixNano())
@@ -392,17 +435,35 @@ func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *
 	if err != nil {
 		return "", err
 	}
-	tops := make([]string, len(fresh))
+	tops := make([]string, len(disks))
 	cleanup := func() {
-		os.RemoveAll(tmp) // hard links only: src's files stay
+		os.RemoveAll(tmp) // hard links and copies only: src's files stay
 		for _, t := range tops {
 			if t != "" {
 				os.Remove(t)
 			}
 		}
 	}
-	for n, d := range fresh {
+	for n, d := range disks {
 		name := fmt.Sprintf("hd%d.qcow2", d.i)
+		frozen := filepath.Join(tmp, name)
+		if d.onBase == "" {
+			err = os.Link(d.path, frozen)
+		} else {
+			err = copyFile(ctx, d.path, frozen)
+			if err == nil {
+				// The copy now lives in bases/ID/: name its backing
+				// file from there.
+				below := filepath.Join("..", filepath.Base(d.onBase), name)
+				if out, rerr := runCmd(ctx, qimg, "rebase", "-u", "-f", "qcow2", "-b", below, "-F", "qcow2", frozen); rerr != nil {
+					err = fmt.Errorf("qemu-img rebase: %s", oneLine(strings.TrimSpace(out)))
+				}
+			}
+		}
+		if err != nil {
+			cleanup()
+			return "", fmt.Errorf("freeze %s: %w", d.path, err)
+		}
 		tops[n] = filepath.Join(sp.Dir, ".freeze-"+filepath.Base(d.path))
 		backing := filepath.Join(basesDir, id, name)
 		// -u: the backing file exists only once the base is renamed in.
@@ -410,22 +471,77 @@ func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *
 			cleanup()
 			return "", fmt.Errorf("create overlay on %s: %s", backing, oneLine(strings.TrimSpace(out)))
 		}
-		if err := os.Link(d.path, filepath.Join(tmp, name)); err != nil {
-			cleanup()
-			return "", fmt.Errorf("freeze %s: %w", d.path, err)
-		}
 	}
 	if err := os.Rename(tmp, base); err != nil {
 		cleanup()
 		return "", fmt.Errorf("create base %s: %w", base, err)
 	}
-	for n, d := range fresh {
+	for n, d := range disks {
 		if err := os.Rename(tops[n], d.path); err != nil {
 			return "", fmt.Errorf("freeze %s: %w", d.path, err)
 		}
 		_ = os.Chmod(filepath.Join(base, fmt.Sprintf("hd%d.qcow2", d.i)), 0o444)
 	}
 	return base, nil
+}
+
+// flattenDisk rewrites the qcow2 overlay at path as a plain image holding
+// everything its backing chain shows, in a temp file renamed over it.
+func flattenDisk(ctx context.Context, qimg, path string) error {
+	tmp := filepath.Join(filepath.Dir(path), ".flat-"+filepath.Base(path))
+	os.Remove(tmp)
+	if err := ConvertImage(ctx, qimg, path, "qcow2", tmp, "qcow2", nil, nil); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("flatten %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("flatten %s: %w", path, err)
+	}
+	return nil
+}
+
+// baseOf returns the folder under bases that the image described by info
+// (found in dir) has as its backing file, if it is one.
+func baseOf(dir, bases string, info imageInfo) (string, bool) {
+	b := info.BackingFilename
+	if b == "" {
+		return "", false
+	}
+	if !filepath.IsAbs(b) {
+		b = filepath.Join(dir, b)
+	}
+	rel, err := filepath.Rel(bases, filepath.Clean(b))
+	if err != nil || strings.HasPrefix(rel, "..") || strings.HasPrefix(filepath.Base(filepath.Dir(rel)), ".") {
+		return "", false
+	}
+	parts := strings.Split(rel, string(filepath.Separator))
+	if len(parts) != 2 {
+		return "", false
+	}
+	return filepath.Join(bases, parts[0]), true
+}
+
+// chainLength counts the bases below and including base dir: 1 for a base
+// of plain images.
+func chainLength(ctx context.Context, qimg, bases, dir string) (int, error) {
+	n := 0
+	for dir != "" && n <= maxBaseChain {
+		n++
+		files, _ := filepath.Glob(filepath.Join(dir, "hd*.qcow2"))
+		next := ""
+		for _, f := range files {
+			info, err := readImageInfo(ctx, qimg, f, "qcow2", true)
+			if err != nil {
+				return 0, err
+			}
+			if b, ok := baseOf(dir, bases, info); ok {
+				next = b
+			}
+		}
+		dir = next
+	}
+	return n, nil
 }
 
 // holdsOwnData reports whether the qcow2 overlay at path has any cluster

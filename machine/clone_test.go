@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -256,16 +258,33 @@ func TestLinkedCloneFreezesInPlace(t *testing.T) {
 	if fileSum(t, frozen) != sum || !holdsAt(t, s.Paths("c1").DiskPath("disk0.qcow2"), "65", "0") {
 		t.Fatal("a write to the source reached its base or its clones")
 	}
-	// Changed since: a clone of the new state gets a base of its own.
+	// Changed since: a clone of the new state gets a base of its own, which
+	// holds only what the source wrote since and sits on the first base.
 	if err := s.Clone(ctx, "src", "c3", CloneOptions{Linked: true}); err != nil {
 		t.Fatal(err)
 	}
-	if got := basesOf(); len(got) != 2 || !holdsAt(t, s.Paths("c3").DiskPath("disk0.qcow2"), "66", "0") {
-		t.Errorf("bases %v; want a second base holding the source's new data", got)
+	if got := basesOf(); len(got) != 2 || !holdsAt(t, s.Paths("c3").DiskPath("disk0.qcow2"), "66", "0") || !holdsAt(t, s.Paths("c1").DiskPath("disk0.qcow2"), "65", "0") {
+		t.Fatalf("bases %v; want a second base holding the source's new data, the first one unchanged", got)
+	}
+	second := ""
+	for _, b := range basesOf() {
+		if b != bases[0] {
+			second = filepath.Join(sp.Dir, basesDir, b, "hd0.qcow2")
+		}
+	}
+	delta, err := readImageInfo(ctx, "qemu-img", second, "qcow2", false)
+	if err != nil || delta.BackingFilename != filepath.Join("..", bases[0], "hd0.qcow2") || filepath.Clean(delta.FullBackingFilename) != frozen {
+		t.Fatalf("second base %s backs onto %q (%q), %v; want ../%s/hd0.qcow2", second, delta.BackingFilename, delta.FullBackingFilename, err, bases[0])
+	}
+	if own, err := holdsOwnData(ctx, "qemu-img", second); err != nil || !own {
+		t.Errorf("second base holds own data: %v, %v", own, err)
+	}
+	if fileSum(t, frozen) != sum {
+		t.Error("freezing again changed the first base")
 	}
 
-	// With every clone gone, the next clone prunes the unused bases but
-	// keeps the one the source's own disk sits on.
+	// With every clone gone, the next clone reuses the base the source sits
+	// on and prunes nothing: the source's disk needs both bases of its chain.
 	for _, n := range []string{"c1", "c2", "c3"} {
 		if err := s.Delete(ctx, n); err != nil {
 			t.Fatal(err)
@@ -274,8 +293,11 @@ func TestLinkedCloneFreezesInPlace(t *testing.T) {
 	if err := s.Clone(ctx, "src", "c4", CloneOptions{Linked: true, Snapshot: ""}); err != nil {
 		t.Fatal(err)
 	}
+	if got := basesOf(); len(got) != 2 {
+		t.Fatalf("bases after the last clone = %v; want the two of the source's chain", got)
+	}
 	if _, err := os.Stat(frozen); err != nil {
-		t.Fatalf("the base under the source's disk was pruned: %v", err)
+		t.Fatalf("the first base under the source's disk was pruned: %v", err)
 	}
 	if !holdsAt(t, srcDisk, "66", "0") || !holdsAt(t, s.Paths("c4").DiskPath("disk0.qcow2"), "66", "0") {
 		t.Error("after pruning, the source or the new clone lost the source's data")
@@ -296,5 +318,38 @@ func TestLinkedCloneFreezesInPlace(t *testing.T) {
 	}
 	if err := s.Delete(ctx, "src"); err != nil {
 		t.Errorf("delete of the source once its clones are gone: %v", err)
+	}
+}
+
+// Freezing again and again builds a chain of bases up to maxBaseChain; at
+// it the source's disk is flattened and the chain starts anew, and every
+// clone reads what the source held when it was made.
+func TestLinkedCloneChainIsBounded(t *testing.T) {
+	s := snapTestStore(t)
+	ctx := context.Background()
+	createDiskVM(t, s, "src", false)
+	sp := s.Paths("src")
+	srcDisk := sp.DiskPath("disk0.qcow2")
+	for k := 1; k <= maxBaseChain+2; k++ {
+		qio(t, srcDisk, fmt.Sprintf("write -P %d 0 64k", k))
+		if err := s.Clone(ctx, "src", fmt.Sprintf("k%d", k), CloneOptions{Linked: true}); err != nil {
+			t.Fatalf("clone %d: %v", k, err)
+		}
+	}
+	for k := 1; k <= maxBaseChain+2; k++ {
+		if !holdsAt(t, s.Paths(fmt.Sprintf("k%d", k)).DiskPath("disk0.qcow2"), strconv.Itoa(k), "0") {
+			t.Errorf("clone k%d does not hold what the source held when it was made", k)
+		}
+	}
+	info, err := readImageInfo(ctx, "qemu-img", srcDisk, "qcow2", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, ok := baseOf(sp.Dir, filepath.Join(sp.Dir, basesDir), info)
+	if !ok {
+		t.Fatalf("source disk backs onto %q, not a base", info.BackingFilename)
+	}
+	if n, err := chainLength(ctx, "qemu-img", filepath.Join(sp.Dir, basesDir), base); err != nil || n > maxBaseChain {
+		t.Errorf("the source sits on a chain of %d bases (%v); want at most %d", n, err, maxBaseChain)
 	}
 }

@@ -22,10 +22,10 @@ func (a *app) cloneCmd() *cobra.Command {
 A full clone copies the disks. A linked clone's disks are thin overlays on a frozen, read-only
 base of SRC's disks kept in SRC's folder: SRC stays fully usable (and snapshottable) and cannot
 corrupt the clone, and SRC cannot be deleted while a linked clone exists. Cloning the current
-state of a VM without snapshots copies nothing: SRC's disk files become the base and SRC goes
-on in new overlays on them. A clone of a snapshot, or of a VM with snapshots, copies SRC's used
-data once into a base that every later linked clone of that same state shares. --snapshot clones
-the disks as they were at that snapshot.`,
+state of a VM without snapshots copies at most what SRC wrote since its last linked clone: SRC's
+disk files become the base and SRC goes on in new overlays on them. A clone of a snapshot, or of
+a VM with snapshots, copies SRC's used data once into a base that every later linked clone of
+that same state shares. --snapshot clones the disks as they were at that snapshot.`,
 		Example: `  vlab clone deb deb-test
   vlab clone deb deb-lab1 --linked --snapshot clean-install`,
 		Args: exactArgs("SRC", "DST"),
