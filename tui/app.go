@@ -450,7 +450,7 @@ func (m *Model) machineAction(msg tea.KeyPressMsg) tea.Cmd {
 	k := &m.keys
 	vm, ok := m.list.Selected()
 	if !ok {
-		for _, b := range []key.Binding{k.Start, k.Stop, k.ForceStop, k.Pause, k.Reset, k.Console, k.Serial, k.Log, k.Snapshots, k.Edit, k.Clone, k.Delete, k.Cmdline, k.Forwards} {
+		for _, b := range []key.Binding{k.Start, k.Stop, k.ForceStop, k.Pause, k.Reset, k.Console, k.Serial, k.Log, k.Snapshots, k.Edit, k.Clone, k.LinkedClone, k.Delete, k.Cmdline, k.Forwards} {
 			if key.Matches(msg, b) {
 				m.status = status{text: "no machine selected: press n to create one"}
 			}
@@ -546,15 +546,32 @@ func (m *Model) machineAction(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Forwards):
 		return m.openView(newForwardsView(m, vm))
 	case key.Matches(msg, k.Clone):
-		m.prompt = newPrompt("Clone "+name+" as", "new name", name+"-clone", svc.ValidateName, func(dst string) tea.Cmd {
-			return m.startJob(jobSpec{
-				title: "cloning " + name + " to " + dst, op: "clone", name: name, ok: "cloned " + name + " to " + dst,
-				run:  func(p ProgressFunc) error { return svc.Clone(ctx, name, dst, p) },
-				then: func(m *Model) tea.Cmd { m.selectNew = dst; return nil },
-			})
-		})
+		m.prompt = m.clonePrompt(ctx, name, false)
+	case key.Matches(msg, k.LinkedClone):
+		m.prompt = m.clonePrompt(ctx, name, true)
 	}
 	return nil
+}
+
+// clonePrompt asks for the name of a full or linked clone of name and then
+// makes it as a job.
+func (m *Model) clonePrompt(ctx context.Context, name string, linked bool) *promptDialog {
+	svc := m.svc
+	title, suggest := "Clone "+name+" as", name+"-clone"
+	if linked {
+		title, suggest = "Linked (thin) clone of "+name+" as", name+"-linked"
+	}
+	return newPrompt(title, "new name", suggest, svc.ValidateName, func(dst string) tea.Cmd {
+		ok := "cloned " + name + " to " + dst
+		if linked {
+			ok = "made " + dst + ", a linked clone of " + name + " (" + name + " cannot be deleted while it exists)"
+		}
+		return m.startJob(jobSpec{
+			title: "cloning " + name + " to " + dst, op: "clone", name: name, ok: ok,
+			run:  func(p ProgressFunc) error { return svc.Clone(ctx, name, dst, linked, p) },
+			then: func(m *Model) tea.Cmd { m.selectNew = dst; return nil },
+		})
+	})
 }
 
 func (m *Model) openConsole(vm VM) tea.Cmd {

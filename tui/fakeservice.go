@@ -30,7 +30,8 @@ type FakeService struct {
 	profiles  []Profile
 	calls     []string
 	serialOut map[string][]byte
-	autoPort  int // the last host port handed to an auto forward
+	autoPort  int               // the last host port handed to an auto forward
+	linkedTo  map[string]string // linked clone -> its source
 
 	// StartDelay, when set, keeps a started machine in StateStarting for
 	// that long before it turns running (to exercise live updates).
@@ -44,6 +45,7 @@ type FakeService struct {
 func NewFakeService() *FakeService {
 	return &FakeService{
 		vms:       map[string]*VM{},
+		linkedTo:  map[string]string{},
 		snaps:     map[string][]Snapshot{},
 		logs:      map[string]string{},
 		fail:      map[string]error{},
@@ -508,6 +510,12 @@ func (f *FakeService) Delete(ctx context.Context, name string) error {
 		if vm.State.Active() {
 			return WithFix(fmt.Errorf("delete %q: machine is %s", name, vm.State), "stop it first (x)")
 		}
+		for clone, src := range f.linkedTo {
+			if src == name {
+				return WithFix(fmt.Errorf("delete %q: linked clone %q sits on its disks", name, clone), "delete "+clone+" first")
+			}
+		}
+		delete(f.linkedTo, name)
 		delete(f.vms, name)
 		delete(f.snaps, name)
 		return nil
@@ -515,7 +523,7 @@ func (f *FakeService) Delete(ctx context.Context, name string) error {
 }
 
 // Clone implements Service.
-func (f *FakeService) Clone(ctx context.Context, src, dst string, progress ProgressFunc) error {
+func (f *FakeService) Clone(ctx context.Context, src, dst string, linked bool, progress ProgressFunc) error {
 	f.mu.Lock()
 	err := f.begin("Clone", src)
 	var vm *VM
@@ -533,8 +541,10 @@ func (f *FakeService) Clone(ctx context.Context, src, dst string, progress Progr
 	if err != nil {
 		return err
 	}
-	if err := f.job(ctx, "copying disks", 1<<30, progress); err != nil {
-		return err
+	if !linked { // a linked clone copies nothing
+		if err := f.job(ctx, "copying disks", 1<<30, progress); err != nil {
+			return err
+		}
 	}
 	c.Name = dst
 	setStopped(&c)
@@ -544,6 +554,9 @@ func (f *FakeService) Clone(ctx context.Context, src, dst string, progress Progr
 	}
 	f.mu.Lock()
 	f.vms[dst] = &c
+	if linked {
+		f.linkedTo[dst] = src
+	}
 	f.mu.Unlock()
 	f.notify()
 	return nil

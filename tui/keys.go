@@ -10,9 +10,9 @@ type KeyMap struct {
 	Up, Down, PageUp, PageDown, Top, Bottom key.Binding
 
 	// Machine actions on the list.
-	New, Start, Stop, ForceStop, Pause, Reset key.Binding
-	Console, Serial, Log, Snapshots, Edit     key.Binding
-	Clone, Delete, Cmdline, Forwards          key.Binding
+	New, Start, Stop, ForceStop, Pause, Reset     key.Binding
+	Console, Serial, Log, Snapshots, Edit         key.Binding
+	Clone, LinkedClone, Delete, Cmdline, Forwards key.Binding
 
 	// List and app.
 	Filter, ClearFilter, Help, Quit key.Binding
@@ -37,21 +37,22 @@ func DefaultKeyMap() KeyMap {
 		Top:      b([]string{"home", "g"}, "g/home", "first"),
 		Bottom:   b([]string{"end", "G"}, "G/end", "last"),
 
-		New:       b([]string{"n"}, "n", "new"),
-		Start:     b([]string{"s"}, "s", "start"),
-		Stop:      b([]string{"x"}, "x", "stop"),
-		ForceStop: b([]string{"K"}, "K", "force stop"),
-		Pause:     b([]string{"p"}, "p", "pause/resume"),
-		Reset:     b([]string{"R"}, "R", "reset"),
-		Console:   b([]string{"v"}, "v", "VNC console"),
-		Serial:    b([]string{"c"}, "c", "serial"),
-		Log:       b([]string{"l"}, "l", "qemu.log"),
-		Snapshots: b([]string{"t"}, "t", "snapshots"),
-		Edit:      b([]string{"e"}, "e", "edit"),
-		Clone:     b([]string{"y"}, "y", "clone"),
-		Delete:    b([]string{"D"}, "D", "delete"),
-		Cmdline:   b([]string{"i"}, "i", "qemu cmdline"),
-		Forwards:  b([]string{"f"}, "f", "port forwards"),
+		New:         b([]string{"n"}, "n", "new"),
+		Start:       b([]string{"s"}, "s", "start"),
+		Stop:        b([]string{"x"}, "x", "stop"),
+		ForceStop:   b([]string{"K"}, "K", "force stop"),
+		Pause:       b([]string{"p"}, "p", "pause/resume"),
+		Reset:       b([]string{"R"}, "R", "reset"),
+		Console:     b([]string{"v"}, "v", "VNC console"),
+		Serial:      b([]string{"c"}, "c", "serial"),
+		Log:         b([]string{"l"}, "l", "qemu.log"),
+		Snapshots:   b([]string{"t"}, "t", "snapshots"),
+		Edit:        b([]string{"e"}, "e", "edit"),
+		Clone:       b([]string{"y"}, "y", "clone"),
+		LinkedClone: b([]string{"Y"}, "Y", "linked clone"),
+		Delete:      b([]string{"D"}, "D", "delete"),
+		Cmdline:     b([]string{"i"}, "i", "qemu cmdline"),
+		Forwards:    b([]string{"f"}, "f", "port forwards"),
 
 		Filter:      b([]string{"/"}, "/", "filter"),
 		ClearFilter: b([]string{"esc"}, "esc", "clear filter"),
@@ -96,7 +97,7 @@ func (k KeyMap) listHelp() bindings {
 			{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Filter},
 			{k.New, k.Start, k.Stop, k.ForceStop, k.Pause, k.Reset},
 			{k.Console, k.Serial, k.Log, k.Cmdline, k.Snapshots, k.Forwards},
-			{k.Edit, k.Clone, k.Delete, k.Help, k.Quit},
+			{k.Edit, k.Clone, k.LinkedClone, k.Delete, k.Help, k.Quit},
 		},
 	}
 }

@@ -402,8 +402,8 @@ func machineProgress(step string, p ProgressFunc) machine.ProgressFunc {
 }
 
 // Clone implements Service.
-func (s *MachineService) Clone(ctx context.Context, src, dst string, progress ProgressFunc) error {
-	return s.store.Clone(ctx, src, dst, machine.CloneOptions{Progress: machineProgress("copying disks", progress)})
+func (s *MachineService) Clone(ctx context.Context, src, dst string, linked bool, progress ProgressFunc) error {
+	return s.store.Clone(ctx, src, dst, machine.CloneOptions{Linked: linked, Progress: machineProgress("copying disks", progress)})
 }
 
 // Update implements Service. A running VM can only change its ISO (a live

@@ -43,7 +43,9 @@ type Service interface {
 	// Delete removes a stopped machine and its disks.
 	Delete(ctx context.Context, name string) error
 	// Clone copies a stopped machine under a new name; progress may be nil.
-	Clone(ctx context.Context, src, dst string, progress ProgressFunc) error
+	// A linked clone's disks are thin overlays on a frozen base of src's
+	// disks (src cannot be deleted while the clone exists).
+	Clone(ctx context.Context, src, dst string, linked bool, progress ProgressFunc) error
 	// Update replaces a machine's editable settings.
 	Update(ctx context.Context, name string, s Settings) error
 	// AddForward adds a port forward to NIC nic of a machine (-1: its first

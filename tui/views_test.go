@@ -490,3 +490,23 @@ func TestNoColor(t *testing.T) {
 		t.Fatal("colour off without NO_COLOR")
 	}
 }
+
+func TestLinkedCloneProtectsItsSource(t *testing.T) {
+	f := demoService()
+	h := newHarness(t, f, 120, 40)
+	selectVM(t, h, "arm-build")
+	h.press("Y")
+	h.contains("Linked (thin) clone of arm-build as", "arm-build-linked")
+	h.press("enter")
+	if _, ok := f.VM("arm-build-linked"); !ok {
+		t.Fatal("no linked clone made")
+	}
+	h.contains("a linked clone of arm-build")
+	selectVM(t, h, "arm-build")
+	h.press("D")
+	h.press("y")
+	h.contains(`linked clone "arm-build-linked" sits on its disks`)
+	if _, ok := f.VM("arm-build"); !ok {
+		t.Fatal("the source of a linked clone was deleted")
+	}
+}
