@@ -269,7 +269,8 @@ func (s *Store) makeBase(base string, fill func(dir string) error) error {
 }
 
 // pruneBases removes the base folders of VM name that neither a linked
-// clone nor the VM itself uses any more (and leftovers of interrupted clones). The caller holds name's
+// clone nor the VM itself uses any more, directly or as the base under a
+// used base (and leftovers of interrupted clones). The caller holds name's
 // lock. When anything is unclear it removes nothing.
 func (s *Store) pruneBases(ctx context.Context, name string) {
 	dir := filepath.Join(s.Paths(name).Dir, basesDir)
@@ -318,14 +319,14 @@ func (s *Store) pruneBases(ctx context.Context, name string) {
 	// used too.
 	for changed := true; changed; {
 		changed = false
-		for name := range used {
-			files, _ := filepath.Glob(filepath.Join(dir, name, "hd*.qcow2"))
+		for u := range used {
+			files, _ := filepath.Glob(filepath.Join(dir, u, "hd*.qcow2"))
 			for _, f := range files {
 				info, err := readImageInfo(ctx, qimg, f, "qcow2", true)
 				if err != nil {
 					return
 				}
-				if b, ok := baseOf(filepath.Join(dir, name), dir, info); ok && !used[filepath.Base(b)] {
+				if b, ok := baseOf(filepath.Join(dir, u), dir, info); ok && !used[filepath.Base(b)] {
 					used[filepath.Base(b)] = true
 					changed = true
 				}
