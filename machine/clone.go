@@ -315,8 +315,7 @@ func (s *Store) pruneBases(ctx context.Context, name string) {
 			}
 		}
 	}
-	// A base used is a base whose own images sit on other bases: those are
-	// used too.
+	// A base that a used base's images sit on is used too.
 	for changed := true; changed; {
 		changed = false
 		for u := range used {
