@@ -86,22 +86,12 @@ func ProfileFits(arch emulator.Arch, p profiles.Profile) bool {
 
 // ConsoleFor returns the kernel console device a direct kernel boot of spec
 // should name in its command line (console=...): the profile's when spec
-// has one, else the arch's serial console.
+// has one, else the arch's serial console (emulator.Console).
 func ConsoleFor(spec *Spec) string {
 	if spec.Profile != "" {
 		if p, err := profiles.Get(spec.Profile); err == nil && p.Console != "" && ProfileFits(spec.Arch, p) {
 			return p.Console
 		}
 	}
-	switch spec.Arch {
-	case emulator.ArchX86_64, emulator.ArchI386:
-		return "ttyS0"
-	case emulator.ArchAArch64, emulator.ArchARM:
-		return "ttyAMA0"
-	case emulator.ArchPPC64:
-		return "hvc0"
-	case emulator.ArchPPC:
-		return "ttyPZ0"
-	}
-	return ""
+	return emulator.Console(spec.Arch)
 }
