@@ -62,12 +62,8 @@ func screenshot(ctx context.Context, s *machine.Store, name, out string) (int, i
 	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
 		return 0, 0, fmt.Errorf("screenshot %q: %s is a folder: give a file name ending in .png", name, out)
 	}
-	st, err := s.Status(ctx, name)
-	if err != nil {
+	if err := requireActive(ctx, s, "screenshot", name); err != nil {
 		return 0, 0, err
-	}
-	if !st.State.Active() {
-		return 0, 0, fmt.Errorf("screenshot %q: %w (state %s): start it with `vlab start %s`", name, machine.ErrNotRunning, st.State, name)
 	}
 	// QEMU writes the file itself: into a temp file beside the result, renamed
 	// into place once complete.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,12 +112,8 @@ and output is printed until the VM's console closes or vlab is interrupted.`,
 				return err
 			}
 			name := args[0]
-			st, err := s.Status(cmd.Context(), name)
-			if err != nil {
+			if err := requireActive(cmd.Context(), s, "console", name); err != nil {
 				return err
-			}
-			if !st.State.Active() {
-				return fmt.Errorf("console %q: %w (state %s): start it with `vlab start %s`", name, machine.ErrNotRunning, st.State, name)
 			}
 			p := s.Paths(name)
 			ser, err := console.AttachSerial(cmd.Context(), p.Serial)
@@ -150,6 +147,19 @@ and output is printed until the VM's console closes or vlab is interrupted.`,
 			return err
 		},
 	}
+}
+
+// requireActive returns nil when VM name runs (or is starting, paused...),
+// else an error naming op that says how to start it.
+func requireActive(ctx context.Context, s *machine.Store, op, name string) error {
+	st, err := s.Status(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !st.State.Active() {
+		return fmt.Errorf("%s %q: %w (state %s): start it with `vlab start %s`", op, name, machine.ErrNotRunning, st.State, name)
+	}
+	return nil
 }
 
 // check is one line of `vlab doctor`.

@@ -105,14 +105,7 @@ func vncReady(ctx context.Context, s *machine.Store, name string) error {
 	if spec.Display != emulator.DisplayVNC {
 		return fmt.Errorf("vnc %q: the vm has no graphical console (display %s): use `vlab console %s`, or set display = \"vnc\" in its machine.toml", name, spec.Display, name)
 	}
-	st, err := s.Status(ctx, name)
-	if err != nil {
-		return err
-	}
-	if !st.State.Active() {
-		return fmt.Errorf("vnc %q: %w (state %s): start it with `vlab start %s`", name, machine.ErrNotRunning, st.State, name)
-	}
-	return nil
+	return requireActive(ctx, s, "vnc", name)
 }
 
 // setVNCPassword returns the function that sets the password of name's
