@@ -88,6 +88,7 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 		src, format string
 		at          bool // read the snapshot, not the current state
 		size        int64
+		info        imageInfo
 	}
 	var jobs []job // one per disk, then the UEFI vars
 	var total float64
@@ -106,7 +107,7 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 		if err != nil {
 			return fmt.Errorf("clone %q: %w", src, err)
 		}
-		j.size = info.VirtualSize
+		j.size, j.info = info.VirtualSize, info
 		total += float64(j.size)
 		jobs = append(jobs, j)
 	}
@@ -161,7 +162,11 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 		base = filepath.Join(sp.Dir, basesDir, id)
 	}
 	if opts.Linked && opts.Snapshot == "" {
-		frozen, err := s.freezeInPlace(ctx, qimg, sp, spec, sc)
+		infos := make([]imageInfo, len(spec.Disks))
+		for i := range spec.Disks {
+			infos[i] = jobs[i].info
+		}
+		frozen, err := s.freezeInPlace(ctx, qimg, sp, spec, sc, infos)
 		if err != nil {
 			return fmt.Errorf("clone %q to %q: %w", src, dst, err)
 		}
@@ -287,6 +292,13 @@ func (s *Store) pruneBases(ctx context.Context, name string) {
 		return
 	}
 	used := map[string]bool{}
+	var queue []string // used bases whose own images are still to look at
+	mark := func(imgDir string, info imageInfo) {
+		if b, ok := baseOf(imgDir, dir, info); ok && !used[filepath.Base(b)] {
+			used[filepath.Base(b)] = true
+			queue = append(queue, b)
+		}
+	}
 	// The linked clones' disks, and the VM's own: after a freeze in place
 	// its disks are overlays on a base too.
 	for _, dep := range append(deps, name) {
@@ -300,36 +312,20 @@ func (s *Store) pruneBases(ctx context.Context, name string) {
 			if err != nil {
 				return
 			}
-			b := info.FullBackingFilename
-			if b == "" {
-				b = info.BackingFilename
-			}
-			if b == "" {
-				continue
-			}
-			if !filepath.IsAbs(b) {
-				b = filepath.Join(dp.Dir, b)
-			}
-			if rel, err := filepath.Rel(dir, filepath.Clean(b)); err == nil && !strings.HasPrefix(rel, "..") {
-				used[strings.SplitN(rel, string(filepath.Separator), 2)[0]] = true
-			}
+			mark(dp.Dir, info)
 		}
 	}
 	// A base that a used base's images sit on is used too.
-	for changed := true; changed; {
-		changed = false
-		for u := range used {
-			files, _ := filepath.Glob(filepath.Join(dir, u, "hd*.qcow2"))
-			for _, f := range files {
-				info, err := readImageInfo(ctx, qimg, f, "qcow2", true)
-				if err != nil {
-					return
-				}
-				if b, ok := baseOf(filepath.Join(dir, u), dir, info); ok && !used[filepath.Base(b)] {
-					used[filepath.Base(b)] = true
-					changed = true
-				}
+	for len(queue) > 0 {
+		b := queue[0]
+		queue = queue[1:]
+		files, _ := filepath.Glob(filepath.Join(b, "hd*.qcow2"))
+		for _, f := range files {
+			info, err := readImageInfo(ctx, qimg, f, "qcow2", true)
+			if err != nil {
+				return
 			}
+			mark(b, info)
 		}
 	}
 	for _, e := range ents {
@@ -357,8 +353,9 @@ const maxBaseChain = 8
 // a chain maxBaseChain long is first flattened into a plain image.
 //
 // Every step leaves src's disk paths valid: until the final rename a disk
-// is its old file, after it the new overlay.
-func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *Spec, sc *snapshotCtx) (string, error) {
+// is its old file, after it the new overlay. infos are what qemu-img info
+// said of spec's disks, in order.
+func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *Spec, sc *snapshotCtx, infos []imageInfo) (string, error) {
 	if len(sc.tree.Snapshots) > 0 {
 		return "", nil
 	}
@@ -375,49 +372,44 @@ func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *
 		if d.ReadOnly {
 			continue
 		}
-		path := sp.DiskPath(d.File)
+		path, info := sp.DiskPath(d.File), infos[i]
 		if diskFormat(d) != "qcow2" {
 			return "", nil
-		}
-		info, err := readImageInfo(ctx, qimg, path, "qcow2", false)
-		if err != nil {
-			return "", err
 		}
 		if len(info.Snapshots) > 0 {
 			return "", nil
 		}
 		dk := disk{i: i, path: path, size: info.VirtualSize}
-		if info.BackingFilename != "" {
-			dir, ok := baseOf(sp.Dir, bases, info)
-			if !ok {
-				return "", nil
-			}
-			n, err := chainLength(ctx, qimg, bases, dir)
-			if err != nil {
+		disks = append(disks, dk)
+		if info.BackingFilename == "" {
+			allClean = false
+			continue
+		}
+		dir, ok := baseOf(sp.Dir, bases, info)
+		if !ok {
+			return "", nil
+		}
+		n, err := chainLength(ctx, qimg, bases, dir)
+		if err != nil {
+			return "", err
+		}
+		if n >= maxBaseChain {
+			// Flatten the disk into a plain image (one copy, as without a
+			// freeze), which then freezes like a new one.
+			allClean = false
+			if err := flattenDisk(ctx, qimg, path); err != nil {
 				return "", err
 			}
-			if n >= maxBaseChain {
-				// Flatten the disk into a plain image (one copy, as
-				// without a freeze), which then freezes like a new one.
-				if err := flattenDisk(ctx, qimg, path); err != nil {
-					return "", err
-				}
-				allClean = false
-				disks = append(disks, dk)
-				continue
-			}
-			own, err := holdsOwnData(ctx, qimg, path)
-			if err != nil {
-				return "", err
-			}
-			if own || (reuse != "" && reuse != dir) {
-				allClean = false
-			}
-			reuse, dk.onBase = dir, dir
-		} else {
+			continue
+		}
+		own, err := holdsOwnData(ctx, qimg, path)
+		if err != nil {
+			return "", err
+		}
+		if own || (reuse != "" && reuse != dir) {
 			allClean = false
 		}
-		disks = append(disks, dk)
+		reuse, disks[len(disks)-1].onBase = dir, dir
 	}
 	if len(disks) == 0 {
 		return "", nil
