@@ -63,14 +63,21 @@ not positions: it does not line up with yours.`,
 			case asJSON:
 				return serveEndpoint(cmd, s, name)
 			case external:
-				return openExternal(cmd, s, name, viewer)
+				vw, err := console.FindViewer(viewerCommand(s, viewer))
+				if err != nil {
+					return fmt.Errorf("vnc %q: %w", name, err)
+				}
+				if !graphicalSession() {
+					return fmt.Errorf("vnc %q: %s needs a graphical session (DISPLAY and WAYLAND_DISPLAY are unset): use `vlab vnc %s` in this terminal, or --external --json for a remote client", name, vw.Name, name)
+				}
+				return openExternal(cmd, s, name, vw)
 			}
 			if !term.IsTerminal(os.Stdin.Fd()) || !term.IsTerminal(os.Stdout.Fd()) {
 				// No terminal to draw in: the next best is an external
 				// viewer, when there is a graphical session to show it.
 				if graphicalSession() {
-					if _, err := console.FindViewer(viewerCommand(s, viewer)); err == nil {
-						return openExternal(cmd, s, name, viewer)
+					if vw, err := console.FindViewer(viewerCommand(s, viewer)); err == nil {
+						return openExternal(cmd, s, name, vw)
 					}
 				}
 				return fmt.Errorf("vnc %q: the built-in viewer needs a terminal: use --external for a VNC viewer, or --external --json for an endpoint", name)
@@ -153,15 +160,9 @@ func serveEndpoint(cmd *cobra.Command, s *machine.Store, name string) error {
 	return nil
 }
 
-// openExternal starts an external viewer and waits for it to close.
-func openExternal(cmd *cobra.Command, s *machine.Store, name, command string) error {
-	vw, err := console.FindViewer(viewerCommand(s, command))
-	if err != nil {
-		return fmt.Errorf("vnc %q: %w", name, err)
-	}
-	if !graphicalSession() {
-		return fmt.Errorf("vnc %q: %s needs a graphical session (DISPLAY and WAYLAND_DISPLAY are unset): use `vlab vnc %s` in this terminal, or --external --json for a remote client", name, vw.Name, name)
-	}
+// openExternal starts the external viewer vw on name's screen and waits
+// for it to close.
+func openExternal(cmd *cobra.Command, s *machine.Store, name string, vw *console.ExternalViewer) error {
 	p := s.Paths(name)
 	target := console.Target{Socket: p.VNC, Title: name}
 	if !vw.UsesSocket() {
