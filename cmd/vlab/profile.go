@@ -269,8 +269,8 @@ func (cp *createProfile) apply(spec *machine.Spec) {
 	}
 }
 
-// finish attaches the cloud-init seed to the created VM (deleting the VM
-// again when that fails) and prints the profile's notes and a console hint.
+// finish attaches the cloud-init seed to the created VM, deleting the VM
+// again when that fails.
 func (cp *createProfile) finish(cmd *cobra.Command, s *machine.Store, spec *machine.Spec) error {
 	if cp.ci != nil {
 		if err := s.SetCloudInit(cmd.Context(), spec.Name, *cp.ci); err != nil {

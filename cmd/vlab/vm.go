@@ -18,7 +18,7 @@ import (
 
 func (a *app) createCmd() *cobra.Command {
 	var sf specFlags
-	var cp createProfile // --profile, --cloud-init (issue 4)
+	var cp createProfile // --profile, --cloud-init
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Define a new VM (and create its disk)",
@@ -31,7 +31,7 @@ func (a *app) createCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// OS profile and cloud-init (issue 4, cmd/vlab/profile.go): begin
+			// The OS profile and cloud-init steps are in profile.go.
 			ar, err := cp.prepare(cmd, a, &sf)
 			if err != nil {
 				return err
@@ -42,7 +42,6 @@ func (a *app) createCmd() *cobra.Command {
 				return err
 			}
 			cp.apply(spec)
-			// OS profile and cloud-init: end
 			if len(spec.Disks) == 0 && spec.Boot.ISO != "" {
 				// An installer needs somewhere to install to.
 				spec.Disks = []machine.DiskSpec{{File: "disk0.qcow2", Size: 20 * machine.GiB, Format: "qcow2"}}
@@ -50,7 +49,7 @@ func (a *app) createCmd() *cobra.Command {
 			if err := s.Create(cmd.Context(), spec); err != nil {
 				return err
 			}
-			if err := cp.finish(cmd, s, spec); err != nil { // cloud-init seed (issue 4)
+			if err := cp.finish(cmd, s, spec); err != nil { // cloud-init seed
 				return err
 			}
 			if a.json {
@@ -58,14 +57,14 @@ func (a *app) createCmd() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "created %s (%s, %s, %d cpu); start it with `vlab start %s`\n",
 				spec.Name, spec.Arch, spec.Memory, spec.CPUs, spec.Name)
-			cp.report(cmd, spec) // profile notes, console hint (issue 4)
+			cp.report(cmd, spec) // profile notes, console hint
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&sf.arch, "arch", emulator.ArchX86_64.String(), "guest arch: "+strings.Join(emulator.ArchNames(), ", "))
 	sf.register(f, true)
-	cp.register(f) // issue 4
+	cp.register(f)
 	f.BoolVar(&a.json, "json", false, "print the new VM as JSON")
 	return cmd
 }
