@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -463,7 +464,7 @@ func (p Paths) netRecord() string { return filepath.Join(p.Run, netFile) }
 // readNetRecord returns the record of the QEMU now running as pid, if any.
 func (s *Store) readNetRecord(name string, pid int) (netRecord, bool) {
 	var rec netRecord
-	if err := readJSON(s.Paths(name).netRecord(), &rec); err != nil || rec.PID != pid || pid == 0 {
+	if pid == 0 || readJSON(s.Paths(name).netRecord(), &rec) != nil || rec.PID != pid {
 		return netRecord{}, false
 	}
 	return rec, true
@@ -481,16 +482,28 @@ func (s *Store) Network(ctx context.Context, name string) (NetInfo, error) {
 	if err != nil {
 		return NetInfo{}, err
 	}
+	return s.NetworkOf(ctx, spec, st), nil
+}
+
+// NetworkOf is Network for a caller that already holds the VM's spec and
+// status (from Load and Status), so neither is read again.
+func (s *Store) NetworkOf(ctx context.Context, spec *Spec, st Status) NetInfo {
+	name := spec.Name
 	info := NetInfo{Name: name, Running: st.State.Active(), NICs: []NICInfo{}}
+	// Only user-mode NICs have forwards and a connection table to ask for.
 	var rows map[string][]usernetRow
-	rec, haveRec := s.readNetRecord(name, st.PID)
-	if info.Running {
+	if info.Running && slices.ContainsFunc(spec.NICs, func(n NICSpec) bool { return n.Mode == emulator.NetUser }) {
 		qctx, cancel := context.WithTimeout(ctx, qmpTimeout)
 		if mon, err := emulator.DialAny(qctx, s.Paths(name).QMP); err == nil {
 			rows, _ = usernet(qctx, mon)
 			mon.Close()
 		}
 		cancel()
+	}
+	var rec netRecord
+	haveRec := false
+	if rows == nil { // QEMU could not be asked: the record says what it bound
+		rec, haveRec = s.readNetRecord(name, st.PID)
 	}
 	for i, n := range spec.NICs {
 		ni := NICInfo{
@@ -526,7 +539,7 @@ func (s *Store) Network(ctx context.Context, name string) (NetInfo, error) {
 		}
 		info.NICs = append(info.NICs, ni)
 	}
-	return info, nil
+	return info
 }
 
 func forwardInfo(f Forward) ForwardInfo {
@@ -644,14 +657,15 @@ func (s *Store) AddForward(ctx context.Context, name string, nic int, f Forward)
 // guest port whose host port is f's, or any when f's is auto; or, on a
 // running VM, the forward QEMU bound to f's host port.
 func (s *Store) RemoveForward(ctx context.Context, name string, nic int, f Forward) (ForwardInfo, error) {
-	info, err := s.Network(ctx, name)
-	if err != nil {
-		return ForwardInfo{}, err
-	}
 	spec, err := s.Load(name)
 	if err != nil {
 		return ForwardInfo{}, err
 	}
+	st, err := s.Status(ctx, name)
+	if err != nil {
+		return ForwardInfo{}, err
+	}
+	info := s.NetworkOf(ctx, spec, st)
 	ni, k := -1, -1
 	for i, n := range info.NICs {
 		if nic >= 0 && i != nic {
@@ -679,7 +693,6 @@ func (s *Store) RemoveForward(ctx context.Context, name string, nic int, f Forwa
 			fi.Note = "still bound until the next start: " + err.Error()
 		} else {
 			fi.Active = false
-			st, _ := s.Status(ctx, name)
 			s.updateNetRecord(name, st.PID, nicID(ni), func(b []boundFwd) []boundFwd {
 				out := b[:0:0]
 				for _, x := range b {
