@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"vlab/emulator"
+	"vlab/internal/fixture"
 )
 
 // TestBootStopEachArch is the core promise on three arches: create, start,
@@ -51,8 +50,7 @@ func TestBootStopEachArch(t *testing.T) {
 			if !strings.Contains(out, "powerdown") {
 				t.Errorf("stop did not end by ACPI power-down: %q", out)
 			}
-			log := e.waitSerial(name, "VLAB-POWERDOWN")
-			_ = log
+			e.waitSerial(name, "VLAB-POWERDOWN")
 			if st := e.state(name); st != "stopped" {
 				t.Fatalf("after stop: state %s", st)
 			}
@@ -115,18 +113,7 @@ func TestForwardReachesGuestHTTP(t *testing.T) {
 		"--display", "none", "--isolated", "--forward", fmt.Sprintf("tcp:%d:8080", port))
 	e.ok("start", name)
 	e.waitSerial(name, "VLAB-HTTPD 8080")
-	var body string
-	waitFor(t, "the forwarded HTTP server", time.Minute, func() bool {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		body = string(b)
-		return resp.StatusCode == 200
-	})
-	if !strings.Contains(body, "VLAB-HTTP-OK") {
+	if body := waitHTTP(t, fmt.Sprintf("127.0.0.1:%d", port)); !strings.Contains(body, fixture.MarkerHTTPOK) {
 		t.Fatalf("forwarded port served %q", body)
 	}
 	// The port is held: a second VM forwarding the same port fails to
@@ -190,29 +177,15 @@ func TestQMPWhileAnotherClientHoldsAMonitor(t *testing.T) {
 		t.Errorf("graphical vm has no VNC unix socket at %s", s.VNCSocket)
 	}
 	// Sockets live in a private directory.
-	if fi, err := os.Stat(filepath.Dir(s.QMPSocket)); err != nil || fi.Mode().Perm() != 0o700 {
+	if fi, err := os.Stat(filepath.Dir(s.QMPSocket)); err != nil {
+		t.Errorf("runtime dir: %v", err)
+	} else if fi.Mode().Perm() != 0o700 {
 		t.Errorf("runtime dir mode %v", fi.Mode())
 	}
-	if tcp := listeningTCP(t, s.PID); len(tcp) > 0 {
+	if tcp := listenersOf(t, s.PID); len(tcp) > 0 {
 		t.Errorf("qemu listens on TCP %v by default", tcp)
 	}
 	e.ok("stop", name)
-}
-
-// listeningTCP lists TCP ports QEMU process pid listens on.
-func listeningTCP(t *testing.T, pid int) []string {
-	out, err := exec.Command("ss", "-Hltnp").Output()
-	if err != nil {
-		t.Logf("ss unavailable: %v", err)
-		return nil
-	}
-	var ports []string
-	for _, l := range strings.Split(string(out), "\n") {
-		if strings.Contains(l, fmt.Sprintf("pid=%d,", pid)) {
-			ports = append(ports, l)
-		}
-	}
-	return ports
 }
 
 // TestKilledVlabLeavesVMRunning: kill -9 of a vlab process attached to a
@@ -239,11 +212,10 @@ func TestKilledVlabLeavesVMRunning(t *testing.T) {
 		for {
 			n, err := stdout.Read(chunk)
 			buf = append(buf, chunk[:n]...)
-			if strings.Contains(string(buf), "typed-through-console") && strings.Contains(string(buf), "echo") {
-				if strings.Count(string(buf), "typed-through-console") >= 2 {
-					found <- true
-					return
-				}
+			// The typed line's echo and the command's output.
+			if s := string(buf); strings.Count(s, "typed-through-console") >= 2 && strings.Contains(s, "echo") {
+				found <- true
+				return
 			}
 			if err != nil {
 				found <- false
@@ -269,8 +241,8 @@ func TestKilledVlabLeavesVMRunning(t *testing.T) {
 	if st := e.state(name); st != "running" {
 		t.Fatalf("after kill -9 of vlab: state %s", st)
 	}
-	// Its serial console is free again for the next client.
-	out, _, _ := e.runIn("", "list")
+	// The next vlab process sees it running.
+	out, _, _ := e.run("list")
 	if !strings.Contains(out, "running") {
 		t.Fatalf("list: %s", out)
 	}
