@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -235,22 +236,22 @@ func (s *Store) CreateLab(ctx context.Context, lab Lab) (Lab, error) {
 	return lab, nil
 }
 
-// LabMembers lists the VMs with a NIC on lab name.
-func (s *Store) LabMembers(name string) ([]string, error) {
+// labMembers maps each lab to the VMs with a NIC on it, reading every VM's
+// spec once.
+func (s *Store) labMembers() (map[string][]string, error) {
 	vms, err := s.Names()
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	out := map[string][]string{}
 	for _, vm := range vms {
 		spec, err := s.Load(vm)
 		if err != nil {
 			continue
 		}
 		for _, n := range spec.NICs {
-			if n.Mode == NetLab && n.Lab == name {
-				out = append(out, vm)
-				break
+			if n.Mode == NetLab && !slices.Contains(out[n.Lab], vm) {
+				out[n.Lab] = append(out[n.Lab], vm)
 			}
 		}
 	}
@@ -263,13 +264,14 @@ func (s *Store) Labs() ([]LabInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	members, _ := s.labMembers() // unreadable: labs are listed without members
 	out := []LabInfo{}
 	for _, n := range names {
-		li, err := s.LabInfo(n)
+		lab, err := s.LoadLab(n)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, li)
+		out = append(out, s.labInfo(lab, members[n]))
 	}
 	return out, nil
 }
@@ -280,13 +282,19 @@ func (s *Store) LabInfo(name string) (LabInfo, error) {
 	if err != nil {
 		return LabInfo{}, err
 	}
+	members, _ := s.labMembers()
+	return s.labInfo(lab, members[name]), nil
+}
+
+// labInfo adds to lab its members, switch state and leases.
+func (s *Store) labInfo(lab Lab, members []string) LabInfo {
 	li := LabInfo{Lab: lab, Members: []string{}}
-	if m, err := s.LabMembers(name); err == nil && m != nil {
-		li.Members = m
+	if members != nil {
+		li.Members = members
 	}
-	li.PID, li.Switch = s.labSwitchPID(name)
-	li.Leases = s.labLeases(name)
-	return li, nil
+	li.PID, li.Switch = s.labSwitchPID(lab.Name)
+	li.Leases = s.labLeases(lab.Name)
+	return li
 }
 
 // labSwitchPID reports the pid of lab name's switch, if one runs: a running
@@ -312,12 +320,12 @@ func (s *Store) RemoveLab(ctx context.Context, name string, force bool) error {
 	if _, err := s.LoadLab(name); err != nil {
 		return err
 	}
-	members, err := s.LabMembers(name)
+	members, err := s.labMembers()
 	if err != nil {
 		return err
 	}
-	if len(members) > 0 && !force {
-		return fmt.Errorf("remove lab %q: %w by %s: move their nics first (vlab edit VM --nic ...) or use --force", name, ErrLabInUse, strings.Join(members, ", "))
+	if len(members[name]) > 0 && !force {
+		return fmt.Errorf("remove lab %q: %w by %s: move their nics first (vlab edit VM --nic ...) or use --force", name, ErrLabInUse, strings.Join(members[name], ", "))
 	}
 	lp := s.labPaths(name)
 	if err := os.RemoveAll(lp.Dir); err != nil {
@@ -361,13 +369,10 @@ var LabSwitchCommand = func(conf string) ([]string, error) {
 	return []string{exe, "net", "lab", "serve", conf}, nil
 }
 
-// ensureLabSwitch starts the switch of lab name unless one runs, and waits
-// until it serves its socket.
-func (s *Store) ensureLabSwitch(ctx context.Context, name string) error {
-	lab, err := s.LoadLab(name)
-	if err != nil {
-		return err
-	}
+// ensureLabSwitch starts the switch of lab unless one runs, and waits until
+// it serves its socket.
+func (s *Store) ensureLabSwitch(ctx context.Context, lab Lab) error {
+	name := lab.Name
 	lp := s.labPaths(name)
 	if err := ensurePrivateDir(filepath.Dir(lp.Run)); err != nil {
 		return err

@@ -226,13 +226,14 @@ func (s *Store) prepareNetwork(ctx context.Context, spec *Spec) error {
 				return err
 			}
 		case NetLab:
-			if _, err := s.LoadLab(n.Lab); err != nil {
+			lab, err := s.LoadLab(n.Lab)
+			if err != nil {
 				return err
 			}
 			if err := s.registerLabPort(n.Lab, spec.Name, i); err != nil {
 				return err
 			}
-			if err := s.ensureLabSwitch(ctx, n.Lab); err != nil {
+			if err := s.ensureLabSwitch(ctx, lab); err != nil {
 				return err
 			}
 		}
