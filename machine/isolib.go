@@ -145,29 +145,39 @@ func (l *ISOLibrary) List() ([]ISO, error) {
 	}
 	out := []ISO{}
 	for name, e := range ix.ISOs {
-		fi, err := os.Stat(filepath.Join(l.Dir, name))
-		if err != nil {
-			continue
+		if e, err := l.withFile(name, e); err == nil {
+			out = append(out, e)
 		}
-		e.Name, e.Path, e.Size = name, filepath.Join(l.Dir, name), fi.Size()
-		out = append(out, e)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
-// Get returns the entry called name.
+// Get returns the entry called name. Like List, it knows no entry whose
+// file is gone.
 func (l *ISOLibrary) Get(name string) (ISO, error) {
-	list, err := l.List()
+	ix, err := l.readIndex()
 	if err != nil {
 		return ISO{}, err
 	}
-	for _, e := range list {
-		if e.Name == name {
+	if e, ok := ix.ISOs[name]; ok {
+		if e, err := l.withFile(name, e); err == nil {
 			return e, nil
 		}
 	}
 	return ISO{}, fmt.Errorf("iso %q is not in the library: see `vlab iso list`", name)
+}
+
+// withFile completes index entry e, called name, with its file's path and
+// size; it fails when the file is gone.
+func (l *ISOLibrary) withFile(name string, e ISO) (ISO, error) {
+	path := filepath.Join(l.Dir, name)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ISO{}, err
+	}
+	e.Name, e.Path, e.Size = name, path, fi.Size()
+	return e, nil
 }
 
 // AddOptions tune Add.
