@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,13 +191,7 @@ type progressBar struct {
 }
 
 func newProgressBar(w io.Writer) *progressBar {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&fs.ModeCharDevice != 0 {
-			tty = true
-		}
-	}
-	return &progressBar{w: w, tty: tty, started: time.Now(), lastTen: -1, announce: true}
+	return &progressBar{w: w, tty: isTerminal(w), started: time.Now(), lastTen: -1, announce: true}
 }
 
 func (b *progressBar) update(p machine.Progress) {

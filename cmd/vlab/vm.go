@@ -493,7 +493,14 @@ func (a *app) cmdlineCmd() *cobra.Command {
 }
 
 // stdinIsTerminal reports whether stdin is a terminal.
-func stdinIsTerminal() bool {
-	fi, err := os.Stdin.Stat()
+func stdinIsTerminal() bool { return isTerminal(os.Stdin) }
+
+// isTerminal reports whether w is a file on a terminal (a character device).
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
