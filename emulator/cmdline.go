@@ -3,7 +3,6 @@ package emulator
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -414,13 +413,18 @@ func UEFIFirmware(arch Arch, h *Host) (code, varsTemplate string, err error) {
 	return code, vars, nil
 }
 
-var machineOptRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+=[^,]*$`)
+// isMachineOpt reports whether m is one -machine property: key=value, the
+// key of letters, digits, '-', '.', '_', the value without commas.
+func isMachineOpt(m string) bool {
+	k, v, ok := strings.Cut(m, "=")
+	return ok && k != "" && strings.IndexFunc(k, func(r rune) bool { return !isIDChar(r) }) < 0 && !strings.Contains(v, ",")
+}
 
 func (b *builder) machineArg(fw firmwareChoice) (string, error) {
 	o := newOpt(b.machine)
 	set := map[string]bool{}
 	for _, m := range b.cfg.MachineOpts {
-		if !machineOptRE.MatchString(m) {
+		if !isMachineOpt(m) {
 			return "", fmt.Errorf("machine option %q is not key=value (without commas)", m)
 		}
 		k, _, _ := strings.Cut(m, "=")
@@ -463,9 +467,21 @@ func (b *builder) addFirmwareNodes(fw firmwareChoice) {
 	b.nodeNames[EFICodeNode], b.nodeNames[EFIVarsNode] = true, true
 }
 
-// nodeNameRE is QEMU's rule for node names (and ids): a letter, then
-// letters, digits, '-', '.', '_'; at most 31 characters.
-var nodeNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,30}$`)
+// isNodeName reports whether s follows QEMU's rule for node names (and
+// ids): a letter, then letters, digits, '-', '.', '_'; at most 31 characters.
+// (Hand-written rather than a regexp: every vlab command would pay for
+// compiling one at start-up.)
+func isNodeName(s string) bool {
+	return s != "" && len(s) <= 31 && isLetter(rune(s[0])) &&
+		strings.IndexFunc(s, func(r rune) bool { return !isIDChar(r) }) < 0
+}
+
+func isLetter(r rune) bool { return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' }
+
+// isIDChar: a letter, a digit, '-', '.' or '_'.
+func isIDChar(r rune) bool {
+	return isLetter(r) || '0' <= r && r <= '9' || r == '-' || r == '.' || r == '_'
+}
 
 var diskFormats = []string{"qcow2", "raw", "vmdk", "vdi", "vpc", "vhdx", "qed"}
 
@@ -474,7 +490,7 @@ func (b *builder) addDisk(i int, d Disk) error {
 	if node == "" {
 		node = "hd" + strconv.Itoa(i)
 	}
-	if !nodeNameRE.MatchString(node) || len(node)+len(fileNodeSuffix) > 31 {
+	if !isNodeName(node) || len(node)+len(fileNodeSuffix) > 31 {
 		return fmt.Errorf("disk %d: node name %q must be a letter then letters, digits, '-', '.', '_' (at most 26)", i, node)
 	}
 	if b.nodeNames[node] {
@@ -539,7 +555,7 @@ func (b *builder) addCDROM(i int, c CDROM) error {
 	if id == "" {
 		id = "cd" + strconv.Itoa(i)
 	}
-	if !nodeNameRE.MatchString(id) || len(id)+len(mediumNodeSuffix) > 31 {
+	if !isNodeName(id) || len(id)+len(mediumNodeSuffix) > 31 {
 		return fmt.Errorf("cd-rom %d: id %q must be a letter then letters, digits, '-', '.', '_' (at most 24)", i, id)
 	}
 	if b.deviceIDs[id] {
@@ -647,7 +663,20 @@ func (b *builder) addSCSI() error {
 	return nil
 }
 
-var macRE = regexp.MustCompile(`^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$`)
+// isMAC reports whether s is six hex pairs joined by colons.
+func isMAC(s string) bool {
+	if len(s) != 17 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		hex := '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+		if i%3 == 2 && c != ':' || i%3 != 2 && !hex {
+			return false
+		}
+	}
+	return true
+}
 
 func (b *builder) addNIC(i int, n NIC) error {
 	id := n.ID
@@ -661,7 +690,7 @@ func (b *builder) addNIC(i int, n NIC) error {
 	if mode == NetNone {
 		return nil
 	}
-	if !nodeNameRE.MatchString(id) {
+	if !isNodeName(id) {
 		return fmt.Errorf("nic %d: id %q must be a letter then letters, digits, '-', '.', '_'", i, id)
 	}
 	if b.deviceIDs["netdev:"+id] {
@@ -724,7 +753,7 @@ func (b *builder) addNIC(i int, n NIC) error {
 	}
 	dev := newDevice(model, "netdev", id)
 	if n.MAC != "" {
-		if !macRE.MatchString(n.MAC) {
+		if !isMAC(n.MAC) {
 			return fmt.Errorf("nic %s: mac %q is not six hex pairs like 52:54:00:12:34:56", id, n.MAC)
 		}
 		dev = dev.with("mac", strings.ToLower(n.MAC))

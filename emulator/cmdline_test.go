@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -721,6 +722,38 @@ func TestCmdlineErrors(t *testing.T) {
 	}
 	if _, err := Cmdline(baseConfig(goldenRoot, "x", ArchX86_64), nil); err == nil {
 		t.Error("Cmdline with a nil host succeeded")
+	}
+}
+
+// TestValidators checks the hand-written validators against the regular
+// expressions that state the same rules.
+func TestValidators(t *testing.T) {
+	cases := []struct {
+		name string
+		fn   func(string) bool
+		re   string
+		in   []string
+	}{
+		{"isNodeName", isNodeName, `^[A-Za-z][A-Za-z0-9_.-]{0,30}$`, []string{
+			"", "a", "Z", "hd0", "A9", "a-b.c_d", strings.Repeat("a", 31), strings.Repeat("a", 32),
+			"1x", "_a", "-a", "a b", "a,b", "a=b", "a\n", "é", "aé", "a\xff",
+		}},
+		{"isMAC", isMAC, `^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$`, []string{
+			"52:54:00:12:34:56", "52:54:00:AB:cd:EF", "", "52:54:00", "52-54-00-12-34-56", "52:54:00:12:34:5g",
+			"52:54:00:12:34:567", "52:54:00:12:34:56\n", "5254:00:12:34:56:", ":::::::::::::::::", "52:54:00:12:34:é",
+		}},
+		{"isMachineOpt", isMachineOpt, `^[A-Za-z0-9_.-]+=[^,]*$`, []string{
+			"via=pmu-adb", "usb=", "a.b-c_d=x=y", "9=v", "k=v\n", "k=é", "k=\xff",
+			"usb", "", "=on", "k=v,w", "k v=1", "é=1", "k,=1",
+		}},
+	}
+	for _, c := range cases {
+		re := regexp.MustCompile(c.re)
+		for _, in := range c.in {
+			if got, want := c.fn(in), re.MatchString(in); got != want {
+				t.Errorf("%s(%q) = %v, want %v", c.name, in, got, want)
+			}
+		}
 	}
 }
 

@@ -260,13 +260,18 @@ func (s firmwareSearch) paths() []string {
 	return append(out, s.seabios...)
 }
 
-var versionRE = regexp.MustCompile(`(?i)version\s+(\d+\.\d+(?:\.\d+)?)`)
+// versionRE is compiled on first use: only a probe that misses its cache
+// parses versions, and every vlab command would pay for compiling it at
+// start-up.
+var versionRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)version\s+(\d+\.\d+(?:\.\d+)?)`)
+})
 
 // ParseVersion extracts the version number from `qemu-system-* --version`
 // (or `qemu-img --version`) output:
 // "QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u18)" -> "7.2.19".
 func ParseVersion(out string) (string, error) {
-	m := versionRE.FindStringSubmatch(out)
+	m := versionRE().FindStringSubmatch(out)
 	if m == nil {
 		line, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
 		return "", fmt.Errorf("parse qemu version: no version number in %q", line)
