@@ -24,53 +24,6 @@ import (
 // fixture (SeaBIOS or OVMF, direct kernel boot); the guest's shell on its
 // serial console is how a test writes markers to /dev/vda mid-run.
 
-// vmFiles is what these tests need from `vlab show --json`.
-type vmFiles struct {
-	State        string   `json:"state"`
-	Dir          string   `json:"dir"`
-	SerialSocket string   `json:"serial_socket"`
-	SerialLog    string   `json:"serial_log"`
-	QMPSockets   []string `json:"qmp_sockets"`
-	Disks        []struct {
-		Path string `json:"path"`
-	} `json:"disks"`
-}
-
-func (e *env) files(name string) vmFiles {
-	e.t.Helper()
-	var f vmFiles
-	if err := json.Unmarshal([]byte(e.ok("show", name, "--json")), &f); err != nil {
-		e.t.Fatalf("show --json: %v", err)
-	}
-	return f
-}
-
-// serialSize is how many bytes the VM's serial log holds now.
-func (e *env) serialSize(name string) int {
-	data, _ := os.ReadFile(e.files(name).SerialLog)
-	return len(data)
-}
-
-// serialAfter waits until the serial log holds re after byte offset from and
-// returns the first match's submatches.
-func (e *env) serialAfter(name string, from int, re *regexp.Regexp) []string {
-	e.t.Helper()
-	logPath := e.files(name).SerialLog
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		data, _ := os.ReadFile(logPath)
-		if from <= len(data) {
-			if m := re.FindStringSubmatch(string(data[from:])); m != nil {
-				return m
-			}
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("%s: %q never appeared on the serial console after byte %d:\n%s", name, re, from, tail(string(data), 3000))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // The commands typed into the guest. Their output differs from their echo
 // (the "" inside the marker), so the echo never matches. A write reports
 // what the disk holds afterwards, read past the guest's caches, so only a
@@ -104,9 +57,10 @@ func (e *env) diskMark(name string) string {
 	return strings.TrimSpace(e.shell(name, readDiskCmd, reDisk)[1])
 }
 
-// counts returns the VLAB-COUNT values in the serial log after byte from.
-func (e *env) counts(name string, from int) []int {
-	data, _ := os.ReadFile(e.files(name).SerialLog)
+// counts returns the VLAB-COUNT values in the serial log at path after
+// byte from.
+func counts(log string, from int) []int {
+	data, _ := os.ReadFile(log)
 	if from > len(data) {
 		return nil
 	}
@@ -118,17 +72,24 @@ func (e *env) counts(name string, from int) []int {
 	return out
 }
 
-func lastOf(v []int) int {
-	if len(v) == 0 {
+// lastCount is the last value the guest's counter printed so far, 0 before
+// the first.
+func (e *env) lastCount(name string) int {
+	c := counts(e.show(name).SerialLog, 0)
+	if len(c) == 0 {
 		return 0
 	}
-	return v[len(v)-1]
+	return c[len(c)-1]
 }
 
 // waitCount waits until the guest's counter reaches at least n.
 func (e *env) waitCount(name string, n int) {
 	e.t.Helper()
-	waitFor(e.t, fmt.Sprintf("%s to count to %d", name, n), 3*time.Minute, func() bool { return lastOf(e.counts(name, 0)) >= n })
+	log := e.show(name).SerialLog // the same path for the whole run
+	waitFor(e.t, fmt.Sprintf("%s to count to %d", name, n), 3*time.Minute, func() bool {
+		c := counts(log, 0)
+		return len(c) > 0 && c[len(c)-1] >= n
+	})
 }
 
 // restoreAndCheckCounter restores tag on the running (or stopped) VM and
@@ -136,9 +97,11 @@ func (e *env) waitCount(name string, n int) {
 // restore it counts within [lo, hi] again, below what it had counted to.
 func (e *env) restoreAndCheckCounter(name, tag string, lo, hi int) {
 	e.t.Helper()
+	f := e.show(name)
 	from := 0
-	if e.files(name).State == "running" {
-		from = e.serialSize(name)
+	if f.State == "running" {
+		data, _ := os.ReadFile(f.SerialLog)
+		from = len(data)
 	}
 	out := e.ok("snapshot", "restore", name, tag, "--yes")
 	if !strings.Contains(out, "running from the snapshot's moment") {
@@ -152,7 +115,7 @@ func (e *env) restoreAndCheckCounter(name, tag string, lo, hi int) {
 	var got []int
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		got = e.counts(name, from)
+		got = counts(f.SerialLog, from)
 		for _, c := range got {
 			if c <= hi {
 				if c < lo {
@@ -260,12 +223,12 @@ func TestSnapshotLiveAndOffline(t *testing.T) {
 	e.waitCount(name, 2)
 	e.writeMark(name, "mark-A")
 
-	before := lastOf(e.counts(name, 0))
+	before := e.lastCount(name)
 	out := e.ok("snapshot", "create", name, "live-A", "--description", "disk holds A")
 	if !strings.Contains(out, "live") {
 		t.Errorf("snapshot of a running vm is not live: %q", out)
 	}
-	after := lastOf(e.counts(name, 0))
+	after := e.lastCount(name)
 	e.writeMark(name, "mark-B")
 	if got := e.diskMark(name); got != "mark-B" {
 		t.Fatalf("before restore the disk reads %q, want mark-B", got)
@@ -318,16 +281,16 @@ func TestSnapshotLiveUEFI(t *testing.T) {
 	e.ok("start", name)
 	e.waitCount(name, 2)
 	e.writeMark(name, "uefi-A")
-	before := lastOf(e.counts(name, 0))
+	before := e.lastCount(name)
 	e.ok("snapshot", "create", name, "u1")
-	after := lastOf(e.counts(name, 0))
+	after := e.lastCount(name)
 	e.writeMark(name, "uefi-B")
 	e.waitCount(name, after+5)
 	e.restoreAndCheckCounter(name, "u1", before, after+2)
 	if got := e.diskMark(name); got != "uefi-A" {
 		t.Errorf("after restoring u1 the disk reads %q, want uefi-A", got)
 	}
-	f := e.files(name)
+	f := e.show(name)
 	vars := filepath.Join(f.Dir, "efivars.qcow2")
 	sn, _ := e.tree(name).get("u1")
 	if !sn.RAM || strings.Join(sn.Files, ",") != "disk0.qcow2,efivars.qcow2" {
@@ -383,7 +346,7 @@ func TestSnapshotTree(t *testing.T) {
 	if _, ok := tr.get("s1"); ok || !ok2 || !ok3 || s2.Parent != "" || s3.Parent != "" || !s2.Restorable || !s3.Restorable {
 		t.Fatalf("after deleting s1: %+v; want s2 and s3 as restorable roots", tr)
 	}
-	disk := e.files(name).Disks[0].Path
+	disk := e.show(name).Disks[0].Path
 	if tags := imageTags(t, disk); strings.Join(tags, ",") != "s2,s3" {
 		t.Errorf("disk holds %v after deleting s1", tags)
 	}
@@ -410,7 +373,7 @@ func TestLinkedCloneBootsAndProtectsSource(t *testing.T) {
 	e.ok("start", "src")
 	e.writeMark("src", "from-src")
 	e.ok("stop", "src")
-	srcDisk := e.files("src").Disks[0].Path
+	srcDisk := e.show("src").Disks[0].Path
 	sum := contentSum(t, srcDisk)
 
 	out := e.ok("clone", "src", "thin", "--linked")
@@ -458,7 +421,7 @@ func TestDisposableRunLeavesDiskIdentical(t *testing.T) {
 	e.ok("start", name)
 	e.writeMark(name, "kept")
 	e.ok("stop", name)
-	disk := e.files(name).Disks[0].Path
+	disk := e.show(name).Disks[0].Path
 	sum := sha(t, disk)
 
 	e.ok("start", "--disposable", name)
@@ -472,7 +435,7 @@ func TestDisposableRunLeavesDiskIdentical(t *testing.T) {
 	if sha(t, disk) != sum {
 		t.Fatal("the disposable run changed the disk")
 	}
-	if _, err := os.Stat(filepath.Join(e.files(name).Dir, "disposable")); err == nil {
+	if _, err := os.Stat(filepath.Join(e.show(name).Dir, "disposable")); err == nil {
 		t.Error("the disposable overlays were left behind")
 	}
 	e.ok("start", name)
@@ -491,7 +454,7 @@ func TestKilledDuringSnapshotJob(t *testing.T) {
 	e.ok("start", name)
 	e.writeMark(name, "k0")
 	e.ok("snapshot", "create", name, "k0")
-	f := e.files(name)
+	f := e.show(name)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -634,7 +597,7 @@ func TestSnapshotCloneDiskBadInput(t *testing.T) {
 	if tr := e.tree("bad"); len(tr.Snapshots) != 0 {
 		t.Errorf("bad input made snapshots: %+v", tr)
 	}
-	if d := e.files("bad").Disks; len(d) != 1 {
+	if d := e.show("bad").Disks; len(d) != 1 {
 		t.Errorf("bad input changed the disks: %+v", d)
 	}
 }
