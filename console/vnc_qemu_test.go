@@ -10,19 +10,13 @@ import (
 	"time"
 
 	"vlab/emulator"
+	"vlab/internal/fixture"
 )
 
 // requireQEMUBin fails (CI) or skips (locally) when bin is missing.
 func requireQEMUBin(t *testing.T, bin string) string {
 	t.Helper()
-	path, err := exec.LookPath(bin)
-	if err != nil {
-		if os.Getenv("VLAB_REQUIRE_E2E") == "1" {
-			t.Fatalf("%s not installed: run make deps", bin)
-		}
-		t.Skipf("%s not installed: run make deps", bin)
-	}
-	return path
+	return fixture.Program(t, bin)
 }
 
 // startQEMU runs a diskless x86 QEMU, paused, with a VGA display on a VNC

@@ -44,29 +44,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// need fails the test when VLAB_REQUIRE_E2E=1 (CI: a missing prerequisite
-// is a failure) and skips it otherwise, with why.
-func need(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv(fixture.RequireEnv) == "1" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
-}
+// need and requireProgram are fixture.Need and fixture.Program: a missing
+// prerequisite fails the test in CI and skips it locally.
+func need(t *testing.T, why string) { t.Helper(); fixture.Need(t, why) }
 
-// requireProgram returns the path of a program a test drives, or fails/skips
-// (see need) when it is not installed.
-func requireProgram(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		need(t, name+" not installed: run scripts/deps.sh")
-	}
-	return p
-}
+func requireProgram(t *testing.T, name string) string { t.Helper(); return fixture.Program(t, name) }
 
 // requireQEMU is requireProgram for a qemu binary.
-func requireQEMU(t *testing.T, bin string) { t.Helper(); requireProgram(t, bin) }
+func requireQEMU(t *testing.T, bin string) { t.Helper(); fixture.Program(t, bin) }
 
 // env is one user's world: XDG dirs under a folder whose name has spaces.
 type env struct {
@@ -173,19 +158,20 @@ func (e *env) failIn(stdin string, wants []string, args ...string) string {
 }
 
 type shown struct {
-	Name        string   `json:"name"`
-	State       string   `json:"state"`
-	Arch        string   `json:"arch"`
-	Accel       string   `json:"accel"`
-	AccelReason string   `json:"accel_reason"`
-	PID         int      `json:"pid"`
-	QMPSocket   string   `json:"qmp_socket"`
-	QMPSockets  []string `json:"qmp_sockets"`
-	VNCSocket   string   `json:"vnc_socket"`
-	SerialLog   string   `json:"serial_log"`
-	QEMULog     string   `json:"qemu_log"`
-	Dir         string   `json:"dir"`
-	Disks       []struct {
+	Name         string   `json:"name"`
+	State        string   `json:"state"`
+	Arch         string   `json:"arch"`
+	Accel        string   `json:"accel"`
+	AccelReason  string   `json:"accel_reason"`
+	PID          int      `json:"pid"`
+	QMPSocket    string   `json:"qmp_socket"`
+	QMPSockets   []string `json:"qmp_sockets"`
+	VNCSocket    string   `json:"vnc_socket"`
+	SerialSocket string   `json:"serial_socket"`
+	SerialLog    string   `json:"serial_log"`
+	QEMULog      string   `json:"qemu_log"`
+	Dir          string   `json:"dir"`
+	Disks        []struct {
 		File, Path, Size, Format string
 	} `json:"disks"`
 }
@@ -244,7 +230,8 @@ func (e *env) waitSerial(name, marker string) string {
 // `printf … | dd` into a pipeline that wrote nothing and still succeeded).
 func (e *env) shell(name, line string, re *regexp.Regexp) []string {
 	e.t.Helper()
-	sock, log := e.consoleFiles(name)
+	f := e.show(name)
+	sock, log := f.SerialSocket, f.SerialLog
 	e.typeUntil(sock, log, "\x15echo \"VLAB-T:\"\"ready\"\n", reReady, time.Second, 3*time.Minute)
 	return e.typeUntil(sock, log, "\x15"+line+"\n", re, 20*time.Second, 2*time.Minute)
 }

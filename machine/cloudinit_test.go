@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"vlab/emulator"
+	"vlab/internal/fixture"
 	"vlab/profiles"
 )
 
@@ -19,14 +20,7 @@ const testUserData = "#cloud-config\n# vlab-marker: hello\nssh_authorized_keys:\
 // it fails under VLAB_REQUIRE_E2E=1 and skips otherwise.
 func needTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("VLAB_REQUIRE_E2E") == "1" {
-			t.Fatalf("%s not installed: run make deps", name)
-		}
-		t.Skipf("%s not installed: run make deps", name)
-	}
-	return p
+	return fixture.Program(t, name)
 }
 
 func run(t *testing.T, name string, args ...string) string {

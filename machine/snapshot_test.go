@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"vlab/emulator"
+	"vlab/internal/fixture"
 )
 
 func TestValidateTag(t *testing.T) {
@@ -198,12 +199,7 @@ func TestTreeOrderAndChildren(t *testing.T) {
 func needQemuImg(t *testing.T) {
 	t.Helper()
 	for _, bin := range []string{"qemu-img", "qemu-io", "qemu-system-x86_64"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			if os.Getenv("VLAB_REQUIRE_E2E") == "1" {
-				t.Fatalf("%s not installed: run make deps", bin)
-			}
-			t.Skipf("%s not installed: run make deps", bin)
-		}
+		fixture.Program(t, bin)
 	}
 }
 
@@ -227,10 +223,7 @@ func createDiskVM(t *testing.T, s *Store, name string, uefi bool) {
 			t.Fatal(err)
 		}
 		if h.Firmware.OVMFVars == "" {
-			if os.Getenv("VLAB_REQUIRE_E2E") == "1" {
-				t.Fatal("OVMF vars template missing: run make deps")
-			}
-			t.Skip("OVMF vars template missing: run make deps")
+			fixture.Need(t, "OVMF vars template missing: run make deps")
 		}
 		spec.Firmware = emulator.FirmwareUEFI
 	}

@@ -2,12 +2,14 @@ package profiles
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"slices"
 	"testing"
 
 	"vlab/emulator"
+	"vlab/internal/fixture"
 )
 
 func TestLoadOSInfoTestdata(t *testing.T) {
@@ -145,10 +147,7 @@ func TestRulesData(t *testing.T) {
 func TestSystemOSInfo(t *testing.T) {
 	dir := OSInfoDir()
 	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("VLAB_REQUIRE_E2E") == "1" {
-			t.Fatalf("osinfo-db not installed at %s: run make deps", dir)
-		}
-		t.Skipf("osinfo-db not installed at %s: run make deps", dir)
+		fixture.Need(t, fmt.Sprintf("osinfo-db not installed at %s: run make deps", dir))
 	}
 	d := NewDetector(dir)
 	if d.OSInfo == nil {

@@ -22,15 +22,13 @@ import (
 func TestE2ETmux(t *testing.T) {
 	bin := os.Getenv("VLAB_BIN")
 	if bin == "" {
-		requireE2E(t, "VLAB_BIN is not set: build vlab (make build) and set VLAB_BIN to it")
+		fixture.Need(t, "VLAB_BIN is not set: build vlab (make build) and set VLAB_BIN to it")
 	}
 	if abs, err := filepath.Abs(bin); err == nil {
 		bin = abs
 	}
 	for _, tool := range []string{"tmux", "qemu-system-x86_64"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			requireE2E(t, tool+" is missing: run make deps")
-		}
+		fixture.Program(t, tool)
 	}
 	kernel, initrd := fixture.Guest(t, "x86_64")
 
@@ -132,14 +130,4 @@ func TestE2ETmux(t *testing.T) {
 	waitFor("vlab to exit", 10*time.Second, func(string) bool {
 		return exec.Command("tmux", "has-session", "-t", session).Run() != nil
 	})
-}
-
-// requireE2E skips (or fails under VLAB_REQUIRE_E2E=1) for a missing
-// end-to-end prerequisite.
-func requireE2E(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv(fixture.RequireEnv) == "1" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
 }

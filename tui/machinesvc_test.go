@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"vlab/emulator"
+	"vlab/internal/fixture"
 	"vlab/machine"
 )
 
@@ -74,7 +75,7 @@ func TestMachineServiceLibrary(t *testing.T) {
 	spec.NICs[0].MAC = "52:54:00:00:00:09"
 	if err := store.Create(ctx, spec); err != nil {
 		if strings.Contains(err.Error(), "no qemu") || strings.Contains(err.Error(), "probe") {
-			requireE2E(t, "QEMU is missing: run make deps ("+err.Error()+")")
+			fixture.Need(t, "QEMU is missing: run make deps ("+err.Error()+")")
 		}
 		t.Fatal(err)
 	}
