@@ -3,6 +3,7 @@ package machine
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -167,9 +168,7 @@ func (s *Store) nicConfig(spec *Spec, i int) (emulator.NIC, error) {
 	}
 	switch n.Mode {
 	case emulator.NetBridge:
-		if h := findBridgeHelper(); h != "" {
-			nic.Helper = h
-		}
+		nic.Helper, _ = findBridgeHelper()
 	case NetLab:
 		lp := s.labPaths(n.Lab)
 		nic.Mode = emulator.NetSocket
@@ -847,13 +846,15 @@ var bridgeHelpers = []string{
 	"/usr/local/libexec/qemu-bridge-helper", // built from source
 }
 
-func findBridgeHelper() string {
+// findBridgeHelper returns the path of qemu-bridge-helper and its file
+// info, or "" and nil.
+func findBridgeHelper() (string, fs.FileInfo) {
 	for _, p := range bridgeHelpers {
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-			return p
+			return p, fi
 		}
 	}
-	return ""
+	return "", nil
 }
 
 // BridgeCheck is what bridged networking through qemu-bridge-helper needs
@@ -877,23 +878,15 @@ type BridgeCheck struct {
 // allows bridge, and that the bridge exists. Problems and the commands that
 // fix them are listed in the result.
 func CheckBridge(bridge string) BridgeCheck {
-	c := BridgeCheck{Bridge: bridge, ACL: BridgeACL, Root: os.Geteuid() == 0}
-	c.Helper = findBridgeHelper()
-	if c.Helper == "" {
+	c := checkBridgeHelper()
+	c.Bridge = bridge
+	switch {
+	case c.Helper == "":
 		c.Problems = append(c.Problems, "qemu-bridge-helper is not installed")
 		c.Fixes = append(c.Fixes, "sudo apt-get install qemu-system-common")
-	} else {
-		fi, err := os.Stat(c.Helper)
-		if err == nil {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				c.Setuid = fi.Mode()&os.ModeSetuid != 0 && st.Uid == 0
-			}
-		}
-		c.CapNetAdmin = hasCapNetAdmin(c.Helper)
-		if !c.Setuid && !c.CapNetAdmin && !c.Root {
-			c.Problems = append(c.Problems, c.Helper+" is neither setuid root nor has cap_net_admin")
-			c.Fixes = append(c.Fixes, "sudo chmod u+s "+c.Helper)
-		}
+	case !c.helperMayCreateTaps():
+		c.Problems = append(c.Problems, c.Helper+" is neither setuid root nor has cap_net_admin")
+		c.Fixes = append(c.Fixes, "sudo chmod u+s "+c.Helper)
 	}
 	allowed, err := bridgeAllowed(c.ACL, bridge, 0)
 	switch {
@@ -927,11 +920,31 @@ func CheckBridge(bridge string) BridgeCheck {
 	return c
 }
 
+// checkBridgeHelper fills in the helper half of a BridgeCheck: where
+// qemu-bridge-helper is and what lets it create taps.
+func checkBridgeHelper() BridgeCheck {
+	c := BridgeCheck{ACL: BridgeACL, Root: os.Geteuid() == 0}
+	helper, fi := findBridgeHelper()
+	if helper == "" {
+		return c
+	}
+	c.Helper = helper
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		c.Setuid = fi.Mode()&os.ModeSetuid != 0 && st.Uid == 0
+	}
+	c.CapNetAdmin = hasCapNetAdmin(helper)
+	return c
+}
+
+// helperMayCreateTaps reports whether the helper can create taps for vlab:
+// setuid root, cap_net_admin, or vlab itself runs as root.
+func (c BridgeCheck) helperMayCreateTaps() bool { return c.Setuid || c.CapNetAdmin || c.Root }
+
 // BridgeHelperStatus sums up bridged networking for `vlab doctor`: whether
 // qemu-bridge-helper can create taps for vlab's user, which bridges its
 // access list allows, and the commands that fix what is missing.
 func BridgeHelperStatus() (ok bool, info, fix string) {
-	c := CheckBridge("br0")
+	c := checkBridgeHelper()
 	var fixes []string
 	switch {
 	case c.Helper == "":
@@ -1065,10 +1078,8 @@ func capsHaveNetAdmin(b []byte) bool {
 	if len(b) < 12 {
 		return false
 	}
-	le := func(i int) uint32 { return uint32(b[i]) | uint32(b[i+1])<<8 | uint32(b[i+2])<<16 | uint32(b[i+3])<<24 }
-	magic := le(0)
-	effective := magic&1 != 0
-	permitted := le(4)
+	effective := binary.LittleEndian.Uint32(b[0:])&1 != 0
+	permitted := binary.LittleEndian.Uint32(b[4:])
 	return effective && permitted&(1<<capNetAdmin) != 0
 }
 
