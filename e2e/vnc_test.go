@@ -23,21 +23,16 @@ import (
 	"vlab/emulator"
 )
 
-// tcpListeners returns `ss -ltnp` lines (listening TCP sockets with their
-// processes).
-func tcpListeners(t *testing.T) []string {
+// listenersOf returns the `ss -ltnp` lines of the TCP sockets process pid
+// listens on.
+func listenersOf(t *testing.T, pid int) []string {
 	t.Helper()
 	out, err := exec.Command(requireProgram(t, "ss"), "-H", "-ltnp").CombinedOutput()
 	if err != nil {
 		t.Fatalf("ss -ltnp: %v: %s", err, out)
 	}
-	return strings.Split(strings.TrimSpace(string(out)), "\n")
-}
-
-// listenersOf returns the listening TCP sockets of process pid.
-func listenersOf(t *testing.T, pid int) []string {
 	var mine []string
-	for _, l := range tcpListeners(t) {
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		if strings.Contains(l, "pid="+strconv.Itoa(pid)+",") {
 			mine = append(mine, l)
 		}
@@ -82,6 +77,7 @@ func (e *env) trySerialLine(name string, from int, marker string, timeout time.D
 	}
 }
 
+// serialLen is how many bytes the serial log at path holds now.
 func serialLen(path string) int {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -230,17 +226,7 @@ func TestVNCExternalEndpoint(t *testing.T) {
 	}
 
 	// Interrupting vlab closes the port and retires the password.
-	cmd.Process.Signal(syscall.SIGINT)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("vlab vnc --external --json after SIGINT: %v (stderr %s)", err, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("vlab vnc --external --json did not end on SIGINT")
-	}
+	interrupt(t, cmd, &stderr)
 	if c, err := net.DialTimeout("tcp", net.JoinHostPort(ep.Host, strconv.Itoa(ep.Port)), 2*time.Second); err == nil {
 		c.Close()
 		t.Error("endpoint still accepts connections after vlab ended")
@@ -260,6 +246,24 @@ func TestVNCExternalEndpoint(t *testing.T) {
 	e.ok("stop", "--force", name)
 	e.fail([]string{"not running", "vlab start"}, "screenshot", name, shotPNG)
 	e.fail([]string{"not running"}, "vnc", name, "--external", "--json")
+}
+
+// interrupt sends SIGINT to the vlab process cmd runs and waits for it to
+// end, successfully.
+func interrupt(t *testing.T, cmd *exec.Cmd, stderr *strings.Builder) {
+	t.Helper()
+	what := "vlab " + strings.Join(cmd.Args[1:], " ")
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("%s after SIGINT: %v (stderr %s)", what, err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not end on SIGINT", what)
+	}
 }
 
 func luma(p uint32) int {
@@ -322,8 +326,7 @@ func TestVNCPointerTracking(t *testing.T) {
 	scale := func(v, size int) int { return v * 0x7fff / size }
 	// The tablet starts at 0,0, which reports nothing: start in the centre.
 	points := [][2]int{{w / 2, h / 2}, {0, 0}, {w - 1, 0}, {w - 1, h - 1}, {0, h - 1}, {w / 2, h / 2}}
-	logPath := s.SerialLog
-	off := serialLen(logPath)
+	off := serialLen(s.SerialLog)
 	for _, p := range points {
 		if err := v.Pointer(p[0], p[1], 0); err != nil {
 			t.Fatal(err)
@@ -352,14 +355,10 @@ func TestVNCPointerTracking(t *testing.T) {
 		}
 		off = e.serialLineAfter(name, off, st.want)
 	}
-	if m := regexp.MustCompile(`VLAB-ERROR[^\r\n]*`).FindString(tail(readText(logPath), 4000)); m != "" {
+	log, _ := os.ReadFile(s.SerialLog)
+	if m := regexp.MustCompile(`VLAB-ERROR[^\r\n]*`).FindString(tail(string(log), 4000)); m != "" {
 		t.Errorf("guest reported %s", m)
 	}
-}
-
-func readText(p string) string {
-	b, _ := os.ReadFile(p)
-	return string(b)
 }
 
 // tmuxServer runs tmux on the test's own server socket.
@@ -552,16 +551,6 @@ func TestVNCExternalViewer(t *testing.T) {
 	if own.Err() != nil {
 		t.Fatalf("the viewer's session dropped vlab's own: %v", own.Err())
 	}
-	cmd.Process.Signal(syscall.SIGINT)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("vlab vnc --external after SIGINT: %v (stderr %s)", err, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("vlab vnc --external did not end on SIGINT")
-	}
+	interrupt(t, cmd, &stderr)
 	waitFor(t, "the viewer to disconnect", 30*time.Second, func() bool { return clients() == 1 })
 }
