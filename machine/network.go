@@ -792,12 +792,12 @@ func (s *Store) hostfwdAdd(ctx context.Context, name, id string, f Forward) (int
 	if err != nil {
 		return 0, err
 	}
-	seen := map[string]bool{}
+	seen := map[usernetRow]bool{}
 	for _, r := range before[id] {
-		seen[fmt.Sprint(r)] = true
+		seen[r] = true
 	}
 	for _, r := range after[id] {
-		if r.hostForward() && !seen[fmt.Sprint(r)] && r.Proto == f.Proto && r.DstPort == f.GuestPort {
+		if r.hostForward() && !seen[r] && r.Proto == f.Proto && r.DstPort == f.GuestPort {
 			return r.SrcPort, nil
 		}
 	}
@@ -824,10 +824,8 @@ func (s *Store) hostfwdRemove(ctx context.Context, name, id, proto, addr string,
 // updateNetRecord edits the forwards of netdev id in the runtime record of
 // the QEMU running as pid.
 func (s *Store) updateNetRecord(name string, pid int, id string, edit func([]boundFwd) []boundFwd) {
-	rec, ok := s.readNetRecord(name, pid)
-	if !ok {
-		rec = netRecord{PID: pid, NICs: map[string][]boundFwd{}}
-	}
+	rec, _ := s.readNetRecord(name, pid)
+	rec.PID = pid
 	if rec.NICs == nil {
 		rec.NICs = map[string][]boundFwd{}
 	}
