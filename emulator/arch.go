@@ -204,10 +204,6 @@ func machineFamily(machine string) string {
 // (qemu-system-x86, qemu-system-arm or qemu-system-ppc); "" for an unknown arch.
 func AptPackage(a Arch) string { return archTable[a].aptPackage }
 
-// BinaryName is the qemu-system-* executable that emulates arch ("" for an
-// unknown arch).
-func BinaryName(a Arch) string { return archTable[a].binary }
-
 // DefaultMachine is the machine type Cmdline uses for arch when
 // Config.Machine is empty.
 func DefaultMachine(a Arch) string {
@@ -217,14 +213,7 @@ func DefaultMachine(a Arch) string {
 	return ""
 }
 
-// Machines lists the machine types vlab supports for arch, default first.
-func Machines(a Arch) []string { return append([]string(nil), archTable[a].machines...) }
-
 // Console is the guest kernel's serial console device on arch's default
 // machine (ttyS0, ttyAMA0, hvc0, ttyPZ0): what `console=` must name for the
 // kernel to talk on vlab's serial socket.
 func Console(a Arch) string { return archTable[a].console }
-
-// MTTCG reports whether QEMU can run arch's vCPUs in parallel threads under
-// TCG (thread=multi). 32-bit ppc cannot.
-func MTTCG(a Arch) bool { return archTable[a].mttcg }
