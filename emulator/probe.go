@@ -440,8 +440,8 @@ func (p *prober) probeCached(ctx context.Context, cacheFile string) (*Host, erro
 }
 
 // watchedDirs lists the directories whose contents decide what Probe finds:
-// the absolute $PATH entries (the fake prober's lookPath ignores $PATH, so
-// tests add their bin dir through the firmware search) and every firmware
+// the absolute $PATH entries, p.extraDirs (the fake prober's lookPath
+// ignores $PATH: tests name their bin dir there) and every firmware
 // candidate's directory.
 func (p *prober) watchedDirs(path string) []string {
 	var dirs []string

@@ -104,8 +104,8 @@ const (
 // Launch starts QEMU detached from vlab: in its own session (Setsid), stdin
 // /dev/null, stdout and stderr appended to LogPath, so it survives vlab
 // exiting or being killed, and Ctrl-C in vlab's terminal never reaches it. It
-// returns once the QMP socket accepts a connection from the QEMU it started
-// (checked with SO_PEERCRED), or a *StartError with the log tail if QEMU exits
+// returns once the QEMU it started (checked with SO_PEERCRED) sends the QMP
+// greeting on the QMP socket, or a *StartError with the log tail if QEMU exits
 // first or never opens QMP within Timeout (it is then killed). If ctx ends
 // before QMP is up, the half-started QEMU is killed and ctx's error returned.
 // While vlab runs, a goroutine reaps the child so no zombie stays behind.
