@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -310,8 +311,12 @@ func readTail(path string, offset int64) string {
 	return strings.Join(lines, "\n")
 }
 
-// BootID returns the current boot id.
-func BootID() (string, error) {
+// BootID returns the current boot id. It is read once per vlab process (it
+// cannot change while the process runs): Check, which liveness polls call
+// every few milliseconds, compares against it.
+func BootID() (string, error) { return bootID() }
+
+var bootID = sync.OnceValues(func() (string, error) {
 	b, err := os.ReadFile(bootIDFile)
 	if err != nil {
 		return "", fmt.Errorf("read boot id: %w", err)
@@ -321,7 +326,7 @@ func BootID() (string, error) {
 		return "", fmt.Errorf("read boot id: %s is empty", bootIDFile)
 	}
 	return id, nil
-}
+})
 
 type procStat struct {
 	state      byte
