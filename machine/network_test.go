@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"vlab/emulator"
+	"vlab/internal/fixture"
 	"vlab/profiles"
 )
 
@@ -185,7 +185,7 @@ func TestMatchForward(t *testing.T) {
 func TestOfferSSHForward(t *testing.T) {
 	linux, err := profiles.Get("debian")
 	if err != nil {
-		t.Skipf("no debian profile: %v", err)
+		t.Fatalf("no debian profile (embedded data): %v", err)
 	}
 	spec := NewSpec("a", emulator.ArchX86_64)
 	if !OfferSSHForward(spec, linux) {
@@ -599,7 +599,7 @@ func TestLabSwitchProcess(t *testing.T) {
 		mac       net.HardwareAddr
 	}
 	var vms []*vm
-	for i, c := range [][2]string{{"a", "red"}, {"b", "red"}, {"c", "blue"}} {
+	for _, c := range [][2]string{{"a", "red"}, {"b", "red"}, {"c", "blue"}} {
 		spec := NewSpec(c[0], emulator.ArchX86_64)
 		spec.NICs = []NICSpec{{Mode: NetLab, Lab: c[1]}}
 		writeSpec(t, s, spec)
@@ -620,7 +620,6 @@ func TestLabSwitchProcess(t *testing.T) {
 		}
 		t.Cleanup(func() { conn.Close() })
 		mac, _ := net.ParseMAC(StableMAC(c[0], 0))
-		_ = i
 		vms = append(vms, &vm{name: c[0], lab: c[1], conn: conn, mac: mac})
 	}
 	send := func(v *vm, f []byte) {
@@ -694,12 +693,7 @@ func errNoEnt() error {
 // (VLAB_REQUIRE_E2E=1) or skipping when qemu-system-x86_64 is missing.
 func realStore(t *testing.T) *Store {
 	t.Helper()
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		if os.Getenv("VLAB_REQUIRE_E2E") == "1" {
-			t.Fatal("qemu-system-x86_64 missing: run make deps")
-		}
-		t.Skip("qemu-system-x86_64 missing: run make deps")
-	}
+	fixture.Program(t, "qemu-system-x86_64")
 	s := emptyStore(t)
 	t.Cleanup(func() {
 		names, _ := s.Names()
