@@ -50,34 +50,35 @@ func TestISOInstallX86(t *testing.T) {
 	waitFor(t, "the installed system to power off", 2*time.Minute, func() bool { return e.state("inst") == "stopped" })
 }
 
+// bootISOFixture creates VM vm from the ISO fixture iso with profile and
+// memory, starts it, waits for marker on its serial console and for the
+// guest to power off, and returns the VM's QEMU command line.
+func bootISOFixture(t *testing.T, qemu, iso, vm, profile, memory, marker string) string {
+	t.Helper()
+	requireQEMU(t, qemu)
+	path := isoFixture(t, iso)
+	e := newEnv(t)
+	e.ok("create", vm, "--iso", path, "--profile", profile, "--memory", memory, "--disk", "64M",
+		"--display", "none", "--net", "none")
+	e.ok("start", vm)
+	e.waitSerial(vm, marker)
+	waitFor(t, vm+" to power off", 3*time.Minute, func() bool { return e.state(vm) == "stopped" })
+	return e.ok("cmdline", vm)
+}
+
 // TestISOBootAArch64UEFI boots a grub-mkrescue ISO on aarch64 virt with
 // AAVMF (the debian-arm64 profile) to its serial marker.
 func TestISOBootAArch64UEFI(t *testing.T) {
-	requireQEMU(t, "qemu-system-aarch64")
-	iso := isoFixture(t, "boot-aarch64.iso")
-	e := newEnv(t)
-	e.ok("create", "arm", "--iso", iso, "--profile", "debian-arm64", "--memory", "512M", "--disk", "64M",
-		"--display", "none", "--net", "none")
-	argv := e.ok("cmdline", "arm")
+	argv := bootISOFixture(t, "qemu-system-aarch64", "boot-aarch64.iso", "arm", "debian-arm64", "512M", "VLAB-MARKER iso-aarch64")
 	if !strings.Contains(argv, "AAVMF") || !strings.Contains(argv, "virt") {
 		t.Errorf("aarch64 command line lacks AAVMF or virt:\n%s", argv)
 	}
-	e.ok("start", "arm")
-	e.waitSerial("arm", "VLAB-MARKER iso-aarch64")
-	waitFor(t, "arm to power off", 2*time.Minute, func() bool { return e.state("arm") == "stopped" })
 }
 
 // TestISOBootPPC64Pseries boots a grub-mkrescue ISO on ppc64 pseries with
 // SLOF (the debian-ppc64el profile) to its serial marker.
 func TestISOBootPPC64Pseries(t *testing.T) {
-	requireQEMU(t, "qemu-system-ppc64")
-	iso := isoFixture(t, "boot-ppc64le.iso")
-	e := newEnv(t)
-	e.ok("create", "ppc", "--iso", iso, "--profile", "debian-ppc64el", "--memory", "1G", "--disk", "64M",
-		"--display", "none", "--net", "none")
-	e.ok("start", "ppc")
-	e.waitSerial("ppc", "VLAB-MARKER iso-ppc64le")
-	waitFor(t, "ppc to power off", 3*time.Minute, func() bool { return e.state("ppc") == "stopped" })
+	bootISOFixture(t, "qemu-system-ppc64", "boot-ppc64le.iso", "ppc", "debian-ppc64el", "1G", "VLAB-MARKER iso-ppc64le")
 }
 
 // queryCD returns the file in the running VM's CD drive ("" when empty),
