@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"vlab/internal/fixture"
 )
 
 // kvmHost is an x86_64 host where KVM works, with every binary.
@@ -134,7 +136,7 @@ func TestChooseAccelThisHost(t *testing.T) {
 	if ParseCPUInfoVirt(string(cpuinfo)) {
 		t.Skip("this CPU has vmx/svm: KVM works here, the PVM case does not apply")
 	}
-	requireQEMU(t, "qemu-system-x86_64")
+	fixture.Program(t, "qemu-system-x86_64")
 	h, err := Probe(testCtxProbe(t))
 	if err != nil {
 		t.Fatal(err)

@@ -17,8 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"vlab/internal/fakeqemu"
 
+	"vlab/internal/fakeqemu"
 	"vlab/internal/fixture"
 )
 
@@ -838,16 +838,6 @@ func ExampleShellQuote() {
 
 // --- real QEMU -------------------------------------------------------------
 
-// requireE2E skips (or fails under VLAB_REQUIRE_E2E=1) with a message
-// naming the command that provides what is missing.
-func requireE2E(t *testing.T, what, fix string) {
-	t.Helper()
-	if os.Getenv("VLAB_REQUIRE_E2E") == "1" {
-		t.Fatalf("%s: run %s", what, fix)
-	}
-	t.Skipf("%s: run %s", what, fix)
-}
-
 // smokeDir is a short temp dir (unix socket paths are limited to 107 bytes).
 func smokeDir(t *testing.T) string {
 	t.Helper()
@@ -1029,13 +1019,13 @@ func startQEMU(t *testing.T, argv []string) (<-chan struct{}, func() string) {
 // speaks RFB, the pointer devices are what the case asked for, and every
 // empty CD-ROM tray takes a medium through blockdev-change-medium.
 func TestCmdlineSmoke(t *testing.T) {
-	requireQEMU(t, "qemu-system-x86_64")
+	fixture.Program(t, "qemu-system-x86_64")
 	h, err := ProbeCached(testCtxProbe(t), filepath.Join(t.TempDir(), "host.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if h.QemuImg == "" {
-		requireE2E(t, "qemu-img not found", "make deps")
+		fixture.Need(t, "qemu-img not found: run make deps")
 	}
 	for _, c := range cmdCases() {
 		golden := c.cfg(goldenRoot)
@@ -1048,7 +1038,7 @@ func TestCmdlineSmoke(t *testing.T) {
 				t.Skip(c.smoke)
 			}
 			if _, ok := h.Binaries[golden.Arch]; !ok {
-				requireE2E(t, archTable[golden.Arch].binary+" not found", "make deps")
+				fixture.Need(t, archTable[golden.Arch].binary+" not found: run make deps")
 			}
 			dir := smokeDir(t)
 			cfg := c.cfg(dir)
@@ -1072,7 +1062,7 @@ func TestCmdlineSmoke(t *testing.T) {
 			cfg.StartPaused = true
 			if (cfg.Firmware == FirmwareUEFI || cfg.Paths.EFIVars != "") && cfg.Kernel == "" {
 				if _, _, err := UEFIFirmware(cfg.Arch, h); err != nil {
-					requireE2E(t, err.Error(), "make deps")
+					fixture.Need(t, err.Error()+": run make deps")
 				}
 			}
 			if c.elfKernel != "" {
@@ -1169,7 +1159,7 @@ func checkRFB(t *testing.T, path string) {
 // that the per-arch defaults (q35 + max, virt + max,pauth-impdef=on,
 // pseries + power9 + TCG caps) run real guests.
 func TestBootKernels(t *testing.T) {
-	requireQEMU(t, "qemu-system-x86_64")
+	fixture.Program(t, "qemu-system-x86_64")
 	h, err := ProbeCached(testCtxProbe(t), filepath.Join(t.TempDir(), "host.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -1185,7 +1175,7 @@ func TestBootKernels(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			if _, ok := h.Binaries[g.arch]; !ok {
-				requireE2E(t, archTable[g.arch].binary+" not found", "make deps")
+				fixture.Need(t, archTable[g.arch].binary+" not found: run make deps")
 			}
 			kernel, initrd := fixture.Guest(t, g.fixture)
 			dir := smokeDir(t)
@@ -1203,7 +1193,7 @@ func TestBootKernels(t *testing.T) {
 				// OVMF (pflash code + qcow2 vars) hands the kernel's EFI stub
 				// the kernel QEMU loaded through fw_cfg.
 				if _, _, err := UEFIFirmware(g.arch, h); err != nil {
-					requireE2E(t, err.Error(), "make deps")
+					fixture.Need(t, err.Error()+": run make deps")
 				}
 				cfg.Firmware, cfg.Paths.EFIVars = FirmwareUEFI, filepath.Join(dir, "efivars.qcow2")
 			}
@@ -1240,7 +1230,7 @@ func isoFixture(t *testing.T, name string) string {
 	t.Helper()
 	p := filepath.Join(fixture.Dir(), "iso", name)
 	if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
-		requireE2E(t, "fixture "+p+" missing", "make fixtures")
+		fixture.Need(t, "fixture "+p+" missing: run make fixtures")
 	}
 	return p
 }
@@ -1275,14 +1265,14 @@ func bootToPoweroff(t *testing.T, cfg Config, h *Host) string {
 // with a qcow2 variable store from a virtio-scsi CD, ppc64 pseries + SLOF
 // from a spapr-vscsi CD.
 func TestBootISOs(t *testing.T) {
-	requireQEMU(t, "qemu-system-x86_64")
+	fixture.Program(t, "qemu-system-x86_64")
 	h, err := ProbeCached(testCtxProbe(t), filepath.Join(t.TempDir(), "host.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	setup := func(t *testing.T, arch Arch, iso string) Config {
 		if _, ok := h.Binaries[arch]; !ok {
-			requireE2E(t, archTable[arch].binary+" not found", "make deps")
+			fixture.Need(t, archTable[arch].binary+" not found: run make deps")
 		}
 		path := isoFixture(t, iso)
 		dir := smokeDir(t)
@@ -1312,7 +1302,7 @@ func TestBootISOs(t *testing.T) {
 		cfg.BootOrder = "dc"
 		cfg.Paths.EFIVars = filepath.Join(filepath.Dir(cfg.Disks[0].Path), "efivars.qcow2")
 		if _, _, err := UEFIFirmware(ArchAArch64, h); err != nil {
-			requireE2E(t, err.Error(), "make deps")
+			fixture.Need(t, err.Error()+": run make deps")
 		}
 		materialize(t, Config{Arch: cfg.Arch, Disks: cfg.Disks, Paths: cfg.Paths}, h)
 		if m, _ := fixture.Find(bootToPoweroff(t, cfg, h), fixture.MarkerMarker); m != "iso-aarch64" {
@@ -1333,7 +1323,7 @@ func TestBootISOs(t *testing.T) {
 // order and finds the CD-ROM where Cmdline attaches it (its "cd" alias is
 // the secondary IDE master) and the disk where "hd" points.
 func TestBootMac99Order(t *testing.T) {
-	requireQEMU(t, "qemu-system-ppc")
+	fixture.Program(t, "qemu-system-ppc")
 	h, err := ProbeCached(testCtxProbe(t), filepath.Join(t.TempDir(), "host.json"))
 	if err != nil {
 		t.Fatal(err)

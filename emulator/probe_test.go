@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"vlab/internal/fixture"
 )
 
 func readProbeData(t testing.TB, name string) string {
@@ -466,24 +468,10 @@ func forgetMemo(file string) {
 	probeMemo.Unlock()
 }
 
-// requireQEMU returns the path of bin, skipping (or failing under
-// VLAB_REQUIRE_E2E=1) when it is not installed.
-func requireQEMU(t testing.TB, bin string) string {
-	t.Helper()
-	p, err := exec.LookPath(bin)
-	if err != nil {
-		if os.Getenv("VLAB_REQUIRE_E2E") == "1" {
-			t.Fatalf("%s not found: run make deps", bin)
-		}
-		t.Skipf("%s not found: run make deps", bin)
-	}
-	return p
-}
-
 // TestProbeRealHost probes this machine and checks what Debian's QEMU 7.2
 // packages install.
 func TestProbeRealHost(t *testing.T) {
-	requireQEMU(t, "qemu-system-x86_64")
+	fixture.Program(t, "qemu-system-x86_64")
 	h, err := Probe(testCtxProbe(t))
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"vlab/internal/fakeqemu"
+	"vlab/internal/fixture"
 )
 
 // Environment of the launcher helper: the test binary re-executed to call
@@ -632,7 +633,7 @@ func TestRemoveStaleSocketAfterKill(t *testing.T) {
 // --- real QEMU ---
 
 func TestLaunchStopRealQEMU(t *testing.T) {
-	bin := qemuBinary(t)
+	bin := fixture.Program(t, "qemu-system-x86_64")
 	dir := shortDir(t)
 	qmp := filepath.Join(dir, "qmp.sock")
 	argv := []string{bin, "-machine", "none", "-display", "none", "-nodefaults", "-no-user-config",
@@ -659,7 +660,7 @@ func TestLaunchStopRealQEMU(t *testing.T) {
 }
 
 func TestLaunchRealQEMUStartError(t *testing.T) {
-	bin := qemuBinary(t)
+	bin := fixture.Program(t, "qemu-system-x86_64")
 	dir := shortDir(t)
 	qmp := filepath.Join(dir, "qmp.sock")
 	argv := []string{bin, "-machine", "no-such-machine", "-display", "none", "-nodefaults",

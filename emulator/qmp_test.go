@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"vlab/internal/fixture"
 )
 
 // shortDir returns a temporary directory whose paths fit a unix socket
@@ -636,26 +638,12 @@ func TestQMPDialAnySkipsHeldSocket(t *testing.T) {
 
 // --- real QEMU ---
 
-// qemuBinary returns the path of qemu-system-x86_64 or skips (fails under
-// VLAB_REQUIRE_E2E=1) when it is missing.
-func qemuBinary(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("qemu-system-x86_64")
-	if err != nil {
-		if os.Getenv("VLAB_REQUIRE_E2E") == "1" {
-			t.Fatal("qemu-system-x86_64 not found (VLAB_REQUIRE_E2E=1): run `make deps`")
-		}
-		t.Skip("qemu-system-x86_64 not installed: run `make deps`")
-	}
-	return p
-}
-
 // startRealQEMU runs an empty machine with the given extra args and kills it
 // at cleanup.
 func startRealQEMU(t *testing.T, extra ...string) (exited <-chan struct{}) {
 	t.Helper()
 	args := append([]string{"-machine", "none", "-display", "none", "-nodefaults", "-no-user-config"}, extra...)
-	cmd := exec.Command(qemuBinary(t), args...)
+	cmd := exec.Command(fixture.Program(t, "qemu-system-x86_64"), args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
