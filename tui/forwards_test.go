@@ -25,9 +25,7 @@ func TestForwardsEditor(t *testing.T) {
 			if h.m.prompt == nil {
 				t.Fatal("a asked for no rule")
 			}
-			for range "tcp:auto:22" {
-				h.press("backspace")
-			}
+			h.press("ctrl+u") // clear the suggested rule
 			h.typeText("tcp:auto:443")
 			h.press("enter")
 			vm, _ := f.VM("web")
@@ -55,10 +53,8 @@ func TestForwardsReachTheService(t *testing.T) {
 	h.press("f")
 	h.contains("no forwards: press a to add one", "saved and applied at the next start")
 	h.press("a")
-	for range "tcp:auto:22" {
-		h.press("backspace")
-	}
-	h.press("enter") // an empty rule is not submitted
+	h.press("ctrl+u") // clear the suggested rule
+	h.press("enter")  // an empty rule is not submitted
 	if h.m.prompt == nil {
 		t.Fatal("an empty rule closed the prompt")
 	}
@@ -72,9 +68,7 @@ func TestForwardsReachTheService(t *testing.T) {
 
 	// A rule the service cannot read: the error and its fix, nothing added.
 	h.press("a")
-	for range "tcp:auto:22" {
-		h.press("backspace")
-	}
+	h.press("ctrl+u") // clear the suggested rule
 	h.typeText("tcp:99999:80")
 	h.press("enter")
 	if h.m.status.err == nil || !strings.Contains(h.m.status.err.Error(), "bad host port") || fixOf(h.m.status.err) == "" {
