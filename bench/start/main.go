@@ -14,7 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -136,7 +136,7 @@ Peers measured on the reference machine: bare QEMU 13 ms, nemu 30.5 ms (+7 ms ov
 quickemu 119 ms (+74 ms).
 
 Machine: %s.
-`, n, ms(mb), ms(minD(tb)), ms(maxD(tb)), ms(mv), ms(minD(tv)), ms(maxD(tv)), ms(mv-mb), float64(mv)/float64(mb),
+`, n, ms(mb), ms(slices.Min(tb)), ms(slices.Max(tb)), ms(mv), ms(slices.Min(tv)), ms(slices.Max(tv)), ms(mv-mb), float64(mv)/float64(mb),
 		ms(me), ms(me), ms(mv-mb-me), results.Machine())
 	fmt.Print(body)
 	return results.Write(out, "Start: time to QMP ready", body)
@@ -204,25 +204,7 @@ func execOnly(w world) (time.Duration, error) {
 }
 
 func median(ds []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
-}
-
-func minD(ds []time.Duration) time.Duration {
-	m := ds[0]
-	for _, d := range ds {
-		m = min(m, d)
-	}
-	return m
-}
-
-func maxD(ds []time.Duration) time.Duration {
-	m := ds[0]
-	for _, d := range ds {
-		m = max(m, d)
-	}
-	return m
+	return slices.Sorted(slices.Values(ds))[len(ds)/2]
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
