@@ -86,13 +86,10 @@ func checkOnlyLoopback(t *testing.T, ns string) {
 	}
 }
 
-func ipCmd(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
+// ipCmd runs ip with args and fails the test if it fails.
+func ipCmd(t *testing.T, args ...string) { t.Helper(); ipOut(t, args...) }
 
+// ipOut runs ip with args and returns its output.
 func ipOut(t *testing.T, args ...string) string {
 	t.Helper()
 	out, err := exec.Command("ip", args...).CombinedOutput()
@@ -493,6 +490,28 @@ func TestNetLabNetworks(t *testing.T) {
 	e.fail([]string{"lab1", "in use", "a, b"}, "net", "lab", "rm", "lab1")
 }
 
+// startFails expects `vlab start vm` to fail with a line that names the VM,
+// mentions every want and ends in "fix: " and the fixing commands, which it
+// returns; the VM must be stopped afterwards.
+func (e *env) startFails(vm string, wants ...string) (fix string) {
+	e.t.Helper()
+	line := e.fail(append([]string{fmt.Sprintf("start vm %q", vm), "fix:"}, wants...), "start", vm)
+	if st := e.state(vm); st != "stopped" {
+		e.t.Fatalf("%s is %s after a failed start", vm, st)
+	}
+	_, fix, _ = strings.Cut(line, "fix: ")
+	return fix
+}
+
+// runFix runs the fixing commands an error printed, as they are (tests run
+// as root: without sudo).
+func runFix(t *testing.T, fix string) {
+	t.Helper()
+	if out, err := exec.Command("sh", "-c", strings.ReplaceAll(fix, "sudo ", "")).CombinedOutput(); err != nil {
+		t.Fatalf("the printed fix %q failed: %v: %s", fix, err, out)
+	}
+}
+
 // TestNetBridge (must show 4): in a network namespace with a test bridge
 // and a veth pair whose peer end sits in a second namespace (a host on the
 // LAN), two bridged VMs reach each other and the peer; before the bridge
@@ -542,19 +561,12 @@ func TestNetBridge(t *testing.T) {
 	for _, vm := range []string{"b1", "b2"} {
 		e.createGuest(vm, guests["x86_64"], nil, "--display", "none", "--nic", "bridge:vlbr0")
 	}
-	line := e.fail([]string{"start vm \"b1\"", "bridge vlbr0", "/etc/qemu/bridge.conf is missing", "fix:", "echo 'allow vlbr0' | sudo tee -a /etc/qemu/bridge.conf"}, "start", "b1")
-	if st := e.state("b1"); st != "stopped" {
-		t.Fatalf("b1 is %s after a failed start", st)
-	}
+	fix := e.startFails("b1", "bridge vlbr0", "/etc/qemu/bridge.conf is missing", "echo 'allow vlbr0' | sudo tee -a /etc/qemu/bridge.conf")
 	doctor := e.ok("doctor")
 	if !strings.Contains(doctor, "bridge helper") || !strings.Contains(doctor, "/etc/qemu/bridge.conf is missing") {
 		t.Errorf("doctor does not report the missing access list:\n%s", doctor)
 	}
-	// Run the printed fix as it is (we are root: without sudo).
-	fix := line[strings.Index(line, "fix: ")+len("fix: "):]
-	if out, err := exec.Command("sh", "-c", strings.ReplaceAll(fix, "sudo ", "")).CombinedOutput(); err != nil {
-		t.Fatalf("the printed fix %q failed: %v: %s", fix, err, out)
-	}
+	runFix(t, fix)
 	e.ok("start", "b1")
 	e.ok("start", "b2")
 	for i, vm := range []string{"b1", "b2"} {
@@ -589,15 +601,7 @@ func TestNetTap(t *testing.T) {
 	}
 	e := newEnv(t)
 	e.createGuest("t1", guests["x86_64"], nil, "--display", "none", "--nic", "tap:vltap0")
-	line := e.fail([]string{"start vm \"t1\"", "tap vltap0 does not exist", "fix:", "ip tuntap add dev vltap0 mode tap user"}, "start", "t1")
-	if st := e.state("t1"); st != "stopped" {
-		t.Fatalf("t1 is %s after a failed start", st)
-	}
-	// Run the printed fix as it is (we are root: without sudo).
-	fix := line[strings.Index(line, "fix: ")+len("fix: "):]
-	if out, err := exec.Command("sh", "-c", strings.ReplaceAll(fix, "sudo ", "")).CombinedOutput(); err != nil {
-		t.Fatalf("the printed fix %q failed: %v: %s", fix, err, out)
-	}
+	runFix(t, e.startFails("t1", "tap vltap0 does not exist", "ip tuntap add dev vltap0 mode tap user"))
 	ipCmd(t, "addr", "add", "192.168.78.1/24", "dev", "vltap0")
 	e.ok("start", "t1")
 	e.waitSerial("t1", fixture.MarkerBootOK)
