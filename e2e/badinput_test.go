@@ -86,8 +86,7 @@ func TestCorruptSpec(t *testing.T) {
 	e.ok("create", "broken", "--display", "none")
 	spec := filepath.Join(e.show("broken").Dir, "machine.toml")
 	os.WriteFile(spec, []byte("name = \"broken\"\nmemory = [[[\n"), 0o644)
-	line := e.fail([]string{"machine.toml", "corrupt", "fix the file"}, "start", "broken")
-	_ = line
+	e.fail([]string{"machine.toml", "corrupt", "fix the file"}, "start", "broken")
 	out, errs, code := e.run("list")
 	if code != 0 || !strings.Contains(out, "good") || !strings.Contains(errs, "broken") {
 		t.Fatalf("list with one corrupt vm: exit %d\n%s\n%s", code, out, errs)
@@ -107,8 +106,7 @@ func TestMissingQEMUBinary(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "bin dir")
 	os.MkdirAll(bin, 0o755)
 	for _, b := range []string{"qemu-system-x86_64", "qemu-img"} {
-		p, _ := execLookPath(b)
-		os.Symlink(p, filepath.Join(bin, b))
+		os.Symlink(requireProgram(t, b), filepath.Join(bin, b))
 	}
 	for i, v := range e.vars {
 		if strings.HasPrefix(v, "PATH=") {

@@ -156,19 +156,6 @@ func (n netShown) forward(t *testing.T, proto string, guest int) netForward {
 	return netForward{}
 }
 
-// consoleFiles returns the serial socket and log of a VM.
-func (e *env) consoleFiles(name string) (sock, log string) {
-	e.t.Helper()
-	var v struct {
-		SerialSocket string `json:"serial_socket"`
-		SerialLog    string `json:"serial_log"`
-	}
-	if err := json.Unmarshal([]byte(e.ok("show", name, "--json")), &v); err != nil {
-		e.t.Fatal(err)
-	}
-	return v.SerialSocket, v.SerialLog
-}
-
 var guestRunSeq atomic.Int64
 
 // guestRun runs cmd in the shell on VM name's serial console and returns its
