@@ -206,7 +206,8 @@ func (sw *labSwitch) ports() []string {
 	return out
 }
 
-// handle takes one frame from port src and returns where it goes.
+// handle takes one frame from port src and returns where it goes. The
+// deliveries share frame's bytes: send them before frame is reused.
 func (sw *labSwitch) handle(frame []byte, src string) []delivery {
 	if len(frame) < 14 {
 		return nil
@@ -234,7 +235,6 @@ func (sw *labSwitch) handle(frame []byte, src string) []delivery {
 			return out
 		}
 	}
-	frame = append([]byte(nil), frame...)
 	if dst[0]&1 == 0 {
 		if p, ok := sw.macs[dst]; ok {
 			if p == src {
