@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"vlab/internal/fixture"
 )
 
 // libraryListing returns every file under the library, to prove a failed
@@ -24,7 +26,7 @@ func (e *env) libraryListing() []string {
 // TestBadInput: every bad input gets one clear line naming the fix, a
 // non-zero exit, and leaves the library exactly as it was.
 func TestBadInput(t *testing.T) {
-	requireQEMU(t, "qemu-system-x86_64")
+	fixture.Program(t, "qemu-system-x86_64")
 	e := newEnv(t)
 	e.ok("create", "keeper", "--display", "none", "--disk", "16M")
 	dir := t.TempDir()
@@ -80,7 +82,7 @@ func TestBadInput(t *testing.T) {
 // TestCorruptSpec: a hand-broken machine.toml is reported with the file and
 // the fix, and other VMs keep working.
 func TestCorruptSpec(t *testing.T) {
-	requireQEMU(t, "qemu-system-x86_64")
+	fixture.Program(t, "qemu-system-x86_64")
 	e := newEnv(t)
 	e.ok("create", "good", "--display", "none")
 	e.ok("create", "broken", "--display", "none")
@@ -101,12 +103,12 @@ func TestCorruptSpec(t *testing.T) {
 // TestMissingQEMUBinary: an arch whose qemu is not installed is refused at
 // create with the package to install.
 func TestMissingQEMUBinary(t *testing.T) {
-	requireQEMU(t, "qemu-system-x86_64")
+	fixture.Program(t, "qemu-system-x86_64")
 	e := newEnv(t)
 	bin := filepath.Join(t.TempDir(), "bin dir")
 	os.MkdirAll(bin, 0o755)
 	for _, b := range []string{"qemu-system-x86_64", "qemu-img"} {
-		os.Symlink(requireProgram(t, b), filepath.Join(bin, b))
+		os.Symlink(fixture.Program(t, b), filepath.Join(bin, b))
 	}
 	for i, v := range e.vars {
 		if strings.HasPrefix(v, "PATH=") {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"vlab/internal/fixture"
 )
 
 // TestCloudInitSeed: `vlab create --cloud-init user-data` writes a NoCloud
@@ -16,8 +18,8 @@ import (
 // user-data, generated meta-data), attaches it read-only, and a real guest
 // finds it by its label, mounts it and reads the user-data.
 func TestCloudInitSeed(t *testing.T) {
-	isoinfo := requireProgram(t, "isoinfo")
-	xorriso := requireProgram(t, "xorriso")
+	isoinfo := fixture.Program(t, "isoinfo")
+	xorriso := fixture.Program(t, "xorriso")
 	e := newEnv(t)
 	token := fmt.Sprintf("seed-%d", time.Now().UnixNano())
 	userData := "#cloud-config\n# vlab-marker: " + token + "\nssh_authorized_keys:\n  - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK0wmN/Cr3JXqmLW7u+g9pTh+wyqDHpSQEIQczXkVx9q me@laptop\n"

@@ -17,7 +17,7 @@ func isoFixture(t *testing.T, rel string) string {
 	t.Helper()
 	p := filepath.Join(fixture.Dir(), "iso", rel)
 	if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
-		need(t, "ISO fixture "+p+" missing: run make fixtures")
+		fixture.Need(t, "ISO fixture "+p+" missing: run make fixtures")
 	}
 	return p
 }
@@ -26,7 +26,7 @@ func isoFixture(t *testing.T, rel string) string {
 func requireOSInfo(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat("/usr/share/osinfo/os"); err != nil && os.Getenv("OSINFO_SYSTEM_DIR") == "" {
-		need(t, "osinfo-db not installed: run make deps")
+		fixture.Need(t, "osinfo-db not installed: run make deps")
 	}
 }
 
@@ -130,8 +130,8 @@ func TestDetectElTorito(t *testing.T) {
 // detected profile's hardware; --profile overrides it; an --arch that does
 // not suit the profile is refused.
 func TestCreateDetectsProfile(t *testing.T) {
-	requireQEMU(t, "qemu-system-x86_64")
-	requireQEMU(t, "qemu-img")
+	fixture.Program(t, "qemu-system-x86_64")
+	fixture.Program(t, "qemu-img")
 	e := newEnv(t)
 	deb := isoFixture(t, "detect/debian-12.7.0-amd64-netinst.iso")
 	out := e.ok("create", "deb", "--iso", deb)

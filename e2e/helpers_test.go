@@ -44,15 +44,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// need and requireProgram are fixture.Need and fixture.Program: a missing
-// prerequisite fails the test in CI and skips it locally.
-func need(t *testing.T, why string) { t.Helper(); fixture.Need(t, why) }
-
-func requireProgram(t *testing.T, name string) string { t.Helper(); return fixture.Program(t, name) }
-
-// requireQEMU is requireProgram for a qemu binary.
-func requireQEMU(t *testing.T, bin string) { t.Helper(); fixture.Program(t, bin) }
-
 // env is one user's world: XDG dirs under a folder whose name has spaces.
 type env struct {
 	t    *testing.T
@@ -299,11 +290,9 @@ var guests = map[string]guest{
 // given vlab.* parameters and extra create flags.
 func (e *env) createGuest(name string, g guest, params []string, flags ...string) {
 	e.t.Helper()
-	requireQEMU(e.t, g.qemu)
+	fixture.Program(e.t, g.qemu)
 	kernel, initrd := fixture.Guest(e.t, g.fixtureArch)
 	args := []string{"create", name, "--arch", g.vlabArch, "--memory", "512M",
 		"--kernel", kernel, "--initrd", initrd, "--append", fixture.Append(g.fixtureArch, params...)}
 	e.ok(append(args, flags...)...)
 }
-
-func execLookPath(name string) (string, error) { return exec.LookPath(name) }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"vlab/internal/fixture"
 )
 
 // TestISOInstallX86 is an end-to-end ISO install under TCG: the fixture
@@ -20,7 +22,7 @@ import (
 // boots that system from the disk, with the ISO still in the drive and the
 // boot order untouched.
 func TestISOInstallX86(t *testing.T) {
-	requireQEMU(t, "qemu-system-x86_64")
+	fixture.Program(t, "qemu-system-x86_64")
 	iso := isoFixture(t, "installer-x86_64.iso")
 	e := newEnv(t)
 	e.ok("create", "inst", "--iso", iso, "--profile", "linux-bios", "--disk", "256M", "--memory", "512M",
@@ -55,7 +57,7 @@ func TestISOInstallX86(t *testing.T) {
 // guest to power off, and returns the VM's QEMU command line.
 func bootISOFixture(t *testing.T, qemu, iso, vm, profile, memory, marker string) string {
 	t.Helper()
-	requireQEMU(t, qemu)
+	fixture.Program(t, qemu)
 	path := isoFixture(t, iso)
 	e := newEnv(t)
 	e.ok("create", vm, "--iso", path, "--profile", profile, "--memory", memory, "--disk", "64M",

@@ -43,10 +43,10 @@ func privateNet(t *testing.T) bool {
 		return true
 	}
 	if os.Geteuid() != 0 {
-		need(t, "network tests run in network namespaces, which needs root (CI runs as root)")
+		fixture.Need(t, "network tests run in network namespaces, which needs root (CI runs as root)")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		need(t, "ip (iproute2) is missing: run make deps")
+		fixture.Need(t, "ip (iproute2) is missing: run make deps")
 	}
 	ns := fmt.Sprintf("vlabe2e-%d-%s", os.Getpid(), randHex(3))
 	ipCmd(t, "netns", "add", ns)
@@ -516,7 +516,7 @@ func TestNetBridge(t *testing.T) {
 		}
 	}
 	if helper == "" {
-		need(t, "qemu-bridge-helper missing: run make deps (qemu-system-common)")
+		fixture.Need(t, "qemu-bridge-helper missing: run make deps (qemu-system-common)")
 	}
 	// The helper reads /etc/qemu/bridge.conf. This test's mount namespace
 	// (ip netns exec made it private) gets its own /etc: an overlay whose
@@ -527,7 +527,7 @@ func TestNetBridge(t *testing.T) {
 	}
 	if out, err := exec.Command("mount", "-t", "overlay", "overlay", "-o",
 		"lowerdir=/etc,upperdir="+filepath.Join(ov, "upper")+",workdir="+filepath.Join(ov, "work"), "/etc").CombinedOutput(); err != nil {
-		need(t, fmt.Sprintf("cannot overlay /etc in the test's mount namespace: %v: %s", err, out))
+		fixture.Need(t, fmt.Sprintf("cannot overlay /etc in the test's mount namespace: %v: %s", err, out))
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", "/etc").Run() })
 	os.RemoveAll("/etc/qemu") // in the overlay only
@@ -614,7 +614,7 @@ func TestNetTap(t *testing.T) {
 // SSH forward from an auto host port; one without a user-mode NIC does not.
 func TestNetSSHForwardForLinuxProfiles(t *testing.T) {
 	t.Parallel()
-	requireQEMU(t, "qemu-system-x86_64")
+	fixture.Program(t, "qemu-system-x86_64")
 	e := newEnv(t)
 	e.ok("create", "deb", "--profile", "debian", "--display", "none")
 	f := e.netShow("deb").forward(t, "tcp", 22)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"vlab/emulator"
+	"vlab/internal/fixture"
 )
 
 // The snapshot, clone and disposable tests of issue 5. Guests are the x86_64
@@ -559,7 +560,7 @@ func TestKilledDuringSnapshotJob(t *testing.T) {
 // changes nothing.
 func TestSnapshotCloneDiskBadInput(t *testing.T) {
 	t.Parallel()
-	requireQEMU(t, "qemu-system-x86_64")
+	fixture.Program(t, "qemu-system-x86_64")
 	e := newEnv(t)
 	e.ok("create", "bad", "--disk", "16M", "--display", "none", "--net", "none")
 	dir := t.TempDir()

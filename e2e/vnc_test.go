@@ -21,13 +21,14 @@ import (
 
 	"vlab/console"
 	"vlab/emulator"
+	"vlab/internal/fixture"
 )
 
 // listenersOf returns the `ss -ltnp` lines of the TCP sockets process pid
 // listens on.
 func listenersOf(t *testing.T, pid int) []string {
 	t.Helper()
-	out, err := exec.Command(requireProgram(t, "ss"), "-H", "-ltnp").CombinedOutput()
+	out, err := exec.Command(fixture.Program(t, "ss"), "-H", "-ltnp").CombinedOutput()
 	if err != nil {
 		t.Fatalf("ss -ltnp: %v: %s", err, out)
 	}
@@ -111,7 +112,7 @@ func decodeImage(t *testing.T, path string) image.Image {
 // the guest's screen, which matches `vlab screenshot` of the same moment;
 // once vlab is interrupted the port is closed and the password retired.
 func TestVNCExternalEndpoint(t *testing.T) {
-	snap := requireProgram(t, "vncsnapshot")
+	snap := fixture.Program(t, "vncsnapshot")
 	e := newEnv(t)
 	// No graphical session: `vlab vnc` without a terminal must not open
 	// an external viewer here.
@@ -369,7 +370,7 @@ type tmuxServer struct {
 }
 
 func newTmuxServer(t *testing.T) *tmuxServer {
-	tm := &tmuxServer{t: t, bin: requireProgram(t, "tmux"), sock: filepath.Join(t.TempDir(), "tmux.sock")}
+	tm := &tmuxServer{t: t, bin: fixture.Program(t, "tmux"), sock: filepath.Join(t.TempDir(), "tmux.sock")}
 	t.Cleanup(func() { exec.Command(tm.bin, "-S", tm.sock, "kill-server").Run() })
 	return tm
 }
@@ -477,8 +478,8 @@ func TestVNCBuiltinViewerInTmux(t *testing.T) {
 // shared session: vlab's own VNC session stays connected; no TCP port is
 // opened for it; interrupting vlab closes the viewer.
 func TestVNCExternalViewer(t *testing.T) {
-	xvfb := requireProgram(t, "Xvfb")
-	requireProgram(t, "vncviewer")
+	xvfb := fixture.Program(t, "Xvfb")
+	fixture.Program(t, "vncviewer")
 	e := newEnv(t)
 	name := "vnc-tiger"
 	e.createGuest(name, guests["x86_64"], nil, "--net", "none")
