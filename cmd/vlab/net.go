@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -277,6 +278,7 @@ first VM on the lab and runs until the lab is removed.`,
 				for mac, ip := range l.Leases {
 					leases = append(leases, ip+"="+mac)
 				}
+				slices.Sort(leases) // a stable line, not map order
 				fmt.Fprintf(w, "%s\t%s\t%v\t%s\t%s\t%s\n", l.Name, l.Subnet, l.DHCP, sw, dash(strings.Join(l.Members, ",")), dash(strings.Join(leases, " ")))
 			}
 			return w.Flush()
