@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -102,7 +103,7 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 		}
 	}
 	for _, im := range imgs {
-		j := job{src: im.Path, format: im.Format, at: opts.Snapshot != "" && contains(snap.Files, im.Key)}
+		j := job{src: im.Path, format: im.Format, at: opts.Snapshot != "" && slices.Contains(snap.Files, im.Key)}
 		info, err := readImageInfo(ctx, qimg, im.Path, im.Format, false)
 		if err != nil {
 			return fmt.Errorf("clone %q: %w", src, err)

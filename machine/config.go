@@ -103,7 +103,7 @@ func (s *Store) config(spec *Spec, host *emulator.Host, accel emulator.Accel) (e
 	}
 	// Every VM with a CD-capable boot gets one drive, so an ISO can be
 	// inserted into a running VM later.
-	cfg.CDROMs = []emulator.CDROM{{ID: "cd0", Path: abs(spec.Boot.ISO)}}
+	cfg.CDROMs = []emulator.CDROM{{ID: cdromID, Path: abs(spec.Boot.ISO)}}
 	for i := range spec.NICs {
 		nic, err := s.nicConfig(spec, i) // network.go
 		if err != nil {

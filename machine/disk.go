@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -428,7 +429,7 @@ func checkImportable(ctx context.Context, qemuImg, path, format string) (imageIn
 	if !fi.Mode().IsRegular() {
 		return imageInfo{}, fmt.Errorf("image %s is not a regular file: give the disk image file", path)
 	}
-	if format != "" && !contains(ImportFormats, format) {
+	if format != "" && !slices.Contains(ImportFormats, format) {
 		return imageInfo{}, fmt.Errorf("image format %q unknown: use one of %s", format, strings.Join(ImportFormats, ", "))
 	}
 	info, err := readImageInfo(ctx, qemuImg, path, format, false)
@@ -438,7 +439,7 @@ func checkImportable(ctx context.Context, qemuImg, path, format string) (imageIn
 	if format == "" && info.Format == "raw" {
 		return imageInfo{}, fmt.Errorf("image %s has no format header: if it is a raw disk image, say so with --format raw", path)
 	}
-	if !contains(ImportFormats, info.Format) {
+	if !slices.Contains(ImportFormats, info.Format) {
 		return imageInfo{}, fmt.Errorf("image %s is %s, which vlab does not import: use one of %s", path, info.Format, strings.Join(ImportFormats, ", "))
 	}
 	if info.BackingFilename != "" {
@@ -455,15 +456,6 @@ func checkImportable(ctx context.Context, qemuImg, path, format string) (imageIn
 		}
 	}
 	return info, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // DiskImport converts an existing image (raw, qcow2, vmdk, vdi, vhdx, vpc)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -913,7 +914,7 @@ func (s *Store) offlineRestore(ctx context.Context, sc *snapshotCtx, sn Snapshot
 	}
 	var opErr error
 	for _, im := range sc.imgs {
-		if !contains(sn.Files, im.Key) {
+		if !slices.Contains(sn.Files, im.Key) {
 			continue
 		}
 		if out, err := runCmd(ctx, sc.qimg, "snapshot", "-a", sn.Tag, im.Path); err != nil {
@@ -964,7 +965,7 @@ func (s *Store) liveRestore(ctx context.Context, sc *snapshotCtx, sn Snapshot, p
 	vmstate := ""
 	rec := recordOf(sc.meta, sn.Tag)
 	for _, im := range sc.imgs {
-		if !contains(sn.Files, im.Key) {
+		if !slices.Contains(sn.Files, im.Key) {
 			continue
 		}
 		n, ok := nodes[im.Key]
@@ -1042,7 +1043,7 @@ func (s *Store) SnapshotDelete(ctx context.Context, name, tag string, opts Snaps
 			return fmt.Errorf("delete snapshot %q of vm %q: %w", tag, name, err)
 		}
 		for _, im := range sc.imgs {
-			if !contains(sn.Files, im.Key) {
+			if !slices.Contains(sn.Files, im.Key) {
 				continue
 			}
 			if out, err := runCmd(ctx, sc.qimg, "snapshot", "-d", tag, im.Path); err != nil {
@@ -1069,7 +1070,7 @@ func (s *Store) liveDelete(ctx context.Context, sc *snapshotCtx, sn Snapshot, id
 	}
 	var devices []string
 	for _, im := range sc.imgs {
-		if n, ok := nodes[im.Key]; ok && contains(sn.Files, im.Key) {
+		if n, ok := nodes[im.Key]; ok && slices.Contains(sn.Files, im.Key) {
 			devices = append(devices, n)
 		}
 	}

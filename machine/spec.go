@@ -281,23 +281,6 @@ func (s *Spec) Validate() error {
 	return errors.Join(errs...)
 }
 
-// ArchDefaultMachine returns the machine type a new VM of arch gets.
-func ArchDefaultMachine(a emulator.Arch) string {
-	switch a {
-	case emulator.ArchX86_64:
-		return "q35"
-	case emulator.ArchI386:
-		return "pc"
-	case emulator.ArchAArch64, emulator.ArchARM:
-		return "virt"
-	case emulator.ArchPPC64:
-		return "pseries"
-	case emulator.ArchPPC:
-		return "mac99"
-	}
-	return ""
-}
-
 // NewSpec returns a Spec with sensible defaults for arch: 1 CPU, 1G memory,
 // VNC display, one user-mode NIC.
 func NewSpec(name string, arch emulator.Arch) *Spec {
@@ -305,7 +288,7 @@ func NewSpec(name string, arch emulator.Arch) *Spec {
 		Schema:  SchemaVersion,
 		Name:    name,
 		Arch:    arch,
-		Machine: ArchDefaultMachine(arch),
+		Machine: emulator.DefaultMachine(arch),
 		CPUs:    1,
 		Memory:  GiB,
 		Display: emulator.DisplayVNC,

@@ -330,7 +330,7 @@ func newSpec(n NewVM) *machine.Spec {
 	}
 	spec.CPUs, spec.Memory = n.CPUs, machine.Size(n.MemoryMiB)*machine.MiB
 	if spec.Machine == "" {
-		spec.Machine = machine.ArchDefaultMachine(spec.Arch)
+		spec.Machine = emulator.DefaultMachine(spec.Arch)
 	}
 	if spec.Display == "" {
 		spec.Display = emulator.DisplayVNC
@@ -418,14 +418,16 @@ func (s *MachineService) Update(ctx context.Context, name string, set Settings) 
 		return err
 	}
 	if st.State.Active() {
-		if spec.Boot.ISO != set.ISO {
-			if err := s.changeMedium(ctx, name, set.ISO); err != nil {
-				return err
-			}
-			spec.Boot.ISO = set.ISO
-			return s.store.Save(ctx, spec)
+		if spec.Boot.ISO == set.ISO {
+			return nil
 		}
-		return nil
+		// A live media change through QMP, saved for the next boot too.
+		if set.ISO == "" {
+			_, err = s.store.EjectCDROM(ctx, name)
+		} else {
+			_, err = s.store.InsertCDROM(ctx, name, set.ISO)
+		}
+		return err
 	}
 	spec.CPUs, spec.Memory = set.CPUs, machine.Size(set.MemoryMiB)*machine.MiB
 	spec.Boot.ISO, spec.Boot.Order = set.ISO, bootLetters(set.BootOrder)
@@ -448,25 +450,6 @@ func (s *MachineService) Update(ctx context.Context, name string, set Settings) 
 		return fmt.Errorf("edit %q: %w", name, err)
 	}
 	return s.store.Save(ctx, spec)
-}
-
-// changeMedium inserts iso into (or, with "", ejects) the running VM's CD
-// drive.
-func (s *MachineService) changeMedium(ctx context.Context, name, iso string) error {
-	if iso == "" {
-		if err := s.store.QMP(ctx, name, "eject", map[string]any{"id": "cd0", "force": true}, nil); err != nil {
-			return fmt.Errorf("eject the ISO of %q: %w", name, err)
-		}
-		return nil
-	}
-	if err := machine.CheckSources(machine.Boot{ISO: iso}); err != nil {
-		return err
-	}
-	args := map[string]any{"id": "cd0", "filename": iso, "format": "raw", "read-only-mode": "read-only"}
-	if err := s.store.QMP(ctx, name, "blockdev-change-medium", args, nil); err != nil {
-		return fmt.Errorf("insert %s into %q: %w", iso, name, err)
-	}
-	return nil
 }
 
 // Cmdline implements Service.

@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"strings"
 	"sync"
 
@@ -82,13 +80,7 @@ type copyBar struct {
 }
 
 func newCopyBar(w io.Writer, what string) *copyBar {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&fs.ModeCharDevice != 0 {
-			tty = true
-		}
-	}
-	return &copyBar{w: w, what: what, tty: tty, lastTen: -1}
+	return &copyBar{w: w, what: what, tty: isTerminal(w), lastTen: -1}
 }
 
 func (b *copyBar) update(done, total float64) {

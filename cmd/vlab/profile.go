@@ -265,7 +265,7 @@ func (cp *createProfile) apply(spec *machine.Spec) {
 	machine.ApplyProfile(spec, *cp.profile)
 	machine.OfferSSHForward(spec, *cp.profile) // Linux: ssh on an auto host port (network.go)
 	if spec.Machine == "" {
-		spec.Machine = machine.ArchDefaultMachine(spec.Arch)
+		spec.Machine = emulator.DefaultMachine(spec.Arch)
 	}
 }
 
