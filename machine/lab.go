@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -51,8 +50,6 @@ var (
 // MaxLabNameLen bounds lab names.
 const MaxLabNameLen = 32
 
-var labNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-
 // ValidateLabName checks a lab network name: letters, digits, '.', '_' and
 // '-', starting with a letter or digit, at most MaxLabNameLen bytes.
 func ValidateLabName(name string) error {
@@ -61,7 +58,7 @@ func ValidateLabName(name string) error {
 		return errors.New("lab name is empty: use letters, digits, '.', '_' or '-', e.g. lab1")
 	case len(name) > MaxLabNameLen:
 		return fmt.Errorf("lab name is %d bytes long: use at most %d", len(name), MaxLabNameLen)
-	case !labNameRE.MatchString(name):
+	case !nameRE.MatchString(name):
 		return fmt.Errorf("lab name %q is invalid: use letters, digits, '.', '_' or '-' and start with a letter or digit, e.g. lab1", printable(name))
 	}
 	return nil

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -88,8 +87,6 @@ type SnapshotOptions struct {
 	Progress    ProgressFunc // QEMU's job progress (0..total), when a job runs
 }
 
-var tagRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-
 // MaxTagLen bounds snapshot tags.
 const MaxTagLen = 64
 
@@ -102,7 +99,7 @@ func ValidateTag(tag string) error {
 		return errors.New("snapshot tag is empty: use e.g. before-upgrade")
 	case len(tag) > MaxTagLen:
 		return fmt.Errorf("snapshot tag is %d bytes long: use at most %d", len(tag), MaxTagLen)
-	case !tagRE.MatchString(tag):
+	case !nameRE.MatchString(tag):
 		return fmt.Errorf("snapshot tag %q is invalid: use letters, digits, '.', '_' or '-', e.g. before-upgrade", printable(tag))
 	case strings.Trim(tag, "0123456789") == "":
 		return fmt.Errorf("snapshot tag %q is only digits (QEMU reads it as a snapshot id): add a letter, e.g. s%s", tag, tag)

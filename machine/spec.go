@@ -152,6 +152,9 @@ func (f *Forward) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// nameRE is the shape of every name vlab makes a file or folder of (VM
+// names, snapshot tags, lab names): a letter or digit, then letters,
+// digits, '.', '_' and '-'.
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // MaxNameLen bounds VM names so every derived path and socket stays usable.
