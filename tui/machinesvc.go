@@ -144,9 +144,7 @@ func (s *MachineService) vm(ctx context.Context, name string, host *emulator.Hos
 		return vm
 	}
 	if len(spec.NICs) > 0 {
-		if ni, err := s.store.Network(ctx, name); err == nil {
-			vm.NICs = netNICs(ni)
-		}
+		vm.NICs = netNICs(s.store.NetworkOf(ctx, spec, st))
 	}
 	vm.State = stateOf(st.State)
 	vm.LastError = st.Detail

@@ -293,7 +293,7 @@ func (a *app) printShow(cmd *cobra.Command, s *machine.Store, name string) error
 		}
 		v.Disks = append(v.Disks, diskJSON{File: d.File, Path: p.DiskPath(d.File), Size: d.Size.String(), Format: format})
 	}
-	netInfo, _ := s.Network(cmd.Context(), name) // bound forward ports, guest addresses (net.go)
+	netInfo := s.NetworkOf(cmd.Context(), spec, st) // bound forward ports, guest addresses (net.go)
 	for i, n := range spec.NICs {
 		nj := nicJSON{Mode: string(n.Mode), Model: n.Model, MAC: n.MAC, Isolated: n.Restrict, Forwards: []string{}}
 		for k, f := range n.Forwards {
