@@ -127,7 +127,7 @@ Medians of %d alternating rounds, measured with `+"`go run ./bench/start`"+`.
 | qemu argv by hand | %s | %s | %s |
 | vlab start | %s | %s | %s |
 
-vlab over its own argv: **+%s** (ratio %.2f). Target: at most +5 ms.
+vlab over its own argv: **%s** (ratio %.2f). Target: at most +5 ms.
 Of that, %s is running the vlab binary at all: `+"`vlab --version`"+`, timed in the same rounds, takes
 %s (the Go runtime and package initialisation of a static binary, and process exit); vlab's own
 work on the start path (machine.toml, lock, cached host probe, accel choice, argv, launch, records)
@@ -136,7 +136,7 @@ Peers measured on the reference machine: bare QEMU 13 ms, nemu 30.5 ms (+7 ms ov
 quickemu 119 ms (+74 ms).
 
 Machine: %s.
-`, n, ms(mb), ms(slices.Min(tb)), ms(slices.Max(tb)), ms(mv), ms(slices.Min(tv)), ms(slices.Max(tv)), ms(mv-mb), float64(mv)/float64(mb),
+`, n, ms(mb), ms(slices.Min(tb)), ms(slices.Max(tb)), ms(mv), ms(slices.Min(tv)), ms(slices.Max(tv)), signedMs(mv-mb), float64(mv)/float64(mb),
 		ms(me), ms(me), ms(mv-mb-me), results.Machine())
 	fmt.Print(body)
 	return results.Write(out, "Start: time to QMP ready", body)
@@ -205,6 +205,14 @@ func execOnly(w world) (time.Duration, error) {
 
 func median(ds []time.Duration) time.Duration {
 	return slices.Sorted(slices.Values(ds))[len(ds)/2]
+}
+
+// signedMs writes a difference with its sign: +1.2 ms, -0.4 ms.
+func signedMs(d time.Duration) string {
+	if d < 0 {
+		return "-" + ms(-d)
+	}
+	return "+" + ms(d)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }

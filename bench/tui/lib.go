@@ -43,9 +43,6 @@ type bench struct {
 	pending []chan tea.Msg
 }
 
-// Changes hands the model the benchmark's own stream.
-func (b *bench) stream(ctx context.Context) <-chan struct{} { return b.changes }
-
 type benchService struct {
 	jitterService
 	b *bench
