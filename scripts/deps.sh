@@ -13,6 +13,7 @@ PACKAGES=(
 	xorriso isolinux syslinux-common syslinux-utils grub-pc-bin grub-efi-amd64-bin mtools genisoimage
 	busybox-static cpio kmod osinfo-db iproute2 tmux xvfb
 	gvncviewer tigervnc-viewer vncsnapshot socat ca-certificates curl python3
+	passt gdb-multiarch util-linux e2fsprogs
 )
 # Guest arches whose busybox-static the fixtures take from apt, less the host's.
 FOREIGN_ARCHES=()
