@@ -4,9 +4,12 @@
 // function, golden-tested), supervises the detached QEMU process, and talks
 // QMP to it.
 //
-// The QMP client is our own: github.com/digitalocean/go-qemu cannot be fetched
-// from the module proxy this project builds with, and QMP itself is a small
-// line-delimited JSON protocol.
+// The QMP client is our own, although github.com/digitalocean/go-qemu
+// resolves from the module proxy: go-qemu's qmp.Monitor takes no context (a
+// hung QEMU hangs the caller), assumes one monitor per VM (vlab gives each VM
+// several, so the TUI, a CLI command and `vlab qmp` talk at once), and hands
+// events to a single consumer without correlating replies by id. QMP itself is
+// a small line-delimited JSON protocol, so the client here is short.
 //
 // emulator knows nothing of vlab's on-disk library: every path comes in
 // through Config and the supervisor's options.
