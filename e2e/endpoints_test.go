@@ -1,0 +1,338 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"vlab/internal/fixture"
+)
+
+// Owner-only endpoints (issue 12): every socket and file in a running VM's
+// runtime dir is out of reach of another local user, the gdb stub is one of
+// those sockets (no TCP), and a guest cannot reach it.
+
+// otherUID is the "another local user" of these tests (nobody).
+const otherUID = "65534"
+
+// dialEnv makes the test binary, started as another user, try each path it
+// lists (one per line) instead of running tests: it connects to sockets,
+// opens other files for reading, and prints "path<TAB>ok" or
+// "path<TAB>errno-text" per line.
+const dialEnv = "VLAB_E2E_DIAL"
+
+func init() {
+	// init runs before TestMain: the dialer never builds vlab or runs tests.
+	list, ok := os.LookupEnv(dialEnv)
+	if !ok {
+		return
+	}
+	for _, p := range strings.Split(list, "\n") {
+		fmt.Printf("%s\t%s\n", p, tryOpen(p))
+	}
+	os.Exit(0)
+}
+
+// tryOpen connects to the socket p, or opens the file p, and says how that went.
+func tryOpen(p string) string {
+	var err error
+	if fi, serr := os.Lstat(p); serr == nil && fi.Mode()&fs.ModeSocket != 0 {
+		var c net.Conn
+		if c, err = net.DialTimeout("unix", p, 5*time.Second); err == nil {
+			c.Close()
+		}
+	} else {
+		var f *os.File
+		if f, err = os.Open(p); err == nil {
+			f.Close()
+		}
+	}
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, syscall.EACCES):
+		return "EACCES"
+	default:
+		return err.Error()
+	}
+}
+
+// asOtherUser runs tryOpen on every path as uid 65534 (setpriv) and returns
+// path → result.
+func asOtherUser(t *testing.T, e *env, paths []string) map[string]string {
+	t.Helper()
+	setpriv := fixture.Program(t, "setpriv")
+	if os.Geteuid() != 0 {
+		fixture.Need(t, "running as another uid (setpriv) needs root (CI runs as root)")
+	}
+	// A copy of this test binary that uid 65534 may run (go test's build
+	// dir is private).
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(filepath.Dir(e.home), "dialer")
+	if _, err := os.Stat(bin); err != nil {
+		data, err := os.ReadFile(self)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bin, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(setpriv, "--reuid="+otherUID, "--regid="+otherUID, "--clear-groups", bin)
+	cmd.Env = append(os.Environ(), dialEnv+"="+strings.Join(paths, "\n"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("dialer as uid %s: %v\n%s", otherUID, err, out)
+	}
+	res := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if p, r, ok := strings.Cut(l, "\t"); ok {
+			res[p] = r
+		}
+	}
+	return res
+}
+
+// openAncestors makes every folder above e's XDG runtime dir (up to the
+// system temp dir) and the runtime dir itself traversable by anyone, so
+// that only vlab's own folder stands between another user and the sockets.
+func openAncestors(t *testing.T, e *env) {
+	t.Helper()
+	tmp := filepath.Clean(os.TempDir())
+	for d := filepath.Join(e.home, "run"); d != tmp && d != "/" && d != "."; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// listenersAll is listenersOf for TCP and UDP.
+func listenersAll(t *testing.T, pid int) []string {
+	t.Helper()
+	out, err := exec.Command(fixture.Program(t, "ss"), "-H", "-ltunp").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ss -ltunp: %v: %s", err, out)
+	}
+	var mine []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if strings.Contains(l, "pid="+strconv.Itoa(pid)+",") {
+			mine = append(mine, l)
+		}
+	}
+	return mine
+}
+
+// gdbMonitor sends gdb's `monitor CMD` (a qRcmd packet of the remote
+// protocol) to the stub at sock and returns the console output it answers.
+func gdbMonitor(t *testing.T, sock, cmd string) string {
+	t.Helper()
+	c, err := net.DialTimeout("unix", sock, 5*time.Second)
+	if err != nil {
+		t.Fatalf("gdb stub %s: %v", sock, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	pkt := "qRcmd," + hex.EncodeToString([]byte(cmd))
+	var sum byte
+	for i := 0; i < len(pkt); i++ {
+		sum += pkt[i]
+	}
+	if _, err := fmt.Fprintf(c, "$%s#%02x", pkt, sum); err != nil {
+		t.Fatal(err)
+	}
+	var buf, text []byte
+	chunk := make([]byte, 4096)
+	for {
+		n, err := c.Read(chunk)
+		buf = append(buf, chunk[:n]...)
+		for {
+			start := bytes.IndexByte(buf, '$')
+			end := bytes.IndexByte(buf, '#')
+			if start < 0 || end < start || len(buf) < end+3 {
+				break
+			}
+			body := string(buf[start+1 : end])
+			buf = buf[end+3:]
+			c.Write([]byte("+"))
+			switch {
+			case body == "OK":
+				return string(text)
+			case strings.HasPrefix(body, "T") || strings.HasPrefix(body, "S"):
+				// A stop reply: QEMU pauses the guest when gdb connects.
+			case strings.HasPrefix(body, "O"):
+				b, herr := hex.DecodeString(body[1:])
+				if herr != nil {
+					t.Fatalf("gdb stub sent %q", body)
+				}
+				text = append(text, b...)
+			default:
+				t.Fatalf("gdb stub answered monitor %q with %q", cmd, body)
+			}
+		}
+		if err != nil {
+			t.Fatalf("gdb stub %s: %v (got %q)", sock, err, text)
+		}
+	}
+}
+
+// TestEndpointsOwnerOnly (issue 12 item 2): a VM started with --gdb, a VNC
+// display and a serial console. As uid 65534, connecting to every socket in
+// its runtime dir, and opening every file there, is refused (EACCES), while
+// the same user reaches a world-open socket beside that dir and the owner
+// reaches every socket; the gdb socket is QEMU's real stub (`monitor info
+// version` answers, raw and through gdb-multiarch, the README's way). QEMU
+// listens on no TCP or UDP port, and the user-mode guest, which does reach
+// the host's loopback, cannot reach a stub on the old TCP port.
+func TestEndpointsOwnerOnly(t *testing.T) {
+	t.Parallel()
+	if !privateNet(t) {
+		return
+	}
+	// This re-run is a process of its own (privateNet): with umask 0, QEMU's
+	// sockets and files come out open to all, so only the runtime dir's
+	// mode can keep another user out.
+	defer syscall.Umask(syscall.Umask(0))
+	e := newEnv(t)
+	openAncestors(t, e)
+	name := "dbg"
+	e.createGuest(name, guests["x86_64"], []string{"vlab.net=1"}, "--gdb")
+	var shownGDB struct {
+		GDBSocket string `json:"gdb_socket"`
+	}
+	if err := json.Unmarshal([]byte(e.ok("show", name, "--json")), &shownGDB); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(e.ok("show", name), "gdb:") {
+		t.Error("vlab show does not print the gdb socket")
+	}
+	e.ok("start", name)
+	s := e.show(name)
+	run := filepath.Dir(s.QMPSocket)
+	if shownGDB.GDBSocket != filepath.Join(run, "gdb.sock") {
+		t.Fatalf("gdb_socket %q, want gdb.sock in the runtime dir %s", shownGDB.GDBSocket, run)
+	}
+	if fi, err := os.Stat(run); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("runtime dir %s: %v (%v), want mode 0700", run, fi.Mode(), err)
+	}
+
+	// No network endpoint at all.
+	if l := listenersAll(t, s.PID); len(l) > 0 {
+		t.Fatalf("qemu (pid %d) with --gdb listens on the network:\n%s", s.PID, strings.Join(l, "\n"))
+	}
+
+	// The guest reaches the host's loopback (control), but no stub there.
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Length: 8\r\n\r\nHOST-UP\n")
+			c.Close()
+		}
+	}()
+	e.waitSerial(name, "VLAB-NET-UP")
+	// The same nc sends a gdb `monitor info version` to the old port.
+	ctl := l.Addr().(*net.TCPAddr).Port
+	if code, out := e.guestRun(name, fmt.Sprintf("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 5 nc 10.0.2.2 %d", ctl)); code != 0 || !strings.Contains(out, "HOST-UP") {
+		t.Fatalf("control: the guest's nc to the host's loopback port %d gave %d, %q", ctl, code, out)
+	}
+	const oldPort = 1234 // what README examples used with --gdb PORT
+	if code, out := e.guestRun(name, fmt.Sprintf("printf '$qRcmd,696e666f2076657273696f6e#e8' | timeout 5 nc 10.0.2.2 %d", oldPort)); code == 0 || strings.Contains(out, "$O") {
+		t.Errorf("the guest reached a gdb stub on 10.0.2.2:%d: status %d, %q", oldPort, code, out)
+	}
+
+	// Everything in the runtime dir, as another user.
+	ents, err := os.ReadDir(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths, socks []string
+	for _, en := range ents {
+		p := filepath.Join(run, en.Name())
+		paths = append(paths, p)
+		if en.Type()&fs.ModeSocket != 0 {
+			socks = append(socks, p)
+		}
+	}
+	want := append(append([]string(nil), s.QMPSockets...), s.VNCSocket, filepath.Join(run, "vnc-ext.sock"), s.SerialSocket, shownGDB.GDBSocket)
+	for _, w := range want {
+		if !containsStr(socks, w) {
+			t.Errorf("socket %s missing from the runtime dir (has %q)", w, socks)
+		}
+	}
+	if len(s.QMPSockets) != 4 {
+		t.Errorf("%d qmp sockets, want 4", len(s.QMPSockets))
+	}
+	// Positive control: a world-open socket beside the runtime dir.
+	ctlSock := filepath.Join(e.home, "run", "open.sock")
+	ctlL, err := net.Listen("unix", ctlSock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctlL.Close()
+	os.Chmod(ctlSock, 0o777)
+	res := asOtherUser(t, e, append(paths, ctlSock))
+	if r := res[ctlSock]; r != "ok" {
+		t.Fatalf("control: uid %s could not connect to the world-open %s: %s", otherUID, ctlSock, r)
+	}
+	for _, p := range paths {
+		if r := res[p]; r != "EACCES" {
+			t.Errorf("uid %s opening %s: %s, want EACCES", otherUID, p, r)
+		}
+	}
+
+	// The owner reaches every socket, and the gdb one is QEMU's stub.
+	for _, p := range socks {
+		if p == shownGDB.GDBSocket {
+			continue
+		}
+		if r := tryOpen(p); r != "ok" {
+			t.Errorf("owner connecting to %s: %s", p, r)
+		}
+	}
+	ver, err := exec.Command(fixture.Program(t, "qemu-system-x86_64"), "--version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := strings.Fields(string(ver))[3] // "QEMU emulator version 7.2.x (Debian ...)"
+	if got := gdbMonitor(t, shownGDB.GDBSocket, "info version"); !strings.Contains(got, v) {
+		t.Errorf("monitor info version over the gdb socket: %q, want %s", got, v)
+	}
+	gdb := fixture.Program(t, "gdb-multiarch")
+	out, err := exec.Command(gdb, "-batch", "-nx", "-ex", "target remote "+shownGDB.GDBSocket, "-ex", "monitor info version").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), v) {
+		t.Errorf("gdb-multiarch -ex 'target remote %s' -ex 'monitor info version': %v\n%s", shownGDB.GDBSocket, err, out)
+	}
+	e.ok("stop", "--force", name)
+}
+
+func containsStr(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
