@@ -198,7 +198,9 @@ func gdbMonitor(t *testing.T, sock, cmd string) string {
 // reaches every socket; the gdb socket is QEMU's real stub (`monitor info
 // version` answers, raw and through gdb-multiarch, the README's way). QEMU
 // listens on no TCP or UDP port, and the user-mode guest, which does reach
-// the host's loopback, cannot reach a stub on the old TCP port.
+// the host's loopback, cannot reach a stub on the old TCP port. --gdb 1234
+// is refused with advice, and the VM gets its stub from an old machine.toml
+// that says gdb_port = 1234.
 func TestEndpointsOwnerOnly(t *testing.T) {
 	t.Parallel()
 	if !privateNet(t) {
@@ -211,7 +213,24 @@ func TestEndpointsOwnerOnly(t *testing.T) {
 	e := newEnv(t)
 	openAncestors(t, e)
 	name := "dbg"
-	e.createGuest(name, guests["x86_64"], []string{"vlab.net=1"}, "--gdb")
+	// The TCP form is gone, with advice; an old machine.toml's gdb_port
+	// loads as the socket form (this VM is started from such a file).
+	for _, bad := range [][]string{{"--gdb", "1234"}, {"--gdb=1234"}} {
+		e.fail([]string{"--gdb takes no port", "target remote"}, append([]string{"create", "x"}, bad...)...)
+	}
+	e.createGuest(name, guests["x86_64"], []string{"vlab.net=1"})
+	toml := filepath.Join(e.show(name).Dir, "machine.toml")
+	data, err := os.ReadFile(toml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := strings.Replace(string(data), "\n[boot]", "\ngdb_port = 1234\n\n[boot]", 1)
+	if old == string(data) {
+		t.Fatalf("no [boot] table in %s:\n%s", toml, data)
+	}
+	if err := os.WriteFile(toml, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var shownGDB struct {
 		GDBSocket string `json:"gdb_socket"`
 	}
