@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"vlab/console"
+	"vlab/emulator"
 	"vlab/internal/fixture"
 )
 
@@ -354,4 +357,179 @@ func containsStr(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// extEndpoint is one running `vlab vnc NAME --external --json`.
+type extEndpoint struct {
+	cmd      *exec.Cmd
+	stderr   *strings.Builder
+	Host     string `json:"host"`
+	Port     int    `json:"port"`
+	Password string `json:"password"`
+}
+
+// openExtEndpoint starts `vlab vnc name --external --json` and reads the
+// endpoint it prints.
+func (e *env) openExtEndpoint(name string) *extEndpoint {
+	e.t.Helper()
+	ep := &extEndpoint{stderr: &strings.Builder{}}
+	ep.cmd = exec.Command(vlabBin, "vnc", name, "--external", "--json")
+	ep.cmd.Env = e.vars
+	ep.cmd.Stderr = ep.stderr
+	stdout, err := ep.cmd.StdoutPipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := ep.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { ep.cmd.Process.Kill(); ep.cmd.Wait() })
+	if err := json.NewDecoder(stdout).Decode(ep); err != nil {
+		e.t.Fatalf("vnc --external --json: %v (stderr %s)", err, ep.stderr)
+	}
+	return ep
+}
+
+// vncAuth says whether an RFB session on host:port accepts password.
+func vncAuth(t *testing.T, host string, port int, password string) error {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(host, strconv.Itoa(port)), 5*time.Second)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	v, err := console.NewVNC(ctx, c, console.VNCOptions{Password: password})
+	if err != nil {
+		c.Close()
+		return err
+	}
+	v.Close()
+	return nil
+}
+
+// extClients counts the clients of VM name's password-protected display.
+func (e *env) extClients(name string) int {
+	e.t.Helper()
+	var reply struct {
+		Return []struct {
+			ID      string            `json:"id"`
+			Clients []json.RawMessage `json:"clients"`
+		} `json:"return"`
+	}
+	if err := json.Unmarshal([]byte(e.ok("qmp", name, `{"execute":"query-vnc-servers"}`)), &reply); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, d := range reply.Return {
+		if d.ID == emulator.VNCExternalID {
+			return len(d.Clients)
+		}
+	}
+	return -1
+}
+
+// cmdlinesWith lists the processes whose argv contains s.
+func cmdlinesWith(s string) []string {
+	var hits []string
+	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range dirs {
+		data, err := os.ReadFile(f)
+		if err == nil && bytes.Contains(data, []byte(s)) {
+			hits = append(hits, f+": "+strings.ReplaceAll(string(data), "\x00", " "))
+		}
+	}
+	return hits
+}
+
+// startXvfb starts an X server of the test's own and returns its DISPLAY.
+func startXvfb(t *testing.T) string {
+	t.Helper()
+	xvfb := fixture.Program(t, "Xvfb")
+	n := 600 + os.Getpid()%300
+	for ; ; n++ {
+		_, err1 := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n))
+		_, err2 := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n))
+		if os.IsNotExist(err1) && os.IsNotExist(err2) {
+			break
+		}
+	}
+	x := exec.Command(xvfb, fmt.Sprintf(":%d", n), "-nolisten", "tcp", "-screen", "0", "1024x768x24")
+	if err := x.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.Process.Kill(); x.Wait() })
+	waitFor(t, "Xvfb", 30*time.Second, func() bool {
+		_, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n))
+		return err == nil
+	})
+	return fmt.Sprintf(":%d", n)
+}
+
+// TestVNCExternalSessionsShare (issue 12): a second `vlab vnc --external`
+// does not break the first one's password (both sessions share the one-time
+// password while either is open); a TCP viewer gets that password through a
+// 0600 vncpasswd file, never in any process's argv; a viewer command with
+// {password} is refused; the password is retired when the last session ends.
+func TestVNCExternalSessionsShare(t *testing.T) {
+	t.Parallel()
+	fixture.Program(t, "vncviewer")
+	e := newEnv(t)
+	name := "vnc2"
+	e.createGuest(name, guests["x86_64"], nil, "--net", "none")
+	e.ok("start", name)
+	s := e.show(name)
+
+	a := e.openExtEndpoint(name)
+	if err := vncAuth(t, a.Host, a.Port, a.Password); err != nil {
+		t.Fatalf("control: the first endpoint refuses its own password: %v", err)
+	}
+	if err := vncAuth(t, a.Host, a.Port, "wrong123"); err == nil {
+		t.Fatal("control: the endpoint accepts a wrong password")
+	}
+	b := e.openExtEndpoint(name)
+	if err := vncAuth(t, a.Host, a.Port, a.Password); err != nil {
+		t.Errorf("the first session's password stopped working when a second --external opened: %v", err)
+	}
+	if err := vncAuth(t, b.Host, b.Port, b.Password); err != nil {
+		t.Errorf("the second session's own password does not work: %v", err)
+	}
+
+	// A TCP viewer (TigerVNC told to use the loopback endpoint) on an X
+	// server of the test's own: it connects with a password file.
+	disp := startXvfb(t)
+	viewer := exec.Command(vlabBin, "vnc", name, "--external", "--viewer", "vncviewer -Shared=1 -passwd {passwordfile} {host}::{port}")
+	viewer.Env = append(append([]string(nil), e.vars...), "DISPLAY="+disp)
+	var vstderr strings.Builder
+	viewer.Stderr = &vstderr
+	if err := viewer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { viewer.Process.Kill(); viewer.Wait() })
+	waitFor(t, "the viewer to connect", time.Minute, func() bool { return e.extClients(name) == 1 })
+	time.Sleep(2 * time.Second) // a viewer refused by QEMU would be gone by now
+	if c := e.extClients(name); c != 1 {
+		t.Fatalf("%d clients on the password-protected display after the viewer connected, want 1 (vlab said %q)", c, vstderr.String())
+	}
+	for _, pw := range []string{a.Password, b.Password} {
+		if hits := cmdlinesWith(pw); len(hits) > 0 {
+			t.Errorf("the one-time password %s is in a process's argv:\n%s", pw, strings.Join(hits, "\n"))
+		}
+	}
+	if hits := cmdlinesWith("vncviewer -Shared=1 -passwd"); len(hits) != 1 {
+		t.Errorf("want one vncviewer running with a password file, got %q", hits)
+	}
+	interrupt(t, viewer, &vstderr)
+	interrupt(t, b.cmd, b.stderr)
+	if err := vncAuth(t, a.Host, a.Port, a.Password); err != nil {
+		t.Errorf("the first session's password stopped working when the others ended: %v", err)
+	}
+	interrupt(t, a.cmd, a.stderr)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if v, err := console.DialVNC(ctx, emulator.ExternalVNCSocket(s.VNCSocket), console.VNCOptions{Password: a.Password}); err == nil {
+		v.Close()
+		t.Error("the one-time password still works after the last session ended")
+	}
+
+	e.fail([]string{"{password}", "{passwordfile}"}, "vnc", name, "--external", "--viewer", "vncviewer {host}::{port} {password}")
 }

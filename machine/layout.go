@@ -49,6 +49,7 @@ const (
 	vncSock     = "vnc.sock"
 	serialSock  = "serial.sock"
 	gdbSock     = "gdb.sock"
+	vncPassFile = "vnc-ext.pass"
 	qemuLogFile = "qemu.log"
 	serialLog   = "serial.log"
 	stopMarker  = "powerdown"
@@ -81,6 +82,7 @@ type Paths struct {
 	VNC       string
 	Serial    string
 	GDB       string // gdb stub socket (when the spec asks for one)
+	VNCPass   string // one-time password the open `vlab vnc --external` endpoints share (0600)
 	StopMark  string
 	LastExit  string
 	LogDir    string
@@ -110,6 +112,7 @@ func (d Dirs) PathsFor(name string) Paths {
 		VNC:       filepath.Join(run, vncSock),
 		Serial:    filepath.Join(run, serialSock),
 		GDB:       filepath.Join(run, gdbSock),
+		VNCPass:   filepath.Join(run, vncPassFile),
 		StopMark:  filepath.Join(run, stopMarker),
 		LastExit:  filepath.Join(run, exitFile),
 		LogDir:    logs,
