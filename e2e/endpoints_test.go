@@ -533,3 +533,56 @@ func TestVNCExternalSessionsShare(t *testing.T) {
 
 	e.fail([]string{"{password}", "{passwordfile}"}, "vnc", name, "--external", "--viewer", "vncviewer {host}::{port} {password}")
 }
+
+// TestRuntimeDirOfAnotherUser (issue 12): when socket paths are too long for
+// XDG_RUNTIME_DIR, sockets go under $TMPDIR/vlab-UID, a name any local user
+// can create first. A folder there owned by uid 65534 (or open to others)
+// is refused with a one-line error and no QEMU starts; a fresh one is made
+// 0700 and the VM starts (control).
+func TestRuntimeDirOfAnotherUser(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tmp := filepath.Join(filepath.Dir(e.home), "tmp")
+	deep := filepath.Join(e.home, "run", strings.Repeat("deep/", 20))
+	if err := os.MkdirAll(deep, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(tmp, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(tmp, 0o1777)
+	e.vars = append(e.vars, "TMPDIR="+tmp, "XDG_RUNTIME_DIR="+deep)
+	name := "rt"
+	e.createGuest(name, guests["x86_64"], nil, "--display", "none", "--net", "none")
+	root := filepath.Join(tmp, "vlab-"+strconv.Itoa(os.Getuid()))
+
+	if err := os.Mkdir(root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(root, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	e.fail([]string{root, "uid 65534", "remove it"}, "start", name)
+	if st := e.state(name); st != "stopped" {
+		t.Fatalf("after the refused start the vm is %s", st)
+	}
+	os.Chown(root, os.Getuid(), os.Getgid())
+	os.Chmod(root, 0o777)
+	e.fail([]string{root, "open to other users"}, "start", name)
+
+	// Control: without the planted folder the same start works.
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("start", name)
+	s := e.show(name)
+	if !strings.HasPrefix(s.QMPSocket, root+"/") {
+		t.Fatalf("qmp socket %s is not under %s: the fallback was not used", s.QMPSocket, root)
+	}
+	for _, d := range []string{root, filepath.Dir(s.QMPSocket)} {
+		if fi, err := os.Lstat(d); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: %v %v, want a 0700 folder", d, fi.Mode(), err)
+		}
+	}
+	e.ok("stop", "--force", name)
+}
