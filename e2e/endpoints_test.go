@@ -441,6 +441,27 @@ func cmdlinesWith(s string) []string {
 	return hits
 }
 
+// childrenOf returns the argv of each child process of pid.
+func childrenOf(pid int) [][]string {
+	var kids [][]string
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may contain spaces.
+		rest := string(data[bytes.LastIndexByte(data, ')')+1:])
+		if fs := strings.Fields(rest); len(fs) > 1 && fs[1] == strconv.Itoa(pid) {
+			argv, err := os.ReadFile(filepath.Join(filepath.Dir(f), "cmdline"))
+			if err == nil {
+				kids = append(kids, strings.Split(strings.TrimRight(string(argv), "\x00"), "\x00"))
+			}
+		}
+	}
+	return kids
+}
+
 // startXvfb starts an X server of the test's own and returns its DISPLAY.
 func startXvfb(t *testing.T) string {
 	t.Helper()
@@ -515,8 +536,16 @@ func TestVNCExternalSessionsShare(t *testing.T) {
 			t.Errorf("the one-time password %s is in a process's argv:\n%s", pw, strings.Join(hits, "\n"))
 		}
 	}
-	if hits := cmdlinesWith("vncviewer -Shared=1 -passwd"); len(hits) != 1 {
-		t.Errorf("want one vncviewer running with a password file, got %q", hits)
+	// The viewer (vlab's child) got the password as a 0600 vncpasswd file.
+	kids := childrenOf(viewer.Process.Pid)
+	if len(kids) != 1 || len(kids[0]) != 5 || kids[0][1] != "-Shared=1" || kids[0][2] != "-passwd" {
+		t.Fatalf("vlab's children: %q, want one vncviewer -Shared=1 -passwd FILE HOST::PORT", kids)
+	}
+	if fi, err := os.Stat(kids[0][3]); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("viewer password file %s: %v %v, want mode 0600", kids[0][3], fi, err)
+	}
+	if data, _ := os.ReadFile(kids[0][3]); !bytes.Equal(data, console.ObfuscatePassword(a.Password)) {
+		t.Errorf("viewer password file holds % x, want the shared password %s in vncpasswd form", data, a.Password)
 	}
 	interrupt(t, viewer, &vstderr)
 	interrupt(t, b.cmd, b.stderr)
