@@ -34,9 +34,10 @@ cells in true colour, scaled to the window) and sends your keys and mouse to the
 --external opens a VNC viewer instead: the one set as viewer in config.toml, or the first of
 vncviewer (TigerVNC), remote-viewer and gvncviewer. TigerVNC and remote-viewer connect to the VM's
 unix socket; other viewers get a port on 127.0.0.1 that vlab opens for them alone, protected by a
-one-time VNC password that vlab sets through QMP and hands to the viewer in a 0600 file, never on its
-command line. Sessions open at the same time share that password; the last one to end retires it. --external --json prints that endpoint as
-{"host","port","password"} for any RFB client and keeps it open until vlab is interrupted.
+one-time VNC password that vlab sets through QMP and hands to the viewer in a 0600 file, never on
+its command line. Sessions open at the same time share that password; the last one to end retires
+it. --external --json prints that endpoint as {"host","port","password"} for any RFB client and
+keeps it open until vlab is interrupted.
 
 Without a terminal (started from a launcher or a script) vlab vnc opens the external viewer when
 there is a graphical session.
