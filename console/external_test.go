@@ -303,3 +303,38 @@ func TestEndpointsSharePassword(t *testing.T) {
 		t.Errorf("an endpoint after all closed reused the old password %q (set %q)", d.Password, set)
 	}
 }
+
+// TestEndpointOfAnEarlierRunDoesNotRetire: when the VM restarts (vlab
+// removes the password file), an endpoint left over from the earlier run
+// does not retire the new run's password when it closes.
+func TestEndpointOfAnEarlierRunDoesNotRetire(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "vnc-ext.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pwFile := filepath.Join(dir, "vnc-ext.pass")
+	var set []string
+	setPw := func(_ context.Context, pw string) error { set = append(set, pw); return nil }
+	old, err := OpenEndpoint(context.Background(), sock, pwFile, setPw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(pwFile); err != nil { // what a start does
+		t.Fatal(err)
+	}
+	cur, err := OpenEndpoint(context.Background(), sock, pwFile, setPw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cur.Close()
+	if cur.Password == old.Password || len(set) != 2 {
+		t.Fatalf("endpoint of the new run reused the old run's password (set %q)", set)
+	}
+	old.Close()
+	if set[len(set)-1] != cur.Password {
+		t.Errorf("closing the old run's endpoint retired the new run's password (set %q)", set)
+	}
+}

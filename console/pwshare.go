@@ -18,7 +18,8 @@ import (
 // finds the file held reuses the password instead of replacing it (which
 // would lock out the first one's viewer); the last endpoint to close retires
 // the password. A sibling ".lock" file serialises opening and closing. An
-// endpoint that dies holds no lock any more, so the next one starts afresh.
+// endpoint that dies holds no lock any more, so the next one starts afresh;
+// vlab removes the file when QEMU starts, so a new run starts afresh too.
 
 // passwordLease is one endpoint's hold on the shared password.
 type passwordLease struct {
@@ -114,6 +115,14 @@ func (l *passwordLease) release(retire func() error) error {
 		return fmt.Errorf("vnc endpoint: lock %s: %w", l.mutex, err)
 	}
 	defer unlock()
+	// A file that is no longer at its path belongs to an earlier run of the
+	// VM (vlab removes it when QEMU starts): its password died with that
+	// QEMU, and retiring now would hit the new run's password.
+	mine, err1 := l.f.Stat()
+	now, err2 := os.Stat(l.f.Name())
+	if err1 != nil || err2 != nil || !os.SameFile(mine, now) {
+		return nil
+	}
 	// Upgrading fails while another endpoint holds its shared lock (ours
 	// may be gone then: it does not matter, we are leaving).
 	if err := syscall.Flock(int(l.f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
