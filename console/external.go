@@ -39,6 +39,10 @@ type ExternalViewer struct {
 // directly; otherwise it needs a loopback Endpoint.
 func (e *ExternalViewer) UsesSocket() bool { return e.unix }
 
+// errPasswordInArgv refuses a viewer command that would put the password
+// in the viewer's arguments.
+var errPasswordInArgv = errors.New("viewer command uses {password}, which shows the password to every local user in ps: use {passwordfile} (a vncpasswd file, e.g. vncviewer -passwd {passwordfile} {host}::{port})")
+
 // ErrNoViewer is returned (wrapped) by FindViewer when no external viewer
 // is installed or configured.
 var ErrNoViewer = errors.New("no external vnc viewer found")
@@ -56,11 +60,15 @@ var knownViewers = []ExternalViewer{
 // FindViewer returns the external viewer to start. command is the one the
 // user configured ("" = look for a known one): a command line whose words
 // may contain {socket} (the VM's VNC unix socket), or {host}, {port},
-// {display} (port-5900), {password} and {passwordfile} (a vncpasswd-format
-// file) for a loopback endpoint, and {title}. A command without {socket}
-// gets an endpoint.
+// {display} (port-5900) and {passwordfile} (a vncpasswd-format file, mode
+// 0600) for a loopback endpoint, and {title}. A command without {socket}
+// gets an endpoint. {password} is refused: every local user can read a
+// process's arguments (ps), so the password never goes there.
 func FindViewer(command string) (*ExternalViewer, error) {
 	if strings.TrimSpace(command) != "" {
+		if strings.Contains(command, "{password}") {
+			return nil, errPasswordInArgv
+		}
 		words := strings.Fields(command)
 		path, err := exec.LookPath(words[0])
 		if err != nil {
@@ -100,6 +108,9 @@ func (e *ExternalViewer) Command(t Target, dir string) (cmd *exec.Cmd, cleanup f
 	var pwFile string
 	args := make([]string, 0, len(e.args))
 	for _, a := range e.args {
+		if strings.Contains(a, "{password}") {
+			return nil, cleanup, errPasswordInArgv
+		}
 		if strings.Contains(a, "{passwordfile}") && pwFile == "" {
 			f, err := os.CreateTemp(dir, "vlab-vncpasswd-")
 			if err != nil {
@@ -127,7 +138,6 @@ func expand(s string, t Target, pwFile string) string {
 		"{host}", t.Host,
 		"{port}", strconv.Itoa(t.Port),
 		"{display}", strconv.Itoa(t.Port-5900),
-		"{password}", t.Password,
 		"{passwordfile}", pwFile,
 		"{title}", t.Title,
 	).Replace(s)
@@ -197,35 +207,52 @@ type Endpoint struct {
 	ln     net.Listener
 	sock   string
 	setPw  SetPasswordFunc
+	lease  *passwordLease
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup
 	closed bool
 }
 
-// OpenEndpoint sets a new one-time password with setPassword and listens
-// on a free loopback port; sock is the VM's password-protected VNC socket.
-// Serve relays connections; Close ends the endpoint and makes the password
-// useless.
-func OpenEndpoint(ctx context.Context, sock string, setPassword SetPasswordFunc) (*Endpoint, error) {
+// OpenEndpoint listens on a free loopback port; sock is the VM's
+// password-protected VNC socket. The endpoint's one-time password is shared
+// with the VM's other open endpoints through pwFile (mode 0600, in the VM's
+// private runtime dir): the first sets a new one with setPassword, later
+// ones reuse it, so opening a second endpoint never locks out the first
+// one's viewer. Serve relays connections; Close ends the endpoint, and the
+// last one to close makes the password useless.
+func OpenEndpoint(ctx context.Context, sock, pwFile string, setPassword SetPasswordFunc) (*Endpoint, error) {
 	if _, err := os.Stat(sock); err != nil {
 		return nil, fmt.Errorf("vnc endpoint: %s: %w (the vm has no external vnc display: restart it with this vlab)", sock, err)
 	}
-	pw, err := NewPassword()
+	pw, lease, err := leasePassword(ctx, pwFile, setPassword)
 	if err != nil {
 		return nil, err
 	}
-	if err := setPassword(ctx, pw); err != nil {
-		return nil, fmt.Errorf("vnc endpoint: set one-time password: %w", err)
-	}
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
+		lease.release(func() error { return retirePassword(setPassword) })
 		return nil, fmt.Errorf("vnc endpoint: listen on 127.0.0.1: %w", err)
 	}
 	return &Endpoint{
 		Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, Password: pw,
-		ln: ln, sock: sock, setPw: setPassword, conns: make(map[net.Conn]struct{}),
+		ln: ln, sock: sock, setPw: setPassword, lease: lease, conns: make(map[net.Conn]struct{}),
 	}, nil
+}
+
+// retirePassword replaces the display's password with a random one nobody
+// knows.
+func retirePassword(setPassword SetPasswordFunc) error {
+	pw, err := NewPassword()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := setPassword(ctx, pw); err != nil {
+		return fmt.Errorf("vnc endpoint: retire password: %w", err)
+	}
+	return nil
 }
 
 // Target returns the endpoint as a viewer target.
@@ -288,8 +315,9 @@ func (e *Endpoint) relay(c net.Conn) {
 	<-done
 }
 
-// Close stops listening, drops the relayed connections and replaces the
-// password with a random one nobody knows.
+// Close stops listening and drops the relayed connections; the last open
+// endpoint of the VM also replaces the password with a random one nobody
+// knows.
 func (e *Endpoint) Close() error {
 	e.mu.Lock()
 	if e.closed {
@@ -303,16 +331,11 @@ func (e *Endpoint) Close() error {
 	e.mu.Unlock()
 	err := e.ln.Close()
 	e.wg.Wait()
-	if pw, perr := NewPassword(); perr == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		serr := e.setPw(ctx, pw)
-		cancel()
-		if serr != nil && err == nil {
-			err = fmt.Errorf("vnc endpoint: retire password: %w", serr)
-		}
-	}
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
+	}
+	if lerr := e.lease.release(func() error { return retirePassword(e.setPw) }); lerr != nil && err == nil {
+		err = lerr
 	}
 	return err
 }

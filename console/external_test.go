@@ -113,13 +113,21 @@ func TestFindViewer(t *testing.T) {
 
 	// A configured command wins; {socket} makes it a unix-socket viewer.
 	fakeProgram(t, dir, "myviewer", "exit 0")
-	v, err = FindViewer("myviewer --title {title} {host} {port} {password}")
+	v, err = FindViewer("myviewer --title {title} {host} {port}")
 	if err != nil || v.Name != "configured" || v.UsesSocket() {
 		t.Fatalf("configured: %+v %v", v, err)
 	}
 	cmd, _, _ = v.Command(Target{Host: "127.0.0.1", Port: 7000, Password: "pw", Title: "vm1"}, dir)
-	if !slices.Equal(cmd.Args[1:], []string{"--title", "vm1", "127.0.0.1", "7000", "pw"}) {
+	if !slices.Equal(cmd.Args[1:], []string{"--title", "vm1", "127.0.0.1", "7000"}) {
 		t.Errorf("configured args %q", cmd.Args)
+	}
+	// The password never goes on a command line (ps shows it to everyone).
+	if _, err := FindViewer("myviewer {host}::{port} -password {password}"); err == nil || !strings.Contains(err.Error(), "{passwordfile}") {
+		t.Errorf("a viewer command with {password}: err %v", err)
+	}
+	v = &ExternalViewer{Name: "configured", Path: "/bin/true", args: []string{"--pw={password}"}}
+	if _, _, err := v.Command(Target{Host: "127.0.0.1", Port: 7000, Password: "secret12"}, dir); err == nil {
+		t.Error("Command put {password} in argv")
 	}
 	if v, _ := FindViewer("myviewer {socket}"); v == nil || !v.UsesSocket() {
 		t.Error("configured {socket} viewer does not use the socket")
@@ -155,7 +163,7 @@ func TestEndpointRelaysOnLoopbackAndRetiresPassword(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ep, err := OpenEndpoint(ctx, sock, setPw)
+	ep, err := OpenEndpoint(ctx, sock, filepath.Join(t.TempDir(), "vnc-ext.pass"), setPw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,11 +223,118 @@ func TestEndpointRelaysOnLoopbackAndRetiresPassword(t *testing.T) {
 
 func TestOpenEndpointNeedsTheSocket(t *testing.T) {
 	called := false
-	_, err := OpenEndpoint(context.Background(), filepath.Join(t.TempDir(), "missing.sock"), func(context.Context, string) error {
+	_, err := OpenEndpoint(context.Background(), filepath.Join(t.TempDir(), "missing.sock"), filepath.Join(t.TempDir(), "pw"), func(context.Context, string) error {
 		called = true
 		return nil
 	})
 	if err == nil || called {
 		t.Fatalf("err %v, password set %v", err, called)
+	}
+}
+
+// TestEndpointsSharePassword: a second endpoint of the same VM reuses the
+// live one-time password instead of replacing it (which locked the first
+// one's viewer out); only the last to close retires it; the password file
+// is 0600; once all are closed the next endpoint gets a fresh password.
+func TestEndpointsSharePassword(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "vnc-ext.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pwFile := filepath.Join(dir, "vnc-ext.pass")
+	var mu sync.Mutex
+	var set []string
+	current := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return set[len(set)-1]
+	}
+	setPw := func(_ context.Context, pw string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		set = append(set, pw)
+		return nil
+	}
+	ctx := context.Background()
+	a, err := OpenEndpoint(ctx, sock, pwFile, setPw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenEndpoint(ctx, sock, pwFile, setPw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Password != a.Password || current() != a.Password || len(set) != 1 {
+		t.Fatalf("second endpoint: password %q, first %q, passwords set %q", b.Password, a.Password, set)
+	}
+	if fi, err := os.Stat(pwFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("password file: %v %v, want mode 0600", fi, err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if current() != a.Password {
+		t.Errorf("closing the second endpoint retired the first one's password (set %q)", set)
+	}
+	c, err := OpenEndpoint(ctx, sock, pwFile, setPw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Password != a.Password {
+		t.Errorf("third endpoint while the first is open: %q, want %q", c.Password, a.Password)
+	}
+	a.Close()
+	if current() != a.Password {
+		t.Error("the password was retired while an endpoint is still open")
+	}
+	c.Close()
+	if current() == a.Password {
+		t.Errorf("the last endpoint to close did not retire the password (set %q)", set)
+	}
+	d, err := OpenEndpoint(ctx, sock, pwFile, setPw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.Password == a.Password || current() != d.Password {
+		t.Errorf("an endpoint after all closed reused the old password %q (set %q)", d.Password, set)
+	}
+}
+
+// TestEndpointOfAnEarlierRunDoesNotRetire: when the VM restarts (vlab
+// removes the password file), an endpoint left over from the earlier run
+// does not retire the new run's password when it closes.
+func TestEndpointOfAnEarlierRunDoesNotRetire(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "vnc-ext.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pwFile := filepath.Join(dir, "vnc-ext.pass")
+	var set []string
+	setPw := func(_ context.Context, pw string) error { set = append(set, pw); return nil }
+	old, err := OpenEndpoint(context.Background(), sock, pwFile, setPw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(pwFile); err != nil { // what a start does
+		t.Fatal(err)
+	}
+	cur, err := OpenEndpoint(context.Background(), sock, pwFile, setPw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cur.Close()
+	if cur.Password == old.Password || len(set) != 2 {
+		t.Fatalf("endpoint of the new run reused the old run's password (set %q)", set)
+	}
+	old.Close()
+	if set[len(set)-1] != cur.Password {
+		t.Errorf("closing the old run's endpoint retired the new run's password (set %q)", set)
 	}
 }

@@ -168,11 +168,12 @@ func (b *builder) build() error {
 	if cfg.RTCLocalTime {
 		b.add("-rtc", "base=localtime")
 	}
-	if cfg.GDBPort != 0 {
-		if cfg.GDBPort < 1 || cfg.GDBPort > 65535 {
-			return fmt.Errorf("gdb port %d is not a tcp port", cfg.GDBPort)
-		}
-		b.add("-gdb", "tcp:127.0.0.1:"+strconv.Itoa(cfg.GDBPort))
+	if cfg.GDB {
+		// A unix socket in the private runtime dir, never TCP: the stub
+		// passes gdb's `monitor` to the human monitor, which can run host
+		// commands (migrate "exec:..."), so only the VM's owner may reach it.
+		b.add(socketChardev{id: GDBChardevID, path: cfg.Paths.GDB}.args()...)
+		b.add("-gdb", "chardev:"+GDBChardevID)
 	}
 	if cfg.StartPaused {
 		b.add("-S")
@@ -203,6 +204,12 @@ func checkPaths(cfg Config) error {
 	sockets := append([]string(nil), p.QMP...)
 	if p.Serial != "" {
 		sockets = append(sockets, p.Serial)
+	}
+	if cfg.GDB {
+		if p.GDB == "" {
+			return errors.New("a gdb stub needs a socket path (Paths.GDB)")
+		}
+		sockets = append(sockets, p.GDB)
 	}
 	if cfg.Display == DisplayVNC {
 		if p.VNC == "" {

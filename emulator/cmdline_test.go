@@ -268,7 +268,8 @@ func cmdCases() []cmdCase {
 		{name: "gdb", host: goldenHost, cfg: func(r string) Config {
 			c := baseConfig(r, "kdev", ArchX86_64)
 			c.Disks = []Disk{{Path: dataPath(r, "kdev", "disk0.qcow2")}}
-			c.GDBPort, c.StartPaused = 1234, true
+			c.GDB, c.StartPaused = true, true
+			c.Paths.GDB = filepath.Join(r, "run", "kdev", "gdb.sock")
 			c.Display = DisplayNone
 			return c
 		}},
@@ -444,6 +445,16 @@ func TestCmdlineInvariants(t *testing.T) {
 		}
 		if m := chardevs[SerialChardevID]; m == nil || m["path"] != cfg.Paths.Serial || m["logfile"] != cfg.Paths.SerialLog {
 			t.Errorf("%s: serial chardev = %v", name, m)
+		}
+		// The gdb stub: only on a unix socket chardev, never on TCP (its
+		// `monitor` command reaches the human monitor).
+		if gdb := values(argv, "-gdb"); cfg.GDB {
+			m := chardevs[GDBChardevID]
+			if len(gdb) != 1 || gdb[0] != "chardev:"+GDBChardevID || m == nil || m["path"] != cfg.Paths.GDB || m["server"] != "on" || m["host"] != "" || m["port"] != "" {
+				t.Errorf("%s: gdb stub -gdb %q on chardev %v, want chardev:%s on socket %s", name, gdb, m, GDBChardevID, cfg.Paths.GDB)
+			}
+		} else if len(gdb) > 0 || chardevs[GDBChardevID] != nil {
+			t.Errorf("%s: -gdb %q without Config.GDB", name, gdb)
 		}
 		// KVM only where the host can run the guest.
 		accel := values(argv, "-accel")
@@ -696,7 +707,7 @@ func TestCmdlineErrors(t *testing.T) {
 			c.NICs = []NIC{{Mode: NetUser, Model: "ne2k_isa"}}
 		}, nil, "needs an ISA bus"},
 		{"append without kernel", func(c *Config, h *Host) { c.Append = "quiet" }, nil, "need a kernel"},
-		{"bad gdb port", func(c *Config, h *Host) { c.GDBPort = -1 }, nil, "not a tcp port"},
+		{"gdb without socket", func(c *Config, h *Host) { c.GDB = true }, nil, "gdb stub needs a socket path"},
 		{"nil host", func(c *Config, h *Host) { *h = Host{} }, ErrNoQEMU, "apt-get install qemu-system-x86"},
 		{"unknown arch", func(c *Config, h *Host) { c.Arch = ArchUnknown }, nil, "unknown arch"},
 	}
@@ -1049,9 +1060,6 @@ func TestCmdlineSmoke(t *testing.T) {
 				} else {
 					cfg.Accel = AccelChoice{}
 				}
-			}
-			if cfg.GDBPort != 0 {
-				cfg.GDBPort = freePort(t)
 			}
 			for i := range cfg.NICs {
 				for j := range cfg.NICs[i].Forwards {

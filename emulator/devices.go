@@ -12,6 +12,8 @@ import (
 const (
 	// SerialChardevID is the chardev of the guest's first serial port.
 	SerialChardevID = "serial0"
+	// GDBChardevID is the chardev of the gdb stub's unix socket.
+	GDBChardevID = "gdb0"
 	// QMPChardevPrefix + index is the chardev of each QMP socket ("qmp0"...).
 	QMPChardevPrefix = "qmp"
 	// VNCDisplayID is the id of the VNC display (for QMP set_password,

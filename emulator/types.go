@@ -237,6 +237,7 @@ type Paths struct {
 	SerialLog string   // file the serial output is logged to
 	Pidfile   string
 	EFIVars   string // per-VM UEFI variable store (qcow2), when Firmware is UEFI
+	GDB       string // gdb stub unix socket, when Config.GDB
 }
 
 // Config is everything Cmdline needs to know about one guest. It is derived
@@ -264,7 +265,7 @@ type Config struct {
 	Input        Input
 	Sound        string // "" = none; "sb16", "ac97", "hda", "screamer"...
 	RTCLocalTime bool
-	GDBPort      int  // 0 = no gdb stub; it listens on 127.0.0.1 only
+	GDB          bool // a gdb stub on the unix socket Paths.GDB (never TCP)
 	StartPaused  bool // -S
 	Paths        Paths
 }

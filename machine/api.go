@@ -54,10 +54,7 @@ func Open(dirs Dirs) (*Store, error) {
 		}
 		// No session runtime dir (e.g. a root shell without logind): use a
 		// private folder under the system temp dir instead.
-		dirs.Runtime = filepath.Join(os.TempDir(), "vlab-"+strconv.Itoa(os.Getuid()), "run")
-		if err := ensurePrivateDir(filepath.Dir(dirs.Runtime)); err != nil {
-			return nil, err
-		}
+		dirs.Runtime = filepath.Join(tempRunRoot(), "run")
 		if err := ensurePrivateDir(dirs.Runtime); err != nil {
 			return nil, err
 		}
@@ -133,6 +130,7 @@ func decodeSpec(name, path string, data []byte) (*Spec, error) {
 	if spec.Schema == 0 {
 		spec.Schema = SchemaVersion // files written by hand may omit it
 	}
+	migrateGDBPort(&spec)
 	if spec.Name != name {
 		return nil, fmt.Errorf("vm %q: %s names vm %q: make name = %q", name, path, spec.Name, name)
 	}

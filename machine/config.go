@@ -75,7 +75,7 @@ func (s *Store) config(spec *Spec, host *emulator.Host, accel emulator.Accel) (e
 		Input:        spec.Input,
 		Sound:        spec.Sound,
 		RTCLocalTime: spec.RTCLocal,
-		GDBPort:      spec.GDBPort,
+		GDB:          spec.GDB,
 		Paths: emulator.Paths{
 			QMP:       p.QMP,
 			VNC:       p.VNC,
@@ -83,6 +83,9 @@ func (s *Store) config(spec *Spec, host *emulator.Host, accel emulator.Accel) (e
 			SerialLog: p.SerialLog,
 			Pidfile:   p.Pidfile,
 		},
+	}
+	if spec.GDB {
+		cfg.Paths.GDB = p.GDB
 	}
 	if needsEFIVars(spec) {
 		cfg.Firmware = emulator.FirmwareUEFI

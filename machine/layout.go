@@ -3,10 +3,13 @@ package machine
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/adrg/xdg"
@@ -45,6 +48,8 @@ const (
 	pidFile     = "qemu.pid"
 	vncSock     = "vnc.sock"
 	serialSock  = "serial.sock"
+	gdbSock     = "gdb.sock"
+	vncPassFile = "vnc-ext.pass"
 	qemuLogFile = "qemu.log"
 	serialLog   = "serial.log"
 	stopMarker  = "powerdown"
@@ -76,6 +81,8 @@ type Paths struct {
 	QMP       []string
 	VNC       string
 	Serial    string
+	GDB       string // gdb stub socket (when the spec asks for one)
+	VNCPass   string // one-time password the open `vlab vnc --external` endpoints share (0600)
 	StopMark  string
 	LastExit  string
 	LogDir    string
@@ -91,7 +98,7 @@ func (d Dirs) PathsFor(name string) Paths {
 	run := filepath.Join(d.Runtime, name)
 	if len(filepath.Join(run, "qmp0.sock.lock")) > maxSockPath {
 		sum := sha256.Sum256([]byte(run))
-		run = filepath.Join(os.TempDir(), "vlab-"+strconv.Itoa(os.Getuid()), hex.EncodeToString(sum[:8]))
+		run = filepath.Join(tempRunRoot(), hex.EncodeToString(sum[:8]))
 	}
 	logs := filepath.Join(d.State, name)
 	p := Paths{
@@ -104,6 +111,8 @@ func (d Dirs) PathsFor(name string) Paths {
 		Pidfile:   filepath.Join(run, pidFile),
 		VNC:       filepath.Join(run, vncSock),
 		Serial:    filepath.Join(run, serialSock),
+		GDB:       filepath.Join(run, gdbSock),
+		VNCPass:   filepath.Join(run, vncPassFile),
 		StopMark:  filepath.Join(run, stopMarker),
 		LastExit:  filepath.Join(run, exitFile),
 		LogDir:    logs,
@@ -124,21 +133,51 @@ func (p Paths) DiskPath(file string) string {
 	return filepath.Join(p.Dir, file)
 }
 
-// ensurePrivateDir creates dir (and parents) and makes sure it is ours and
-// mode 0700: sockets inside it are how QEMU is controlled.
+// tempRunRoot is the per-user folder under the system temp dir that holds
+// runtime dirs when XDG_RUNTIME_DIR is unset or too deep for socket paths.
+// Other local users can create names there first, so it is checked like the
+// runtime dirs themselves.
+func tempRunRoot() string {
+	return filepath.Join(os.TempDir(), "vlab-"+strconv.Itoa(os.Getuid()))
+}
+
+// ensurePrivateDir creates dir mode 0700 (parents as needed) or checks the
+// one that exists: it must be a real directory (not a symlink), owned by
+// us, with no access for group or others. Sockets inside it are how QEMU is
+// controlled, so a folder another local user made first, or can enter, is
+// refused rather than used. A dir under the shared temp dir has its
+// per-user root checked the same way first.
 func ensurePrivateDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	root := tempRunRoot()
+	if rel, err := filepath.Rel(root, dir); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
+		if err := ensurePrivateDir(root); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return fmt.Errorf("create runtime dir %s: %w", dir, err)
+	}
+	created := true
+	if err := os.Mkdir(dir, 0o700); errors.Is(err, fs.ErrExist) {
+		created = false
+	} else if err != nil {
 		return fmt.Errorf("create runtime dir %s: %w", dir, err)
 	}
 	fi, err := os.Lstat(dir)
 	if err != nil {
 		return fmt.Errorf("check runtime dir %s: %w", dir, err)
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
-		return fmt.Errorf("runtime dir %s belongs to uid %d, not you: remove it or set XDG_RUNTIME_DIR", dir, st.Uid)
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return fmt.Errorf("runtime dir %s is a symlink, which another user may have planted: remove it", dir)
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("runtime dir %s is not a directory: remove it", dir)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
+		return fmt.Errorf("runtime dir %s belongs to uid %d, not you: remove it or set XDG_RUNTIME_DIR", dir, st.Uid)
+	}
+	if !created && fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("runtime dir %s is open to other users (mode %04o): remove it (vlab makes it again, mode 0700)", dir, fi.Mode().Perm())
 	}
 	if fi.Mode().Perm() != 0o700 {
 		if err := os.Chmod(dir, 0o700); err != nil {

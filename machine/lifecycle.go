@@ -225,7 +225,8 @@ func (s *Store) cleanRuntime(p Paths) {
 	os.Remove(p.Process)
 	os.Remove(p.StopMark)
 	os.Remove(p.Pidfile)
-	for _, sock := range append(append([]string{}, p.QMP...), p.VNC, emulator.ExternalVNCSocket(p.VNC), p.Serial) {
+	os.Remove(p.VNCPass) // the shared one-time password died with the run
+	for _, sock := range append(append([]string{}, p.QMP...), p.VNC, emulator.ExternalVNCSocket(p.VNC), p.Serial, p.GDB) {
 		for try := 0; try < 25; try++ {
 			if err := emulator.RemoveStaleSocket(sock); !errors.Is(err, emulator.ErrSocketInUse) {
 				break

@@ -40,7 +40,8 @@ type Spec struct {
 	VGA         string            `toml:"vga,omitempty"`
 	Sound       string            `toml:"sound,omitempty"`
 	RTCLocal    bool              `toml:"rtc_localtime,omitempty"`
-	GDBPort     int               `toml:"gdb_port,omitempty"`
+	GDB         bool              `toml:"gdb,omitempty"`     // gdb stub on the private unix socket Paths.GDB
+	GDBPort     int               `toml:"gdb_port,omitzero"` // old files only: loading makes gdb_port = N gdb = true
 
 	Boot  Boot       `toml:"boot"`
 	Disks []DiskSpec `toml:"disk"`

@@ -150,7 +150,7 @@ func TestDecodeSpecRejectsCorruption(t *testing.T) {
 func TestPathsForLongRuntimeDir(t *testing.T) {
 	d := Dirs{Data: "/d", Runtime: "/" + strings.Repeat("deep/", 25) + "vlab", State: "/s"}
 	p := d.PathsFor("debian-12.test_1")
-	for _, sock := range append(p.QMP, p.VNC, p.Serial) {
+	for _, sock := range append(p.QMP, p.VNC, p.Serial, p.GDB) {
 		if len(sock)+len(".lock") > maxSockPath {
 			t.Errorf("socket path %d bytes: %s", len(sock), sock)
 		}

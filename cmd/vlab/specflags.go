@@ -17,7 +17,8 @@ import (
 type specFlags struct {
 	arch, mach, cpu, memory, disk, iso, kernel, initrd, appendArgs, dtb string
 	accel, display, netMode, firmware, boot                             string
-	cpus, gdb                                                           int
+	cpus                                                                int
+	gdb                                                                 bool
 	forwards                                                            []string
 	restrict                                                            bool
 	nics                                                                []string // --nic (issue 6, network.go)
@@ -44,7 +45,7 @@ func (sf *specFlags) register(f *pflag.FlagSet, create bool) {
 	f.StringArrayVar(&sf.nics, "nic", nil, "a NIC as MODE[,model=MODEL][,mac=MAC], MODE as for --net (repeatable; replaces the list)")
 	f.StringArrayVar(&sf.forwards, "forward", nil, "port forward proto:[hostaddr:]hostport:guestport, e.g. tcp:2222:22 (repeatable; replaces the list)")
 	f.BoolVar(&sf.restrict, "isolated", false, "user network with restrict=on: the guest reaches nothing outside; forwards still work")
-	f.IntVar(&sf.gdb, "gdb", 0, "open a gdb stub on 127.0.0.1:PORT (0 = none)")
+	registerGDB(f, &sf.gdb)
 }
 
 // apply writes the flags the user set into spec.
@@ -61,7 +62,7 @@ func (sf *specFlags) apply(cmd *cobra.Command, spec *machine.Spec) error {
 		spec.CPUs = sf.cpus
 	}
 	if set("gdb") {
-		spec.GDBPort = sf.gdb
+		spec.GDB = sf.gdb
 	}
 	if set("memory") {
 		if spec.Memory, err = machine.ParseSize(sf.memory); err != nil {

@@ -25,7 +25,7 @@ func (a *app) createCmd() *cobra.Command {
 		Example: `  vlab create deb --iso ~/Downloads/debian-12.iso --disk 20G --memory 2G
   vlab create tiny --kernel vmlinuz --initrd initrd.img --append console=ttyS0 --display none
   vlab create web --iso alpine.iso --forward tcp:8080:80 --forward tcp:2222:22`,
-		Args: exactArgs("NAME"),
+		Args: gdbPortArgs(exactArgs("NAME")),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := a.open()
 			if err != nil {
@@ -77,7 +77,7 @@ func (a *app) editCmd() *cobra.Command {
 		Example: `  vlab edit deb --memory 4G --cpus 2
   vlab edit deb --iso ""            # eject the installer
   vlab edit web --forward tcp:8443:443 --forward tcp:2222:22`,
-		Args: exactArgs("NAME"),
+		Args: gdbPortArgs(exactArgs("NAME")),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := a.open()
 			if err != nil {
@@ -145,7 +145,7 @@ type showJSON struct {
 	Disks        []diskJSON   `json:"disks"`
 	NICs         []nicJSON    `json:"nics"`
 	Boot         machine.Boot `json:"boot"`
-	GDBPort      int          `json:"gdb_port,omitempty"`
+	GDBSocket    string       `json:"gdb_socket,omitempty"`
 }
 
 type diskJSON struct {
@@ -279,12 +279,14 @@ func (a *app) printShow(cmd *cobra.Command, s *machine.Store, name string) error
 		Dir:          p.Dir,
 		Display:      string(spec.Display),
 		Boot:         spec.Boot,
-		GDBPort:      spec.GDBPort,
 		Disks:        []diskJSON{},
 		NICs:         []nicJSON{},
 	}
 	if !st.StartedAt.IsZero() {
 		v.StartedAt = &st.StartedAt
+	}
+	if spec.GDB {
+		v.GDBSocket = p.GDB
 	}
 	for _, d := range spec.Disks {
 		format := d.Format
@@ -343,9 +345,7 @@ func (a *app) printShow(cmd *cobra.Command, s *machine.Store, name string) error
 		}
 		row(fmt.Sprintf("nic%d", i), desc)
 	}
-	if spec.GDBPort > 0 {
-		row("gdb", fmt.Sprintf("127.0.0.1:%d", spec.GDBPort))
-	}
+	row("gdb", v.GDBSocket)
 	row("qmp", v.QMPSocket)
 	row("vnc", v.VNCSocket)
 	row("serial", v.SerialSocket)

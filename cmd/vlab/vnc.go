@@ -34,8 +34,10 @@ cells in true colour, scaled to the window) and sends your keys and mouse to the
 --external opens a VNC viewer instead: the one set as viewer in config.toml, or the first of
 vncviewer (TigerVNC), remote-viewer and gvncviewer. TigerVNC and remote-viewer connect to the VM's
 unix socket; other viewers get a port on 127.0.0.1 that vlab opens for them alone, protected by a
-one-time VNC password that vlab sets through QMP. --external --json prints that endpoint as
-{"host","port","password"} for any RFB client and keeps it open until vlab is interrupted.
+one-time VNC password that vlab sets through QMP and hands to the viewer in a 0600 file, never on
+its command line. Sessions open at the same time share that password; the last one to end retires
+it. --external --json prints that endpoint as {"host","port","password"} for any RFB client and
+keeps it open until vlab is interrupted.
 
 Without a terminal (started from a launcher or a script) vlab vnc opens the external viewer when
 there is a graphical session.
@@ -99,7 +101,7 @@ not positions: it does not line up with yours.`,
 	f := cmd.Flags()
 	f.BoolVar(&external, "external", false, "open an external VNC viewer (or, with --json, an endpoint) instead of the built-in one")
 	f.BoolVar(&asJSON, "json", false, `with --external: print {"host","port","password"} and keep the endpoint open until interrupted`)
-	f.StringVar(&viewer, "viewer", "", "external viewer command (overrides viewer in config.toml); words may use {socket}, {host}, {port}, {display}, {password}, {passwordfile}, {title}")
+	f.StringVar(&viewer, "viewer", "", "external viewer command (overrides viewer in config.toml); words may use {socket}, {host}, {port}, {display}, {passwordfile} (a 0600 vncpasswd file), {title}")
 	return cmd
 }
 
@@ -130,7 +132,8 @@ func setVNCPassword(s *machine.Store, name string) console.SetPasswordFunc {
 // openEndpoint opens name's loopback endpoint and relays connections
 // until ctx ends.
 func openEndpoint(ctx context.Context, s *machine.Store, name string) (*console.Endpoint, <-chan error, error) {
-	ep, err := console.OpenEndpoint(ctx, emulator.ExternalVNCSocket(s.Paths(name).VNC), setVNCPassword(s, name))
+	p := s.Paths(name)
+	ep, err := console.OpenEndpoint(ctx, emulator.ExternalVNCSocket(p.VNC), p.VNCPass, setVNCPassword(s, name))
 	if err != nil {
 		return nil, nil, fmt.Errorf("vnc %q: %w", name, err)
 	}
