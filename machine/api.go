@@ -44,7 +44,7 @@ type Store struct {
 // Open returns the Store over dirs, creating the base directories.
 func Open(dirs Dirs) (*Store, error) {
 	for _, d := range []string{filepath.Join(dirs.Data, "machines"), dirs.State, dirs.Cache} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := mkdirPrivate(d); err != nil {
 			return nil, fmt.Errorf("open library: %w", err)
 		}
 	}
@@ -175,7 +175,7 @@ func (s *Store) Save(ctx context.Context, spec *Spec) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(p.Spec, data, 0o644)
+	return writeFileAtomic(p.Spec, data, 0o600)
 }
 
 // CheckSources verifies the boot files a spec names: the ISO exists, is a
@@ -299,10 +299,10 @@ func (s *Store) Create(ctx context.Context, spec *Spec) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(tmp, specFile), data, 0o644); err != nil {
+	if err := writeFileAtomic(filepath.Join(tmp, specFile), data, 0o600); err != nil {
 		return err
 	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
+	if err := os.Chmod(tmp, privateDirMode); err != nil {
 		return fmt.Errorf("create vm %q: %w", spec.Name, err)
 	}
 	if err := os.Rename(tmp, p.Dir); err != nil {
@@ -327,7 +327,7 @@ func CreateDisk(ctx context.Context, qemuImg, path, format string, size Size) er
 	if err != nil {
 		return fmt.Errorf("create disk %s: %s", path, oneLine(strings.TrimSpace(string(out))+" "+err.Error()))
 	}
-	return nil
+	return privateFile(path)
 }
 
 // needsEFIVars says whether spec boots UEFI firmware with a variable store.
@@ -353,5 +353,5 @@ func createEFIVars(ctx context.Context, h *emulator.Host, arch emulator.Arch, ds
 	if err != nil {
 		return fmt.Errorf("create uefi vars from %s: %s", tmpl, oneLine(strings.TrimSpace(string(out))+" "+err.Error()))
 	}
-	return nil
+	return privateFile(dst)
 }

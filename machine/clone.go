@@ -231,10 +231,10 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(tmp, specFile), data, 0o644); err != nil {
+	if err := writeFileAtomic(filepath.Join(tmp, specFile), data, 0o600); err != nil {
 		return fmt.Errorf("clone %q to %q: %w", src, dst, err)
 	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
+	if err := os.Chmod(tmp, privateDirMode); err != nil {
 		return fmt.Errorf("clone %q to %q: %w", src, dst, err)
 	}
 	if err := os.Rename(tmp, dp.Dir); err != nil {
@@ -252,7 +252,7 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 // nothing writes it afterwards.
 func (s *Store) makeBase(base string, fill func(dir string) error) error {
 	parent := filepath.Dir(base)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	if err := mkdirPrivate(parent); err != nil {
 		return err
 	}
 	tmp, err := os.MkdirTemp(parent, ".tmp-")
@@ -265,7 +265,7 @@ func (s *Store) makeBase(base string, fill func(dir string) error) error {
 	}
 	ents, _ := os.ReadDir(tmp)
 	for _, e := range ents {
-		_ = os.Chmod(filepath.Join(tmp, e.Name()), 0o444)
+		_ = os.Chmod(filepath.Join(tmp, e.Name()), 0o400) // read-only, owner-only
 	}
 	if err := os.Rename(tmp, base); err != nil {
 		os.RemoveAll(tmp)
@@ -421,7 +421,7 @@ func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *
 
 	id := fmt.Sprintf("state-%d", time.Now().UnixNano())
 	base := filepath.Join(bases, id)
-	if err := os.MkdirAll(bases, 0o755); err != nil {
+	if err := mkdirPrivate(bases); err != nil {
 		return "", err
 	}
 	tmp, err := os.MkdirTemp(bases, ".tmp-")
@@ -464,6 +464,10 @@ func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *
 			cleanup()
 			return "", fmt.Errorf("create overlay on %s: %s", backing, oneLine(strings.TrimSpace(out)))
 		}
+		if err := privateFile(tops[n]); err != nil {
+			cleanup()
+			return "", err
+		}
 	}
 	if err := os.Rename(tmp, base); err != nil {
 		cleanup()
@@ -473,7 +477,7 @@ func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *
 		if err := os.Rename(tops[n], d.path); err != nil {
 			return "", fmt.Errorf("freeze %s: %w", d.path, err)
 		}
-		_ = os.Chmod(filepath.Join(base, fmt.Sprintf("hd%d.qcow2", d.i)), 0o444)
+		_ = os.Chmod(filepath.Join(base, fmt.Sprintf("hd%d.qcow2", d.i)), 0o400)
 	}
 	return base, nil
 }

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +42,7 @@ type imageInfo struct {
 			Extents []struct {
 				Filename string `json:"filename"`
 			} `json:"extents"`
+			DataFile string `json:"data-file"` // a qcow2 external data file
 		} `json:"data"`
 	} `json:"format-specific"`
 }
@@ -153,9 +153,22 @@ func ConvertImage(ctx context.Context, qemuImg, src, srcFormat, dst, dstFormat s
 	if info, err := readImageInfo(ctx, qemuImg, src, srcFormat, true); err == nil && info.VirtualSize > 0 {
 		total = float64(info.VirtualSize)
 	}
-	args := []string{"convert", "-p", "-f", srcFormat, "-O", dstFormat}
+	return convertImage(ctx, qemuImg, src, []string{"-f", srcFormat, src}, total, dst, dstFormat, extra, progress)
+}
+
+// convertImage runs `qemu-img convert -p` from srcArgs (the options and
+// name that open the source) to a new dstFormat image at dst, owner-only.
+func convertImage(ctx context.Context, qemuImg, src string, srcArgs []string, total float64, dst, dstFormat string, extra []string, progress ProgressFunc) error {
+	if qemuImg == "" {
+		return errors.New("convert image: qemu-img not found (install it: apt-get install qemu-utils)")
+	}
+	if total <= 0 {
+		total = 100
+	}
+	args := []string{"convert", "-p", "-O", dstFormat}
 	args = append(args, extra...)
-	args = append(args, src, dst)
+	args = append(args, srcArgs...)
+	args = append(args, dst)
 	cmd := exec.CommandContext(ctx, qemuImg, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -178,6 +191,10 @@ func ConvertImage(ctx context.Context, qemuImg, src, srcFormat, dst, dstFormat s
 			return fmt.Errorf("convert image %s: %w", src, ctx.Err())
 		}
 		return fmt.Errorf("convert image %s: %s", src, oneLine(msg+" "+err.Error()))
+	}
+	if err := privateFile(dst); err != nil {
+		os.Remove(dst)
+		return fmt.Errorf("convert image %s: %w", src, err)
 	}
 	return nil
 }
@@ -209,7 +226,7 @@ func (s *Store) saveSpecLocked(spec *Spec) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.Paths(spec.Name).Spec, data, 0o644)
+	return writeFileAtomic(s.Paths(spec.Name).Spec, data, 0o600)
 }
 
 // qemuImg returns the path of qemu-img, or an error naming the package.
@@ -415,47 +432,10 @@ type ImportOptions struct {
 	Progress ProgressFunc
 }
 
-// checkImportable inspects image at path and returns its format: one of
-// ImportFormats, with no backing file and no data outside its folder (an
-// image could otherwise make vlab copy any host file into a guest).
+// checkImportable inspects image at path and returns what qemu-img said
+// of it: one of ImportFormats, plain data (see InspectImage).
 func checkImportable(ctx context.Context, qemuImg, path, format string) (imageInfo, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return imageInfo{}, fmt.Errorf("image %s does not exist: check the path", path)
-		}
-		return imageInfo{}, fmt.Errorf("image %s cannot be read: %v", path, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return imageInfo{}, fmt.Errorf("image %s is not a regular file: give the disk image file", path)
-	}
-	if format != "" && !slices.Contains(ImportFormats, format) {
-		return imageInfo{}, fmt.Errorf("image format %q unknown: use one of %s", format, strings.Join(ImportFormats, ", "))
-	}
-	info, err := readImageInfo(ctx, qemuImg, path, format, false)
-	if err != nil {
-		return imageInfo{}, err
-	}
-	if format == "" && info.Format == "raw" {
-		return imageInfo{}, fmt.Errorf("image %s has no format header: if it is a raw disk image, say so with --format raw", path)
-	}
-	if !slices.Contains(ImportFormats, info.Format) {
-		return imageInfo{}, fmt.Errorf("image %s is %s, which vlab does not import: use one of %s", path, info.Format, strings.Join(ImportFormats, ", "))
-	}
-	if info.BackingFilename != "" {
-		return imageInfo{}, fmt.Errorf("image %s is an overlay on %s: import the flattened image (qemu-img convert it first)", path, info.BackingFilename)
-	}
-	dir := filepath.Dir(path)
-	for _, e := range info.FormatSpecific.Data.Extents {
-		f := e.Filename
-		if !filepath.IsAbs(f) {
-			f = filepath.Join(dir, f)
-		}
-		if filepath.Dir(filepath.Clean(f)) != filepath.Clean(dir) {
-			return imageInfo{}, fmt.Errorf("image %s keeps data in %s, outside its folder: refusing to read it", path, e.Filename)
-		}
-	}
-	return info, nil
+	return inspectImage(ctx, qemuImg, path, format)
 }
 
 // DiskImport converts an existing image (raw, qcow2, vmdk, vdi, vhdx, vpc)
@@ -488,7 +468,8 @@ func (s *Store) DiskImport(ctx context.Context, name, image string, opts ImportO
 	dst := p.DiskPath(d.File)
 	tmp := filepath.Join(p.Dir, "."+d.File+".import")
 	os.Remove(tmp)
-	if err := ConvertImage(ctx, qimg, src, info.Format, tmp, "qcow2", nil, opts.Progress); err != nil {
+	img := Image{Path: src, Format: info.Format, VirtualSize: info.VirtualSize}
+	if err := ConvertInspected(ctx, qimg, img, tmp, "qcow2", nil, opts.Progress); err != nil {
 		return DiskSpec{}, fmt.Errorf("import disk into vm %q: %w", name, err)
 	}
 	if err := os.Rename(tmp, dst); err != nil {

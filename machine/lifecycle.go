@@ -326,12 +326,19 @@ func (s *Store) Start(ctx context.Context, name string, opts StartOptions) error
 	if err := ensurePrivateDir(p.Run); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(p.LogDir, 0o755); err != nil {
+	if err := mkdirPrivate(p.LogDir); err != nil {
 		return fmt.Errorf("start vm %q: %w", name, err)
 	}
 	s.cleanRuntime(p)
 	os.Remove(p.LastExit)
 	rotateLog(p.SerialLog)
+	// QEMU creates the serial log (a chardev logfile) with the umask's
+	// mode: give it an owner-only file to append to.
+	for _, f := range []string{p.SerialLog, p.QEMULog} {
+		if err := touchPrivate(f); err != nil {
+			return fmt.Errorf("start vm %q: %w", name, err)
+		}
+	}
 	var offset int64
 	if fi, err := os.Stat(p.QEMULog); err == nil {
 		offset = fi.Size()
