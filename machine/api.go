@@ -355,3 +355,23 @@ func createEFIVars(ctx context.Context, h *emulator.Host, arch emulator.Arch, ds
 	}
 	return privateFile(dst)
 }
+
+// linkedTo reads what VM name is a linked clone of ("" for none) from its
+// machine.toml, even when the rest of the file is invalid.
+func (s *Store) linkedTo(name string) (string, error) {
+	if spec, err := s.Load(name); err == nil {
+		return spec.LinkedTo, nil
+	}
+	path := s.Paths(name).Spec
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s cannot be read (%v)", path, err)
+	}
+	var link struct {
+		LinkedTo string `toml:"linked_to"`
+	}
+	if _, err := toml.Decode(string(data), &link); err != nil {
+		return "", fmt.Errorf("%s is corrupt (%s)", path, oneLine(err.Error()))
+	}
+	return link.LinkedTo, nil
+}

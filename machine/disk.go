@@ -54,6 +54,7 @@ type imageSnapshot struct {
 	VMStateSize int64  `json:"vm-state-size"`
 	DateSec     int64  `json:"date-sec"`
 	DateNsec    int64  `json:"date-nsec"`
+	VMClockNsec int64  `json:"vm-clock-nsec"`
 }
 
 // Time is when the snapshot was taken.
@@ -273,6 +274,9 @@ type DiskOptions struct {
 // DiskAdd creates a new empty disk for stopped VM name and appends it to
 // its definition. It returns the new disk's entry.
 func (s *Store) DiskAdd(ctx context.Context, name string, opts DiskOptions) (DiskSpec, error) {
+	if err := ValidateName(name); err != nil {
+		return DiskSpec{}, fmt.Errorf("add disk: %w", err)
+	}
 	if opts.Format == "" {
 		opts.Format = "qcow2"
 	}
@@ -325,6 +329,14 @@ func findDisk(spec *Spec, p Paths, ref string) (int, error) {
 			return i, nil
 		}
 	}
+	// A path typed by the user is relative to where they are.
+	if abs, err := filepath.Abs(ref); err == nil && strings.ContainsRune(ref, filepath.Separator) {
+		for i, d := range spec.Disks {
+			if abs == filepath.Clean(p.DiskPath(d.File)) {
+				return i, nil
+			}
+		}
+	}
 	var names []string
 	for i, d := range spec.Disks {
 		names = append(names, fmt.Sprintf("%d (%s)", i, d.File))
@@ -340,6 +352,9 @@ func findDisk(spec *Spec, p Paths, ref string) (int, error) {
 // folder; an image attached from elsewhere is never deleted. The caller must
 // have asked the user before deleting. It returns the removed entry.
 func (s *Store) DiskRemove(ctx context.Context, name, ref string, deleteFile bool) (DiskSpec, error) {
+	if err := ValidateName(name); err != nil {
+		return DiskSpec{}, fmt.Errorf("remove disk: %w", err)
+	}
 	p := s.Paths(name)
 	l, err := lock(ctx, p.Lock)
 	if err != nil {
@@ -374,6 +389,9 @@ func (s *Store) DiskRemove(ctx context.Context, name, ref string, deleteFile boo
 // DiskResize grows disk ref of stopped VM name to size. Shrinking is
 // refused: it would cut off the guest's data.
 func (s *Store) DiskResize(ctx context.Context, name, ref string, size Size) error {
+	if err := ValidateName(name); err != nil {
+		return fmt.Errorf("resize disk: %w", err)
+	}
 	if size <= 0 || size > MaxDisk {
 		return fmt.Errorf("resize disk of vm %q: size %s out of range: use up to %s, e.g. 40G", name, size, MaxDisk)
 	}
@@ -442,6 +460,9 @@ func checkImportable(ctx context.Context, qemuImg, path, format string) (imageIn
 // into a new qcow2 disk of stopped VM name and appends it to the VM's
 // definition. The source image is only read.
 func (s *Store) DiskImport(ctx context.Context, name, image string, opts ImportOptions) (DiskSpec, error) {
+	if err := ValidateName(name); err != nil {
+		return DiskSpec{}, fmt.Errorf("import disk: %w", err)
+	}
 	p := s.Paths(name)
 	src, err := filepath.Abs(image)
 	if err != nil {
@@ -486,10 +507,15 @@ func (s *Store) DiskImport(ctx context.Context, name, image string, opts ImportO
 
 // DiskConvert turns raw disk ref of stopped VM name into qcow2 (so the VM
 // can take snapshots). The new image replaces the raw one in the VM's
-// definition; the raw file is kept unless it lived in the VM folder, where it
-// is deleted after the switch. An absolute raw image from elsewhere is left
-// untouched and the qcow2 copy goes into the VM folder.
+// definition; the raw file is kept unless it is a plain file directly in the
+// VM folder, where it is deleted after the switch, once the new image and
+// the folder are on disk. A raw image from elsewhere (named by an absolute
+// path or a relative one leading out of the folder) is left untouched and
+// the qcow2 copy goes into the VM folder.
 func (s *Store) DiskConvert(ctx context.Context, name, ref string, progress ProgressFunc) (DiskSpec, error) {
+	if err := ValidateName(name); err != nil {
+		return DiskSpec{}, fmt.Errorf("convert disk: %w", err)
+	}
 	p := s.Paths(name)
 	l, err := lock(ctx, p.Lock)
 	if err != nil {
@@ -515,13 +541,25 @@ func (s *Store) DiskConvert(ctx context.Context, name, ref string, progress Prog
 	d := old
 	d.File, d.Format = nextDiskFile(spec, p.Dir, "qcow2"), "qcow2"
 	oldPath, dst := p.DiskPath(old.File), p.DiskPath(d.File)
+	img, err := InspectImage(ctx, qimg, oldPath, diskFormat(old))
+	if err != nil {
+		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
+	}
 	tmp := filepath.Join(p.Dir, "."+d.File+".convert")
 	os.Remove(tmp)
-	if err := ConvertImage(ctx, qimg, oldPath, diskFormat(old), tmp, "qcow2", nil, progress); err != nil {
+	if err := ConvertInspected(ctx, qimg, img, tmp, "qcow2", nil, progress); err != nil {
+		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
+	}
+	if err := syncFile(tmp); err != nil {
+		os.Remove(tmp)
 		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
 	}
 	if err := os.Rename(tmp, dst); err != nil {
 		os.Remove(tmp)
+		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
+	}
+	if err := syncFile(p.Dir); err != nil {
+		os.Remove(dst)
 		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
 	}
 	spec.Disks[i] = d
@@ -529,8 +567,34 @@ func (s *Store) DiskConvert(ctx context.Context, name, ref string, progress Prog
 		os.Remove(dst)
 		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
 	}
-	if !filepath.IsAbs(old.File) {
+	// Delete the raw image only when it is vlab's own: a plain file
+	// directly in the VM folder. One named from elsewhere (an absolute
+	// path, or a relative one like ../shared/x.img) stays.
+	if ownDiskFile(p.Dir, old.File) {
 		os.Remove(oldPath)
 	}
 	return d, nil
+}
+
+// ownDiskFile reports whether disk file (as machine.toml names it) is a
+// plain file directly in VM folder dir, which vlab made and may delete.
+func ownDiskFile(dir, file string) bool {
+	if filepath.IsAbs(file) || !filepath.IsLocal(file) || strings.ContainsRune(file, filepath.Separator) {
+		return false
+	}
+	fi, err := os.Lstat(filepath.Join(dir, file))
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// syncFile flushes a file or folder to disk.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	return nil
 }

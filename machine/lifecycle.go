@@ -110,6 +110,9 @@ const qmpTimeout = 3 * time.Second
 // cleaned up here (stale sockets, the record) and classified as stopped or
 // crashed from the tail of qemu.log.
 func (s *Store) Status(ctx context.Context, name string) (Status, error) {
+	if err := ValidateName(name); err != nil {
+		return Status{}, err
+	}
 	p := s.Paths(name)
 	if _, err := os.Stat(p.Spec); err != nil {
 		return Status{}, fmt.Errorf("vm %q: %w", name, ErrNotFound)
@@ -422,6 +425,9 @@ type StopOptions struct {
 // Stop ends VM name: ACPI power-down, then quit, then SIGKILL. It returns
 // how it finally ended ("powerdown", "quit" or "kill").
 func (s *Store) Stop(ctx context.Context, name string, opts StopOptions) (string, error) {
+	if err := ValidateName(name); err != nil {
+		return "", err
+	}
 	p := s.Paths(name)
 	st, err := s.Status(ctx, name)
 	if err != nil {
@@ -471,6 +477,9 @@ func (s *Store) QMP(ctx context.Context, name, cmd string, args, out any) error 
 // Monitor opens a QMP connection to a running VM on a monitor no one else
 // holds. The caller closes it.
 func (s *Store) Monitor(ctx context.Context, name string) (*emulator.Monitor, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
 	p := s.Paths(name)
 	if _, err := os.Stat(p.Spec); err != nil {
 		return nil, fmt.Errorf("vm %q: %w", name, ErrNotFound)
@@ -504,6 +513,9 @@ func (s *Store) Reset(ctx context.Context, name string) error {
 // Delete removes VM name with its disks, runtime files and logs. The caller
 // must have asked the user: this destroys their data.
 func (s *Store) Delete(ctx context.Context, name string) error {
+	if err := ValidateName(name); err != nil {
+		return fmt.Errorf("delete vm: %w", err)
+	}
 	p := s.Paths(name)
 	if _, err := os.Stat(p.Spec); err != nil {
 		return fmt.Errorf("delete vm %q: %w", name, ErrNotFound)
@@ -550,8 +562,14 @@ func (s *Store) checkDeletable(name string) error {
 	return nil
 }
 
-// Dependents lists the VMs whose disks are overlays on name's disks.
+// Dependents lists the VMs whose disks are overlays on name's disks. It
+// fails closed: a VM whose machine.toml cannot be read well enough to tell
+// whether it is a linked clone of name is an error naming it, so nothing
+// it may depend on is deleted.
 func (s *Store) Dependents(name string) ([]string, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
 	names, err := s.Names()
 	if err != nil {
 		return nil, err
@@ -561,11 +579,11 @@ func (s *Store) Dependents(name string) ([]string, error) {
 		if n == name {
 			continue
 		}
-		spec, err := s.Load(n)
+		linked, err := s.linkedTo(n)
 		if err != nil {
-			continue
+			return nil, fmt.Errorf("vm %q may be a linked clone of %q, but %v: fix or delete %s first", n, name, err, n)
 		}
-		if spec.LinkedTo == name {
+		if linked == name {
 			deps = append(deps, n)
 		}
 	}
