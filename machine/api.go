@@ -43,7 +43,7 @@ type Store struct {
 
 // Open returns the Store over dirs, creating the base directories.
 func Open(dirs Dirs) (*Store, error) {
-	for _, d := range []string{filepath.Join(dirs.Data, "machines"), dirs.State, dirs.Cache} {
+	for _, d := range []string{dirs.Data, filepath.Join(dirs.Data, "machines"), dirs.State, dirs.Cache} {
 		if err := mkdirPrivate(d); err != nil {
 			return nil, fmt.Errorf("open library: %w", err)
 		}
