@@ -189,7 +189,8 @@ type AddOptions struct {
 
 // Add puts the ISO file src into the library: a hard link when src is on
 // the same file system, else a copy (or a symlink with opts.Symlink), and
-// records its SHA-256.
+// records its SHA-256. A copy is owner-only; a hard link shares src's mode
+// (the same bytes are as readable at src), inside the 0700 library.
 func (l *ISOLibrary) Add(ctx context.Context, src string, opts AddOptions) (ISO, error) {
 	if err := checkISO(src); err != nil {
 		return ISO{}, err

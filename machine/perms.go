@@ -122,6 +122,13 @@ func walkPermissions(roots []string, fix bool) ([]PermProblem, error) {
 			if perm&0o077 == 0 {
 				return nil
 			}
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && t.IsRegular() && st.Nlink > 1 {
+				// A hard link to a file elsewhere (an ISO added to the
+				// library shares the user's own file): its mode is that
+				// file's, which vlab does not own; the 0700 folder keeps
+				// others out of this path.
+				return nil
+			}
 			want := perm &^ 0o077
 			if t.IsDir() {
 				want = privateDirMode
