@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"vlab/emulator"
 )
 
 // secretBytes is what a hostile image tries to copy into a guest.
@@ -166,5 +168,34 @@ func TestInspectImageAcceptsPlainImages(t *testing.T) {
 	qimgRun(t, "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=monolithicFlat", raw, flat)
 	if _, err := InspectImage(ctx, "qemu-img", flat, ""); err != nil {
 		t.Errorf("vmdk with its extent beside it: %v", err)
+	}
+}
+
+// Clone reads an attached disk that is not on the source's own bases the
+// way import does: a disk whose header names a host file is refused.
+func TestCloneRefusesAttachedImagePointingIntoTheHost(t *testing.T) {
+	s := snapTestStore(t)
+	ctx := context.Background()
+	imgs, _ := hostileImages(t)
+	for _, what := range []string{"data-file", "backing json"} {
+		name := strings.ReplaceAll(what, " ", "-")
+		spec := NewSpec(name, emulator.ArchX86_64)
+		spec.Display = emulator.DisplayNone
+		spec.Disks = []DiskSpec{{File: imgs[what], Size: MiB, Format: "qcow2"}}
+		if err := s.Create(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+		for _, linked := range []bool{false, true} {
+			err := s.Clone(ctx, name, name+"-copy", CloneOptions{Linked: linked})
+			if err == nil || !strings.Contains(err.Error(), imgs[what]) || !strings.Contains(err.Error(), "refusing") {
+				t.Errorf("clone of a vm on %s (linked %v): %v; want a refusal naming the image", what, linked, err)
+			}
+			if _, err := os.Stat(s.Paths(name + "-copy").Dir); err == nil {
+				t.Errorf("refused clone left %s", s.Paths(name+"-copy").Dir)
+			}
+		}
+	}
+	if hits := containsSecret(t, s.Dirs().Data); len(hits) > 0 {
+		t.Errorf("the secret's bytes are in the library: %v", hits)
 	}
 }
