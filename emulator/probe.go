@@ -511,7 +511,7 @@ func writeCache(file string, c *probeCache) error {
 		return fmt.Errorf("write probe cache: %w", err)
 	}
 	dir := filepath.Dir(file)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("write probe cache: %w", err)
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(file)+".*")

@@ -43,8 +43,8 @@ type Store struct {
 
 // Open returns the Store over dirs, creating the base directories.
 func Open(dirs Dirs) (*Store, error) {
-	for _, d := range []string{filepath.Join(dirs.Data, "machines"), dirs.State, dirs.Cache} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	for _, d := range []string{dirs.Data, filepath.Join(dirs.Data, "machines"), dirs.State, dirs.Cache} {
+		if err := mkdirPrivate(d); err != nil {
 			return nil, fmt.Errorf("open library: %w", err)
 		}
 	}
@@ -173,7 +173,7 @@ func (s *Store) Save(ctx context.Context, spec *Spec) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(p.Spec, data, 0o644)
+	return writeFileAtomic(p.Spec, data, 0o600)
 }
 
 // CheckSources verifies the boot files a spec names: the ISO exists, is a
@@ -297,10 +297,10 @@ func (s *Store) Create(ctx context.Context, spec *Spec) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(tmp, specFile), data, 0o644); err != nil {
+	if err := writeFileAtomic(filepath.Join(tmp, specFile), data, 0o600); err != nil {
 		return err
 	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
+	if err := os.Chmod(tmp, privateDirMode); err != nil {
 		return fmt.Errorf("create vm %q: %w", spec.Name, err)
 	}
 	if err := os.Rename(tmp, p.Dir); err != nil {
@@ -325,7 +325,7 @@ func CreateDisk(ctx context.Context, qemuImg, path, format string, size Size) er
 	if err != nil {
 		return fmt.Errorf("create disk %s: %s", path, oneLine(strings.TrimSpace(string(out))+" "+err.Error()))
 	}
-	return nil
+	return privateFile(path)
 }
 
 // needsEFIVars says whether spec boots UEFI firmware with a variable store.
@@ -351,5 +351,25 @@ func createEFIVars(ctx context.Context, h *emulator.Host, arch emulator.Arch, ds
 	if err != nil {
 		return fmt.Errorf("create uefi vars from %s: %s", tmpl, oneLine(strings.TrimSpace(string(out))+" "+err.Error()))
 	}
-	return nil
+	return privateFile(dst)
+}
+
+// linkedTo reads what VM name is a linked clone of ("" for none) from its
+// machine.toml, even when the rest of the file is invalid.
+func (s *Store) linkedTo(name string) (string, error) {
+	if spec, err := s.Load(name); err == nil {
+		return spec.LinkedTo, nil
+	}
+	path := s.Paths(name).Spec
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s cannot be read (%v)", path, err)
+	}
+	var link struct {
+		LinkedTo string `toml:"linked_to"`
+	}
+	if _, err := toml.Decode(string(data), &link); err != nil {
+		return "", fmt.Errorf("%s is corrupt (%s)", path, oneLine(err.Error()))
+	}
+	return link.LinkedTo, nil
 }

@@ -2,6 +2,7 @@ package machine
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,6 +91,7 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 		at          bool // read the snapshot, not the current state
 		size        int64
 		info        imageInfo
+		img         *Image // set when read as outside data (not on src's own bases)
 	}
 	var jobs []job // one per disk, then the UEFI vars
 	var total float64
@@ -109,6 +111,16 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 			return fmt.Errorf("clone %q: %w", src, err)
 		}
 		j.size, j.info = info.VirtualSize, info
+		if _, own := baseOf(filepath.Dir(im.Path), filepath.Join(sp.Dir, basesDir), info); !own {
+			// Not an overlay on src's own bases: it must be plain data
+			// (an attached image may name a backing or data file that is
+			// any host file), and it is read the way InspectImage reads.
+			img, err := InspectImage(ctx, qimg, im.Path, im.Format)
+			if err != nil {
+				return fmt.Errorf("clone %q: %w", src, err)
+			}
+			j.img = &img
+		}
 		total += float64(j.size)
 		jobs = append(jobs, j)
 	}
@@ -126,7 +138,12 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 		if j.at {
 			extra = []string{"-l", "snapshot.name=" + opts.Snapshot}
 		}
-		err := ConvertImage(ctx, qimg, j.src, j.format, dst, format, extra, step(j.size))
+		var err error
+		if j.img != nil {
+			err = ConvertInspected(ctx, qimg, *j.img, dst, format, extra, step(j.size))
+		} else {
+			err = ConvertImage(ctx, qimg, j.src, j.format, dst, format, extra, step(j.size))
+		}
 		done += float64(j.size)
 		return err
 	}
@@ -158,7 +175,11 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 		clone.LinkedTo = src
 		id := fmt.Sprintf("state-%d", time.Now().UnixNano())
 		if opts.Snapshot != "" {
-			id = fmt.Sprintf("snap-%s-%d", opts.Snapshot, snap.Time.Unix())
+			infos := make([]imageInfo, len(jobs))
+			for i := range jobs {
+				infos[i] = jobs[i].info
+			}
+			id = snapBaseID(opts.Snapshot, infos)
 		}
 		base = filepath.Join(sp.Dir, basesDir, id)
 	}
@@ -231,10 +252,10 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(tmp, specFile), data, 0o644); err != nil {
+	if err := writeFileAtomic(filepath.Join(tmp, specFile), data, 0o600); err != nil {
 		return fmt.Errorf("clone %q to %q: %w", src, dst, err)
 	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
+	if err := os.Chmod(tmp, privateDirMode); err != nil {
 		return fmt.Errorf("clone %q to %q: %w", src, dst, err)
 	}
 	if err := os.Rename(tmp, dp.Dir); err != nil {
@@ -252,7 +273,7 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 // nothing writes it afterwards.
 func (s *Store) makeBase(base string, fill func(dir string) error) error {
 	parent := filepath.Dir(base)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	if err := mkdirPrivate(parent); err != nil {
 		return err
 	}
 	tmp, err := os.MkdirTemp(parent, ".tmp-")
@@ -265,7 +286,7 @@ func (s *Store) makeBase(base string, fill func(dir string) error) error {
 	}
 	ents, _ := os.ReadDir(tmp)
 	for _, e := range ents {
-		_ = os.Chmod(filepath.Join(tmp, e.Name()), 0o444)
+		_ = os.Chmod(filepath.Join(tmp, e.Name()), 0o400) // read-only, owner-only
 	}
 	if err := os.Rename(tmp, base); err != nil {
 		os.RemoveAll(tmp)
@@ -377,6 +398,12 @@ func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *
 		if diskFormat(d) != "qcow2" {
 			return "", nil
 		}
+		if !inFolder(sp.Dir, path) {
+			// A disk attached from outside the VM folder is the user's
+			// file: never move it into a base or put an overlay in its
+			// place. The caller copies it into a base instead.
+			return "", nil
+		}
 		if len(info.Snapshots) > 0 {
 			return "", nil
 		}
@@ -421,7 +448,7 @@ func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *
 
 	id := fmt.Sprintf("state-%d", time.Now().UnixNano())
 	base := filepath.Join(bases, id)
-	if err := os.MkdirAll(bases, 0o755); err != nil {
+	if err := mkdirPrivate(bases); err != nil {
 		return "", err
 	}
 	tmp, err := os.MkdirTemp(bases, ".tmp-")
@@ -464,6 +491,10 @@ func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *
 			cleanup()
 			return "", fmt.Errorf("create overlay on %s: %s", backing, oneLine(strings.TrimSpace(out)))
 		}
+		if err := privateFile(tops[n]); err != nil {
+			cleanup()
+			return "", err
+		}
 	}
 	if err := os.Rename(tmp, base); err != nil {
 		cleanup()
@@ -473,7 +504,7 @@ func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *
 		if err := os.Rename(tops[n], d.path); err != nil {
 			return "", fmt.Errorf("freeze %s: %w", d.path, err)
 		}
-		_ = os.Chmod(filepath.Join(base, fmt.Sprintf("hd%d.qcow2", d.i)), 0o444)
+		_ = os.Chmod(filepath.Join(base, fmt.Sprintf("hd%d.qcow2", d.i)), 0o400)
 	}
 	return base, nil
 }
@@ -557,4 +588,26 @@ func holdsOwnData(ctx context.Context, qimg, path string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// snapBaseID names the base of linked clones of snapshot tag: the tag and a
+// digest of the snapshot's identity in every image that holds it (qcow2
+// snapshot id, date to the microsecond, size of the guest clock), so a
+// snapshot deleted and taken again under the same tag gets a new base and
+// never reuses the stale one.
+func snapBaseID(tag string, infos []imageInfo) string {
+	h := sha256.New()
+	for i, info := range infos {
+		for _, sn := range info.Snapshots {
+			if sn.Name == tag {
+				fmt.Fprintf(h, "%d\x00%s\x00%d\x00%d\x00%d\n", i, sn.ID, sn.DateSec, sn.DateNsec, sn.VMClockNsec)
+			}
+		}
+	}
+	return fmt.Sprintf("snap-%s-%x", tag, h.Sum(nil)[:8])
+}
+
+// inFolder reports whether path names an entry directly inside dir.
+func inFolder(dir, path string) bool {
+	return filepath.Dir(filepath.Clean(path)) == filepath.Clean(dir)
 }

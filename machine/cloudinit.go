@@ -127,7 +127,7 @@ func WriteSeedISO(path, hostname string, c CloudInit) error {
 			return fmt.Errorf("write seed %s: %w", path, err)
 		}
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	if err := tmp.Chmod(0o600); err != nil {
 		return fmt.Errorf("write seed %s: %w", path, err)
 	}
 	if err := tmp.Sync(); err != nil {

@@ -175,5 +175,5 @@ func createOverlay(ctx context.Context, qemuImg, backing, format, overlay string
 	if err != nil {
 		return fmt.Errorf("create overlay on %s: %s", backing, strings.TrimSpace(out))
 	}
-	return nil
+	return privateFile(overlay)
 }

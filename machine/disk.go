@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +42,7 @@ type imageInfo struct {
 			Extents []struct {
 				Filename string `json:"filename"`
 			} `json:"extents"`
+			DataFile string `json:"data-file"` // a qcow2 external data file
 		} `json:"data"`
 	} `json:"format-specific"`
 }
@@ -54,6 +54,7 @@ type imageSnapshot struct {
 	VMStateSize int64  `json:"vm-state-size"`
 	DateSec     int64  `json:"date-sec"`
 	DateNsec    int64  `json:"date-nsec"`
+	VMClockNsec int64  `json:"vm-clock-nsec"`
 }
 
 // Time is when the snapshot was taken.
@@ -153,9 +154,22 @@ func ConvertImage(ctx context.Context, qemuImg, src, srcFormat, dst, dstFormat s
 	if info, err := readImageInfo(ctx, qemuImg, src, srcFormat, true); err == nil && info.VirtualSize > 0 {
 		total = float64(info.VirtualSize)
 	}
-	args := []string{"convert", "-p", "-f", srcFormat, "-O", dstFormat}
+	return convertImage(ctx, qemuImg, src, []string{"-f", srcFormat, src}, total, dst, dstFormat, extra, progress)
+}
+
+// convertImage runs `qemu-img convert -p` from srcArgs (the options and
+// name that open the source) to a new dstFormat image at dst, owner-only.
+func convertImage(ctx context.Context, qemuImg, src string, srcArgs []string, total float64, dst, dstFormat string, extra []string, progress ProgressFunc) error {
+	if qemuImg == "" {
+		return errors.New("convert image: qemu-img not found (install it: apt-get install qemu-utils)")
+	}
+	if total <= 0 {
+		total = 100
+	}
+	args := []string{"convert", "-p", "-O", dstFormat}
 	args = append(args, extra...)
-	args = append(args, src, dst)
+	args = append(args, srcArgs...)
+	args = append(args, dst)
 	cmd := exec.CommandContext(ctx, qemuImg, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -178,6 +192,10 @@ func ConvertImage(ctx context.Context, qemuImg, src, srcFormat, dst, dstFormat s
 			return fmt.Errorf("convert image %s: %w", src, ctx.Err())
 		}
 		return fmt.Errorf("convert image %s: %s", src, oneLine(msg+" "+err.Error()))
+	}
+	if err := privateFile(dst); err != nil {
+		os.Remove(dst)
+		return fmt.Errorf("convert image %s: %w", src, err)
 	}
 	return nil
 }
@@ -209,7 +227,7 @@ func (s *Store) saveSpecLocked(spec *Spec) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.Paths(spec.Name).Spec, data, 0o644)
+	return writeFileAtomic(s.Paths(spec.Name).Spec, data, 0o600)
 }
 
 // qemuImg returns the path of qemu-img, or an error naming the package.
@@ -256,6 +274,9 @@ type DiskOptions struct {
 // DiskAdd creates a new empty disk for stopped VM name and appends it to
 // its definition. It returns the new disk's entry.
 func (s *Store) DiskAdd(ctx context.Context, name string, opts DiskOptions) (DiskSpec, error) {
+	if err := ValidateName(name); err != nil {
+		return DiskSpec{}, fmt.Errorf("add disk: %w", err)
+	}
 	if opts.Format == "" {
 		opts.Format = "qcow2"
 	}
@@ -308,6 +329,14 @@ func findDisk(spec *Spec, p Paths, ref string) (int, error) {
 			return i, nil
 		}
 	}
+	// A path typed by the user is relative to where they are.
+	if abs, err := filepath.Abs(ref); err == nil && strings.ContainsRune(ref, filepath.Separator) {
+		for i, d := range spec.Disks {
+			if abs == filepath.Clean(p.DiskPath(d.File)) {
+				return i, nil
+			}
+		}
+	}
 	var names []string
 	for i, d := range spec.Disks {
 		names = append(names, fmt.Sprintf("%d (%s)", i, d.File))
@@ -323,6 +352,9 @@ func findDisk(spec *Spec, p Paths, ref string) (int, error) {
 // folder; an image attached from elsewhere is never deleted. The caller must
 // have asked the user before deleting. It returns the removed entry.
 func (s *Store) DiskRemove(ctx context.Context, name, ref string, deleteFile bool) (DiskSpec, error) {
+	if err := ValidateName(name); err != nil {
+		return DiskSpec{}, fmt.Errorf("remove disk: %w", err)
+	}
 	p := s.Paths(name)
 	l, err := lock(ctx, p.Lock)
 	if err != nil {
@@ -357,6 +389,9 @@ func (s *Store) DiskRemove(ctx context.Context, name, ref string, deleteFile boo
 // DiskResize grows disk ref of stopped VM name to size. Shrinking is
 // refused: it would cut off the guest's data.
 func (s *Store) DiskResize(ctx context.Context, name, ref string, size Size) error {
+	if err := ValidateName(name); err != nil {
+		return fmt.Errorf("resize disk: %w", err)
+	}
 	if size <= 0 || size > MaxDisk {
 		return fmt.Errorf("resize disk of vm %q: size %s out of range: use up to %s, e.g. 40G", name, size, MaxDisk)
 	}
@@ -415,53 +450,19 @@ type ImportOptions struct {
 	Progress ProgressFunc
 }
 
-// checkImportable inspects image at path and returns its format: one of
-// ImportFormats, with no backing file and no data outside its folder (an
-// image could otherwise make vlab copy any host file into a guest).
+// checkImportable inspects image at path and returns what qemu-img said
+// of it: one of ImportFormats, plain data (see InspectImage).
 func checkImportable(ctx context.Context, qemuImg, path, format string) (imageInfo, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return imageInfo{}, fmt.Errorf("image %s does not exist: check the path", path)
-		}
-		return imageInfo{}, fmt.Errorf("image %s cannot be read: %v", path, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return imageInfo{}, fmt.Errorf("image %s is not a regular file: give the disk image file", path)
-	}
-	if format != "" && !slices.Contains(ImportFormats, format) {
-		return imageInfo{}, fmt.Errorf("image format %q unknown: use one of %s", format, strings.Join(ImportFormats, ", "))
-	}
-	info, err := readImageInfo(ctx, qemuImg, path, format, false)
-	if err != nil {
-		return imageInfo{}, err
-	}
-	if format == "" && info.Format == "raw" {
-		return imageInfo{}, fmt.Errorf("image %s has no format header: if it is a raw disk image, say so with --format raw", path)
-	}
-	if !slices.Contains(ImportFormats, info.Format) {
-		return imageInfo{}, fmt.Errorf("image %s is %s, which vlab does not import: use one of %s", path, info.Format, strings.Join(ImportFormats, ", "))
-	}
-	if info.BackingFilename != "" {
-		return imageInfo{}, fmt.Errorf("image %s is an overlay on %s: import the flattened image (qemu-img convert it first)", path, info.BackingFilename)
-	}
-	dir := filepath.Dir(path)
-	for _, e := range info.FormatSpecific.Data.Extents {
-		f := e.Filename
-		if !filepath.IsAbs(f) {
-			f = filepath.Join(dir, f)
-		}
-		if filepath.Dir(filepath.Clean(f)) != filepath.Clean(dir) {
-			return imageInfo{}, fmt.Errorf("image %s keeps data in %s, outside its folder: refusing to read it", path, e.Filename)
-		}
-	}
-	return info, nil
+	return inspectImage(ctx, qemuImg, path, format)
 }
 
 // DiskImport converts an existing image (raw, qcow2, vmdk, vdi, vhdx, vpc)
 // into a new qcow2 disk of stopped VM name and appends it to the VM's
 // definition. The source image is only read.
 func (s *Store) DiskImport(ctx context.Context, name, image string, opts ImportOptions) (DiskSpec, error) {
+	if err := ValidateName(name); err != nil {
+		return DiskSpec{}, fmt.Errorf("import disk: %w", err)
+	}
 	p := s.Paths(name)
 	src, err := filepath.Abs(image)
 	if err != nil {
@@ -488,7 +489,8 @@ func (s *Store) DiskImport(ctx context.Context, name, image string, opts ImportO
 	dst := p.DiskPath(d.File)
 	tmp := filepath.Join(p.Dir, "."+d.File+".import")
 	os.Remove(tmp)
-	if err := ConvertImage(ctx, qimg, src, info.Format, tmp, "qcow2", nil, opts.Progress); err != nil {
+	img := Image{Path: src, Format: info.Format, VirtualSize: info.VirtualSize}
+	if err := ConvertInspected(ctx, qimg, img, tmp, "qcow2", nil, opts.Progress); err != nil {
 		return DiskSpec{}, fmt.Errorf("import disk into vm %q: %w", name, err)
 	}
 	if err := os.Rename(tmp, dst); err != nil {
@@ -505,10 +507,15 @@ func (s *Store) DiskImport(ctx context.Context, name, image string, opts ImportO
 
 // DiskConvert turns raw disk ref of stopped VM name into qcow2 (so the VM
 // can take snapshots). The new image replaces the raw one in the VM's
-// definition; the raw file is kept unless it lived in the VM folder, where it
-// is deleted after the switch. An absolute raw image from elsewhere is left
-// untouched and the qcow2 copy goes into the VM folder.
+// definition; the raw file is kept unless it is a plain file directly in the
+// VM folder, where it is deleted after the switch, once the new image and
+// the folder are on disk. A raw image from elsewhere (named by an absolute
+// path or a relative one leading out of the folder) is left untouched and
+// the qcow2 copy goes into the VM folder.
 func (s *Store) DiskConvert(ctx context.Context, name, ref string, progress ProgressFunc) (DiskSpec, error) {
+	if err := ValidateName(name); err != nil {
+		return DiskSpec{}, fmt.Errorf("convert disk: %w", err)
+	}
 	p := s.Paths(name)
 	l, err := lock(ctx, p.Lock)
 	if err != nil {
@@ -534,13 +541,25 @@ func (s *Store) DiskConvert(ctx context.Context, name, ref string, progress Prog
 	d := old
 	d.File, d.Format = nextDiskFile(spec, p.Dir, "qcow2"), "qcow2"
 	oldPath, dst := p.DiskPath(old.File), p.DiskPath(d.File)
+	img, err := InspectImage(ctx, qimg, oldPath, diskFormat(old))
+	if err != nil {
+		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
+	}
 	tmp := filepath.Join(p.Dir, "."+d.File+".convert")
 	os.Remove(tmp)
-	if err := ConvertImage(ctx, qimg, oldPath, diskFormat(old), tmp, "qcow2", nil, progress); err != nil {
+	if err := ConvertInspected(ctx, qimg, img, tmp, "qcow2", nil, progress); err != nil {
+		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
+	}
+	if err := syncFile(tmp); err != nil {
+		os.Remove(tmp)
 		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
 	}
 	if err := os.Rename(tmp, dst); err != nil {
 		os.Remove(tmp)
+		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
+	}
+	if err := syncFile(p.Dir); err != nil {
+		os.Remove(dst)
 		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
 	}
 	spec.Disks[i] = d
@@ -548,8 +567,34 @@ func (s *Store) DiskConvert(ctx context.Context, name, ref string, progress Prog
 		os.Remove(dst)
 		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
 	}
-	if !filepath.IsAbs(old.File) {
+	// Delete the raw image only when it is vlab's own: a plain file
+	// directly in the VM folder. One named from elsewhere (an absolute
+	// path, or a relative one like ../shared/x.img) stays.
+	if ownDiskFile(p.Dir, old.File) {
 		os.Remove(oldPath)
 	}
 	return d, nil
+}
+
+// ownDiskFile reports whether disk file (as machine.toml names it) is a
+// plain file directly in VM folder dir, which vlab made and may delete.
+func ownDiskFile(dir, file string) bool {
+	if filepath.IsAbs(file) || !filepath.IsLocal(file) || strings.ContainsRune(file, filepath.Separator) {
+		return false
+	}
+	fi, err := os.Lstat(filepath.Join(dir, file))
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// syncFile flushes a file or folder to disk.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	return nil
 }

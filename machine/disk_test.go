@@ -211,7 +211,7 @@ func TestDiskImportRefusesUnsafeOrUnknownImages(t *testing.T) {
 		path, format, want string
 	}{
 		{raw, "", "--format raw"},
-		{overlay, "", "overlay on"},
+		{overlay, "", "backing file"},
 		{dir, "", "not a regular file"},
 		{filepath.Join(dir, "nope.vmdk"), "", "does not exist"},
 		{raw, "floppy", "unknown"},

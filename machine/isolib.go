@@ -87,7 +87,7 @@ type isoIndex struct {
 }
 
 func (l *ISOLibrary) ensure() error {
-	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
+	if err := mkdirPrivate(l.Dir); err != nil {
 		return fmt.Errorf("iso library %s: %w", l.Dir, err)
 	}
 	return nil
@@ -115,7 +115,7 @@ func (l *ISOLibrary) update(ctx context.Context, fn func(ix *isoIndex) error) er
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(l.Dir, isoIndexFile), append(data, '\n'), 0o644)
+	return writeFileAtomic(filepath.Join(l.Dir, isoIndexFile), append(data, '\n'), 0o600)
 }
 
 func (l *ISOLibrary) readIndex() (*isoIndex, error) {
@@ -189,7 +189,8 @@ type AddOptions struct {
 
 // Add puts the ISO file src into the library: a hard link when src is on
 // the same file system, else a copy (or a symlink with opts.Symlink), and
-// records its SHA-256.
+// records its SHA-256. A copy is owner-only; a hard link shares src's mode
+// (the same bytes are as readable at src), inside the 0700 library.
 func (l *ISOLibrary) Add(ctx context.Context, src string, opts AddOptions) (ISO, error) {
 	if err := checkISO(src); err != nil {
 		return ISO{}, err
@@ -372,7 +373,7 @@ func (l *ISOLibrary) fetch(ctx context.Context, rawURL, part string, opts GetOpt
 	if client == nil {
 		client = http.DefaultClient
 	}
-	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return "", fmt.Errorf("download %s: %w", rawURL, err)
 	}
@@ -519,7 +520,7 @@ func copyFile(ctx context.Context, src, dst string) error {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}

@@ -205,7 +205,7 @@ func (s *Store) CreateLab(ctx context.Context, lab Lab) (Lab, error) {
 		return Lab{}, fmt.Errorf("create lab %q: %w", lab.Name, err)
 	}
 	lp := s.labPaths(lab.Name)
-	if err := os.MkdirAll(filepath.Dir(lp.Dir), 0o755); err != nil {
+	if err := mkdirPrivate(filepath.Dir(lp.Dir)); err != nil {
 		return Lab{}, fmt.Errorf("create lab %q: %w", lab.Name, err)
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(lp.Dir), ".new-"+lab.Name+"-")
@@ -218,10 +218,10 @@ func (s *Store) CreateLab(ctx context.Context, lab Lab) (Lab, error) {
 	if err := toml.NewEncoder(&buf).Encode(lab); err != nil {
 		return Lab{}, fmt.Errorf("create lab %q: %w", lab.Name, err)
 	}
-	if err := writeFileAtomic(filepath.Join(tmp, labDefFile), []byte(buf.String()), 0o644); err != nil {
+	if err := writeFileAtomic(filepath.Join(tmp, labDefFile), []byte(buf.String()), 0o600); err != nil {
 		return Lab{}, err
 	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
+	if err := os.Chmod(tmp, privateDirMode); err != nil {
 		return Lab{}, fmt.Errorf("create lab %q: %w", lab.Name, err)
 	}
 	if err := os.Rename(tmp, lp.Dir); err != nil {
@@ -391,7 +391,7 @@ func (s *Store) ensureLabSwitch(ctx context.Context, lab Lab) error {
 	if err != nil {
 		return fmt.Errorf("start switch of lab %q: %w", name, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(lp.Log), 0o755); err != nil {
+	if err := mkdirPrivate(filepath.Dir(lp.Log)); err != nil {
 		return fmt.Errorf("start switch of lab %q: %w", name, err)
 	}
 	logf, err := os.OpenFile(lp.Log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)

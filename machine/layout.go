@@ -65,6 +65,10 @@ const (
 	QMPSockets = 4
 )
 
+// invalidName is the folder name PathsFor uses for a name ValidateName
+// rejects: no VM can be called that.
+const invalidName = ".invalid-name"
+
 // maxSockPath is the longest unix socket path the kernel accepts (108 bytes
 // including the terminating NUL).
 const maxSockPath = 107
@@ -94,6 +98,12 @@ type Paths struct {
 // that socket paths would pass the kernel's 107-byte limit, sockets go to a
 // short per-user folder under the system temp dir named by a hash.
 func (d Dirs) PathsFor(name string) Paths {
+	if ValidateName(name) != nil {
+		// Never join an invalid name (x/../other) into a path: it lands
+		// on a folder no VM can have. Entry points reject it with a
+		// clear error before they get here.
+		name = invalidName
+	}
 	dir := filepath.Join(d.Data, "machines", name)
 	run := filepath.Join(d.Runtime, name)
 	if len(filepath.Join(run, "qmp0.sock.lock")) > maxSockPath {

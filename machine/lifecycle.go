@@ -110,6 +110,9 @@ const qmpTimeout = 3 * time.Second
 // cleaned up here (stale sockets, the record) and classified as stopped or
 // crashed from the tail of qemu.log.
 func (s *Store) Status(ctx context.Context, name string) (Status, error) {
+	if err := ValidateName(name); err != nil {
+		return Status{}, err
+	}
 	p := s.Paths(name)
 	if _, err := os.Stat(p.Spec); err != nil {
 		return Status{}, fmt.Errorf("vm %q: %w", name, ErrNotFound)
@@ -327,12 +330,19 @@ func (s *Store) Start(ctx context.Context, name string, opts StartOptions) error
 	if err := ensurePrivateDir(p.Run); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(p.LogDir, 0o755); err != nil {
+	if err := mkdirPrivate(p.LogDir); err != nil {
 		return fmt.Errorf("start vm %q: %w", name, err)
 	}
 	s.cleanRuntime(p)
 	os.Remove(p.LastExit)
 	rotateLog(p.SerialLog)
+	// QEMU creates the serial log (a chardev logfile) with the umask's
+	// mode: give it an owner-only file to append to.
+	for _, f := range []string{p.SerialLog, p.QEMULog} {
+		if err := touchPrivate(f); err != nil {
+			return fmt.Errorf("start vm %q: %w", name, err)
+		}
+	}
 	var offset int64
 	if fi, err := os.Stat(p.QEMULog); err == nil {
 		offset = fi.Size()
@@ -416,6 +426,9 @@ type StopOptions struct {
 // Stop ends VM name: ACPI power-down, then quit, then SIGKILL. It returns
 // how it finally ended ("powerdown", "quit" or "kill").
 func (s *Store) Stop(ctx context.Context, name string, opts StopOptions) (string, error) {
+	if err := ValidateName(name); err != nil {
+		return "", err
+	}
 	p := s.Paths(name)
 	st, err := s.Status(ctx, name)
 	if err != nil {
@@ -465,6 +478,9 @@ func (s *Store) QMP(ctx context.Context, name, cmd string, args, out any) error 
 // Monitor opens a QMP connection to a running VM on a monitor no one else
 // holds. The caller closes it.
 func (s *Store) Monitor(ctx context.Context, name string) (*emulator.Monitor, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
 	p := s.Paths(name)
 	if _, err := os.Stat(p.Spec); err != nil {
 		return nil, fmt.Errorf("vm %q: %w", name, ErrNotFound)
@@ -498,6 +514,9 @@ func (s *Store) Reset(ctx context.Context, name string) error {
 // Delete removes VM name with its disks, runtime files and logs. The caller
 // must have asked the user: this destroys their data.
 func (s *Store) Delete(ctx context.Context, name string) error {
+	if err := ValidateName(name); err != nil {
+		return fmt.Errorf("delete vm: %w", err)
+	}
 	p := s.Paths(name)
 	if _, err := os.Stat(p.Spec); err != nil {
 		return fmt.Errorf("delete vm %q: %w", name, ErrNotFound)
@@ -544,8 +563,14 @@ func (s *Store) checkDeletable(name string) error {
 	return nil
 }
 
-// Dependents lists the VMs whose disks are overlays on name's disks.
+// Dependents lists the VMs whose disks are overlays on name's disks. It
+// fails closed: a VM whose machine.toml cannot be read well enough to tell
+// whether it is a linked clone of name is an error naming it, so nothing
+// it may depend on is deleted.
 func (s *Store) Dependents(name string) ([]string, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
 	names, err := s.Names()
 	if err != nil {
 		return nil, err
@@ -555,11 +580,11 @@ func (s *Store) Dependents(name string) ([]string, error) {
 		if n == name {
 			continue
 		}
-		spec, err := s.Load(n)
+		linked, err := s.linkedTo(n)
 		if err != nil {
-			continue
+			return nil, fmt.Errorf("vm %q may be a linked clone of %q, but %v: fix or delete %s first", n, name, err, n)
 		}
-		if spec.LinkedTo == name {
+		if linked == name {
 			deps = append(deps, n)
 		}
 	}

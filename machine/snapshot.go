@@ -178,7 +178,7 @@ func writeMeta(p Paths, m snapshotMeta) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(metaPath(p), append(data, '\n'), 0o644)
+	return writeFileAtomic(metaPath(p), append(data, '\n'), 0o600)
 }
 
 // snapshotImage is one image a snapshot covers: every writable disk and the

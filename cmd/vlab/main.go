@@ -14,6 +14,10 @@ import (
 var version = "dev"
 
 func main() {
+	// A second line of defence behind the library's own modes: whatever
+	// QEMU and qemu-img create for vlab (sockets, logs, images) is
+	// owner-only too.
+	syscall.Umask(0o077)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()

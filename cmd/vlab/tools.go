@@ -171,6 +171,7 @@ type check struct {
 }
 
 func (a *app) doctorCmd() *cobra.Command {
+	var fixPerms bool
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Show what this host has and lacks for vlab, with the command that fixes each gap",
@@ -230,6 +231,11 @@ func (a *app) doctorCmd() *cobra.Command {
 				checks = append(checks, check{What: t.what, OK: err == nil, Info: orMissing(p), Fix: fixIf(err != nil, "sudo apt-get install "+t.pkg)})
 			}
 			checks = append(checks, bridgeCheck()) // bridged nics (net.go)
+			perms, err := permissionChecks(s, fixPerms)
+			if err != nil {
+				return err
+			}
+			checks = append(checks, perms...)
 			d := s.Dirs()
 			checks = append(checks, check{What: "library", OK: true, Info: filepath.Join(d.Data, "machines")},
 				check{What: "runtime dir", OK: true, Info: d.Runtime + " (0700: QMP, VNC and serial sockets)"})
@@ -250,7 +256,39 @@ func (a *app) doctorCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&a.json, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&fixPerms, "fix-permissions", false, "make every folder in vlab's own directories 0700 and take group/world access off every file (links are never followed)")
 	return cmd
+}
+
+// permissionChecks are doctor's lines about vlab's own files: one per file
+// or folder others may access (or that fix made private), or one "ok" line.
+func permissionChecks(s *machine.Store, fix bool) ([]check, error) {
+	check1 := s.CheckPermissions
+	if fix {
+		check1 = s.FixPermissions
+	}
+	probs, err := check1()
+	if err != nil {
+		return nil, err
+	}
+	if len(probs) == 0 {
+		return []check{{What: "permissions", OK: true, Info: "vlab's folders are 0700 and its files owner-only"}}, nil
+	}
+	var out []check
+	for _, p := range probs {
+		c := check{What: "permissions", Info: fmt.Sprintf("%s is %04o, others may access it", p.Path, p.Mode)}
+		switch {
+		case p.Fixed:
+			c.OK, c.Info = true, fmt.Sprintf("%s was %04o, now %04o", p.Path, p.Mode, p.Want)
+		case p.Err != nil:
+			c.Info += ": " + p.Err.Error()
+			c.Fix = fmt.Sprintf("chmod %04o %q", p.Want, p.Path)
+		default:
+			c.Fix = "vlab doctor --fix-permissions"
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 func orMissing(s string) string {
