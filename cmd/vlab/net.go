@@ -18,6 +18,8 @@ func (a *app) netCmd() *cobra.Command {
 		Short: "Networks: a VM's NICs and port forwards, and private lab networks",
 		Long: `Each VM has NICs in one of these modes (vlab create/edit --nic):
   user        NAT through QEMU's user-mode network, with port forwards from the host
+              (the guest also reaches every service on the host's loopback as 10.0.2.2)
+  sandbox     internet through passt, but not the host (no 10.0.2.2, no host addresses); forwards work
   isolated    user mode with restrict=on: the guest reaches nothing outside; forwards still work
   bridge:BR   on host bridge BR through qemu-bridge-helper (vlab doctor checks the helper)
   tap:IF      on a tap interface created beforehand (ip tuntap add IF mode tap user $USER)
