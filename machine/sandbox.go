@@ -59,7 +59,9 @@ func FindPasst() (string, error) {
 }
 
 // passtSocket is where the passt of NIC i listens.
-func (p Paths) passtSocket(i int) string { return filepath.Join(p.Run, "passt-"+strconv.Itoa(i)+".sock") }
+func (p Paths) passtSocket(i int) string {
+	return filepath.Join(p.Run, "passt-"+strconv.Itoa(i)+".sock")
+}
 
 // passtLog is the log of the passt of NIC i.
 func (p Paths) passtLog(i int) string { return filepath.Join(p.LogDir, "passt-"+nicID(i)+".log") }
@@ -238,9 +240,11 @@ func unixListening(path string) bool {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		// Num RefCount Protocol Flags Type St Inode Path
-		fl := strings.Fields(sc.Text())
-		if len(fl) < 8 || fl[len(fl)-1] != path {
+		// Num RefCount Protocol Flags Type St Inode Path (the path as is,
+		// spaces included)
+		line := sc.Text()
+		fl := strings.Fields(line)
+		if len(fl) < 8 || !strings.HasSuffix(line, " "+path) {
 			continue
 		}
 		flags, err := strconv.ParseUint(fl[3], 16, 32)
