@@ -19,7 +19,12 @@ package machine
 //     running instance: forwards added while the VM runs apply at the next
 //     start), and -u none when there are no UDP forwards (passt would
 //     otherwise mirror every TCP forward's port for UDP);
-//   - --ipv4-only: the guarantees below are tested for IPv4.
+//   - --outbound-if4 IF, IF the interface of the host's default route: passt's
+//     sockets are bound to it (SO_BINDTODEVICE), so a connection the guest
+//     opens to an address of another host interface (a docker or libvirt
+//     bridge, a VPN, the loopback) is routed out to the gateway instead of
+//     being delivered to the host's own services;
+//   - --ipv4-only: these guarantees are tested for IPv4 (e2e TestNetSandbox).
 
 import (
 	"bufio"
@@ -74,6 +79,7 @@ type passtConfig struct {
 	Socket   string
 	Log      string
 	UID, GID int       // --runas: the user vlab (and QEMU) run as
+	OutIf    string    // --outbound-if4: the default route's interface ("" = none known)
 	Forwards []Forward // host ports resolved: none is auto
 }
 
@@ -82,6 +88,9 @@ func passtArgv(c passtConfig) []string {
 	argv := []string{c.Bin, "--foreground", "--one-off", "--quiet", "--no-map-gw", "--ipv4-only",
 		"--runas", fmt.Sprintf("%d:%d", c.UID, c.GID),
 		"--socket", c.Socket, "--log-file", c.Log}
+	if c.OutIf != "" {
+		argv = append(argv, "--outbound-if4", c.OutIf)
+	}
 	udp := false
 	for _, f := range c.Forwards {
 		addr := f.HostAddr
@@ -159,7 +168,8 @@ func (r *sandboxRun) start(ctx context.Context, spec *Spec, i int) error {
 	}
 	p := r.s.Paths(spec.Name)
 	id := nicID(i)
-	cfg := passtConfig{Bin: bin, Socket: p.passtSocket(i), Log: p.passtLog(i), UID: os.Geteuid(), GID: os.Getegid()}
+	cfg := passtConfig{Bin: bin, Socket: p.passtSocket(i), Log: p.passtLog(i), UID: os.Geteuid(), GID: os.Getegid(),
+		OutIf: defaultRouteIf()}
 	var bound []boundFwd
 	for _, f := range spec.NICs[i].Forwards {
 		if f.HostAddr == "" {
@@ -312,3 +322,30 @@ var errSandboxLive = errors.New("applied at next start: passt cannot add forward
 // hasForwards reports whether NICs of mode take port forwards: user mode
 // (QEMU's hostfwd) and sandbox (passt's -t/-u).
 func hasForwards(m emulator.NetMode) bool { return m == emulator.NetUser || m == emulator.NetSandbox }
+
+// defaultRouteIf returns the interface of the host's first IPv4 default
+// route (from /proc/net/route), or "" when there is none.
+func defaultRouteIf() string {
+	data, err := os.ReadFile("/proc/net/route")
+	if err != nil {
+		return ""
+	}
+	return parseDefaultRoute(string(data))
+}
+
+// parseDefaultRoute finds the default route in /proc/net/route: the first
+// line, after the header, whose destination and mask are 0 and that is up
+// (flag 1).
+func parseDefaultRoute(table string) string {
+	lines := strings.Split(table, "\n")
+	for _, l := range lines[min(1, len(lines)):] {
+		f := strings.Fields(l)
+		if len(f) < 8 || f[1] != "00000000" || f[7] != "00000000" {
+			continue
+		}
+		if flags, err := strconv.ParseUint(f[3], 16, 32); err == nil && flags&1 != 0 {
+			return f[0]
+		}
+	}
+	return ""
+}

@@ -47,6 +47,23 @@ func TestPasstArgv(t *testing.T) {
 	if strings.Join(got[len(got)-2:], " ") != "-u 127.0.0.2/5353:53" || strings.Contains(strings.Join(got, " "), "none") {
 		t.Errorf("udp forward argv: %q", got)
 	}
+	got = passtArgv(passtConfig{Bin: "passt", Socket: "s", Log: "l", OutIf: "eth0"})
+	if !strings.Contains(strings.Join(got, " "), " --outbound-if4 eth0 ") {
+		t.Errorf("argv with the default route's interface: %q", got)
+	}
+}
+
+func TestParseDefaultRoute(t *testing.T) {
+	table := "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n" +
+		"br0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n" +
+		"wg0\t00000000\t00000000\t0000\t0\t0\t0\t00000000\t0\t0\t0\n" + // down
+		"enp3s0\t00000000\t010200C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n"
+	if got := parseDefaultRoute(table); got != "enp3s0" {
+		t.Errorf("default route interface %q, want enp3s0", got)
+	}
+	if got := parseDefaultRoute(strings.SplitN(table, "\n", 2)[0]); got != "" {
+		t.Errorf("no default route gave %q", got)
+	}
 }
 
 func TestSandboxNICSpec(t *testing.T) {
