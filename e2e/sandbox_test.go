@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -210,4 +211,49 @@ func passtsUnder(dir string) []string {
 		}
 	}
 	return pids
+}
+
+// TestSandboxDefaultForLegacyProfiles: old, untrusted systems get the
+// sandbox network by default; --net and --isolated still choose, and modern
+// profiles keep user mode.
+func TestSandboxDefaultForLegacyProfiles(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	mode := func(name string) string {
+		var s struct {
+			NICs []struct {
+				Mode     string `json:"mode"`
+				Isolated bool   `json:"isolated"`
+			} `json:"nics"`
+		}
+		if err := json.Unmarshal([]byte(e.ok("show", name, "--json")), &s); err != nil || len(s.NICs) != 1 {
+			t.Fatalf("show %s: %v %+v", name, err, s)
+		}
+		if s.NICs[0].Isolated {
+			return "isolated"
+		}
+		return s.NICs[0].Mode
+	}
+	for _, c := range []struct {
+		name, profile string
+		flags         []string
+		want          string
+	}{
+		{"w98", "win98", nil, "sandbox"},
+		{"xp", "winxp", nil, "sandbox"},
+		{"dos", "msdos622", nil, "sandbox"},
+		{"mac9", "macos9", nil, "sandbox"},
+		{"w98user", "win98", []string{"--net", "user"}, "user"},
+		{"w98iso", "win98", []string{"--isolated"}, "isolated"},
+		{"w98fwd", "win98", []string{"--forward", "tcp:auto:21"}, "sandbox"},
+		{"deb", "debian", nil, "user"},
+	} {
+		e.ok(append([]string{"create", c.name, "--profile", c.profile}, c.flags...)...)
+		if got := mode(c.name); got != c.want {
+			t.Errorf("%s (profile %s %v): nic mode %s, want %s", c.name, c.profile, c.flags, got, c.want)
+		}
+	}
+	if out := e.ok("profiles", "win98"); !strings.Contains(out, "sandbox network") {
+		t.Errorf("vlab profiles win98 does not tell the sandbox network:\n%s", out)
+	}
 }

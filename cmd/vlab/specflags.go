@@ -152,6 +152,9 @@ func (sf *specFlags) apply(cmd *cobra.Command, spec *machine.Spec) error {
 			spec.NICs = append(spec.NICs, n)
 		}
 	}
+	if set("isolated") && !set("net") && !set("nic") && len(spec.NICs) > 0 && spec.NICs[0].Mode == emulator.NetSandbox {
+		spec.NICs[0].Mode = emulator.NetUser // --isolated on a profile's sandbox default
+	}
 	if set("forward") || set("isolated") {
 		sandboxFwd := len(spec.NICs) > 0 && spec.NICs[0].Mode == emulator.NetSandbox && !set("isolated")
 		if !sandboxFwd && (len(spec.NICs) == 0 || spec.NICs[0].Mode != emulator.NetUser) {
