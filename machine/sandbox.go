@@ -1,9 +1,11 @@
 package machine
 
 // The sandbox network (--net sandbox): internet yes, host no. Each sandbox
-// NIC gets its own passt process, started by vlab just before QEMU, that
-// QEMU reaches through a unix socket in the VM's 0700 runtime dir
-// (-netdev stream). passt runs with:
+// NIC gets its own passt process, started by vlab just before QEMU, and a
+// sandbox filter (sandboxfilter.go: `vlab net sandbox-filter`) that QEMU
+// reaches through a unix socket in the VM's 0700 runtime dir (-netdev
+// stream) and that relays to passt's socket beside it, dropping the guest's
+// frames addressed to the host. passt runs with:
 //
 //   - --no-map-gw: the gateway address is the real gateway, never the
 //     host's loopback (slirp's 10.0.2.2 is);
@@ -67,6 +69,10 @@ func FindPasst() (string, error) {
 func (p Paths) passtSocket(i int) string {
 	return filepath.Join(p.Run, "passt-"+strconv.Itoa(i)+".sock")
 }
+
+// passtInner is where the passt of NIC i listens for the sandbox filter
+// (sandboxfilter.go), which QEMU reaches at passtSocket.
+func (p Paths) passtInner(i int) string { return filepath.Join(p.Run, "pst-"+strconv.Itoa(i)+".sock") }
 
 // passtLog is the log of the passt of NIC i.
 func (p Paths) passtLog(i int) string { return filepath.Join(p.LogDir, "passt-"+nicID(i)+".log") }
@@ -168,7 +174,7 @@ func (r *sandboxRun) start(ctx context.Context, spec *Spec, i int) error {
 	}
 	p := r.s.Paths(spec.Name)
 	id := nicID(i)
-	cfg := passtConfig{Bin: bin, Socket: p.passtSocket(i), Log: p.passtLog(i), UID: os.Geteuid(), GID: os.Getegid(),
+	cfg := passtConfig{Bin: bin, Socket: p.passtInner(i), Log: p.passtLog(i), UID: os.Geteuid(), GID: os.Getegid(),
 		OutIf: defaultRouteIf()}
 	var bound []boundFwd
 	for _, f := range spec.NICs[i].Forwards {
@@ -188,6 +194,7 @@ func (r *sandboxRun) start(ctx context.Context, spec *Spec, i int) error {
 	if err := os.Remove(cfg.Socket); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("sandbox nic %s: remove old socket: %w", id, err)
 	}
+	os.Remove(p.passtSocket(i))
 	if err := os.MkdirAll(p.LogDir, 0o700); err != nil {
 		return fmt.Errorf("sandbox nic %s: %w", id, err)
 	}
@@ -195,46 +202,60 @@ func (r *sandboxRun) start(ctx context.Context, spec *Spec, i int) error {
 	if err != nil {
 		return fmt.Errorf("sandbox nic %s: open passt log: %w", id, err)
 	}
-	argv := passtArgv(cfg)
-	cmd := &exec.Cmd{Path: bin, Args: argv, Dir: "/", Stdout: logf, Stderr: logf,
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
-	err = cmd.Start()
-	logf.Close()
+	defer logf.Close()
+	if err := r.spawn(ctx, id, "passt", passtArgv(cfg), logf, cfg.Socket, cfg.Log); err != nil {
+		return err
+	}
+	fargv, err := SandboxFilterCommand(p.passtSocket(i), cfg.Socket)
 	if err != nil {
-		return fmt.Errorf("sandbox nic %s: start passt: %w", id, err)
+		return fmt.Errorf("sandbox nic %s: %w", id, err)
+	}
+	if err := r.spawn(ctx, id+"-filter", "sandbox filter", fargv, logf, p.passtSocket(i), cfg.Log); err != nil {
+		return err
+	}
+	r.bound[id] = bound
+	return nil
+}
+
+// spawn starts argv in its own session, records it, and waits until it
+// listens on sock.
+func (r *sandboxRun) spawn(ctx context.Context, id, what string, argv []string, logf *os.File, sock, logPath string) error {
+	cmd := &exec.Cmd{Path: argv[0], Args: argv, Dir: "/", Stdout: logf, Stderr: logf,
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("sandbox nic %s: start %s: %w", id, what, err)
 	}
 	exited := make(chan struct{})
 	go func() { // reap it while this vlab runs
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	proc, err := emulator.Identify(cmd.Process.Pid, bin)
+	proc, err := emulator.Identify(cmd.Process.Pid, argv[0])
 	if err != nil {
 		_ = cmd.Process.Kill()
 		<-exited
 		return fmt.Errorf("sandbox nic %s: %w", id, err)
 	}
-	r.procs = append(r.procs, passtProc{NIC: id, Socket: cfg.Socket, Process: proc})
+	r.procs = append(r.procs, passtProc{NIC: id, Socket: sock, Process: proc})
 	// Recorded before QEMU starts: a vlab killed in between leaves a passt
 	// that the next start or status check finds and stops.
-	if err := writeRecord(p.passtRecord(), r.procs); err != nil {
-		return fmt.Errorf("sandbox nic %s: record passt: %w", id, err)
+	if err := writeRecord(r.s.Paths(r.name).passtRecord(), r.procs); err != nil {
+		return fmt.Errorf("sandbox nic %s: record %s: %w", id, what, err)
 	}
 	deadline := time.NewTimer(passtReady)
 	defer deadline.Stop()
-	for !unixListening(cfg.Socket) {
+	for !unixListening(sock) {
 		select {
 		case <-exited:
-			tail, _ := os.ReadFile(cfg.Log)
-			return fmt.Errorf("sandbox nic %s: passt exited: %s (log %s)", id, oneLine(lastLine(string(tail))), cfg.Log)
+			tail, _ := os.ReadFile(logPath)
+			return fmt.Errorf("sandbox nic %s: %s exited: %s (log %s)", id, what, oneLine(lastLine(string(tail))), logPath)
 		case <-deadline.C:
-			return fmt.Errorf("sandbox nic %s: passt opened no socket within %s (log %s)", id, passtReady, cfg.Log)
+			return fmt.Errorf("sandbox nic %s: %s opened no socket within %s (log %s)", id, what, passtReady, logPath)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	r.bound[id] = bound
 	return nil
 }
 
@@ -297,7 +318,8 @@ func stopPasst(pp passtProc) {
 // removePasstSockets removes the passt sockets of a finished run.
 func removePasstSockets(p Paths) {
 	socks, _ := filepath.Glob(filepath.Join(p.Run, "passt-*.sock"))
-	for _, s := range socks {
+	inner, _ := filepath.Glob(filepath.Join(p.Run, "pst-*.sock"))
+	for _, s := range append(socks, inner...) {
 		os.Remove(s)
 	}
 	os.Remove(p.passtRecord())

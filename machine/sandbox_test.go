@@ -22,7 +22,34 @@ import (
 // test, run through setpriv).
 const connectEnv = "VLAB_TEST_UNIX_CONNECT"
 
+// filterEnv makes the test binary run a sandbox filter (its last two
+// arguments are the sockets) instead of the tests.
+const filterEnv = "VLAB_TEST_SANDBOXFILTER"
+
+// useTestFilter makes vlab start the sandbox filter from this test binary,
+// without the fake QEMU's mode in its environment.
+func useTestFilter(t *testing.T) {
+	t.Helper()
+	env, err := exec.LookPath("env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := SandboxFilterCommand
+	SandboxFilterCommand = func(q, p string) ([]string, error) {
+		return []string{env, "-u", fakeqemu.EnvMode, filterEnv + "=1", os.Args[0], "-test.run=^$", q, p}, nil
+	}
+	t.Cleanup(func() { SandboxFilterCommand = old })
+}
+
 func init() {
+	if os.Getenv(filterEnv) == "1" && len(os.Args) > 2 {
+		err := ServeSandboxFilter(context.Background(), os.Args[len(os.Args)-2], os.Args[len(os.Args)-1])
+		if err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if path := os.Getenv(connectEnv); path != "" {
 		c, err := net.Dial("unix", path)
 		if err != nil {
@@ -128,6 +155,7 @@ func passtOf(t *testing.T, s *Store, vm string) []passtProc {
 func TestSandboxPasstLifecycle(t *testing.T) {
 	fixture.Program(t, "passt")
 	s := fakeStore(t, fakeqemu.ModeNormal)
+	useTestFilter(t)
 	createFake(t, s, "sb")
 	spec, _ := s.Load("sb")
 	spec.NICs = []NICSpec{{Mode: emulator.NetSandbox, Forwards: []Forward{{Proto: "tcp", HostAddr: "127.0.0.1", GuestPort: 22}}}}
@@ -140,9 +168,10 @@ func TestSandboxPasstLifecycle(t *testing.T) {
 	}
 	p := s.Paths("sb")
 	procs := passtOf(t, s, "sb")
-	if len(procs) != 1 || procs[0].Check() != emulator.LiveRunning {
-		t.Fatalf("passt after start: %+v", procs)
+	if len(procs) != 2 || procs[0].Check() != emulator.LiveRunning || procs[1].Check() != emulator.LiveRunning {
+		t.Fatalf("passt and its filter after start: %+v", procs)
 	}
+	filter := procs[1]
 	pp := procs[0]
 	status, _ := os.ReadFile("/proc/" + strconv.Itoa(pp.PID) + "/status")
 	if !strings.Contains(string(status), "Uid:\t"+strconv.Itoa(os.Geteuid())+"\t") {
@@ -178,8 +207,8 @@ func TestSandboxPasstLifecycle(t *testing.T) {
 	if _, err := s.Stop(ctx, "sb", StopOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}
-	if pp.Check() == emulator.LiveRunning {
-		t.Errorf("passt %d still runs after stop --force", pp.PID)
+	if pp.Check() == emulator.LiveRunning || filter.Check() == emulator.LiveRunning {
+		t.Errorf("passt %d or its filter %d still runs after stop --force", pp.PID, filter.PID)
 	}
 	if _, err := os.Lstat(p.passtSocket(0)); !os.IsNotExist(err) {
 		t.Errorf("passt socket left after stop: %v", err)

@@ -35,7 +35,15 @@ Forward host ports may be "auto": the kernel picks a free port at each start and
   vlab create a --nic lab:lab1 ...`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(a.netShowCmd(), a.netForwardCmd(), a.netLabCmd())
+	cmd.AddCommand(a.netShowCmd(), a.netForwardCmd(), a.netLabCmd(), &cobra.Command{
+		Use:    "sandbox-filter QEMU-SOCKET PASST-SOCKET",
+		Short:  "Relay a sandbox NIC between QEMU and passt, dropping frames to the host (vlab starts it; not for people)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return machine.ServeSandboxFilter(cmd.Context(), args[0], args[1])
+		},
+	})
 	return cmd
 }
 
