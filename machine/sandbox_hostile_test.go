@@ -162,11 +162,117 @@ func TestPasstHostileGuest(t *testing.T) {
 			hostConns.Store(0)
 		}
 	}
+	// UDP the same way: a host socket on every address counts datagrams.
+	var hostUDP, outUDP atomic.Int64
+	hu, err := net.ListenPacket("udp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hu.Close()
+	go countPackets(hu, &hostUDP)
+	ou := listenPacketIn(t, out, "203.0.113.81:0")
+	go countPackets(ou, &outUDP)
+	sendUDP := func(src, dst string, dport int) {
+		t.Helper()
+		f := udpFrame(guestMAC, net.ParseIP(src).To4(), net.ParseIP(dst).To4(), 41000, uint16(dport), []byte("hostile"))
+		hdr := make([]byte, 4)
+		binary.BigEndian.PutUint32(hdr, uint32(len(f)))
+		if _, err := c.Write(append(hdr, f...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sendUDP("10.78.0.2", "203.0.113.81", ou.LocalAddr().(*net.UDPAddr).Port)
+	if !waitConn(&outUDP, 1) {
+		t.Fatal("control: the hand-made datagram to the outside socket never arrived")
+	}
+	uport := hu.LocalAddr().(*net.UDPAddr).Port
+	for _, dst := range []struct{ src, dst string }{
+		{"10.78.0.2", "127.0.0.1"}, {"10.78.0.2", "0.0.0.0"}, {"10.78.0.2", "10.98.0.1"}, {"10.78.0.99", "10.78.0.2"}, {"10.78.0.2", "255.255.255.255"},
+	} {
+		sendUDP(dst.src, dst.dst, uport)
+		if waitConn(&hostUDP, 1) {
+			t.Errorf("a datagram from the guest to %s reached a host socket", dst.dst)
+			hostUDP.Store(0)
+		}
+	}
+
 	// The control again: the relay still forwards after all that.
 	send("10.78.0.2", "203.0.113.81", outPort)
 	if !waitConn(&outConns, 2) {
 		t.Errorf("control: the second SYN to the outside server made no connection")
 	}
+}
+
+func countPackets(c net.PacketConn, n *atomic.Int64) {
+	buf := make([]byte, 2048)
+	for {
+		if _, _, err := c.ReadFrom(buf); err != nil {
+			return
+		}
+		n.Add(1)
+	}
+}
+
+// listenPacketIn opens a UDP socket inside network namespace ns.
+func listenPacketIn(t *testing.T, ns, addr string) net.PacketConn {
+	t.Helper()
+	var pc net.PacketConn
+	inNetns(t, ns, func() (err error) { pc, err = net.ListenPacket("udp4", addr); return err })
+	t.Cleanup(func() { pc.Close() })
+	return pc
+}
+
+// inNetns runs f on a thread switched into network namespace ns.
+func inNetns(t *testing.T, ns string, f func() error) {
+	t.Helper()
+	ch := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked if switching back fails: the thread dies
+		self, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			ch <- err
+			return
+		}
+		defer self.Close()
+		target, err := os.Open(filepath.Join("/var/run/netns", ns))
+		if err != nil {
+			ch <- err
+			return
+		}
+		defer target.Close()
+		if _, _, e := syscall.RawSyscall(sysSetns(), target.Fd(), syscall.CLONE_NEWNET, 0); e != 0 {
+			ch <- e
+			return
+		}
+		ferr := f()
+		if _, _, e := syscall.RawSyscall(sysSetns(), self.Fd(), syscall.CLONE_NEWNET, 0); e != 0 {
+			panic("cannot return to the test's network namespace")
+		}
+		runtime.UnlockOSThread()
+		ch <- ferr
+	}()
+	if err := <-ch; err != nil {
+		t.Fatalf("in namespace %s: %v", ns, err)
+	}
+}
+
+// udpFrame builds an Ethernet frame holding a UDP datagram (checksum 0:
+// none, as IPv4 allows).
+func udpFrame(mac net.HardwareAddr, src, dst net.IP, sport, dport uint16, payload []byte) []byte {
+	udp := make([]byte, 8, 8+len(payload))
+	binary.BigEndian.PutUint16(udp[0:], sport)
+	binary.BigEndian.PutUint16(udp[2:], dport)
+	binary.BigEndian.PutUint16(udp[4:], uint16(8+len(payload)))
+	udp = append(udp, payload...)
+	iph := make([]byte, 20)
+	iph[0] = 0x45
+	binary.BigEndian.PutUint16(iph[2:], uint16(20+len(udp)))
+	iph[8], iph[9] = 64, 17
+	copy(iph[12:], src)
+	copy(iph[16:], dst)
+	binary.BigEndian.PutUint16(iph[10:], csum(iph))
+	eth := append(append(net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, mac...), 0x08, 0x00)
+	return append(append(eth, iph...), udp...)
 }
 
 func countingListener(t *testing.T, addr string, n *atomic.Int64) net.Listener {
