@@ -257,3 +257,23 @@ func TestSandboxDefaultForLegacyProfiles(t *testing.T) {
 		t.Errorf("vlab profiles win98 does not tell the sandbox network:\n%s", out)
 	}
 }
+
+// TestDoctorListsPasst: vlab doctor tells whether passt, which --net
+// sandbox needs, is installed, and how to install it when it is not.
+func TestDoctorListsPasst(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	passt := fixture.Program(t, "passt")
+	if out := e.ok("doctor"); !strings.Contains(out, "passt (--net sandbox)") || !strings.Contains(out, passt) {
+		t.Errorf("vlab doctor does not list passt at %s:\n%s", passt, out)
+	}
+	// Without passt on PATH: the fix names the package.
+	e.vars = append(e.vars, "PATH=/nonexistent-vlab-path")
+	bin := vlabBin
+	cmd := exec.Command(bin, "doctor")
+	cmd.Env = e.vars
+	out, _ := cmd.CombinedOutput()
+	if !strings.Contains(string(out), "apt-get install passt") {
+		t.Errorf("vlab doctor without passt does not say how to install it:\n%s", out)
+	}
+}
