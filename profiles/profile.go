@@ -37,31 +37,32 @@ var familyOrder = []string{"linux", "bsd", "windows", "dos", "macos", "other"}
 // Profile is one OS preset: the virtual hardware that OS wants. A zero
 // string field means "the arch's default".
 type Profile struct {
-	Name        string        `toml:"-" json:"name"` // the data file's name, e.g. "win98"
-	Title       string        `toml:"title" json:"title"`
-	Family      string        `toml:"family" json:"family"` // linux, bsd, windows, dos, macos, other
-	Arch        emulator.Arch `toml:"arch" json:"arch"`
-	Machine     string        `toml:"machine" json:"machine"`
-	MachineOpts []string      `toml:"machine_opts" json:"machine_opts,omitempty"` // e.g. "via=pmu"
-	CPU         string        `toml:"cpu" json:"cpu,omitempty"`
-	CPUs        int           `toml:"cpus" json:"cpus"`
-	MemoryMiB   int           `toml:"memory_mib" json:"memory_mib"`
-	DiskMiB     int           `toml:"disk_mib" json:"disk_mib"`
-	Firmware    string        `toml:"firmware" json:"firmware"` // bios, uefi, openbios, slof
-	DiskBus     string        `toml:"disk_bus" json:"disk_bus"` // virtio, ide, sata, scsi, nvme
-	NICModel    string        `toml:"nic_model" json:"nic_model"`
+	Name         string         `toml:"-" json:"name"` // the data file's name, e.g. "win98"
+	Title        string         `toml:"title" json:"title"`
+	Family       string         `toml:"family" json:"family"` // linux, bsd, windows, dos, macos, other
+	Arch         emulator.Arch  `toml:"arch" json:"arch"`
+	Machine      string         `toml:"machine" json:"machine"`
+	MachineOpts  []string       `toml:"machine_opts" json:"machine_opts,omitempty"` // e.g. "via=pmu"
+	CPU          string         `toml:"cpu" json:"cpu,omitempty"`
+	CPUs         int            `toml:"cpus" json:"cpus"`
+	MemoryMiB    int            `toml:"memory_mib" json:"memory_mib"`
+	DiskMiB      int            `toml:"disk_mib" json:"disk_mib"`
+	Firmware     string         `toml:"firmware" json:"firmware"` // bios, uefi, openbios, slof
+	DiskBus      string         `toml:"disk_bus" json:"disk_bus"` // virtio, ide, sata, scsi, nvme
+	NICModel     string         `toml:"nic_model" json:"nic_model"`
+	VGA          string         `toml:"vga" json:"vga"`
+	Input        emulator.Input `toml:"input" json:"input"` // usb-tablet, virtio-tablet, ps2
+	Sound        string         `toml:"sound" json:"sound,omitempty"`
+	RTCLocalTime bool           `toml:"rtc_localtime" json:"rtc_localtime"`
+	BootOrder    string         `toml:"boot_order" json:"boot_order,omitempty"` // QEMU letters; "" = disk, then CD
+	Accel        emulator.Accel `toml:"accel" json:"accel"`                     // auto unless the OS misbehaves under KVM
+	Console      string         `toml:"console" json:"console,omitempty"`       // serial console for --append (ttyS0, ttyAMA0, hvc0)
+	OSInfo       []string       `toml:"osinfo" json:"osinfo,omitempty"`         // osinfo-db short-id globs this profile serves
+	Notes        []string       `toml:"notes" json:"notes,omitempty"`
+
 	// Net is the NIC mode a new VM gets: "" (user) or "sandbox" (internet
 	// but not the host: the default of old, untrusted systems).
-	Net          emulator.NetMode `toml:"net" json:"net,omitempty"`
-	VGA          string           `toml:"vga" json:"vga"`
-	Input        emulator.Input   `toml:"input" json:"input"` // usb-tablet, virtio-tablet, ps2
-	Sound        string           `toml:"sound" json:"sound,omitempty"`
-	RTCLocalTime bool             `toml:"rtc_localtime" json:"rtc_localtime"`
-	BootOrder    string           `toml:"boot_order" json:"boot_order,omitempty"` // QEMU letters; "" = disk, then CD
-	Accel        emulator.Accel   `toml:"accel" json:"accel"`                     // auto unless the OS misbehaves under KVM
-	Console      string           `toml:"console" json:"console,omitempty"`       // serial console for --append (ttyS0, ttyAMA0, hvc0)
-	OSInfo       []string         `toml:"osinfo" json:"osinfo,omitempty"`         // osinfo-db short-id globs this profile serves
-	Notes        []string         `toml:"notes" json:"notes,omitempty"`
+	Net emulator.NetMode `toml:"net" json:"net,omitempty"`
 }
 
 // EmulatorFirmware maps the profile's firmware to the emulator's choice.
