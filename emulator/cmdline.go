@@ -734,6 +734,11 @@ func (b *builder) addNIC(i int, n NIC) error {
 			return fmt.Errorf("nic %s: tap mode needs an interface name", id)
 		}
 		nd = newOpt("tap").set("id", id).set("ifname", n.Tap).raw("script=no").raw("downscript=no")
+	case NetSandbox:
+		if n.Passt == "" {
+			return fmt.Errorf("nic %s: sandbox mode needs passt's socket path", id)
+		}
+		nd = newOpt("stream").set("id", id).raw("server=off").raw("addr.type=unix").set("addr.path", n.Passt)
 	case NetSocket:
 		if len(n.Socket) == 0 || n.Socket[0] == "" || strings.ContainsAny(n.Socket[0], "=,") {
 			return fmt.Errorf("nic %s: socket mode needs the netdev type first (stream, dgram or socket), then its options", id)
@@ -746,7 +751,7 @@ func (b *builder) addNIC(i int, n NIC) error {
 			nd.raw(s)
 		}
 	default:
-		return fmt.Errorf("nic %s: unknown mode %q: use user, bridge, tap, socket or none", id, mode)
+		return fmt.Errorf("nic %s: unknown mode %q: use user, sandbox, bridge, tap, socket or none", id, mode)
 	}
 	model := n.Model
 	if model == "" {

@@ -265,6 +265,16 @@ func cmdCases() []cmdCase {
 			c.Display = DisplayNone
 			return c
 		}, smoke: "bridge and tap need host network setup (the network e2e tests cover them)"},
+		{name: "sandbox", host: goldenHost, cfg: func(r string) Config {
+			c := baseConfig(r, "dos", ArchX86_64)
+			c.NICs = []NIC{
+				{ID: "net0", Mode: NetSandbox, Passt: filepath.Join(r, "run", "odd, dir", "passt-0.sock"), MAC: "52:54:00:00:00:07"},
+				{ID: "net1", Mode: NetSandbox, Passt: filepath.Join(r, "run", "passt-1.sock"), Model: "e1000"},
+			}
+			c.Kernel = isoPath(r, "vmlinuz")
+			c.Display = DisplayNone
+			return c
+		}, smoke: "sandbox needs a running passt (the sandbox e2e tests cover it)"},
 		{name: "gdb", host: goldenHost, cfg: func(r string) Config {
 			c := baseConfig(r, "kdev", ArchX86_64)
 			c.Disks = []Disk{{Path: dataPath(r, "kdev", "disk0.qcow2")}}
@@ -701,6 +711,10 @@ func TestCmdlineErrors(t *testing.T) {
 		{"tap without name", func(c *Config, h *Host) { c.NICs = []NIC{{Mode: NetTap}} }, nil, "interface name"},
 		{"socket without type", func(c *Config, h *Host) { c.NICs = []NIC{{Mode: NetSocket, Socket: []string{"remote.type=inet"}}} }, nil, "netdev type first"},
 		{"unknown nic mode", func(c *Config, h *Host) { c.NICs = []NIC{{Mode: "vde"}} }, nil, `unknown mode "vde"`},
+		{"sandbox without passt socket", func(c *Config, h *Host) { c.NICs = []NIC{{Mode: NetSandbox}} }, nil, "passt's socket"},
+		{"forward on sandbox", func(c *Config, h *Host) {
+			c.NICs = []NIC{{Mode: NetSandbox, Passt: "/run/p.sock", Forwards: []Forward{{HostPort: 1, GuestPort: 2}}}}
+		}, nil, "port forwards need user mode"},
 		{"pci nic on isapc", func(c *Config, h *Host) { c.Machine = "isapc"; c.NICs = []NIC{{Mode: NetUser, Model: "e1000"}} }, nil, "needs PCI"},
 		{"isa nic on virt", func(c *Config, h *Host) {
 			c.Arch, c.Kernel = ArchAArch64, "/k"

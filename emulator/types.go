@@ -204,6 +204,10 @@ const (
 	NetBridge NetMode = "bridge" // qemu-bridge-helper
 	NetTap    NetMode = "tap"    // a pre-created tap interface
 	NetSocket NetMode = "socket" // a lab network (QEMU stream/dgram netdev)
+	// NetSandbox is internet without the host: a stream netdev to the
+	// unix socket of passt (through vlab's filtering relay), both started
+	// by the machine package.
+	NetSandbox NetMode = "sandbox"
 )
 
 // Forward is one user-mode port forward from the host into the guest.
@@ -226,6 +230,7 @@ type NIC struct {
 	Helper   string   // bridge mode: path of qemu-bridge-helper ("" = QEMU's default)
 	Tap      string   // tap mode: interface name
 	Socket   []string // socket mode: extra -netdev options (e.g. "dgram", "remote.type=inet", ...)
+	Passt    string   // sandbox mode: the unix socket QEMU connects to (vlab's relay to passt)
 }
 
 // Paths are the files and sockets a running guest uses. The machine package

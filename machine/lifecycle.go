@@ -225,6 +225,7 @@ func (s *Store) reconcileExit(name string, p Paths, rec record) Status {
 // just killed can hold its sockets for a moment after its PID is gone (its
 // threads exit last), so a socket still in use is retried briefly.
 func (s *Store) cleanRuntime(p Paths) {
+	s.cleanSandbox(p) // sandbox.go
 	os.Remove(p.Process)
 	os.Remove(p.StopMark)
 	os.Remove(p.Pidfile)
@@ -347,6 +348,13 @@ func (s *Store) Start(ctx context.Context, name string, opts StartOptions) error
 	if fi, err := os.Stat(p.QEMULog); err == nil {
 		offset = fi.Size()
 	}
+	sandbox, err := s.startSandbox(ctx, spec) // passt for sandbox NICs (sandbox.go)
+	if err != nil {
+		if opts.Disposable {
+			s.discardOverlays(name)
+		}
+		return fmt.Errorf("start vm %q: %w", name, err)
+	}
 	proc, err := emulator.Launch(ctx, emulator.LaunchOptions{
 		Argv:    argv,
 		LogPath: p.QEMULog,
@@ -354,6 +362,7 @@ func (s *Store) Start(ctx context.Context, name string, opts StartOptions) error
 		QMP:     p.QMP[0],
 	})
 	if err != nil {
+		sandbox.stop()
 		if opts.Disposable {
 			s.discardOverlays(name)
 		}
@@ -366,6 +375,7 @@ func (s *Store) Start(ctx context.Context, name string, opts StartOptions) error
 	// The host ports auto forwards got (network.go). QEMU runs either way;
 	// `vlab net show` asks it again when this fails.
 	_ = s.recordNetwork(ctx, spec, proc.PID)
+	sandbox.record(proc.PID)
 	return nil
 }
 

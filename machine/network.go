@@ -40,11 +40,12 @@ const netFile = "net.json"
 const slirpGuestIP = "10.0.2.15"
 
 // ParseNIC parses a NIC as written on the command line:
-// MODE[,model=MODEL][,mac=MAC], where MODE is user, isolated (user mode with
+// MODE[,model=MODEL][,mac=MAC], where MODE is user, sandbox (internet
+// through passt, not the host; sandbox.go), isolated (user mode with
 // restrict=on), bridge:BRIDGE, tap:IFNAME or lab:NAME.
 func ParseNIC(s string) (NICSpec, error) {
 	bad := func(why string) (NICSpec, error) {
-		return NICSpec{}, fmt.Errorf("nic %q %s: write MODE[,model=MODEL][,mac=MAC] with MODE user, isolated, bridge:BR, tap:IF or lab:NAME", s, why)
+		return NICSpec{}, fmt.Errorf("nic %q %s: write MODE[,model=MODEL][,mac=MAC] with MODE user, sandbox, isolated, bridge:BR, tap:IF or lab:NAME", s, why)
 	}
 	parts := strings.Split(s, ",")
 	var n NICSpec
@@ -54,6 +55,8 @@ func ParseNIC(s string) (NICSpec, error) {
 		n.Mode = emulator.NetUser
 	case "isolated":
 		n.Mode, n.Restrict = emulator.NetUser, true
+	case "sandbox":
+		n.Mode = emulator.NetSandbox
 	case "bridge":
 		n.Mode, n.Bridge = emulator.NetBridge, arg
 	case "tap":
@@ -169,6 +172,8 @@ func (s *Store) nicConfig(spec *Spec, i int) (emulator.NIC, error) {
 	switch n.Mode {
 	case emulator.NetBridge:
 		nic.Helper, _ = findBridgeHelper()
+	case emulator.NetSandbox: // passt serves the forwards (sandbox.go)
+		nic.Passt, nic.Forwards = s.Paths(spec.Name).passtSocket(i), nil
 	case NetLab:
 		lp := s.labPaths(n.Lab)
 		nic.Mode = emulator.NetSocket
@@ -192,7 +197,7 @@ func OfferSSHForward(spec *Spec, p profiles.Profile) bool {
 	}
 	for i := range spec.NICs {
 		n := &spec.NICs[i]
-		if n.Mode != emulator.NetUser {
+		if !hasForwards(n.Mode) {
 			continue
 		}
 		for _, f := range n.Forwards {
@@ -222,6 +227,10 @@ func (s *Store) prepareNetwork(ctx context.Context, spec *Spec) error {
 			}
 		case emulator.NetTap:
 			if err := CheckTap(n.Tap); err != nil {
+				return err
+			}
+		case emulator.NetSandbox:
+			if _, err := FindPasst(); err != nil {
 				return err
 			}
 		case NetLab:
@@ -502,7 +511,8 @@ func (s *Store) NetworkOf(ctx context.Context, spec *Spec, st Status) NetInfo {
 	}
 	var rec netRecord
 	haveRec := false
-	if rows == nil { // QEMU could not be asked: the record says what it bound
+	// QEMU could not be asked, or passt bound them: the record says.
+	if rows == nil || slices.ContainsFunc(spec.NICs, func(n NICSpec) bool { return n.Mode == emulator.NetSandbox }) {
 		rec, haveRec = s.readNetRecord(name, st.PID)
 	}
 	for i, n := range spec.NICs {
@@ -515,7 +525,7 @@ func (s *Store) NetworkOf(ctx context.Context, spec *Spec, st Status) NetInfo {
 		}
 		var bound []boundFwd
 		switch {
-		case rows != nil:
+		case rows != nil && n.Mode == emulator.NetUser:
 			bound = bindForwards(n.Forwards, rows[ni.ID])
 		case haveRec:
 			bound = rec.NICs[ni.ID]
@@ -525,7 +535,7 @@ func (s *Store) NetworkOf(ctx context.Context, spec *Spec, st Status) NetInfo {
 			if k < len(bound) && bound[k].HostPort != 0 {
 				fi.HostPort, fi.Active = bound[k].HostPort, true
 				fi.Addr = net.JoinHostPort(fi.HostAddr, strconv.Itoa(fi.HostPort))
-			} else if info.Running && n.Mode == emulator.NetUser && (rows != nil || haveRec) {
+			} else if info.Running && (n.Mode == emulator.NetUser && rows != nil || hasForwards(n.Mode) && haveRec) {
 				fi.Note = "applied at next start"
 			}
 			ni.Forwards = append(ni.Forwards, fi)
@@ -582,13 +592,13 @@ func userNIC(spec *Spec, nic int) (int, error) {
 		if nic >= len(spec.NICs) {
 			return 0, fmt.Errorf("vm %q has no nic %d (it has %d)", spec.Name, nic, len(spec.NICs))
 		}
-		if spec.NICs[nic].Mode != emulator.NetUser {
-			return 0, fmt.Errorf("nic %d of vm %q is %s: forwards need a user-mode nic", nic, spec.Name, spec.NICs[nic].ModeString())
+		if !hasForwards(spec.NICs[nic].Mode) {
+			return 0, fmt.Errorf("nic %d of vm %q is %s: forwards need a user or sandbox nic", nic, spec.Name, spec.NICs[nic].ModeString())
 		}
 		return nic, nil
 	}
 	for i, n := range spec.NICs {
-		if n.Mode == emulator.NetUser {
+		if hasForwards(n.Mode) {
 			return i, nil
 		}
 	}
@@ -620,7 +630,9 @@ func (s *Store) AddForward(ctx context.Context, name string, nic int, f Forward)
 	if err != nil {
 		return ForwardInfo{}, err
 	}
-	if st.State.Active() {
+	if st.State.Active() && spec.NICs[i].Mode == emulator.NetSandbox {
+		fi.Note = errSandboxLive.Error()
+	} else if st.State.Active() {
 		if f.HostPort != 0 {
 			if err := checkForwards(&Spec{NICs: []NICSpec{{Forwards: []Forward{f}}}}); err != nil {
 				return ForwardInfo{}, fmt.Errorf("add forward to %q: %w", name, err)
@@ -685,7 +697,9 @@ func (s *Store) RemoveForward(ctx context.Context, name string, nic int, f Forwa
 	}
 	fi := info.NICs[ni].Forwards[k]
 	spec.NICs[ni].Forwards = append(spec.NICs[ni].Forwards[:k:k], spec.NICs[ni].Forwards[k+1:]...)
-	if fi.Active {
+	if fi.Active && spec.NICs[ni].Mode == emulator.NetSandbox {
+		fi.Note = "still bound until the next start: passt cannot change forwards of a running sandbox"
+	} else if fi.Active {
 		if err := s.hostfwdRemove(ctx, name, nicID(ni), fi.Proto, fi.HostAddr, fi.HostPort); err != nil {
 			if errors.Is(err, errHMP) {
 				return ForwardInfo{}, fmt.Errorf("remove forward %s from %q: %w", fi.Spec, name, err)

@@ -246,21 +246,21 @@ func (s *Spec) Validate() error {
 	hostPorts := map[string]bool{}
 	for i, n := range s.NICs {
 		switch n.Mode {
-		case emulator.NetUser, emulator.NetBridge, emulator.NetTap, emulator.NetSocket:
+		case emulator.NetUser, emulator.NetBridge, emulator.NetTap, emulator.NetSocket, emulator.NetSandbox:
 		case NetLab:
 			if err := ValidateLabName(n.Lab); err != nil {
 				add("nic %d: %v", i, err)
 			}
 		default:
-			add("nic %d mode %q unknown: use user, bridge, tap or lab", i, n.Mode)
+			add("nic %d mode %q unknown: use user, sandbox, bridge, tap or lab", i, n.Mode)
 		}
 		if n.MAC != "" {
 			if _, err := net.ParseMAC(n.MAC); err != nil {
 				add("nic %d mac %q invalid: use the form 52:54:00:12:34:56", i, n.MAC)
 			}
 		}
-		if len(n.Forwards) > 0 && n.Mode != emulator.NetUser {
-			add("nic %d has forwards but mode %s: forwards need mode user", i, n.Mode)
+		if len(n.Forwards) > 0 && !hasForwards(n.Mode) {
+			add("nic %d has forwards but mode %s: forwards need mode user or sandbox", i, n.Mode)
 		}
 		for _, f := range n.Forwards {
 			k := fmt.Sprintf("%s/%s/%d", f.Proto, f.HostAddr, f.HostPort)

@@ -59,6 +59,10 @@ type Profile struct {
 	Console      string         `toml:"console" json:"console,omitempty"`       // serial console for --append (ttyS0, ttyAMA0, hvc0)
 	OSInfo       []string       `toml:"osinfo" json:"osinfo,omitempty"`         // osinfo-db short-id globs this profile serves
 	Notes        []string       `toml:"notes" json:"notes,omitempty"`
+
+	// Net is the NIC mode a new VM gets: "" (user) or "sandbox" (internet
+	// but not the host: the default of old, untrusted systems).
+	Net emulator.NetMode `toml:"net" json:"net,omitempty"`
 }
 
 // EmulatorFirmware maps the profile's firmware to the emulator's choice.
@@ -125,6 +129,9 @@ func (p Profile) Validate() error {
 	}
 	if p.NICModel == "" {
 		add("nic_model is missing")
+	}
+	if p.Net != "" && p.Net != emulator.NetUser && p.Net != emulator.NetSandbox {
+		add("net %q unknown: use user or sandbox", p.Net)
 	}
 	if p.VGA == "" {
 		add("vga is missing")

@@ -49,8 +49,8 @@ func (v *editView) build() {
 	if boot == "" {
 		boot = "disk"
 	}
-	nets := []string{string(emulator.NetUser), string(emulator.NetNone)}
-	if s.Net != emulator.NetUser && s.Net != emulator.NetNone {
+	nets := []string{string(emulator.NetUser), string(emulator.NetSandbox), string(emulator.NetNone)}
+	if s.Net != emulator.NetUser && s.Net != emulator.NetSandbox && s.Net != emulator.NetNone {
 		nets = append(nets, string(s.Net))
 	}
 	f := newForm(
@@ -87,7 +87,8 @@ func (v *editView) build() {
 }
 
 func (v *editView) syncNet() {
-	v.form.fields[edForwards].hidden = v.form.fields[edNet].Value() != string(emulator.NetUser)
+	net := v.form.fields[edNet].Value()
+	v.form.fields[edForwards].hidden = net != string(emulator.NetUser) && net != string(emulator.NetSandbox)
 }
 
 // Title implements the title bar.
@@ -128,7 +129,7 @@ func (v *editView) settings() (Settings, error) {
 	s.ISO = f[edISO].Value()
 	s.BootOrder = f[edBoot].Value()
 	s.Net = emulator.NetMode(f[edNet].Value())
-	if s.Net == emulator.NetUser {
+	if s.Net == emulator.NetUser || s.Net == emulator.NetSandbox {
 		if s.Forwards, err = parseForwards(f[edForwards].Value()); err != nil {
 			return s, err
 		}

@@ -350,6 +350,7 @@ func (f *FakeService) Create(ctx context.Context, spec NewVM, progress ProgressF
 		vm.NICs = nil
 	} else {
 		vm.NICs[0].Forwards = portForwards(spec.Forwards)
+		vm.NICs[0].Kind, vm.NICs[0].Mode = spec.Net, string(spec.Net)
 		if spec.MAC != "" {
 			vm.NICs[0].MAC = spec.MAC
 		}

@@ -80,7 +80,7 @@ func (v *forwardsView) targetNIC() (int, bool) {
 		return r.nic, true
 	}
 	for _, n := range v.vm.NICs {
-		if n.Kind == emulator.NetUser {
+		if n.Kind == emulator.NetUser || n.Kind == emulator.NetSandbox {
 			return -1, true
 		}
 	}
@@ -231,8 +231,8 @@ func (v *forwardsView) View() string {
 		}
 		lines = append(lines, fit(nl, w))
 		switch {
-		case n.Kind != emulator.NetUser:
-			lines = append(lines, "  "+st.Muted.Render("forwards need a user-mode NIC"))
+		case n.Kind != emulator.NetUser && n.Kind != emulator.NetSandbox:
+			lines = append(lines, "  "+st.Muted.Render("forwards need a user-mode or sandbox NIC"))
 			continue
 		case len(n.Forwards) == 0:
 			lines = append(lines, "  "+st.Muted.Render("no forwards: press a to add one"))

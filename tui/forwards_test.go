@@ -110,10 +110,23 @@ func TestForwardsReachTheService(t *testing.T) {
 	h.send(changedMsg{})
 	selectVM(t, h, "dos622")
 	h.press("f")
-	h.contains("bridge:br0", "forwards need a user-mode NIC")
+	h.contains("bridge:br0", "forwards need a user-mode or sandbox NIC")
 	h.press("a")
 	if h.m.prompt != nil || h.m.status.err == nil || fixOf(h.m.status.err) == "" {
 		t.Fatalf("a on a bridged machine: prompt %v status %+v", h.m.prompt != nil, h.m.status)
+	}
+
+	// A sandbox NIC takes forwards (passt's).
+	h.press("esc")
+	dos.NICs = []NIC{{ID: "net0", Kind: emulator.NetSandbox, Mode: "sandbox", MAC: "52:54:00:00:00:01"}}
+	f.Add(dos)
+	h.send(changedMsg{})
+	selectVM(t, h, "dos622")
+	h.press("f")
+	h.contains("sandbox", "no forwards: press a to add one")
+	h.press("a")
+	if h.m.prompt == nil {
+		t.Fatalf("a on a sandbox machine opened no prompt: status %+v", h.m.status)
 	}
 }
 

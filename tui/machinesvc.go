@@ -560,7 +560,7 @@ func (s *MachineService) HostLimits(ctx context.Context) (HostLimits, error) {
 func (s *MachineService) Profiles(ctx context.Context) ([]Profile, error) {
 	var out []Profile
 	for _, p := range profiles.List() {
-		out = append(out, Profile{Name: p.Name, Description: p.Title, Arch: p.Arch, MemoryMiB: p.MemoryMiB, CPUs: p.CPUs, DiskBytes: p.DiskBytes()})
+		out = append(out, Profile{Name: p.Name, Description: p.Title, Arch: p.Arch, MemoryMiB: p.MemoryMiB, CPUs: p.CPUs, DiskBytes: p.DiskBytes(), Net: p.Net})
 	}
 	if len(out) == 0 {
 		return DefaultProfiles(), nil

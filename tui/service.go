@@ -285,6 +285,8 @@ type Profile struct {
 	MemoryMiB   int   // suggested memory, 0 = the wizard's default
 	CPUs        int   // suggested CPUs, 0 = the wizard's default
 	DiskBytes   int64 // suggested disk, 0 = the wizard's default
+	// Net is the suggested NIC mode: "" (user) or sandbox (old systems).
+	Net emulator.NetMode
 }
 
 // DefaultProfiles are the per-arch defaults offered until the profiles

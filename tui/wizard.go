@@ -123,11 +123,11 @@ func newWizard(m *Model) *wizard {
 	w.source.fields[2].hint = "ctrl+o browses for the file"
 	w.syncSource()
 	w.network = newForm(
-		choiceField("Network", []string{string(emulator.NetUser), string(emulator.NetNone)}, string(emulator.NetUser)),
+		choiceField("Network", netChoices, string(emulator.NetUser)),
 		textField("Forwards", "", "e.g. 2222:22, 8080:80 (host:guest)", func(s string) error { _, err := parseForwards(s); return err }),
 		choiceField("Display", []string{string(emulator.DisplayVNC), string(emulator.DisplayNone)}, string(emulator.DisplayVNC)),
 	)
-	w.network.fields[1].hint = "user-mode NAT; forwards listen on 127.0.0.1"
+	w.network.fields[1].hint = "forwards listen on 127.0.0.1"
 	w.setProfile(Profile{Name: emulator.HostArch().String(), Arch: emulator.HostArch()})
 	return w
 }
@@ -235,7 +235,23 @@ func (w *wizard) setProfile(p Profile) {
 	)
 	w.hardware.width = w.width
 	w.boundHardware()
+	if w.network != nil { // the profile's network: sandbox for old systems
+		net := p.Net
+		if net == "" {
+			net = emulator.NetUser
+		}
+		for i, c := range netChoices {
+			if c == string(net) {
+				w.network.fields[0].choice = i
+			}
+		}
+	}
 }
+
+// netChoices are the wizard's network modes: user (NAT; the guest also
+// reaches the host's loopback as 10.0.2.2), sandbox (internet but not the
+// host, through passt) and none.
+var netChoices = []string{string(emulator.NetUser), string(emulator.NetSandbox), string(emulator.NetNone)}
 
 // boundHardware (re)sets the hardware validators from the host limits.
 func (w *wizard) boundHardware() {
@@ -546,7 +562,7 @@ func (w *wizard) spec() (NewVM, error) {
 	s.DiskBytes = int64(gib) << 30
 	s.Net = emulator.NetMode(w.network.fields[0].Value())
 	s.MAC = w.mac
-	if s.Net == emulator.NetUser {
+	if s.Net == emulator.NetUser || s.Net == emulator.NetSandbox {
 		if s.Forwards, err = parseForwards(w.network.fields[1].Value()); err != nil {
 			return s, err
 		}

@@ -18,6 +18,8 @@ func (a *app) netCmd() *cobra.Command {
 		Short: "Networks: a VM's NICs and port forwards, and private lab networks",
 		Long: `Each VM has NICs in one of these modes (vlab create/edit --nic):
   user        NAT through QEMU's user-mode network, with port forwards from the host
+              (the guest also reaches every service on the host's loopback as 10.0.2.2)
+  sandbox     internet through passt, but not the host (no 10.0.2.2, no host addresses); forwards work
   isolated    user mode with restrict=on: the guest reaches nothing outside; forwards still work
   bridge:BR   on host bridge BR through qemu-bridge-helper (vlab doctor checks the helper)
   tap:IF      on a tap interface created beforehand (ip tuntap add IF mode tap user $USER)
@@ -33,7 +35,15 @@ Forward host ports may be "auto": the kernel picks a free port at each start and
   vlab create a --nic lab:lab1 ...`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(a.netShowCmd(), a.netForwardCmd(), a.netLabCmd())
+	cmd.AddCommand(a.netShowCmd(), a.netForwardCmd(), a.netLabCmd(), &cobra.Command{
+		Use:    "sandbox-filter QEMU-SOCKET PASST-SOCKET",
+		Short:  "Relay a sandbox NIC between QEMU and passt, dropping frames to the host (vlab starts it; not for people)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return machine.ServeSandboxFilter(cmd.Context(), args[0], args[1])
+		},
+	})
 	return cmd
 }
 

@@ -74,7 +74,11 @@ func printProfile(cmd *cobra.Command, p profiles.Profile) error {
 	row("memory", machine.Size(p.MemoryBytes()).String())
 	row("disk", fmt.Sprintf("%s (%s)", machine.Size(p.DiskBytes()), p.DiskBus))
 	row("firmware", p.Firmware)
-	row("nic", p.NICModel)
+	if p.Net != "" {
+		row("nic", p.NICModel+", "+string(p.Net)+" network")
+	} else {
+		row("nic", p.NICModel)
+	}
 	row("display", p.VGA)
 	row("input", string(p.Input))
 	row("sound", p.Sound)
@@ -252,6 +256,9 @@ func (cp *createProfile) clearDefaults(spec *machine.Spec) {
 		return
 	}
 	spec.Machine, spec.CPUs, spec.Memory = "", 0, 0
+	if cp.profile.Net != "" && len(spec.NICs) == 1 && spec.NICs[0].Mode == emulator.NetUser {
+		spec.NICs[0].Mode = cp.profile.Net // e.g. sandbox for old systems; --net/--nic override it
+	}
 }
 
 // apply gives an installer VM its empty disk and applies the profile.

@@ -41,7 +41,7 @@ func (sf *specFlags) register(f *pflag.FlagSet, create bool) {
 	f.StringVar(&sf.accel, "accel", "auto", "accelerator: auto, kvm or tcg")
 	f.StringVar(&sf.display, "display", "vnc", "graphical console: vnc (with a USB tablet) or none")
 	f.StringVar(&sf.firmware, "firmware", "", "firmware: bios or uefi (default: the arch's)")
-	f.StringVar(&sf.netMode, "net", "user", "network: user (NAT), isolated, bridge:BR, tap:IF, lab:NAME or none")
+	f.StringVar(&sf.netMode, "net", "user", "network: user (NAT; the guest also reaches the host's loopback as 10.0.2.2), sandbox (internet but not the host, through passt), isolated, bridge:BR, tap:IF, lab:NAME or none")
 	f.StringArrayVar(&sf.nics, "nic", nil, "a NIC as MODE[,model=MODEL][,mac=MAC], MODE as for --net (repeatable; replaces the list)")
 	f.StringArrayVar(&sf.forwards, "forward", nil, "port forward proto:[hostaddr:]hostport:guestport, e.g. tcp:2222:22 (repeatable; replaces the list)")
 	f.BoolVar(&sf.restrict, "isolated", false, "user network with restrict=on: the guest reaches nothing outside; forwards still work")
@@ -111,7 +111,11 @@ func (sf *specFlags) apply(cmd *cobra.Command, spec *machine.Spec) error {
 		switch sf.netMode {
 		case "user":
 			if len(spec.NICs) == 0 || spec.NICs[0].Mode != emulator.NetUser {
-				spec.NICs = []machine.NICSpec{{Mode: emulator.NetUser}}
+				n := machine.NICSpec{Mode: emulator.NetUser}
+				if len(spec.NICs) > 0 && spec.NICs[0].Mode == emulator.NetSandbox {
+					n.MAC, n.Forwards = spec.NICs[0].MAC, spec.NICs[0].Forwards // sandbox → user keeps them
+				}
+				spec.NICs = []machine.NICSpec{n}
 			}
 		case "none":
 			spec.NICs = nil
@@ -122,6 +126,9 @@ func (sf *specFlags) apply(cmd *cobra.Command, spec *machine.Spec) error {
 			}
 			if len(spec.NICs) > 0 && n.MAC == "" {
 				n.MAC = spec.NICs[0].MAC
+			}
+			if len(spec.NICs) > 0 && n.Mode == emulator.NetSandbox && spec.NICs[0].Mode == emulator.NetUser {
+				n.Forwards = spec.NICs[0].Forwards // user → sandbox keeps the forwards
 			}
 			spec.NICs = []machine.NICSpec{n}
 		}
@@ -146,9 +153,13 @@ func (sf *specFlags) apply(cmd *cobra.Command, spec *machine.Spec) error {
 			spec.NICs = append(spec.NICs, n)
 		}
 	}
+	if set("isolated") && !set("net") && !set("nic") && len(spec.NICs) > 0 && spec.NICs[0].Mode == emulator.NetSandbox {
+		spec.NICs[0].Mode = emulator.NetUser // --isolated on a profile's sandbox default
+	}
 	if set("forward") || set("isolated") {
-		if len(spec.NICs) == 0 || spec.NICs[0].Mode != emulator.NetUser {
-			return usageError{errors.New("--forward and --isolated need --net user")}
+		sandboxFwd := len(spec.NICs) > 0 && spec.NICs[0].Mode == emulator.NetSandbox && !set("isolated")
+		if !sandboxFwd && (len(spec.NICs) == 0 || spec.NICs[0].Mode != emulator.NetUser) {
+			return usageError{errors.New("--forward needs --net user or sandbox, --isolated needs --net user")}
 		}
 		nic := &spec.NICs[0]
 		if set("isolated") {

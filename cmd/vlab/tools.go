@@ -226,6 +226,7 @@ func (a *app) doctorCmd() *cobra.Command {
 				{"VNC viewer", "vncviewer", "tigervnc-viewer"},
 				{"tmux (tests)", "tmux", "tmux"},
 				{"xorriso (ISO building)", "xorriso", "xorriso"},
+				{"passt (--net sandbox)", "passt", "passt"},
 			} {
 				p, err := exec.LookPath(t.bin)
 				checks = append(checks, check{What: t.what, OK: err == nil, Info: orMissing(p), Fix: fixIf(err != nil, "sudo apt-get install "+t.pkg)})
