@@ -476,12 +476,17 @@ const (
 )
 
 // Stop ends a running QEMU by escalation: system_powerdown, wait for exit,
-// quit, wait, SIGKILL. A guest whose CPUs are paused cannot answer the power
-// button, so for it the powerdown step is skipped. qmp are the VM's monitor sockets (tried through
-// DialAny); if QMP cannot be reached it goes straight to SIGTERM, then
-// SIGKILL. It returns when the process is gone. A process that is not
-// running (or whose PID was reused) is never signalled. If ctx ends first,
-// Stop returns ctx's error and the process may still be running.
+// quit, wait, SIGKILL. The power button is always tried (unless Force):
+// when every monitor is held by other clients, Stop waits for one to free up
+// (at most PowerdownTimeout) rather than skipping to signals, and a guest
+// the user paused is resumed first (`cont`) so it can power off cleanly and
+// flush its filesystems. A guest that never ran (started with -S, QEMU's
+// "prelaunch") or that has already shut down goes straight to quit. qmp are
+// the VM's monitor sockets (tried through DialAny); if QMP cannot be reached
+// it goes to SIGTERM, then SIGKILL. It returns when the process is gone. A
+// process that is not running (or whose PID was reused) is never signalled.
+// If ctx ends first, Stop returns ctx's error and the process may still be
+// running.
 func Stop(ctx context.Context, p *Process, qmp []string, opts StopOptions) (StopResult, error) {
 	if opts.PowerdownTimeout <= 0 {
 		opts.PowerdownTimeout = DefaultPowerdownTimeout
@@ -498,10 +503,11 @@ func Stop(ctx context.Context, p *Process, qmp []string, opts StopOptions) (Stop
 
 	var mon *Monitor
 	if len(qmp) > 0 {
-		dctx, cancel := context.WithTimeout(ctx, min(opts.QuitTimeout, dialTimeout))
-		mon, _ = DialAny(dctx, qmp)
-		cancel()
+		mon = dialForStop(ctx, p, qmp, opts)
 		if err := ctx.Err(); err != nil {
+			if mon != nil {
+				mon.Close()
+			}
 			return fail(err)
 		}
 	}
@@ -520,7 +526,7 @@ func Stop(ctx context.Context, p *Process, qmp []string, opts StopOptions) (Stop
 		}
 	}
 
-	if alive() && !opts.Force && guestRuns(ctx, mon, opts.QuitTimeout) {
+	if alive() && !opts.Force && readyForPowerdown(ctx, mon, opts.QuitTimeout) {
 		ectx, cancel := context.WithTimeout(ctx, opts.QuitTimeout)
 		err := mon.Execute(ectx, "system_powerdown", nil, nil)
 		cancel()
@@ -580,19 +586,60 @@ func Stop(ctx context.Context, p *Process, qmp []string, opts StopOptions) (Stop
 	return StopResult{Method: StopKill}, nil
 }
 
-// guestRuns reports whether the guest's CPUs run, so that it can act on the
-// ACPI power button: a paused guest (or one started with -S that never ran)
-// would only let the powerdown time out. When in doubt it says yes.
-func guestRuns(ctx context.Context, mon *Monitor, d time.Duration) bool {
+// busyPoll is how often Stop retries when every monitor is held.
+const busyPoll = 50 * time.Millisecond
+
+// dialForStop reaches one of the VM's monitors. When all are held by other
+// clients (the TUI, a `vlab qmp` session...) a graceful stop waits for one
+// to free up, at most PowerdownTimeout, while QEMU runs: the power button is
+// worth waiting for. A force stop does not wait. It returns nil when no
+// monitor could be had.
+func dialForStop(ctx context.Context, p *Process, qmp []string, opts StopOptions) *Monitor {
+	var deadline time.Time
+	if !opts.Force {
+		deadline = time.Now().Add(opts.PowerdownTimeout)
+	}
+	for {
+		dctx, cancel := context.WithTimeout(ctx, min(opts.QuitTimeout, dialTimeout))
+		mon, err := DialAny(dctx, qmp)
+		cancel()
+		if err == nil {
+			return mon
+		}
+		if !errors.Is(err, ErrMonitorsBusy) || !time.Now().Before(deadline) || p.Check() != LiveRunning {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(busyPoll):
+		}
+	}
+}
+
+// readyForPowerdown reports whether the guest can act on the ACPI power
+// button, resuming it first when the user paused it: a paused guest would
+// only let the powerdown time out, and quitting it instead loses what its
+// filesystems had not written yet. A guest that never ran (prelaunch), or
+// has shut down already, or is in an error state is not asked. When in doubt
+// (query-status fails) it says yes.
+func readyForPowerdown(ctx context.Context, mon *Monitor, d time.Duration) bool {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var st struct {
-		Running *bool `json:"running"`
+		Status  string `json:"status"`
+		Running *bool  `json:"running"`
 	}
 	if err := mon.Execute(ctx, "query-status", nil, &st); err != nil || st.Running == nil {
 		return true
 	}
-	return *st.Running
+	if *st.Running {
+		return true
+	}
+	if st.Status != "paused" {
+		return false
+	}
+	return mon.Execute(ctx, "cont", nil, nil) == nil
 }
 
 // signalIfRunning signals p unless it is gone or its PID was reused.
