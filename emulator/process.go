@@ -37,6 +37,10 @@ type LaunchOptions struct {
 	Dir     string        // working directory
 	QMP     string        // a QMP socket path: launch waits until it accepts a connection
 	Timeout time.Duration // how long to wait for QMP (default 30s)
+	// OnSpawn, when set, runs as soon as the QEMU process exists (before its
+	// QMP socket is up), in Launch's goroutine, so the caller can record it
+	// before anything else can happen. It must not block for long.
+	OnSpawn func(*Process)
 }
 
 // DefaultLaunchTimeout is how long Launch waits for the QMP socket when
@@ -176,6 +180,9 @@ func Launch(ctx context.Context, opts LaunchOptions) (*Process, error) {
 		close(exited)
 	}()
 	p := &Process{PID: pid, BootID: boot, StartTicks: st.startTicks, Binary: bin, StartedAt: startedAt}
+	if opts.OnSpawn != nil {
+		opts.OnSpawn(p)
+	}
 
 	startErr := func(timedOut bool) *StartError {
 		e := &StartError{ExitCode: -1, Tail: readTail(opts.LogPath, logStart), Binary: bin}
@@ -360,6 +367,77 @@ func parseProcStat(s string) (procStat, error) {
 		return procStat{}, fmt.Errorf("parse /proc stat: start time %q: %w", f[19], err)
 	}
 	return procStat{state: f[0][0], startTicks: start}, nil
+}
+
+// Self describes the calling process (pid, boot id, start time), e.g. to
+// record which vlab holds an operation: Check on it later tells whether that
+// vlab still runs.
+func Self() (*Process, error) {
+	boot, err := BootID()
+	if err != nil {
+		return nil, err
+	}
+	st, err := readProcStat(os.Getpid())
+	if err != nil {
+		return nil, err
+	}
+	exe, _ := os.Executable()
+	return &Process{PID: os.Getpid(), BootID: boot, StartTicks: st.startTicks, Binary: exe, StartedAt: time.Now()}, nil
+}
+
+// Find looks for a live process whose command line is exactly argv and that
+// started no earlier than notBefore (a start time in clock ticks since boot,
+// as in /proc/PID/stat; e.g. that of the vlab that launched it). It tries the
+// PID in pidfile first (QEMU writes it early in its start) and then every
+// process of this user: a QEMU forked by a vlab killed before it could
+// record the PID is found either way. It returns nil when there is none.
+// argv must be specific enough to name one QEMU (vlab's hold the VM's own
+// socket paths).
+func Find(pidfile string, argv []string, notBefore uint64) *Process {
+	if len(argv) == 0 {
+		return nil
+	}
+	want := strings.Join(argv, "\x00")
+	try := func(pid int) *Process {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		if err != nil || strings.TrimSuffix(string(b), "\x00") != want {
+			return nil
+		}
+		st, err := readProcStat(pid)
+		if err != nil || st.state == 'Z' || st.state == 'X' || st.startTicks < notBefore {
+			return nil
+		}
+		boot, err := BootID()
+		if err != nil {
+			return nil
+		}
+		bin := argv[0]
+		if exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe"); err == nil {
+			bin = exe
+		}
+		return &Process{PID: pid, BootID: boot, StartTicks: st.startTicks, Binary: bin, StartedAt: time.Now()}
+	}
+	if b, err := os.ReadFile(pidfile); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+			if p := try(pid); p != nil {
+				return p
+			}
+		}
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if p := try(pid); p != nil {
+			return p
+		}
+	}
+	return nil
 }
 
 // Liveness is what the host says about a recorded Process.
