@@ -180,9 +180,12 @@ func TestSIGHUPDuringStart(t *testing.T) {
 	}
 }
 
-// TestStopPausedGuestFlushes: a guest paused with data still in its page
-// cache is resumed and powered down by a plain `vlab stop`, so the data
-// reaches its disk (a quit would lose it).
+// TestStopPausedGuestFlushes: a paused guest is resumed and powered down by
+// a plain `vlab stop` (not quit), and what it wrote is on its disk at the
+// next boot. Known limit: this guest's block-device write reached the disk
+// before the stop even when the old code quit it (only the "(powerdown)"
+// check failed there); the cont-then-powerdown order itself is proven by
+// emulator's TestStopPausedGuestIsResumedAndPoweredDown.
 func TestStopPausedGuestFlushes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -190,9 +193,10 @@ func TestStopPausedGuestFlushes(t *testing.T) {
 	e.createGuest(name, guests["x86_64"], nil, "--display", "none", "--net", "none", "--disk", "32M")
 	e.ok("start", name)
 	e.waitSerial(name, "VLAB-DISK-READ EMPTY")
-	// No periodic writeback: the mark stays in the guest's page cache until
-	// something syncs it (the clean power-off does).
-	e.shell(name, `echo 0 > /proc/sys/vm/dirty_writeback_centisecs; printf 'paused-mark\n' | dd of=/dev/vda bs=512 count=1 conv=sync,notrunc 2>/dev/null; echo "VLAB-T:""written"`,
+	// No periodic writeback, and the shell keeps /dev/vda open (the last
+	// close of a block device flushes it): the mark stays in the guest's
+	// page cache until something syncs it, as the clean power-off does.
+	e.shell(name, `echo 0 > /proc/sys/vm/dirty_writeback_centisecs; exec 3<>/dev/vda; printf 'paused-mark\n' | dd of=/dev/vda bs=512 count=1 conv=sync,notrunc 2>/dev/null; echo "VLAB-T:""written"`,
 		regexp.MustCompile(`VLAB-T:written`))
 	e.ok("pause", name)
 	if st := e.state(name); st != "paused" {
