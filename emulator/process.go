@@ -37,6 +37,10 @@ type LaunchOptions struct {
 	Dir     string        // working directory
 	QMP     string        // a QMP socket path: launch waits until it accepts a connection
 	Timeout time.Duration // how long to wait for QMP (default 30s)
+	// OnSpawn, when set, runs as soon as the QEMU process exists (before its
+	// QMP socket is up), in Launch's goroutine, so the caller can record it
+	// before anything else can happen. It must not block for long.
+	OnSpawn func(*Process)
 }
 
 // DefaultLaunchTimeout is how long Launch waits for the QMP socket when
@@ -176,6 +180,9 @@ func Launch(ctx context.Context, opts LaunchOptions) (*Process, error) {
 		close(exited)
 	}()
 	p := &Process{PID: pid, BootID: boot, StartTicks: st.startTicks, Binary: bin, StartedAt: startedAt}
+	if opts.OnSpawn != nil {
+		opts.OnSpawn(p)
+	}
 
 	startErr := func(timedOut bool) *StartError {
 		e := &StartError{ExitCode: -1, Tail: readTail(opts.LogPath, logStart), Binary: bin}
@@ -362,6 +369,77 @@ func parseProcStat(s string) (procStat, error) {
 	return procStat{state: f[0][0], startTicks: start}, nil
 }
 
+// Self describes the calling process (pid, boot id, start time), e.g. to
+// record which vlab holds an operation: Check on it later tells whether that
+// vlab still runs.
+func Self() (*Process, error) {
+	boot, err := BootID()
+	if err != nil {
+		return nil, err
+	}
+	st, err := readProcStat(os.Getpid())
+	if err != nil {
+		return nil, err
+	}
+	exe, _ := os.Executable()
+	return &Process{PID: os.Getpid(), BootID: boot, StartTicks: st.startTicks, Binary: exe, StartedAt: time.Now()}, nil
+}
+
+// Find looks for a live process whose command line is exactly argv and that
+// started no earlier than notBefore (a start time in clock ticks since boot,
+// as in /proc/PID/stat; e.g. that of the vlab that launched it). It tries the
+// PID in pidfile first (QEMU writes it early in its start) and then every
+// process of this user: a QEMU forked by a vlab killed before it could
+// record the PID is found either way. It returns nil when there is none.
+// argv must be specific enough to name one QEMU (vlab's hold the VM's own
+// socket paths).
+func Find(pidfile string, argv []string, notBefore uint64) *Process {
+	if len(argv) == 0 {
+		return nil
+	}
+	want := strings.Join(argv, "\x00")
+	try := func(pid int) *Process {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		if err != nil || strings.TrimSuffix(string(b), "\x00") != want {
+			return nil
+		}
+		st, err := readProcStat(pid)
+		if err != nil || st.state == 'Z' || st.state == 'X' || st.startTicks < notBefore {
+			return nil
+		}
+		boot, err := BootID()
+		if err != nil {
+			return nil
+		}
+		bin := argv[0]
+		if exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe"); err == nil {
+			bin = exe
+		}
+		return &Process{PID: pid, BootID: boot, StartTicks: st.startTicks, Binary: bin, StartedAt: time.Now()}
+	}
+	if b, err := os.ReadFile(pidfile); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+			if p := try(pid); p != nil {
+				return p
+			}
+		}
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if p := try(pid); p != nil {
+			return p
+		}
+	}
+	return nil
+}
+
 // Liveness is what the host says about a recorded Process.
 type Liveness int
 
@@ -476,12 +554,17 @@ const (
 )
 
 // Stop ends a running QEMU by escalation: system_powerdown, wait for exit,
-// quit, wait, SIGKILL. A guest whose CPUs are paused cannot answer the power
-// button, so for it the powerdown step is skipped. qmp are the VM's monitor sockets (tried through
-// DialAny); if QMP cannot be reached it goes straight to SIGTERM, then
-// SIGKILL. It returns when the process is gone. A process that is not
-// running (or whose PID was reused) is never signalled. If ctx ends first,
-// Stop returns ctx's error and the process may still be running.
+// quit, wait, SIGKILL. The power button is always tried (unless Force):
+// when every monitor is held by other clients, Stop waits for one to free up
+// (at most PowerdownTimeout) rather than skipping to signals, and a guest
+// the user paused is resumed first (`cont`) so it can power off cleanly and
+// flush its filesystems. A guest that never ran (started with -S, QEMU's
+// "prelaunch") or that has already shut down goes straight to quit. qmp are
+// the VM's monitor sockets (tried through DialAny); if QMP cannot be reached
+// it goes to SIGTERM, then SIGKILL. It returns when the process is gone. A
+// process that is not running (or whose PID was reused) is never signalled.
+// If ctx ends first, Stop returns ctx's error and the process may still be
+// running.
 func Stop(ctx context.Context, p *Process, qmp []string, opts StopOptions) (StopResult, error) {
 	if opts.PowerdownTimeout <= 0 {
 		opts.PowerdownTimeout = DefaultPowerdownTimeout
@@ -498,10 +581,11 @@ func Stop(ctx context.Context, p *Process, qmp []string, opts StopOptions) (Stop
 
 	var mon *Monitor
 	if len(qmp) > 0 {
-		dctx, cancel := context.WithTimeout(ctx, min(opts.QuitTimeout, dialTimeout))
-		mon, _ = DialAny(dctx, qmp)
-		cancel()
+		mon = dialForStop(ctx, p, qmp, opts)
 		if err := ctx.Err(); err != nil {
+			if mon != nil {
+				mon.Close()
+			}
 			return fail(err)
 		}
 	}
@@ -520,7 +604,7 @@ func Stop(ctx context.Context, p *Process, qmp []string, opts StopOptions) (Stop
 		}
 	}
 
-	if alive() && !opts.Force && guestRuns(ctx, mon, opts.QuitTimeout) {
+	if alive() && !opts.Force && readyForPowerdown(ctx, mon, opts.QuitTimeout) {
 		ectx, cancel := context.WithTimeout(ctx, opts.QuitTimeout)
 		err := mon.Execute(ectx, "system_powerdown", nil, nil)
 		cancel()
@@ -580,19 +664,60 @@ func Stop(ctx context.Context, p *Process, qmp []string, opts StopOptions) (Stop
 	return StopResult{Method: StopKill}, nil
 }
 
-// guestRuns reports whether the guest's CPUs run, so that it can act on the
-// ACPI power button: a paused guest (or one started with -S that never ran)
-// would only let the powerdown time out. When in doubt it says yes.
-func guestRuns(ctx context.Context, mon *Monitor, d time.Duration) bool {
+// busyPoll is how often Stop retries when every monitor is held.
+const busyPoll = 50 * time.Millisecond
+
+// dialForStop reaches one of the VM's monitors. When all are held by other
+// clients (the TUI, a `vlab qmp` session...) a graceful stop waits for one
+// to free up, at most PowerdownTimeout, while QEMU runs: the power button is
+// worth waiting for. A force stop does not wait. It returns nil when no
+// monitor could be had.
+func dialForStop(ctx context.Context, p *Process, qmp []string, opts StopOptions) *Monitor {
+	var deadline time.Time
+	if !opts.Force {
+		deadline = time.Now().Add(opts.PowerdownTimeout)
+	}
+	for {
+		dctx, cancel := context.WithTimeout(ctx, min(opts.QuitTimeout, dialTimeout))
+		mon, err := DialAny(dctx, qmp)
+		cancel()
+		if err == nil {
+			return mon
+		}
+		if !errors.Is(err, ErrMonitorsBusy) || !time.Now().Before(deadline) || p.Check() != LiveRunning {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(busyPoll):
+		}
+	}
+}
+
+// readyForPowerdown reports whether the guest can act on the ACPI power
+// button, resuming it first when the user paused it: a paused guest would
+// only let the powerdown time out, and quitting it instead loses what its
+// filesystems had not written yet. A guest that never ran (prelaunch), or
+// has shut down already, or is in an error state is not asked. When in doubt
+// (query-status fails) it says yes.
+func readyForPowerdown(ctx context.Context, mon *Monitor, d time.Duration) bool {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var st struct {
-		Running *bool `json:"running"`
+		Status  string `json:"status"`
+		Running *bool  `json:"running"`
 	}
 	if err := mon.Execute(ctx, "query-status", nil, &st); err != nil || st.Running == nil {
 		return true
 	}
-	return *st.Running
+	if *st.Running {
+		return true
+	}
+	if st.Status != "paused" {
+		return false
+	}
+	return mon.Execute(ctx, "cont", nil, nil) == nil
 }
 
 // signalIfRunning signals p unless it is gone or its PID was reused.

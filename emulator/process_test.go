@@ -377,8 +377,9 @@ func TestStopWithOneMonitorHeld(t *testing.T) {
 	t.Error("the held monitor saw no SHUTDOWN")
 }
 
-// A paused guest cannot see the ACPI power button: Stop goes to quit
-// without waiting out the powerdown timeout.
+// A guest that never ran (-S, QEMU's "prelaunch") has no OS to press the
+// power button for: Stop goes to quit without waiting out the powerdown
+// timeout.
 func TestStopPausedGuestSkipsPowerdown(t *testing.T) {
 	dir := shortDir(t)
 	useFake(t, fakeqemu.ModeNormal)
@@ -392,6 +393,107 @@ func TestStopPausedGuestSkipsPowerdown(t *testing.T) {
 	res, err := Stop(testCtx(t), p, fakeQMP(dir), StopOptions{PowerdownTimeout: time.Minute})
 	if err != nil || res.Method != StopQuit {
 		t.Fatalf("Stop = %+v, %v; want quit (a powerdown would power the fake off)", res, err)
+	}
+}
+
+// qmpLog returns the QMP commands the fake in dir ran, in order.
+func qmpLog(t *testing.T, dir string) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "qemu.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cmds []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if c, ok := strings.CutPrefix(line, fakeqemu.CommandLogPrefix); ok {
+			cmds = append(cmds, c)
+		}
+	}
+	return cmds
+}
+
+// pauseFake pauses the fake's guest as `vlab pause` does (QMP stop).
+func pauseFake(t *testing.T, dir string) {
+	t.Helper()
+	m, err := DialAny(testCtx(t), fakeQMP(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Execute(testCtx(t), "stop", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A guest the user paused is resumed before the power button, so it can
+// flush its filesystems and power off, instead of being quit.
+func TestStopPausedGuestIsResumedAndPoweredDown(t *testing.T) {
+	p, dir := launchFake(t, fakeqemu.ModeNormal)
+	pauseFake(t, dir)
+	res, err := Stop(testCtx(t), p, fakeQMP(dir), StopOptions{PowerdownTimeout: time.Minute})
+	if err != nil || res.Method != StopPowerdown {
+		t.Fatalf("Stop = %+v, %v; want powerdown; commands %q", res, err, qmpLog(t, dir))
+	}
+	cmds := strings.Join(qmpLog(t, dir), " ")
+	if !strings.Contains(cmds, "stop query-status cont system_powerdown") {
+		t.Errorf("commands %q: want cont then system_powerdown after query-status", cmds)
+	}
+}
+
+// --force keeps pulling the plug on a paused guest: no cont, no powerdown.
+func TestStopForcePausedGuestQuits(t *testing.T) {
+	p, dir := launchFake(t, fakeqemu.ModeNormal)
+	pauseFake(t, dir)
+	res, err := Stop(testCtx(t), p, fakeQMP(dir), StopOptions{Force: true})
+	if err != nil || res.Method != StopQuit {
+		t.Fatalf("Stop = %+v, %v; want quit", res, err)
+	}
+	for _, c := range qmpLog(t, dir) {
+		if c == "cont" || c == "system_powerdown" {
+			t.Errorf("force stop sent %s: commands %q", c, qmpLog(t, dir))
+		}
+	}
+}
+
+// When every monitor is held by other clients, Stop waits for one to free
+// up and still presses the power button, rather than jumping to SIGTERM.
+func TestStopWaitsForABusyMonitor(t *testing.T) {
+	p, dir := launchFake(t, fakeqemu.ModeNormal)
+	qmp := fakeQMP(dir)
+	var held []*Monitor
+	for range qmp {
+		m, err := DialAny(testCtx(t), qmp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, m)
+	}
+	defer func() {
+		for _, m := range held {
+			m.Close()
+		}
+	}()
+	type result struct {
+		res StopResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := Stop(testCtx(t), p, qmp, StopOptions{PowerdownTimeout: time.Minute})
+		done <- result{res, err}
+	}()
+	// Free a monitor only once Stop has found them all busy (it holds none
+	// and the fake still runs).
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case r := <-done:
+		t.Fatalf("Stop returned while every monitor was held: %+v, %v", r.res, r.err)
+	default:
+	}
+	held[0].Close()
+	r := <-done
+	if r.err != nil || r.res.Method != StopPowerdown {
+		t.Fatalf("Stop = %+v, %v; want powerdown once a monitor was free", r.res, r.err)
 	}
 }
 

@@ -150,32 +150,32 @@ func (s *Store) SetCloudInit(ctx context.Context, name string, c CloudInit) erro
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("cloud-init for vm %q: %w", name, err)
 	}
-	spec, err := s.Load(name)
-	if err != nil {
-		return err
-	}
-	p := s.Paths(name)
-	seed := filepath.Join(p.Dir, SeedFile)
-	if err := WriteSeedISO(seed, name, c); err != nil {
-		return fmt.Errorf("cloud-init for vm %q: %w", name, err)
-	}
-	fi, err := os.Stat(seed)
-	if err != nil {
-		return fmt.Errorf("cloud-init for vm %q: %w", name, err)
-	}
-	found := false
-	for i := range spec.Disks {
-		if spec.Disks[i].File == SeedFile {
-			spec.Disks[i].Size = Size(fi.Size())
-			found = true
+	// The seed is written and attached under the VM lock: a concurrent edit
+	// is not lost.
+	return s.Update(ctx, name, func(spec *Spec) error {
+		p := s.Paths(name)
+		seed := filepath.Join(p.Dir, SeedFile)
+		if err := WriteSeedISO(seed, name, c); err != nil {
+			return fmt.Errorf("cloud-init for vm %q: %w", name, err)
 		}
-	}
-	if !found {
-		bus := ""
-		if len(spec.Disks) > 0 {
-			bus = spec.Disks[0].Bus
+		fi, err := os.Stat(seed)
+		if err != nil {
+			return fmt.Errorf("cloud-init for vm %q: %w", name, err)
 		}
-		spec.Disks = append(spec.Disks, DiskSpec{File: SeedFile, Size: Size(fi.Size()), Format: "raw", Bus: bus, ReadOnly: true})
-	}
-	return s.Save(ctx, spec)
+		found := false
+		for i := range spec.Disks {
+			if spec.Disks[i].File == SeedFile {
+				spec.Disks[i].Size = Size(fi.Size())
+				found = true
+			}
+		}
+		if !found {
+			bus := ""
+			if len(spec.Disks) > 0 {
+				bus = spec.Disks[0].Bus
+			}
+			spec.Disks = append(spec.Disks, DiskSpec{File: SeedFile, Size: Size(fi.Size()), Format: "raw", Bus: bus, ReadOnly: true})
+		}
+		return nil
+	})
 }

@@ -24,6 +24,7 @@ var faultEnv = sync.OnceValues(func() (kill, trace string) {
 
 // faultPoint marks step of a multi-step operation.
 func faultPoint(step string) {
+	faultSignal(step) // faultsignal.go
 	kill, trace := faultEnv()
 	if kill == "" && trace == "" {
 		return

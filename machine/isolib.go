@@ -597,23 +597,20 @@ func (s *Store) EjectCDROM(ctx context.Context, name string) (live bool, err err
 const cdromID = "cd0"
 
 func (s *Store) changeCDROM(ctx context.Context, name, path, qmpCmd string, args map[string]any) (bool, error) {
-	spec, err := s.Load(name)
-	if err != nil {
-		return false, err
-	}
-	st, err := s.Status(ctx, name)
-	if err != nil {
-		return false, err
-	}
-	live := st.State.Active()
-	if live {
-		if err := s.QMP(ctx, name, qmpCmd, args, nil); err != nil {
-			return false, fmt.Errorf("change cd of vm %q: %w", name, err)
+	live := false
+	err := s.Update(ctx, name, func(spec *Spec) error { // under the VM lock: a concurrent edit is not lost
+		st, err := s.Status(ctx, name)
+		if err != nil {
+			return err
 		}
-	}
-	spec.Boot.ISO = path
-	if err := s.Save(ctx, spec); err != nil {
-		return live, err
-	}
-	return live, nil
+		live = st.State.Active()
+		if live {
+			if err := s.QMP(ctx, name, qmpCmd, args, nil); err != nil {
+				return fmt.Errorf("change cd of vm %q: %w", name, err)
+			}
+		}
+		spec.Boot.ISO = path
+		return nil
+	})
+	return live, err
 }

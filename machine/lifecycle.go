@@ -109,10 +109,19 @@ const qmpTimeout = 3 * time.Second
 // table and QMP query-status. A run that ended while no vlab watched it is
 // cleaned up here (stale sockets, the record) and classified as stopped or
 // crashed from the tail of qemu.log.
+//
+// A start whose vlab died before it recorded its QEMU (see startintent.go)
+// is resolved here too: the QEMU is adopted and shown, or the leftovers are
+// removed. A stop marker counts only while the vlab that wrote it runs.
 func (s *Store) Status(ctx context.Context, name string) (Status, error) {
 	if err := ValidateName(name); err != nil {
 		return Status{}, err
 	}
+	return s.status(ctx, name, false)
+}
+
+// status is Status; held says the caller holds the VM lock.
+func (s *Store) status(ctx context.Context, name string, held bool) (Status, error) {
 	p := s.Paths(name)
 	if _, err := os.Stat(p.Spec); err != nil {
 		return Status{}, fmt.Errorf("vm %q: %w", name, ErrNotFound)
@@ -122,19 +131,28 @@ func (s *Store) Status(ctx context.Context, name string) (Status, error) {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return Status{State: StateCrashed, Detail: "process record unreadable: " + err.Error()}, nil
 		}
-		var ex exitRecord
-		if readJSON(p.LastExit, &ex) == nil {
-			return Status{State: StateCrashed, Detail: ex.Reason}, nil
+		adopted, final := s.adoptStart(p, held)
+		switch {
+		case final != nil:
+			return *final, nil
+		case adopted != nil:
+			rec = *adopted
+		default:
+			var ex exitRecord
+			if readJSON(p.LastExit, &ex) == nil {
+				return Status{State: StateCrashed, Detail: ex.Reason}, nil
+			}
+			return Status{State: StateStopped}, nil
 		}
-		return Status{State: StateStopped}, nil
 	}
+	settleIntent(p, held)
 	st := Status{PID: rec.PID, StartedAt: rec.StartedAt, Accel: rec.Accel, AccelReason: rec.AccelReason, Disposable: rec.Disposable}
 	switch rec.Check() {
 	case emulator.LiveRunning:
 	default:
-		return s.reconcileExit(name, p, rec), nil
+		return s.reconcileExit(name, p, rec, held), nil
 	}
-	if _, err := os.Stat(p.StopMark); err == nil {
+	if stopping(p) {
 		st.State = StateShuttingDown
 		return st, nil
 	}
@@ -200,12 +218,12 @@ func stateFromQMP(status string, running bool) State {
 // reconcileExit handles a recorded QEMU that is gone: it removes the record
 // and the stale sockets, and tells a clean power-off from a crash by what
 // QEMU wrote to its log during the run.
-func (s *Store) reconcileExit(name string, p Paths, rec record) Status {
+func (s *Store) reconcileExit(name string, p Paths, rec record, held bool) Status {
 	st := Status{State: StateStopped}
 	if reason := crashReason(p.QEMULog, rec.LogOffset); reason != "" {
 		st = Status{State: StateCrashed, Detail: reason}
 	}
-	l, err := tryLock(p.Lock)
+	l, err := lockIfFree(p, held)
 	if err != nil {
 		return st // someone else is cleaning up or starting it
 	}
@@ -227,6 +245,7 @@ func (s *Store) reconcileExit(name string, p Paths, rec record) Status {
 func (s *Store) cleanRuntime(p Paths) {
 	s.cleanSandbox(p) // sandbox.go
 	os.Remove(p.Process)
+	os.Remove(intentPath(p))
 	os.Remove(p.StopMark)
 	os.Remove(p.Pidfile)
 	os.Remove(p.VNCPass) // the shared one-time password died with the run
@@ -293,13 +312,14 @@ func (s *Store) Start(ctx context.Context, name string, opts StartOptions) error
 		return fmt.Errorf("start vm %q: %w", name, err)
 	}
 	defer l.unlock()
-	st, err := s.Status(ctx, name)
+	st, err := s.status(ctx, name, true)
 	if err != nil {
 		return err
 	}
 	if st.State.Active() {
 		return fmt.Errorf("start vm %q: %w (state %s, pid %d): stop it first with `vlab stop %s`", name, ErrRunning, st.State, st.PID, name)
 	}
+	faultPoint("start:locked")
 	if err := CheckSources(spec.Boot); err != nil {
 		return fmt.Errorf("start vm %q: %w", name, err)
 	}
@@ -348,6 +368,13 @@ func (s *Store) Start(ctx context.Context, name string, opts StartOptions) error
 	if fi, err := os.Stat(p.QEMULog); err == nil {
 		offset = fi.Size()
 	}
+	if err := ctx.Err(); err != nil { // interrupted before anything was spawned
+		return fmt.Errorf("start vm %q: %w", name, err)
+	}
+	launcher, err := emulator.Self()
+	if err != nil {
+		return fmt.Errorf("start vm %q: %w", name, err)
+	}
 	sandbox, err := s.startSandbox(ctx, spec) // passt for sandbox NICs (sandbox.go)
 	if err != nil {
 		if opts.Disposable {
@@ -355,26 +382,54 @@ func (s *Store) Start(ctx context.Context, name string, opts StartOptions) error
 		}
 		return fmt.Errorf("start vm %q: %w", name, err)
 	}
+	rec := record{Accel: cfg.Accel.Accel.String(), AccelReason: cfg.Accel.Reason, LogOffset: offset, Disposable: opts.Disposable}
+	rec.StartedAt = time.Now()
+	if err := writeRecord(intentPath(p), startIntent{Record: rec, Argv: argv, Launcher: launcher}); err != nil {
+		sandbox.stop()
+		return fmt.Errorf("start vm %q: %w", name, err)
+	}
+	faultPoint("start:intent")
+	// From here the QEMU process may exist. If ctx ends (Ctrl-C, SIGTERM,
+	// SIGHUP) before QMP is up, Launch kills it and the run is undone below;
+	// after that the start completes whatever happens to ctx.
+	var recErr error
 	proc, err := emulator.Launch(ctx, emulator.LaunchOptions{
 		Argv:    argv,
 		LogPath: p.QEMULog,
 		Dir:     p.Dir,
 		QMP:     p.QMP[0],
+		OnSpawn: func(proc *emulator.Process) {
+			faultPoint("start:spawned")
+			r := rec
+			r.Process = *proc
+			recErr = writeRecord(p.Process, r)
+			faultPoint("start:recorded")
+		},
 	})
 	if err != nil {
 		sandbox.stop()
+		os.Remove(p.Process)
+		os.Remove(intentPath(p))
 		if opts.Disposable {
 			s.discardOverlays(name)
 		}
 		return fmt.Errorf("start vm %q: %w", name, err)
 	}
-	rec := record{Process: *proc, Accel: cfg.Accel.Accel.String(), AccelReason: cfg.Accel.Reason, LogOffset: offset, Disposable: opts.Disposable}
-	if err := writeRecord(p.Process, rec); err != nil {
-		return fmt.Errorf("start vm %q: record process %d: %w", name, proc.PID, err)
+	faultPoint("start:ready")
+	rec.Process = *proc
+	if recErr != nil {
+		if err := writeRecord(p.Process, rec); err != nil {
+			// QEMU runs; the intent stays, so the next vlab adopts it.
+			return fmt.Errorf("start vm %q: record process %d: %w", name, proc.PID, err)
+		}
 	}
+	os.Remove(intentPath(p))
+	faultPoint("start:done")
 	// The host ports auto forwards got (network.go). QEMU runs either way;
 	// `vlab net show` asks it again when this fails.
-	_ = s.recordNetwork(ctx, spec, proc.PID)
+	nctx, cancel := cleanupContext(ctx, 10*time.Second)
+	_ = s.recordNetwork(nctx, spec, proc.PID)
+	cancel()
 	sandbox.record(proc.PID)
 	return nil
 }
@@ -455,19 +510,30 @@ func (s *Store) Stop(ctx context.Context, name string, opts StopOptions) (string
 		return "", fmt.Errorf("stop vm %q: read process record: %w", name, err)
 	}
 	if !opts.Force {
-		_ = os.WriteFile(p.StopMark, []byte(time.Now().Format(time.RFC3339)), 0o600)
+		if self, err := emulator.Self(); err == nil {
+			_ = writeRecord(p.StopMark, stopMark{Stopper: self})
+		}
 	}
 	res, err := emulator.Stop(ctx, &rec.Process, p.QMP, emulator.StopOptions{Force: opts.Force, PowerdownTimeout: opts.Timeout, QuitTimeout: opts.QuitTimeout})
-	if err != nil {
-		return "", fmt.Errorf("stop vm %q: %w", name, err)
+	// What follows runs to the end even when the stop was interrupted: the
+	// marker goes, and a QEMU that is gone is cleaned up, so the next status
+	// is the truth (running if QEMU still runs, stopped if not).
+	cctx, cancel := cleanupContext(ctx, 10*time.Second)
+	defer cancel()
+	os.Remove(p.StopMark)
+	if err != nil && rec.Check() == emulator.LiveRunning {
+		return "", fmt.Errorf("stop vm %q: %w: it is still running", name, err)
 	}
-	l, lerr := lock(ctx, p.Lock)
+	l, lerr := lock(cctx, p.Lock)
 	if lerr == nil {
 		s.cleanRuntime(p)
 		if rec.Disposable {
 			s.discardOverlays(name)
 		}
 		l.unlock()
+	}
+	if err != nil {
+		return "", fmt.Errorf("stop vm %q: %w", name, err)
 	}
 	return res.Method, nil
 }

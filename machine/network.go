@@ -610,47 +610,48 @@ func userNIC(spec *Spec, nic int) (int, error) {
 // (hostfwd_add); the result says the port QEMU bound, or carries the note
 // "applied at next start" when QEMU could not be asked.
 func (s *Store) AddForward(ctx context.Context, name string, nic int, f Forward) (ForwardInfo, error) {
-	spec, err := s.Load(name)
-	if err != nil {
-		return ForwardInfo{}, err
-	}
 	if f.HostAddr == "" {
 		f.HostAddr = "127.0.0.1"
 	}
-	i, err := userNIC(spec, nic)
-	if err != nil {
-		return ForwardInfo{}, fmt.Errorf("add forward %s: %w", f, err)
-	}
-	spec.NICs[i].Forwards = append(spec.NICs[i].Forwards, f)
-	if err := spec.Validate(); err != nil {
-		return ForwardInfo{}, fmt.Errorf("add forward %s to %q: %s", f, name, oneLine(err.Error()))
-	}
-	fi := forwardInfo(f)
-	st, err := s.Status(ctx, name)
-	if err != nil {
-		return ForwardInfo{}, err
-	}
-	if st.State.Active() && spec.NICs[i].Mode == emulator.NetSandbox {
-		fi.Note = errSandboxLive.Error()
-	} else if st.State.Active() {
-		if f.HostPort != 0 {
-			if err := checkForwards(&Spec{NICs: []NICSpec{{Forwards: []Forward{f}}}}); err != nil {
-				return ForwardInfo{}, fmt.Errorf("add forward to %q: %w", name, err)
+	var fi ForwardInfo
+	var st Status
+	var i int
+	err := s.Update(ctx, name, func(spec *Spec) error { // the whole change under the VM lock
+		var err error
+		if i, err = userNIC(spec, nic); err != nil {
+			return fmt.Errorf("add forward %s: %w", f, err)
+		}
+		spec.NICs[i].Forwards = append(spec.NICs[i].Forwards, f)
+		if err := spec.Validate(); err != nil {
+			return fmt.Errorf("add forward %s to %q: %s", f, name, oneLine(err.Error()))
+		}
+		fi = forwardInfo(f)
+		if st, err = s.Status(ctx, name); err != nil {
+			return err
+		}
+		if st.State.Active() && spec.NICs[i].Mode == emulator.NetSandbox {
+			fi.Note = errSandboxLive.Error()
+		} else if st.State.Active() {
+			if f.HostPort != 0 {
+				if err := checkForwards(&Spec{NICs: []NICSpec{{Forwards: []Forward{f}}}}); err != nil {
+					return fmt.Errorf("add forward to %q: %w", name, err)
+				}
+			}
+			port, err := s.hostfwdAdd(ctx, name, nicID(i), f)
+			switch {
+			case errors.Is(err, errHMP):
+				return fmt.Errorf("add forward %s to %q: %w", f, name, err)
+			case err != nil:
+				fi.Note = "applied at next start: " + err.Error()
+			default:
+				fi.HostPort, fi.Active = port, true
+				fi.Addr = net.JoinHostPort(fi.HostAddr, strconv.Itoa(port))
 			}
 		}
-		port, err := s.hostfwdAdd(ctx, name, nicID(i), f)
-		switch {
-		case errors.Is(err, errHMP):
-			return ForwardInfo{}, fmt.Errorf("add forward %s to %q: %w", f, name, err)
-		case err != nil:
-			fi.Note = "applied at next start: " + err.Error()
-		default:
-			fi.HostPort, fi.Active = port, true
-			fi.Addr = net.JoinHostPort(fi.HostAddr, strconv.Itoa(port))
-		}
-	}
-	if err := s.Save(ctx, spec); err != nil {
-		if fi.Active {
+		return nil
+	})
+	if err != nil {
+		if fi.Active { // bound, but the definition was not saved
 			_ = s.hostfwdRemove(ctx, name, nicID(i), f.Proto, f.HostAddr, fi.HostPort)
 		}
 		return ForwardInfo{}, err
@@ -669,56 +670,56 @@ func (s *Store) AddForward(ctx context.Context, name string, nic int, f Forward)
 // guest port whose host port is f's, or any when f's is auto; or, on a
 // running VM, the forward QEMU bound to f's host port.
 func (s *Store) RemoveForward(ctx context.Context, name string, nic int, f Forward) (ForwardInfo, error) {
-	spec, err := s.Load(name)
-	if err != nil {
-		return ForwardInfo{}, err
-	}
-	st, err := s.Status(ctx, name)
-	if err != nil {
-		return ForwardInfo{}, err
-	}
-	info := s.NetworkOf(ctx, spec, st)
-	ni, k := -1, -1
-	for i, n := range info.NICs {
-		if nic >= 0 && i != nic {
-			continue
+	var fi ForwardInfo
+	err := s.Update(ctx, name, func(spec *Spec) error { // the whole change under the VM lock
+		st, err := s.Status(ctx, name)
+		if err != nil {
+			return err
 		}
-		for j, fw := range n.Forwards {
-			if matchForward(fw, f) {
-				if ni >= 0 {
-					return ForwardInfo{}, fmt.Errorf("remove forward %s from %q: it matches more than one forward: give the whole rule, e.g. %s", refString(f), name, fw.Spec)
-				}
-				ni, k = i, j
+		info := s.NetworkOf(ctx, spec, st)
+		ni, k := -1, -1
+		for i, n := range info.NICs {
+			if nic >= 0 && i != nic {
+				continue
 			}
-		}
-	}
-	if ni < 0 {
-		return ForwardInfo{}, fmt.Errorf("remove forward %s from %q: no such forward: see `vlab net forward list %s`", refString(f), name, name)
-	}
-	fi := info.NICs[ni].Forwards[k]
-	spec.NICs[ni].Forwards = append(spec.NICs[ni].Forwards[:k:k], spec.NICs[ni].Forwards[k+1:]...)
-	if fi.Active && spec.NICs[ni].Mode == emulator.NetSandbox {
-		fi.Note = "still bound until the next start: passt cannot change forwards of a running sandbox"
-	} else if fi.Active {
-		if err := s.hostfwdRemove(ctx, name, nicID(ni), fi.Proto, fi.HostAddr, fi.HostPort); err != nil {
-			if errors.Is(err, errHMP) {
-				return ForwardInfo{}, fmt.Errorf("remove forward %s from %q: %w", fi.Spec, name, err)
-			}
-			fi.Note = "still bound until the next start: " + err.Error()
-		} else {
-			fi.Active = false
-			s.updateNetRecord(name, st.PID, nicID(ni), func(b []boundFwd) []boundFwd {
-				out := b[:0:0]
-				for _, x := range b {
-					if !(x.Proto == fi.Proto && x.HostAddr == fi.HostAddr && x.HostPort == fi.HostPort) {
-						out = append(out, x)
+			for j, fw := range n.Forwards {
+				if matchForward(fw, f) {
+					if ni >= 0 {
+						return fmt.Errorf("remove forward %s from %q: it matches more than one forward: give the whole rule, e.g. %s", refString(f), name, fw.Spec)
 					}
+					ni, k = i, j
 				}
-				return out
-			})
+			}
 		}
-	}
-	if err := s.Save(ctx, spec); err != nil {
+		if ni < 0 {
+			return fmt.Errorf("remove forward %s from %q: no such forward: see `vlab net forward list %s`", refString(f), name, name)
+		}
+		fi = info.NICs[ni].Forwards[k]
+		spec.NICs[ni].Forwards = append(spec.NICs[ni].Forwards[:k:k], spec.NICs[ni].Forwards[k+1:]...)
+		if fi.Active && spec.NICs[ni].Mode == emulator.NetSandbox {
+			fi.Note = "still bound until the next start: passt cannot change forwards of a running sandbox"
+		} else if fi.Active {
+			if err := s.hostfwdRemove(ctx, name, nicID(ni), fi.Proto, fi.HostAddr, fi.HostPort); err != nil {
+				if errors.Is(err, errHMP) {
+					return fmt.Errorf("remove forward %s from %q: %w", fi.Spec, name, err)
+				}
+				fi.Note = "still bound until the next start: " + err.Error()
+			} else {
+				fi.Active = false
+				s.updateNetRecord(name, st.PID, nicID(ni), func(b []boundFwd) []boundFwd {
+					out := b[:0:0]
+					for _, x := range b {
+						if !(x.Proto == fi.Proto && x.HostAddr == fi.HostAddr && x.HostPort == fi.HostPort) {
+							out = append(out, x)
+						}
+					}
+					return out
+				})
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return ForwardInfo{}, err
 	}
 	return fi, nil

@@ -427,27 +427,36 @@ func (s *MachineService) Update(ctx context.Context, name string, set Settings) 
 		}
 		return err
 	}
-	spec.CPUs, spec.Memory = set.CPUs, machine.Size(set.MemoryMiB)*machine.MiB
-	spec.Boot.ISO, spec.Boot.Order = set.ISO, bootLetters(set.BootOrder)
-	spec.Display, spec.Accel = set.Display, set.Accel
-	switch {
-	case set.Net == emulator.NetNone:
-		spec.NICs = nil
-	case len(spec.NICs) == 0:
-		spec.NICs = []machine.NICSpec{{Mode: set.Net, MAC: machine.NewMAC()}}
-	default:
-		spec.NICs[0].Mode = set.Net
-	}
-	if len(spec.NICs) > 0 {
-		spec.NICs[0].Forwards = nil
-		for _, f := range set.Forwards {
-			spec.NICs[0].Forwards = append(spec.NICs[0].Forwards, machine.Forward{Proto: f.Proto, HostAddr: orDefault(f.HostAddr, "127.0.0.1"), HostPort: f.HostPort, GuestPort: f.GuestPort})
+	// Read, change and write under the VM lock: a CLI change at the same
+	// time is not lost.
+	return s.store.Update(ctx, name, func(spec *machine.Spec) error {
+		if st, err := s.store.Status(ctx, name); err != nil {
+			return err
+		} else if st.State.Active() {
+			return fmt.Errorf("edit %q: %w: stop it first", name, machine.ErrRunning)
 		}
-	}
-	if err := machine.CheckSources(spec.Boot); err != nil {
-		return fmt.Errorf("edit %q: %w", name, err)
-	}
-	return s.store.Save(ctx, spec)
+		spec.CPUs, spec.Memory = set.CPUs, machine.Size(set.MemoryMiB)*machine.MiB
+		spec.Boot.ISO, spec.Boot.Order = set.ISO, bootLetters(set.BootOrder)
+		spec.Display, spec.Accel = set.Display, set.Accel
+		switch {
+		case set.Net == emulator.NetNone:
+			spec.NICs = nil
+		case len(spec.NICs) == 0:
+			spec.NICs = []machine.NICSpec{{Mode: set.Net, MAC: machine.NewMAC()}}
+		default:
+			spec.NICs[0].Mode = set.Net
+		}
+		if len(spec.NICs) > 0 {
+			spec.NICs[0].Forwards = nil
+			for _, f := range set.Forwards {
+				spec.NICs[0].Forwards = append(spec.NICs[0].Forwards, machine.Forward{Proto: f.Proto, HostAddr: orDefault(f.HostAddr, "127.0.0.1"), HostPort: f.HostPort, GuestPort: f.GuestPort})
+			}
+		}
+		if err := machine.CheckSources(spec.Boot); err != nil {
+			return fmt.Errorf("edit %q: %w", name, err)
+		}
+		return nil
+	})
 }
 
 // Cmdline implements Service.

@@ -3,10 +3,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"syscall"
 )
 
@@ -18,7 +16,7 @@ func main() {
 	// QEMU and qemu-img create for vlab (sockets, logs, images) is
 	// owner-only too.
 	syscall.Umask(0o077)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext() // signals.go
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {

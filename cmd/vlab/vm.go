@@ -84,27 +84,31 @@ func (a *app) editCmd() *cobra.Command {
 				return err
 			}
 			name := args[0]
-			spec, err := s.Load(name)
-			if err != nil {
+			if _, err := s.Load(name); err != nil {
 				return err
 			}
 			if cmd.Flags().NFlag() == 0 {
 				return usageError{fmt.Errorf("edit %s: nothing to change: give the settings to change, e.g. --memory 2G", name)}
 			}
-			st, err := s.Status(cmd.Context(), name)
+			// Read, change and write under the VM lock: a `vlab disk add` or
+			// another edit at the same time is not lost.
+			err = s.Update(cmd.Context(), name, func(spec *machine.Spec) error {
+				st, err := s.Status(cmd.Context(), name)
+				if err != nil {
+					return err
+				}
+				if st.State.Active() {
+					return fmt.Errorf("edit vm %q: %w: hardware changes need a stopped vm: `vlab stop %s` first", name, machine.ErrRunning, name)
+				}
+				if err := sf.apply(cmd, spec); err != nil {
+					return err
+				}
+				if err := machine.CheckSources(spec.Boot); err != nil {
+					return fmt.Errorf("edit vm %q: %w", name, err)
+				}
+				return nil
+			})
 			if err != nil {
-				return err
-			}
-			if st.State.Active() {
-				return fmt.Errorf("edit vm %q: %w: hardware changes need a stopped vm: `vlab stop %s` first", name, machine.ErrRunning, name)
-			}
-			if err := sf.apply(cmd, spec); err != nil {
-				return err
-			}
-			if err := machine.CheckSources(spec.Boot); err != nil {
-				return fmt.Errorf("edit vm %q: %w", name, err)
-			}
-			if err := s.Save(cmd.Context(), spec); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "updated %s\n", name)

@@ -55,6 +55,11 @@ const (
 // line real QEMU prints before exiting 1).
 const ExitEarlyMessage = "qemu-system-x86_64: -drive file=/nonexistent/disk.qcow2,if=virtio: Could not open '/nonexistent/disk.qcow2': No such file or directory"
 
+// CommandLogPrefix starts the line the fake writes to its stdout (QEMU's
+// log) for every QMP command it runs, e.g. "fakeqemu: qmp cont": tests read
+// the order of commands from it.
+const CommandLogPrefix = "fakeqemu: qmp "
+
 // Garbage is what ModeGarbage writes instead of a reply.
 const Garbage = "\x00\x01\xfe this is not JSON }{\n"
 
@@ -192,7 +197,7 @@ func Main(args []string, mode Mode, delay time.Duration, stdout, stderr io.Write
 		return 1
 	}
 
-	f := &fake{mode: mode, running: !a.Paused, exit: make(chan int, 1), sessions: map[*session]bool{}}
+	f := &fake{mode: mode, running: !a.Paused, prelaunch: a.Paused, log: stdout, exit: make(chan int, 1), sessions: map[*session]bool{}}
 	sigs := make(chan os.Signal, 4)
 	if mode == ModeHang {
 		signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -249,9 +254,11 @@ type fake struct {
 	mode Mode
 	exit chan int
 
-	mu       sync.Mutex
-	running  bool
-	sessions map[*session]bool
+	mu        sync.Mutex
+	running   bool
+	prelaunch bool      // started with -S and never continued, as QEMU's "prelaunch"
+	log       io.Writer // stdout (qemu.log): every command is logged as "fakeqemu: qmp CMD"
+	sessions  map[*session]bool
 }
 
 type session struct {
@@ -384,6 +391,9 @@ func (f *fake) session(c net.Conn) {
 
 // command runs one negotiated QMP command.
 func (f *fake) command(cmd string, reply func(any), fail func(class, desc string)) {
+	f.mu.Lock()
+	fmt.Fprintf(f.log, "%s%s\n", CommandLogPrefix, cmd)
+	f.mu.Unlock()
 	switch cmd {
 	case "qmp_capabilities":
 		fail("CommandNotFound", "Capabilities negotiation is already complete, command ignored")
@@ -394,11 +404,14 @@ func (f *fake) command(cmd string, reply func(any), fail func(class, desc string
 		})
 	case "query-status":
 		f.mu.Lock()
-		running := f.running
+		running, prelaunch := f.running, f.prelaunch
 		f.mu.Unlock()
 		status := "paused"
-		if running {
+		switch {
+		case running:
 			status = "running"
+		case prelaunch:
+			status = "prelaunch"
 		}
 		reply(map[string]any{"status": status, "singlestep": false, "running": running})
 	case "stop":
@@ -434,6 +447,9 @@ func (f *fake) setRunning(running bool, event string) {
 	f.mu.Lock()
 	changed := f.running != running
 	f.running = running
+	if running {
+		f.prelaunch = false
+	}
 	f.mu.Unlock()
 	if changed {
 		f.broadcast(event, nil)
