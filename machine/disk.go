@@ -179,6 +179,11 @@ func ConvertImage(ctx context.Context, qemuImg, src, srcFormat, dst, dstFormat s
 		}
 		return fmt.Errorf("convert image %s: %s", src, oneLine(msg+" "+err.Error()))
 	}
+	// The copy must be on disk before anything it replaces goes.
+	if err := syncFile(dst); err != nil {
+		os.Remove(dst)
+		return fmt.Errorf("convert image %s: %w", src, err)
+	}
 	return nil
 }
 
@@ -487,19 +492,27 @@ func (s *Store) DiskImport(ctx context.Context, name, image string, opts ImportO
 	d := DiskSpec{File: nextDiskFile(spec, p.Dir, "qcow2"), Size: Size(info.VirtualSize), Format: "qcow2", Bus: opts.Bus}
 	dst := p.DiskPath(d.File)
 	tmp := filepath.Join(p.Dir, "."+d.File+".import")
+	if err := s.beginIntent(&intent{Op: intentImport, VM: name, NewDisk: d.File, Temps: []string{tmp}}); err != nil {
+		return DiskSpec{}, fmt.Errorf("import disk into vm %q: %w", name, err)
+	}
+	defer s.endIntent(name)
+	faultPoint("import:intent")
 	os.Remove(tmp)
 	if err := ConvertImage(ctx, qimg, src, info.Format, tmp, "qcow2", nil, opts.Progress); err != nil {
 		return DiskSpec{}, fmt.Errorf("import disk into vm %q: %w", name, err)
 	}
-	if err := os.Rename(tmp, dst); err != nil {
+	faultPoint("import:copied")
+	if err := renameDurable(tmp, dst); err != nil {
 		os.Remove(tmp)
 		return DiskSpec{}, fmt.Errorf("import disk into vm %q: %w", name, err)
 	}
+	faultPoint("import:renamed")
 	spec.Disks = append(spec.Disks, d)
 	if err := s.saveSpecLocked(spec); err != nil {
 		os.Remove(dst)
 		return DiskSpec{}, fmt.Errorf("import disk into vm %q: %w", name, err)
 	}
+	faultPoint("import:saved")
 	return d, nil
 }
 
@@ -535,21 +548,35 @@ func (s *Store) DiskConvert(ctx context.Context, name, ref string, progress Prog
 	d.File, d.Format = nextDiskFile(spec, p.Dir, "qcow2"), "qcow2"
 	oldPath, dst := p.DiskPath(old.File), p.DiskPath(d.File)
 	tmp := filepath.Join(p.Dir, "."+d.File+".convert")
+	in := &intent{Op: intentConvert, VM: name, NewDisk: d.File, Temps: []string{tmp}}
+	if !filepath.IsAbs(old.File) {
+		in.OldDisk = old.File
+	}
+	if err := s.beginIntent(in); err != nil {
+		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
+	}
+	defer s.endIntent(name)
+	faultPoint("convert:intent")
 	os.Remove(tmp)
 	if err := ConvertImage(ctx, qimg, oldPath, diskFormat(old), tmp, "qcow2", nil, progress); err != nil {
 		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
 	}
-	if err := os.Rename(tmp, dst); err != nil {
+	faultPoint("convert:synced")
+	if err := renameDurable(tmp, dst); err != nil {
 		os.Remove(tmp)
 		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
 	}
+	faultPoint("convert:renamed")
 	spec.Disks[i] = d
 	if err := s.saveSpecLocked(spec); err != nil {
 		os.Remove(dst)
 		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
 	}
+	faultPoint("convert:saved")
 	if !filepath.IsAbs(old.File) {
 		os.Remove(oldPath)
+		_ = syncDir(p.Dir)
 	}
+	faultPoint("convert:removed")
 	return d, nil
 }
