@@ -245,7 +245,10 @@ func NewMAC() string {
 // disks with qemu-img and the UEFI variable store, and writes machine.toml.
 // The VM folder appears all at once (built under a temp name and renamed),
 // so a failure leaves nothing behind.
-func (s *Store) Create(ctx context.Context, spec *Spec) error {
+func (s *Store) Create(ctx context.Context, spec *Spec) (err error) {
+	defer func() {
+		err = noSpace(fmt.Sprintf("create vm %q", spec.Name), err, filepath.Join(s.dirs.Data, "machines"), 0)
+	}()
 	if spec.Schema == 0 {
 		spec.Schema = SchemaVersion
 	}

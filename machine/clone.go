@@ -42,7 +42,10 @@ type CloneOptions struct {
 // last linked clone: the source's disk files become the base and the
 // source writes to new overlays on them (freezeInPlace); otherwise making a
 // base costs one copy of the source's used data.
-func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) error {
+func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) (err error) {
+	defer func() {
+		err = noSpace(fmt.Sprintf("clone %q to %q", src, dst), err, filepath.Join(s.dirs.Data, "machines"), 0)
+	}()
 	if err := ValidateName(dst); err != nil {
 		return fmt.Errorf("clone %q: %w", src, err)
 	}

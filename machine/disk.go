@@ -466,8 +466,10 @@ func checkImportable(ctx context.Context, qemuImg, path, format string) (imageIn
 // DiskImport converts an existing image (raw, qcow2, vmdk, vdi, vhdx, vpc)
 // into a new qcow2 disk of stopped VM name and appends it to the VM's
 // definition. The source image is only read.
-func (s *Store) DiskImport(ctx context.Context, name, image string, opts ImportOptions) (DiskSpec, error) {
+func (s *Store) DiskImport(ctx context.Context, name, image string, opts ImportOptions) (_ DiskSpec, err error) {
 	p := s.Paths(name)
+	var need int64
+	defer func() { err = noSpace(fmt.Sprintf("import disk into vm %q", name), err, p.Dir, need) }()
 	src, err := filepath.Abs(image)
 	if err != nil {
 		return DiskSpec{}, fmt.Errorf("import disk into vm %q: %w", name, err)
@@ -489,6 +491,7 @@ func (s *Store) DiskImport(ctx context.Context, name, image string, opts ImportO
 	if err != nil {
 		return DiskSpec{}, fmt.Errorf("import disk into vm %q: %w", name, err)
 	}
+	need = info.ActualSize
 	d := DiskSpec{File: nextDiskFile(spec, p.Dir, "qcow2"), Size: Size(info.VirtualSize), Format: "qcow2", Bus: opts.Bus}
 	dst := p.DiskPath(d.File)
 	tmp := filepath.Join(p.Dir, "."+d.File+".import")
@@ -521,8 +524,9 @@ func (s *Store) DiskImport(ctx context.Context, name, image string, opts ImportO
 // definition; the raw file is kept unless it lived in the VM folder, where it
 // is deleted after the switch. An absolute raw image from elsewhere is left
 // untouched and the qcow2 copy goes into the VM folder.
-func (s *Store) DiskConvert(ctx context.Context, name, ref string, progress ProgressFunc) (DiskSpec, error) {
+func (s *Store) DiskConvert(ctx context.Context, name, ref string, progress ProgressFunc) (_ DiskSpec, err error) {
 	p := s.Paths(name)
+	defer func() { err = noSpace(fmt.Sprintf("convert disk of vm %q", name), err, p.Dir, 0) }()
 	l, err := lock(ctx, p.Lock)
 	if err != nil {
 		return DiskSpec{}, fmt.Errorf("convert disk of vm %q: %w", name, err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -182,4 +183,29 @@ func runCmd(ctx context.Context, name string, args ...string) (string, error) {
 		return string(out) + " " + err.Error(), err
 	}
 	return string(out), nil
+}
+
+// ErrNoSpace means the file system of the library is full.
+var ErrNoSpace = errors.New("no space left on device")
+
+// noSpace turns err into a one-line ErrNoSpace error for operation op when
+// it was caused by a full file system (ENOSPC, or a helper such as qemu-img
+// saying so), naming the folder, what is free there and, when known (need >
+// 0), about how much the operation needed. Other errors pass unchanged.
+func noSpace(op string, err error, dir string, need int64) error {
+	if err == nil || errors.Is(err, ErrNoSpace) {
+		return err
+	}
+	if !errors.Is(err, syscall.ENOSPC) && !strings.Contains(err.Error(), "No space left on device") {
+		return err
+	}
+	free := ""
+	var st syscall.Statfs_t
+	if syscall.Statfs(dir, &st) == nil {
+		free = fmt.Sprintf(", %s free", Size(int64(st.Bavail)*st.Bsize).Human())
+	}
+	if need > 0 {
+		free += fmt.Sprintf(", about %s needed", Size(need).Human())
+	}
+	return fmt.Errorf("%s: %w in %s%s: free some space there (or move the library with XDG_DATA_HOME) and retry", op, ErrNoSpace, dir, free)
 }

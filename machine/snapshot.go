@@ -689,7 +689,10 @@ func jobID(op string) string { return fmt.Sprintf("vlab-%s-%d", op, time.Now().U
 // disks, through a QMP snapshot-save job) when it runs, disks only (qemu-img
 // snapshot) when it is stopped. The new snapshot's parent is the current
 // one, and it becomes current.
-func (s *Store) SnapshotCreate(ctx context.Context, name, tag string, opts SnapshotOptions) (Snapshot, error) {
+func (s *Store) SnapshotCreate(ctx context.Context, name, tag string, opts SnapshotOptions) (_ Snapshot, err error) {
+	defer func() {
+		err = noSpace(fmt.Sprintf("create snapshot %q of vm %q", tag, name), err, s.Paths(name).Dir, 0)
+	}()
 	if err := ValidateTag(tag); err != nil {
 		return Snapshot{}, err
 	}
