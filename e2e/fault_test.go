@@ -379,6 +379,7 @@ func TestFaultInjection(t *testing.T) {
 	fixture.Program(t, "qemu-img")
 	for _, op := range faultOps() {
 		t.Run(op.name, func(t *testing.T) {
+			t.Parallel() // mostly waits for fsync and qemu-img
 			// Learn the steps.
 			w := op.setup(t)
 			trace := filepath.Join(t.TempDir(), "trace")
