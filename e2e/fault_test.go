@@ -313,7 +313,9 @@ func faultOps() []faultOp {
 				writeImageMark(t, img, "qcow2", "mark-I")
 				return w
 			},
-			args: func(w *faultWorld) []string { return []string{"disk", "import", faultVM, filepath.Join(w.ext, "in.qcow2")} },
+			args: func(w *faultWorld) []string {
+				return []string{"disk", "import", faultVM, filepath.Join(w.ext, "in.qcow2")}
+			},
 			check: func(w *faultWorld, t *testing.T) (string, string) {
 				m := w.marks(t, faultVM)
 				if !slices.Equal(m, []string{"mark-A"}) && !slices.Equal(m, []string{"mark-A", "mark-I"}) {
