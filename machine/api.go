@@ -59,7 +59,9 @@ func Open(dirs Dirs) (*Store, error) {
 			return nil, err
 		}
 	}
-	return &Store{dirs: dirs}, nil
+	s := &Store{dirs: dirs}
+	s.settleAll()
+	return s, nil
 }
 
 // Dirs returns the directories the store uses.
@@ -107,6 +109,7 @@ func (s *Store) Load(name string) (*Spec, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
 	}
+	s.settleIfPending(name)
 	p := s.Paths(name)
 	data, err := os.ReadFile(p.Spec)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -240,7 +243,10 @@ func NewMAC() string {
 // disks with qemu-img and the UEFI variable store, and writes machine.toml.
 // The VM folder appears all at once (built under a temp name and renamed),
 // so a failure leaves nothing behind.
-func (s *Store) Create(ctx context.Context, spec *Spec) error {
+func (s *Store) Create(ctx context.Context, spec *Spec) (err error) {
+	defer func() {
+		err = noSpace(fmt.Sprintf("create vm %q", spec.Name), err, filepath.Join(s.dirs.Data, "machines"), 0)
+	}()
 	if spec.Schema == 0 {
 		spec.Schema = SchemaVersion
 	}
@@ -266,6 +272,17 @@ func (s *Store) Create(ctx context.Context, spec *Spec) error {
 	if _, ok := host.Binaries[spec.Arch]; !ok {
 		return fmt.Errorf("create vm %q: no qemu for %s: %w (install it: apt-get install %s)", spec.Name, spec.Arch, emulator.ErrNoQEMU, emulator.AptPackage(spec.Arch))
 	}
+	// The new VM's lock keeps a settling vlab off its folder in the making.
+	l, err := tryLock(p.Lock)
+	if err != nil {
+		return fmt.Errorf("create vm %q: %w", spec.Name, err)
+	}
+	defer l.unlock()
+	if err := s.beginIntent(&intent{Op: intentCreate, VM: spec.Name}); err != nil {
+		return fmt.Errorf("create vm %q: %w", spec.Name, err)
+	}
+	defer s.endIntent(spec.Name)
+	faultPoint("create:intent")
 	tmp, err := os.MkdirTemp(filepath.Dir(p.Dir), ".new-"+spec.Name+"-")
 	if err != nil {
 		return fmt.Errorf("create vm %q: %w", spec.Name, err)
@@ -274,6 +291,9 @@ func (s *Store) Create(ctx context.Context, spec *Spec) error {
 	defer func() {
 		if !done {
 			os.RemoveAll(tmp)
+			if _, err := os.Stat(p.Spec); errors.Is(err, fs.ErrNotExist) {
+				os.RemoveAll(p.Run) // only the lock file this call made
+			}
 		}
 	}()
 	tp := p
@@ -287,6 +307,7 @@ func (s *Store) Create(ctx context.Context, spec *Spec) error {
 		if err := CreateDisk(ctx, host.QemuImg, tp.DiskPath(d.File), d.Format, d.Size); err != nil {
 			return fmt.Errorf("create vm %q: %w", spec.Name, err)
 		}
+		faultPoint("create:disk-" + filepath.Base(d.File))
 	}
 	if needsEFIVars(spec) {
 		if err := createEFIVars(ctx, host, spec.Arch, filepath.Join(tmp, efiVarsFile)); err != nil {
@@ -303,13 +324,18 @@ func (s *Store) Create(ctx context.Context, spec *Spec) error {
 	if err := os.Chmod(tmp, privateDirMode); err != nil {
 		return fmt.Errorf("create vm %q: %w", spec.Name, err)
 	}
-	if err := os.Rename(tmp, p.Dir); err != nil {
+	if err := syncTree(tmp); err != nil {
+		return fmt.Errorf("create vm %q: %w", spec.Name, err)
+	}
+	faultPoint("create:synced")
+	if err := renameDurable(tmp, p.Dir); err != nil {
 		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
 			return fmt.Errorf("create vm %q: %w", spec.Name, ErrExists)
 		}
 		return fmt.Errorf("create vm %q: %w", spec.Name, err)
 	}
 	done = true
+	faultPoint("create:renamed")
 	return nil
 }
 

@@ -43,7 +43,10 @@ type CloneOptions struct {
 // last linked clone: the source's disk files become the base and the
 // source writes to new overlays on them (freezeInPlace); otherwise making a
 // base costs one copy of the source's used data.
-func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) error {
+func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) (err error) {
+	defer func() {
+		err = noSpace(fmt.Sprintf("clone %q to %q", src, dst), err, filepath.Join(s.dirs.Data, "machines"), 0)
+	}()
 	if err := ValidateName(dst); err != nil {
 		return fmt.Errorf("clone %q: %w", src, err)
 	}
@@ -152,6 +155,12 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 	if opts.Linked {
 		s.pruneBases(ctx, src)
 	}
+	// The clone's lock keeps a settling vlab off its folder in the making.
+	dl, err := tryLock(dp.Lock)
+	if err != nil {
+		return fmt.Errorf("clone %q to %q: %w", src, dst, err)
+	}
+	defer dl.unlock()
 	tmp, err := os.MkdirTemp(filepath.Dir(dp.Dir), ".new-"+dst+"-")
 	if err != nil {
 		return fmt.Errorf("clone %q to %q: %w", src, dst, err)
@@ -160,8 +169,17 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 	defer func() {
 		if !ok {
 			os.RemoveAll(tmp)
+			if _, err := os.Stat(dp.Spec); errors.Is(err, fs.ErrNotExist) {
+				os.RemoveAll(dp.Run) // only the lock file this call made
+			}
 		}
 	}()
+	in := &intent{Op: intentClone, VM: src, Temps: []string{tmp}}
+	if err := s.beginIntent(in); err != nil {
+		return fmt.Errorf("clone %q to %q: %w", src, dst, err)
+	}
+	defer s.endIntent(src)
+	faultPoint("clone:intent")
 	clone := *spec
 	clone.Name = dst
 	clone.Disks = nil
@@ -188,7 +206,10 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 		for i := range spec.Disks {
 			infos[i] = jobs[i].info
 		}
-		frozen, err := s.freezeInPlace(ctx, qimg, sp, spec, sc, infos)
+		frozen, err := s.freezeInPlace(ctx, qimg, sp, spec, sc, infos, func(base string, tops map[string]string) error {
+			in.Base, in.Tops = base, tops
+			return s.beginIntent(in)
+		})
 		if err != nil {
 			return fmt.Errorf("clone %q to %q: %w", src, dst, err)
 		}
@@ -211,6 +232,7 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 			}); err != nil {
 				return fmt.Errorf("clone %q to %q: %w", src, dst, err)
 			}
+			faultPoint("clone:base")
 		}
 	}
 	for i, d := range spec.Disks {
@@ -239,6 +261,7 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 			return fmt.Errorf("clone %q to %q: %w", src, dst, err)
 		}
 		clone.Disks = append(clone.Disks, nd)
+		faultPoint("clone:disk-" + nd.File)
 	}
 	for i := len(spec.Disks); i < len(jobs); i++ { // the UEFI vars
 		if err := convert(jobs[i], filepath.Join(tmp, efiVarsFile)); err != nil {
@@ -258,13 +281,18 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) e
 	if err := os.Chmod(tmp, privateDirMode); err != nil {
 		return fmt.Errorf("clone %q to %q: %w", src, dst, err)
 	}
-	if err := os.Rename(tmp, dp.Dir); err != nil {
+	if err := syncTree(tmp); err != nil {
+		return fmt.Errorf("clone %q to %q: %w", src, dst, err)
+	}
+	faultPoint("clone:synced")
+	if err := renameDurable(tmp, dp.Dir); err != nil {
 		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
 			return fmt.Errorf("clone %q to %q: %w", src, dst, ErrExists)
 		}
 		return fmt.Errorf("clone %q to %q: %w", src, dst, err)
 	}
 	ok = true
+	faultPoint("clone:renamed")
 	return nil
 }
 
@@ -288,7 +316,11 @@ func (s *Store) makeBase(base string, fill func(dir string) error) error {
 	for _, e := range ents {
 		_ = os.Chmod(filepath.Join(tmp, e.Name()), 0o400) // read-only, owner-only
 	}
-	if err := os.Rename(tmp, base); err != nil {
+	if err := syncTree(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("create base %s: %w", base, err)
+	}
+	if err := renameDurable(tmp, base); err != nil {
 		os.RemoveAll(tmp)
 		return fmt.Errorf("create base %s: %w", base, err)
 	}
@@ -377,7 +409,11 @@ const maxBaseChain = 8
 // Every step leaves src's disk paths valid: until the final rename a disk
 // is its old file, after it the new overlay. infos are what qemu-img info
 // said of spec's disks, in order.
-func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *Spec, sc *snapshotCtx, infos []imageInfo) (string, error) {
+//
+// Before the base is renamed in, record (the clone's intent record) is
+// given the base and the overlays, so that a killed vlab's freeze is
+// finished by the next one (see intent.go).
+func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *Spec, sc *snapshotCtx, infos []imageInfo, record func(base string, tops map[string]string) error) (string, error) {
 	if len(sc.tree.Snapshots) > 0 {
 		return "", nil
 	}
@@ -496,15 +532,43 @@ func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *
 			return "", err
 		}
 	}
-	if err := os.Rename(tmp, base); err != nil {
+	// Everything new is on disk before the base appears and the source's
+	// disks are switched.
+	if err := syncTree(tmp); err == nil {
+		for _, t := range tops {
+			if err = syncFile(t); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		cleanup()
+		return "", fmt.Errorf("freeze %s: %w", sp.Dir, err)
+	}
+	faultPoint("freeze:copied")
+	switched := map[string]string{}
+	for n, d := range disks {
+		switched[tops[n]] = d.path
+	}
+	if err := record(base, switched); err != nil {
+		cleanup()
+		return "", fmt.Errorf("freeze %s: %w", sp.Dir, err)
+	}
+	faultPoint("freeze:recorded")
+	if err := renameDurable(tmp, base); err != nil {
 		cleanup()
 		return "", fmt.Errorf("create base %s: %w", base, err)
 	}
+	faultPoint("freeze:base")
 	for n, d := range disks {
 		if err := os.Rename(tops[n], d.path); err != nil {
 			return "", fmt.Errorf("freeze %s: %w", d.path, err)
 		}
 		_ = os.Chmod(filepath.Join(base, fmt.Sprintf("hd%d.qcow2", d.i)), 0o400)
+		faultPoint("freeze:switched-" + filepath.Base(d.path))
+	}
+	if err := syncDir(sp.Dir); err != nil {
+		return "", fmt.Errorf("freeze %s: %w", sp.Dir, err)
 	}
 	return base, nil
 }
@@ -518,7 +582,8 @@ func flattenDisk(ctx context.Context, qimg, path string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("flatten %s: %w", path, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	faultPoint("flatten:synced") // ConvertImage synced the flat copy
+	if err := renameDurable(tmp, path); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("flatten %s: %w", path, err)
 	}

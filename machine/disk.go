@@ -197,6 +197,11 @@ func convertImage(ctx context.Context, qemuImg, src string, srcArgs []string, to
 		os.Remove(dst)
 		return fmt.Errorf("convert image %s: %w", src, err)
 	}
+	// The copy must be on disk before anything it replaces goes.
+	if err := syncFile(dst); err != nil {
+		os.Remove(dst)
+		return fmt.Errorf("convert image %s: %w", src, err)
+	}
 	return nil
 }
 
@@ -459,11 +464,13 @@ func checkImportable(ctx context.Context, qemuImg, path, format string) (imageIn
 // DiskImport converts an existing image (raw, qcow2, vmdk, vdi, vhdx, vpc)
 // into a new qcow2 disk of stopped VM name and appends it to the VM's
 // definition. The source image is only read.
-func (s *Store) DiskImport(ctx context.Context, name, image string, opts ImportOptions) (DiskSpec, error) {
+func (s *Store) DiskImport(ctx context.Context, name, image string, opts ImportOptions) (_ DiskSpec, err error) {
 	if err := ValidateName(name); err != nil {
 		return DiskSpec{}, fmt.Errorf("import disk: %w", err)
 	}
 	p := s.Paths(name)
+	var need int64
+	defer func() { err = noSpace(fmt.Sprintf("import disk into vm %q", name), err, p.Dir, need) }()
 	src, err := filepath.Abs(image)
 	if err != nil {
 		return DiskSpec{}, fmt.Errorf("import disk into vm %q: %w", name, err)
@@ -485,23 +492,32 @@ func (s *Store) DiskImport(ctx context.Context, name, image string, opts ImportO
 	if err != nil {
 		return DiskSpec{}, fmt.Errorf("import disk into vm %q: %w", name, err)
 	}
+	need = info.ActualSize
 	d := DiskSpec{File: nextDiskFile(spec, p.Dir, "qcow2"), Size: Size(info.VirtualSize), Format: "qcow2", Bus: opts.Bus}
 	dst := p.DiskPath(d.File)
 	tmp := filepath.Join(p.Dir, "."+d.File+".import")
+	if err := s.beginIntent(&intent{Op: intentImport, VM: name, NewDisk: d.File, Temps: []string{tmp}}); err != nil {
+		return DiskSpec{}, fmt.Errorf("import disk into vm %q: %w", name, err)
+	}
+	defer s.endIntent(name)
+	faultPoint("import:intent")
 	os.Remove(tmp)
 	img := Image{Path: src, Format: info.Format, VirtualSize: info.VirtualSize}
 	if err := ConvertInspected(ctx, qimg, img, tmp, "qcow2", nil, opts.Progress); err != nil {
 		return DiskSpec{}, fmt.Errorf("import disk into vm %q: %w", name, err)
 	}
-	if err := os.Rename(tmp, dst); err != nil {
+	faultPoint("import:copied")
+	if err := renameDurable(tmp, dst); err != nil {
 		os.Remove(tmp)
 		return DiskSpec{}, fmt.Errorf("import disk into vm %q: %w", name, err)
 	}
+	faultPoint("import:renamed")
 	spec.Disks = append(spec.Disks, d)
 	if err := s.saveSpecLocked(spec); err != nil {
 		os.Remove(dst)
 		return DiskSpec{}, fmt.Errorf("import disk into vm %q: %w", name, err)
 	}
+	faultPoint("import:saved")
 	return d, nil
 }
 
@@ -512,11 +528,12 @@ func (s *Store) DiskImport(ctx context.Context, name, image string, opts ImportO
 // the folder are on disk. A raw image from elsewhere (named by an absolute
 // path or a relative one leading out of the folder) is left untouched and
 // the qcow2 copy goes into the VM folder.
-func (s *Store) DiskConvert(ctx context.Context, name, ref string, progress ProgressFunc) (DiskSpec, error) {
+func (s *Store) DiskConvert(ctx context.Context, name, ref string, progress ProgressFunc) (_ DiskSpec, err error) {
 	if err := ValidateName(name); err != nil {
 		return DiskSpec{}, fmt.Errorf("convert disk: %w", err)
 	}
 	p := s.Paths(name)
+	defer func() { err = noSpace(fmt.Sprintf("convert disk of vm %q", name), err, p.Dir, 0) }()
 	l, err := lock(ctx, p.Lock)
 	if err != nil {
 		return DiskSpec{}, fmt.Errorf("convert disk of vm %q: %w", name, err)
@@ -546,6 +563,15 @@ func (s *Store) DiskConvert(ctx context.Context, name, ref string, progress Prog
 		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
 	}
 	tmp := filepath.Join(p.Dir, "."+d.File+".convert")
+	in := &intent{Op: intentConvert, VM: name, NewDisk: d.File, Temps: []string{tmp}}
+	if ownDiskFile(p.Dir, old.File) {
+		in.OldDisk = old.File
+	}
+	if err := s.beginIntent(in); err != nil {
+		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
+	}
+	defer s.endIntent(name)
+	faultPoint("convert:intent")
 	os.Remove(tmp)
 	if err := ConvertInspected(ctx, qimg, img, tmp, "qcow2", nil, progress); err != nil {
 		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
@@ -554,25 +580,23 @@ func (s *Store) DiskConvert(ctx context.Context, name, ref string, progress Prog
 		os.Remove(tmp)
 		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
 	}
-	if err := os.Rename(tmp, dst); err != nil {
+	faultPoint("convert:synced")
+	if err := renameDurable(tmp, dst); err != nil {
 		os.Remove(tmp)
 		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
 	}
-	if err := syncFile(p.Dir); err != nil {
-		os.Remove(dst)
-		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
-	}
+	faultPoint("convert:renamed")
 	spec.Disks[i] = d
 	if err := s.saveSpecLocked(spec); err != nil {
 		os.Remove(dst)
 		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
 	}
-	// Delete the raw image only when it is vlab's own: a plain file
-	// directly in the VM folder. One named from elsewhere (an absolute
-	// path, or a relative one like ../shared/x.img) stays.
+	faultPoint("convert:saved")
 	if ownDiskFile(p.Dir, old.File) {
 		os.Remove(oldPath)
+		_ = syncDir(p.Dir)
 	}
+	faultPoint("convert:removed")
 	return d, nil
 }
 
@@ -584,17 +608,4 @@ func ownDiskFile(dir, file string) bool {
 	}
 	fi, err := os.Lstat(filepath.Join(dir, file))
 	return err == nil && fi.Mode().IsRegular()
-}
-
-// syncFile flushes a file or folder to disk.
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	return nil
 }

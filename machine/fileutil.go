@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -51,6 +53,57 @@ func writeAtomic(path string, data []byte, perm os.FileMode, durable bool) error
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if durable {
+		if err := syncDir(dir); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+// syncFile flushes the file at path to the disk.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	return nil
+}
+
+// syncDir flushes folder dir's entries (names created, renamed or removed
+// in it) to the disk: a rename is durable only once its folder is synced.
+func syncDir(dir string) error { return syncFile(dir) }
+
+// syncTree flushes every file and folder under dir, dir included, so that a
+// folder built under a temporary name is whole on disk before a rename
+// makes it visible.
+func syncTree(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || d.Type().IsRegular() {
+			return syncFile(path)
+		}
+		return nil
+	})
+}
+
+// renameDurable renames from to to and syncs the folder(s) involved.
+func renameDurable(from, to string) error {
+	if err := os.Rename(from, to); err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Dir(to)); err != nil {
+		return err
+	}
+	if filepath.Dir(from) != filepath.Dir(to) {
+		return syncDir(filepath.Dir(from))
 	}
 	return nil
 }
@@ -130,4 +183,29 @@ func runCmd(ctx context.Context, name string, args ...string) (string, error) {
 		return string(out) + " " + err.Error(), err
 	}
 	return string(out), nil
+}
+
+// ErrNoSpace means the file system of the library is full.
+var ErrNoSpace = errors.New("no space left on device")
+
+// noSpace turns err into a one-line ErrNoSpace error for operation op when
+// it was caused by a full file system (ENOSPC, or a helper such as qemu-img
+// saying so), naming the folder, what is free there and, when known (need >
+// 0), about how much the operation needed. Other errors pass unchanged.
+func noSpace(op string, err error, dir string, need int64) error {
+	if err == nil || errors.Is(err, ErrNoSpace) {
+		return err
+	}
+	if !errors.Is(err, syscall.ENOSPC) && !strings.Contains(err.Error(), "No space left on device") {
+		return err
+	}
+	free := ""
+	var st syscall.Statfs_t
+	if syscall.Statfs(dir, &st) == nil {
+		free = fmt.Sprintf(", %s free", Size(int64(st.Bavail)*st.Bsize).Human())
+	}
+	if need > 0 {
+		free += fmt.Sprintf(", about %s needed", Size(need).Human())
+	}
+	return fmt.Errorf("%s: %w in %s%s: free some space there (or move the library with XDG_DATA_HOME) and retry", op, ErrNoSpace, dir, free)
 }

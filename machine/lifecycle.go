@@ -615,14 +615,22 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	// Move the folder aside first so a half-finished delete never leaves a
 	// vm that looks whole.
 	trash := filepath.Join(filepath.Dir(p.Dir), ".deleted-"+name+"-"+fmt.Sprint(time.Now().UnixNano()))
-	if err := os.Rename(p.Dir, trash); err != nil {
+	if err := s.beginIntent(&intent{Op: intentDelete, VM: name, Temps: []string{trash}}); err != nil {
 		return fmt.Errorf("delete vm %q: %w", name, err)
 	}
-	os.RemoveAll(p.Run)
+	faultPoint("delete:intent")
+	if err := renameDurable(p.Dir, trash); err != nil {
+		s.endIntent(name)
+		return fmt.Errorf("delete vm %q: %w", name, err)
+	}
+	faultPoint("delete:renamed")
 	os.RemoveAll(p.LogDir)
 	if err := os.RemoveAll(trash); err != nil {
 		return fmt.Errorf("delete vm %q: remove %s: %w", name, trash, err)
 	}
+	faultPoint("delete:removed")
+	s.endIntent(name)
+	os.RemoveAll(p.Run)
 	return nil
 }
 

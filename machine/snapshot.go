@@ -495,6 +495,15 @@ func (s *Store) loadSnapshots(ctx context.Context, name string, write bool) (*sn
 	if err != nil {
 		return nil, fmt.Errorf("snapshots of vm %q: %w", name, err)
 	}
+	if write && old.Pending != nil && old.Pending.Job == "" && !sc.state.State.Active() {
+		// An offline operation a killed vlab left half-done.
+		if err := settleOffline(ctx, sc.qimg, sc.imgs, old, found); err != nil {
+			return nil, fmt.Errorf("snapshots of vm %q: finish the interrupted %s of snapshot %q: %w", name, old.Pending.Op, old.Pending.Tag, err)
+		}
+		if found, err = imageSnapshots(ctx, sc.qimg, sc.imgs); err != nil {
+			return nil, fmt.Errorf("snapshots of vm %q: %w", name, err)
+		}
+	}
 	outcome := jobUnknown
 	if old.Pending != nil {
 		if !write {
@@ -510,6 +519,51 @@ func (s *Store) loadSnapshots(ctx context.Context, name string, write bool) (*sn
 		}
 	}
 	return sc, nil
+}
+
+// settleOffline finishes or undoes, on the images, the offline (qemu-img)
+// operation m.Pending that a killed vlab left half-done, so that reconcile
+// then records what the images hold: a create that reached every image is
+// kept and one that did not is removed from the images it reached; a
+// restore is applied again to every image (qemu-img snapshot -a is
+// idempotent) so that no disk is left at another moment than the rest; a
+// delete is finished.
+func settleOffline(ctx context.Context, qimg string, imgs []snapshotImage, m snapshotMeta, found map[string][]imageSnapshot) error {
+	pd := m.Pending
+	var holders []snapshotImage
+	qcow := 0
+	for _, im := range imgs {
+		if im.Format != "qcow2" {
+			continue
+		}
+		qcow++
+		if slices.ContainsFunc(found[im.Key], func(sn imageSnapshot) bool { return sn.Name == pd.Tag }) {
+			holders = append(holders, im)
+		}
+	}
+	var flag string
+	switch pd.Op {
+	case opCreate:
+		if len(holders) == qcow {
+			return nil // it reached every image: reconcile keeps it
+		}
+		flag = "-d"
+	case opRestore:
+		if len(holders) < qcow {
+			return fmt.Errorf("images lack it: restore another snapshot")
+		}
+		flag = "-a"
+	case opDelete:
+		flag = "-d"
+	default:
+		return nil
+	}
+	for _, im := range holders {
+		if out, err := runCmd(ctx, qimg, "snapshot", flag, pd.Tag, im.Path); err != nil {
+			return fmt.Errorf("qemu-img snapshot %s: %s", im.Key, oneLine(strings.TrimSpace(out)))
+		}
+	}
+	return nil
 }
 
 func metaEqual(a, b snapshotMeta) bool {
@@ -635,7 +689,10 @@ func jobID(op string) string { return fmt.Sprintf("vlab-%s-%d", op, time.Now().U
 // disks, through a QMP snapshot-save job) when it runs, disks only (qemu-img
 // snapshot) when it is stopped. The new snapshot's parent is the current
 // one, and it becomes current.
-func (s *Store) SnapshotCreate(ctx context.Context, name, tag string, opts SnapshotOptions) (Snapshot, error) {
+func (s *Store) SnapshotCreate(ctx context.Context, name, tag string, opts SnapshotOptions) (_ Snapshot, err error) {
+	defer func() {
+		err = noSpace(fmt.Sprintf("create snapshot %q of vm %q", tag, name), err, s.Paths(name).Dir, 0)
+	}()
 	if err := ValidateTag(tag); err != nil {
 		return Snapshot{}, err
 	}
@@ -654,16 +711,22 @@ func (s *Store) SnapshotCreate(ctx context.Context, name, tag string, opts Snaps
 	if sc.live() {
 		pending.Job = jobID("save")
 	}
+	if err := s.beginIntent(&intent{Op: intentSnapshot, VM: name}); err != nil {
+		return Snapshot{}, fmt.Errorf("create snapshot %q of vm %q: %w", tag, name, err)
+	}
+	defer s.endIntent(name)
 	sc.meta.Pending = pending
 	if err := writeMeta(sc.p, sc.meta); err != nil {
 		return Snapshot{}, fmt.Errorf("create snapshot %q of vm %q: %w", tag, name, err)
 	}
+	faultPoint("snapshot-create:pending")
 	var opErr error
 	if sc.live() {
 		opErr = s.liveSave(ctx, sc, tag, pending.Job, opts.Progress)
 	} else {
 		opErr = offlineCreate(ctx, sc, tag)
 	}
+	faultPoint("snapshot-create:taken")
 	if opErr != nil && ctx.Err() != nil && pending.Job != "" {
 		// The job may still finish inside QEMU: leave it pending for the
 		// next vlab to settle.
@@ -707,6 +770,7 @@ func offlineCreate(ctx context.Context, sc *snapshotCtx, tag string) error {
 			}
 			return fmt.Errorf("qemu-img snapshot %s: %s", im.Key, oneLine(strings.TrimSpace(out)))
 		}
+		faultPoint("snapshot-create:took-" + filepath.Base(im.Key))
 	}
 	return nil
 }
@@ -905,10 +969,15 @@ func restorable(sc *snapshotCtx, name, tag string) (Snapshot, error) {
 // offlineRestore applies a snapshot to every image it covers with qemu-img.
 func (s *Store) offlineRestore(ctx context.Context, sc *snapshotCtx, sn Snapshot) error {
 	name := sc.spec.Name
+	if err := s.beginIntent(&intent{Op: intentSnapshot, VM: name}); err != nil {
+		return fmt.Errorf("restore snapshot %q of vm %q: %w", sn.Tag, name, err)
+	}
+	defer s.endIntent(name)
 	sc.meta.Pending = &pendingOp{Op: opRestore, Tag: sn.Tag, Since: time.Now().UTC()}
 	if err := writeMeta(sc.p, sc.meta); err != nil {
 		return fmt.Errorf("restore snapshot %q of vm %q: %w", sn.Tag, name, err)
 	}
+	faultPoint("snapshot-restore:pending")
 	var opErr error
 	for _, im := range sc.imgs {
 		if !slices.Contains(sn.Files, im.Key) {
@@ -918,6 +987,7 @@ func (s *Store) offlineRestore(ctx context.Context, sc *snapshotCtx, sn Snapshot
 			opErr = fmt.Errorf("restore snapshot %q of vm %q: qemu-img snapshot %s: %s", sn.Tag, name, im.Key, oneLine(strings.TrimSpace(out)))
 			break
 		}
+		faultPoint("snapshot-restore:applied-" + filepath.Base(im.Key))
 	}
 	return s.finishOp(ctx, sc, sn.Tag, opErr)
 }
@@ -978,14 +1048,20 @@ func (s *Store) liveRestore(ctx context.Context, sc *snapshotCtx, sn Snapshot, p
 		return fmt.Errorf("restore snapshot %q of vm %q: no image holds its RAM state", sn.Tag, name)
 	}
 	id := jobID("load")
+	if err := s.beginIntent(&intent{Op: intentSnapshot, VM: name}); err != nil {
+		return fmt.Errorf("restore snapshot %q of vm %q: %w", sn.Tag, name, err)
+	}
+	defer s.endIntent(name)
 	sc.meta.Pending = &pendingOp{Op: opRestore, Tag: sn.Tag, Job: id, Since: time.Now().UTC()}
 	if err := writeMeta(sc.p, sc.meta); err != nil {
 		return fmt.Errorf("restore snapshot %q of vm %q: %w", sn.Tag, name, err)
 	}
+	faultPoint("snapshot-restore:pending")
 	opErr := runJob(ctx, mon, "snapshot-load", map[string]any{"job-id": id, "tag": sn.Tag, "vmstate": vmstate, "devices": devices}, id, progress)
 	if opErr != nil && ctx.Err() != nil {
 		return fmt.Errorf("restore snapshot %q of vm %q: %w", sn.Tag, name, opErr)
 	}
+	faultPoint("snapshot-restore:loaded")
 	if opErr == nil && (qs.Running || started) {
 		if err := mon.Execute(ctx, "cont", nil, nil); err != nil {
 			opErr = fmt.Errorf("continue after loading: %w", err)
@@ -1023,6 +1099,10 @@ func (s *Store) SnapshotDelete(ctx context.Context, name, tag string, opts Snaps
 		return fmt.Errorf("delete snapshot %q of vm %q: its tag is not one vlab can address safely (made outside vlab): delete it with qemu-img", tag, name)
 	}
 	pending := &pendingOp{Op: opDelete, Tag: tag, Since: time.Now().UTC()}
+	if err := s.beginIntent(&intent{Op: intentSnapshot, VM: name}); err != nil {
+		return fmt.Errorf("delete snapshot %q of vm %q: %w", tag, name, err)
+	}
+	defer s.endIntent(name)
 	var opErr error
 	if sc.live() {
 		pending.Job = jobID("delete")
@@ -1030,6 +1110,7 @@ func (s *Store) SnapshotDelete(ctx context.Context, name, tag string, opts Snaps
 		if err := writeMeta(sc.p, sc.meta); err != nil {
 			return fmt.Errorf("delete snapshot %q of vm %q: %w", tag, name, err)
 		}
+		faultPoint("snapshot-delete:pending")
 		opErr = s.liveDelete(ctx, sc, sn, pending.Job, opts.Progress)
 		if opErr != nil && ctx.Err() != nil {
 			return fmt.Errorf("delete snapshot %q of vm %q: %w", tag, name, opErr)
@@ -1039,6 +1120,7 @@ func (s *Store) SnapshotDelete(ctx context.Context, name, tag string, opts Snaps
 		if err := writeMeta(sc.p, sc.meta); err != nil {
 			return fmt.Errorf("delete snapshot %q of vm %q: %w", tag, name, err)
 		}
+		faultPoint("snapshot-delete:pending")
 		for _, im := range sc.imgs {
 			if !slices.Contains(sn.Files, im.Key) {
 				continue
@@ -1047,6 +1129,7 @@ func (s *Store) SnapshotDelete(ctx context.Context, name, tag string, opts Snaps
 				opErr = fmt.Errorf("qemu-img snapshot %s: %s", im.Key, oneLine(strings.TrimSpace(out)))
 				break
 			}
+			faultPoint("snapshot-delete:deleted-" + filepath.Base(im.Key))
 		}
 	}
 	if opErr != nil {
