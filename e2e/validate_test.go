@@ -57,6 +57,11 @@ func TestValidateCreateEdit(t *testing.T) {
 		}
 	}
 	e.t = t
+	// A machine type of the right family that the installed QEMU lacks is
+	// refused by what the probe found (exit 1: the flag's shape is fine).
+	for _, verb := range []string{"create fresh", "edit keeper"} {
+		e.fail([]string{"machine", `"pc-q35-99.9"`, "installed", "q35, pc, isapc"}, append(strings.Fields(verb), "--machine", "pc-q35-99.9")...)
+	}
 	if after := e.libraryListing(); strings.Join(after, "\n") != strings.Join(before, "\n") {
 		t.Fatalf("refused input changed the library:\nbefore %v\nafter  %v", before, after)
 	}
