@@ -143,8 +143,11 @@ func TestValidateFor(t *testing.T) {
 	}
 	ppc := NewSpec("mac", emulator.ArchPPC)
 	ppc.NICs = nil
-	if err := ppc.ValidateFor(h); err == nil || !strings.Contains(err.Error(), "listed no machine types") {
-		t.Fatalf("probe without a machine list: %v", err)
+	if err := ppc.ValidateFor(h); err != nil {
+		t.Fatalf("a family name on a probe without a machine list: %v", err)
+	}
+	if err := emulator.CheckHostMachine(h, emulator.ArchPPC, "pseries-7.2"); err == nil || !strings.Contains(err.Error(), "listed no machine types") {
+		t.Fatalf("a versioned name on a probe without a machine list: %v", err)
 	}
 	arm := NewSpec("arm", emulator.ArchAArch64)
 	if err := arm.ValidateFor(h); err == nil || !strings.Contains(err.Error(), "apt-get install qemu-system-arm") {
