@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -188,6 +189,54 @@ func CheckNICModel(arch Arch, machine, model string) error {
 		return fmt.Errorf("nic model %q is unknown for the %s machine: use one of %s", model, machine, strings.Join(ms, ", "))
 	}
 	return nil
+}
+
+// CheckHostNIC reports whether the qemu binary for arch on h builds in the
+// NIC model ("" = the board's default) according to the probe's -device
+// help. A probe without the device list leaves the decision to
+// CheckNICModel's allow-list.
+func CheckHostNIC(h *Host, arch Arch, machine, model string) error {
+	if h == nil {
+		return nil
+	}
+	bin := h.Binaries[arch]
+	if len(bin.NICs) == 0 {
+		return nil
+	}
+	if model == "" {
+		if b, ok := boardFor(arch, cmp.Or(machine, DefaultMachine(arch))); ok {
+			model = b.nic
+		}
+	}
+	if model == "" || slices.Contains(bin.NICs, model) {
+		return nil
+	}
+	var have []string
+	for _, m := range NICModels(arch, machine) {
+		if slices.Contains(bin.NICs, m) {
+			have = append(have, m)
+		}
+	}
+	return fmt.Errorf("nic model %q is not built into the installed %s: use one of %s (see `%s -device help`)", model, bin.Path, strings.Join(have, ", "), bin.Path)
+}
+
+// ParseNetDeviceHelp returns the device names of the "Network devices"
+// section of `qemu-system-* -device help` (lines `name "e1000", bus PCI...`).
+func ParseNetDeviceHelp(out string) []string {
+	var names []string
+	in := false
+	for _, line := range strings.Split(out, "\n") {
+		switch {
+		case strings.HasSuffix(line, "devices:"):
+			in = line == "Network devices:"
+		case in && strings.HasPrefix(line, `name "`):
+			rest := strings.TrimPrefix(line, `name "`)
+			if i := strings.IndexByte(rest, '"'); i > 0 {
+				names = append(names, rest[:i])
+			}
+		}
+	}
+	return names
 }
 
 // CheckVGA reports whether name is a display adapter choice.

@@ -3,6 +3,7 @@ package emulator
 import (
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -94,5 +95,41 @@ func TestMaxMemoryMiB(t *testing.T) {
 		if got, why := MaxMemoryMiB(c.arch, c.machine, c.cpu); got != c.want || (got != 0) != (why != "") {
 			t.Errorf("MaxMemoryMiB(%s, %q, %q) = %d %q, want %d", c.arch, c.machine, c.cpu, got, why, c.want)
 		}
+	}
+}
+
+// TestParseNetDeviceHelp reads the network devices out of captured
+// `qemu-system-ppc -device help` (QEMU 7.2).
+func TestParseNetDeviceHelp(t *testing.T) {
+	got := ParseNetDeviceHelp(readProbeData(t, "device-ppc.txt"))
+	for _, want := range []string{"sungem", "e1000", "rtl8139", "virtio-net-pci", "ne2k_isa"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("%s missing from %v", want, got)
+		}
+	}
+	for _, not := range []string{"VGA", "usb-tablet", "ide-hd", "virtio-net"} { // other classes; an alias
+		if slices.Contains(got, not) {
+			t.Errorf("%s is not a network device name, but parsed: %v", not, got)
+		}
+	}
+}
+
+// TestCheckHostNIC: a model the allow-list offers but the installed QEMU
+// does not build in is refused by what the probe found; a probe without a
+// device list leaves the allow-list to decide.
+func TestCheckHostNIC(t *testing.T) {
+	h := &Host{Binaries: map[Arch]Binary{ArchX86_64: {Path: "/q", NICs: []string{"e1000", "virtio-net-pci"}}, ArchPPC: {Path: "/p"}}}
+	if err := CheckHostNIC(h, ArchX86_64, "q35", "e1000"); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckHostNIC(h, ArchX86_64, "q35", ""); err != nil {
+		t.Fatalf("the default model: %v", err)
+	}
+	err := CheckHostNIC(h, ArchX86_64, "pc", "vmxnet3")
+	if err == nil || !strings.Contains(err.Error(), `"vmxnet3"`) || !strings.Contains(err.Error(), "e1000, virtio-net-pci") {
+		t.Fatalf("a model the binary lacks: %v", err)
+	}
+	if err := CheckHostNIC(h, ArchPPC, "mac99", "sungem"); err != nil {
+		t.Fatalf("no device list: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -92,11 +93,17 @@ func checkBootOrder(order string) error {
 }
 
 // ValidateFor checks spec as Validate does and against what the installed
-// QEMU knows (from the cached probe in h): a qemu binary for the arch, and
-// the machine type in its -machine help. Create, edit and start call it.
+// QEMU knows (from the cached probe in h): a qemu binary for the arch, the
+// machine type in its -machine help and the NIC models in its -device help. Create, edit and start call it.
 func (s *Spec) ValidateFor(h *emulator.Host) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
-	return emulator.CheckHostMachine(h, s.Arch, s.Machine)
+	errs := []error{emulator.CheckHostMachine(h, s.Arch, s.Machine)}
+	for i, n := range s.NICs {
+		if err := emulator.CheckHostNIC(h, s.Arch, s.Machine, n.Model); err != nil {
+			errs = append(errs, fmt.Errorf("nic %d: %w", i, err))
+		}
+	}
+	return errors.Join(errs...)
 }
