@@ -97,6 +97,9 @@ func (b *builder) build() error {
 	if err := b.resolveAccel(bin); err != nil {
 		return err
 	}
+	if err := CheckCPU(cfg.CPU); err != nil { // valid.go: -cpu is an option string
+		return err
+	}
 	if cfg.CPUs < 1 {
 		return fmt.Errorf("cpus must be at least 1, not %d", cfg.CPUs)
 	}
@@ -434,6 +437,9 @@ func (b *builder) machineArg(fw firmwareChoice) (string, error) {
 		if !isMachineOpt(m) {
 			return "", fmt.Errorf("machine option %q is not key=value (without commas)", m)
 		}
+		if err := CheckMachineOpt(m); err != nil { // valid.go
+			return "", err
+		}
 		k, _, _ := strings.Cut(m, "=")
 		set[k] = true
 	}
@@ -762,6 +768,9 @@ func (b *builder) addNIC(i int, n NIC) error {
 		return fmt.Errorf("nic %s: %s needs PCI, which the %s machine lacks: use ne2k_isa", id, model, b.board.name)
 	case isaNICs[model] && !b.board.isa:
 		return fmt.Errorf("nic %s: %s needs an ISA bus, which the %s machine lacks: use %s", id, model, b.board.name, b.board.nic)
+	}
+	if err := CheckNICModel(b.cfg.Arch, b.machine, model); err != nil { // valid.go: the head of -device
+		return fmt.Errorf("nic %s: %w", id, err)
 	}
 	dev := newDevice(model, "netdev", id)
 	if n.MAC != "" {

@@ -120,7 +120,7 @@ func (p *prober) probe(ctx context.Context) (*Host, error) {
 func (p *prober) probeBinary(ctx context.Context, path string) Binary {
 	b := Binary{Path: path}
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() {
 		defer wg.Done()
 		if out, err := p.runBinary(ctx, path, "--version"); err == nil {
@@ -137,6 +137,12 @@ func (p *prober) probeBinary(ctx context.Context, path string) Binary {
 		defer wg.Done()
 		if out, err := p.runBinary(ctx, path, "-machine", "help"); err == nil {
 			b.Machines = ParseMachineHelp(out)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if out, err := p.runBinary(ctx, path, "-device", "help"); err == nil {
+			b.NICs = ParseNetDeviceHelp(out) // valid.go
 		}
 	}()
 	wg.Wait()
@@ -368,7 +374,7 @@ func ParseMemTotalMiB(meminfo string) int {
 
 // probeCacheVersion changes whenever the cache format or what Probe finds
 // changes, so an older vlab's cache is not trusted.
-const probeCacheVersion = 2
+const probeCacheVersion = 3 // 3: Binary.NICs
 
 // probeCache is the on-disk form of a cached probe.
 type probeCache struct {
@@ -538,6 +544,7 @@ func cloneHost(h *Host) *Host {
 	for a, b := range h.Binaries {
 		b.Accels = append([]string(nil), b.Accels...)
 		b.Machines = append([]string(nil), b.Machines...)
+		b.NICs = append([]string(nil), b.NICs...)
 		c.Binaries[a] = b
 	}
 	return &c

@@ -321,8 +321,8 @@ func TestProbeFakeHost(t *testing.T) {
 	if h.Firmware != want {
 		t.Errorf("Firmware = %+v\nwant %+v", h.Firmware, want)
 	}
-	if n := f.execs(t); n != 3*3 {
-		t.Errorf("%d qemu runs, want 9 (3 queries x 3 binaries)", n)
+	if n := f.execs(t); n != 4*3 {
+		t.Errorf("%d qemu runs, want 12 (4 queries x 3 binaries)", n)
 	}
 }
 

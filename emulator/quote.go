@@ -51,3 +51,12 @@ func shellSafe(r rune) bool {
 	}
 	return strings.ContainsRune("_-+=:,./@%", r)
 }
+
+// UnixDgramNetdev returns the options of a dgram netdev between two unix
+// sockets (NIC.Socket for mode NetSocket), the socket paths escaped as
+// option values: a lab network port.
+func UnixDgramNetdev(local, remote string) []string {
+	return []string{"dgram",
+		"local.type=unix", "local.path=" + optValue(local),
+		"remote.type=unix", "remote.path=" + optValue(remote)}
+}

@@ -292,6 +292,7 @@ type Binary struct {
 	Version  string   // "7.2.19"
 	Accels   []string // from -accel help: "kvm", "tcg"
 	Machines []string // from -machine help: "pc", "q35", "pc-q35-7.2", ...
+	NICs     []string // from -device help, its network devices: "e1000", "sungem", ...
 }
 
 // KVMStatus records why KVM can or cannot be used on this host.

@@ -167,6 +167,13 @@ func (s *Store) Save(ctx context.Context, spec *Spec) error {
 	if _, err := os.Stat(p.Spec); err != nil {
 		return fmt.Errorf("save vm %q: %w", spec.Name, ErrNotFound)
 	}
+	host, err := s.Host(ctx)
+	if err != nil {
+		return fmt.Errorf("save vm %q: %w", spec.Name, err)
+	}
+	if err := spec.ValidateFor(host); err != nil {
+		return fmt.Errorf("save vm %q: %s", spec.Name, oneLine(err.Error()))
+	}
 	l, err := lock(ctx, p.Lock)
 	if err != nil {
 		return fmt.Errorf("save vm %q: %w", spec.Name, err)
@@ -271,6 +278,9 @@ func (s *Store) Create(ctx context.Context, spec *Spec) (err error) {
 	}
 	if _, ok := host.Binaries[spec.Arch]; !ok {
 		return fmt.Errorf("create vm %q: no qemu for %s: %w (install it: apt-get install %s)", spec.Name, spec.Arch, emulator.ErrNoQEMU, emulator.AptPackage(spec.Arch))
+	}
+	if err := spec.ValidateFor(host); err != nil {
+		return fmt.Errorf("create vm %q: %s", spec.Name, oneLine(err.Error()))
 	}
 	// The new VM's lock keeps a settling vlab off its folder in the making.
 	l, err := tryLock(p.Lock)

@@ -45,12 +45,20 @@ func (s *Store) ConfigFor(ctx context.Context, spec *Spec) (emulator.Config, *em
 	if err != nil {
 		return emulator.Config{}, nil, err
 	}
+	if err := spec.ValidateFor(host); err != nil {
+		return emulator.Config{}, nil, fmt.Errorf("vm %q: %s", spec.Name, oneLine(err.Error()))
+	}
 	cfg, err := s.config(spec, host, spec.Accel)
 	return cfg, host, err
 }
 
 func (s *Store) config(spec *Spec, host *emulator.Host, accel emulator.Accel) (emulator.Config, error) {
 	p := s.Paths(spec.Name)
+	// The one validator (validate.go), with what the installed QEMU knows:
+	// start and cmdline refuse what create and edit would have refused.
+	if err := spec.ValidateFor(host); err != nil {
+		return emulator.Config{}, fmt.Errorf("vm %q: %s is invalid: %s", spec.Name, p.Spec, oneLine(err.Error()))
+	}
 	choice, err := emulator.ChooseAccel(spec.Arch, accel, host)
 	if err != nil {
 		return emulator.Config{}, err

@@ -215,6 +215,7 @@ func TestCreateLeavesNothingOnFailure(t *testing.T) {
 		t.Fatalf("failed create left %v", ents)
 	}
 	spec.Arch = emulator.ArchPPC
+	spec.Machine = "" // the ppc default (q35 is refused for ppc)
 	spec.Disks = nil
 	err := s.Create(context.Background(), spec)
 	if !errors.Is(err, emulator.ErrNoQEMU) || !strings.Contains(err.Error(), "apt-get install") {

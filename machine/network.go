@@ -177,15 +177,10 @@ func (s *Store) nicConfig(spec *Spec, i int) (emulator.NIC, error) {
 	case NetLab:
 		lp := s.labPaths(n.Lab)
 		nic.Mode = emulator.NetSocket
-		nic.Socket = []string{"dgram",
-			"local.type=unix", "local.path=" + escapeOpt(s.labPortSocket(spec.Name, i)),
-			"remote.type=unix", "remote.path=" + escapeOpt(lp.Socket)}
+		nic.Socket = emulator.UnixDgramNetdev(s.labPortSocket(spec.Name, i), lp.Socket)
 	}
 	return nic, nil
 }
-
-// escapeOpt doubles commas, QEMU's escape inside an option value.
-func escapeOpt(v string) string { return strings.ReplaceAll(v, ",", ",,") }
 
 // OfferSSHForward gives spec's first user-mode NIC a forward from an auto
 // host port to the guest's SSH port when profile p is a Linux profile and

@@ -224,9 +224,6 @@ func (s *Spec) Validate() error {
 	if s.Boot.Kernel == "" && (s.Boot.Initrd != "" || s.Boot.Append != "" || s.Boot.DTB != "") {
 		add("initrd, append and dtb need a kernel: add --kernel PATH")
 	}
-	if strings.Trim(s.Boot.Order, "cdn") != "" {
-		add("boot order %q unknown: use letters c (disk), d (cdrom), n (network), e.g. dc", s.Boot.Order)
-	}
 	seen := map[string]bool{}
 	for i, d := range s.Disks {
 		if d.File == "" {
@@ -282,6 +279,7 @@ func (s *Spec) Validate() error {
 			add("nic %d is tap but names no interface: add tap = \"tap0\"", i)
 		}
 	}
+	errs = append(errs, s.validateValues()...) // validate.go
 	return errors.Join(errs...)
 }
 

@@ -39,5 +39,14 @@ func (s *Store) Update(ctx context.Context, name string, change func(*Spec) erro
 	if spec.Name != name {
 		return fmt.Errorf("update vm %q: the definition may not rename the vm (to %q): use `vlab clone`", name, spec.Name)
 	}
+	// The one validator with what the installed QEMU knows (validate.go),
+	// as Save and Create run it: an edit cannot store what start refuses.
+	host, err := s.Host(ctx)
+	if err != nil {
+		return fmt.Errorf("update vm %q: %w", name, err)
+	}
+	if err := spec.ValidateFor(host); err != nil {
+		return fmt.Errorf("update vm %q: %s", name, oneLine(err.Error()))
+	}
 	return s.saveSpecLocked(spec)
 }

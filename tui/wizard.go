@@ -568,6 +568,9 @@ func (w *wizard) spec() (NewVM, error) {
 		}
 	}
 	s.Display = emulator.Display(w.network.fields[2].Value())
+	if err := checkNewVM(s); err != nil { // validate.go: the checks of vlab create
+		return s, err
+	}
 	return s, nil
 }
 

@@ -46,6 +46,9 @@ func (a *app) createCmd() *cobra.Command {
 				// An installer needs somewhere to install to.
 				spec.Disks = []machine.DiskSpec{{File: "disk0.qcow2", Size: 20 * machine.GiB, Format: "qcow2"}}
 			}
+			if err := spec.Validate(); err != nil { // a bad flag value
+				return usageError{fmt.Errorf("create vm %q: %s", spec.Name, oneLine(err.Error()))}
+			}
 			if err := s.Create(cmd.Context(), spec); err != nil {
 				return err
 			}
@@ -102,6 +105,9 @@ func (a *app) editCmd() *cobra.Command {
 				}
 				if err := sf.apply(cmd, spec); err != nil {
 					return err
+				}
+				if err := spec.Validate(); err != nil { // a bad flag value
+					return usageError{fmt.Errorf("edit vm %q: %s", name, oneLine(err.Error()))}
 				}
 				if err := machine.CheckSources(spec.Boot); err != nil {
 					return fmt.Errorf("edit vm %q: %w", name, err)
