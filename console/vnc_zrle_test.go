@@ -189,7 +189,7 @@ func TestZRLEInflateKeepsStreamAcrossRectangles(t *testing.T) {
 		z.Reset()
 		zw.Write(want)
 		zw.Flush()
-		got, err := d.inflate(append([]byte(nil), z.Bytes()...))
+		got, err := d.inflate(append([]byte(nil), z.Bytes()...), 1<<20)
 		if err != nil {
 			t.Fatalf("rectangle %d: %v", i, err)
 		}
@@ -217,7 +217,7 @@ func TestZRLERejectsBadData(t *testing.T) {
 		}
 	}
 	var d zrleDecoder
-	if _, err := d.inflate([]byte{0x78, 0x00}); err == nil {
+	if _, err := d.inflate([]byte{0x78, 0x00}, 1<<20); err == nil {
 		t.Error("bad zlib header accepted")
 	}
 }
