@@ -241,3 +241,60 @@ func TestVNCUnknownServerMessageEndsSession(t *testing.T) {
 	}
 	checkOneLine(t, sessionErr(t, v), "message type 77")
 }
+
+// TestVNCPasswordHandshake: with a password the client picks VNC
+// authentication, answers the challenge with 16 bytes, and the session
+// works after vlab's own handshake hands over to go-vnc.
+func TestVNCPasswordHandshake(t *testing.T) {
+	got := make(chan []byte, 1)
+	sock := hostileRFB(t, func(c net.Conn) {
+		io.WriteString(c, "RFB 003.008\n")
+		buf := make([]byte, 12)
+		io.ReadFull(c, buf)
+		c.Write([]byte{2, 1, 2}) // VNC auth or none
+		io.ReadFull(c, buf[:1])
+		if buf[0] != 2 {
+			got <- nil
+			return
+		}
+		challenge := bytes.Repeat([]byte{0x5a}, 16)
+		c.Write(challenge)
+		resp := make([]byte, 16)
+		if _, err := io.ReadFull(c, resp); err != nil {
+			got <- nil
+			return
+		}
+		got <- resp
+		c.Write([]byte{0, 0, 0, 0})
+		io.ReadFull(c, buf[:1])
+		var init bytes.Buffer
+		binary.Write(&init, binary.BigEndian, [2]uint16{4, 4})
+		init.Write([]byte{32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0})
+		binary.Write(&init, binary.BigEndian, uint32(2))
+		init.WriteString("pw")
+		c.Write(init.Bytes())
+		// SetPixelFormat, SetEncodings (5 encodings), update request.
+		io.ReadFull(c, make([]byte, 20+4+4*5+10))
+		var upd bytes.Buffer
+		upd.Write(updateMsgFull(rect{w: 1, h: 1, enc: EncodingRaw, data: rawPixels([]uint32{0x123456})}))
+		c.Write(upd.Bytes())
+		drain(c)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, err := DialVNC(ctx, sock, VNCOptions{Password: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if resp := <-got; len(resp) != 16 || bytes.Equal(resp, bytes.Repeat([]byte{0x5a}, 16)) {
+		t.Fatalf("challenge response % x", resp)
+	}
+	waitUpdate(t, v)
+	if v.Name() != "pw" || v.Snapshot(nil).At(0, 0) != 0x123456 {
+		t.Errorf("name %q, pixel %06x", v.Name(), v.Snapshot(nil).At(0, 0))
+	}
+}
+
+// updateMsgFull is a FramebufferUpdate with its type byte.
+func updateMsgFull(rs ...rect) []byte { return append([]byte{0}, updateMsg(rs...)...) }

@@ -5,6 +5,8 @@ import (
 	"compress/zlib"
 	"math/rand"
 	"testing"
+
+	"vlab/internal/fuzzseed"
 )
 
 // testImage is a w×h picture with every kind of tile ZRLE has: solid
@@ -224,9 +226,7 @@ func TestZRLERejectsBadData(t *testing.T) {
 
 func FuzzZRLETiles(f *testing.F) {
 	img := testImage(70, 70, 1)
-	f.Add(zrleEncode(img, 70, 0, 0, 70, 70))
-	f.Add([]byte{1, 0, 0, 0})
-	f.Add([]byte{200, 1, 2})
+	fuzzseed.Add(f, []any{zrleEncode(img, 70, 0, 0, 70, 70)}, []any{[]byte{1, 0, 0, 0}}, []any{[]byte{200, 1, 2}})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fb := &Frame{}
 		fb.resize(70, 70)
