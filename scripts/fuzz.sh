@@ -47,7 +47,7 @@ for dir in $(find . -name '*_test.go' -not -path './.git/*' -exec grep -l '^func
 		found=$(find "$cache/$module/$pkg/$target" -type f 2>/dev/null | wc -l)
 		printf '%8s execs/s  corpus %4d (%d seeds + %d found)  %s\n' "$rate" $((seeds + found)) "$seeds" "$found" "$status"
 		if [ "$status" = FAIL ]; then
-			grep -E -- '--- FAIL|Failing input|panic:|_test.go:[0-9]+:' "$log" | head -n 12 | sed 's/^/    /'
+			grep -v -E '^fuzz: elapsed: ' "$log" | head -n 20 | sed 's/^/    /'
 		fi
 		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$pkg" "$target" "${execs:-0}" "$rate" "$seeds" "$found" "$status" >>"$rows"
 	done
