@@ -61,6 +61,14 @@ func FuzzVNCUpdate(f *testing.F) {
 	for _, s := range updateSeeds() {
 		seeds = append(seeds, []any{s})
 	}
+	// What made the client allocate without bound before it was fixed: a
+	// 16384x16384 DesktopSize, and a ZRLE rectangle inflating to 8 MiB.
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write(make([]byte, 8<<20))
+	zw.Flush()
+	bomb := rect{w: 64, h: 64, enc: EncodingZRLE, data: append(binary.BigEndian.AppendUint32(nil, uint32(z.Len())), z.Bytes()...)}
+	seeds = append(seeds, []any{updateMsg(rect{w: 16384, h: 16384, enc: EncodingDesktopSize})}, []any{updateMsg(bomb)})
 	fuzzseed.Add(f, seeds...)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v := &VNC{rects: map[Encoding]uint64{}, upd: make(chan struct{}, 1), done: make(chan struct{})}
@@ -135,8 +143,9 @@ func FuzzVNCSession(f *testing.F) {
 		seeds = append(seeds, []any{append([]byte{0}, s...)})
 	}
 	seeds = append(seeds,
-		[]any{[]byte{2, 2, 3, 0, 0, 0, 0, 0, 0, 0, 5, 'h', 'e', 'l', 'l', 'o'}},                      // bell, bell, cut text
-		[]any{append([]byte{1, 0, 0, 250, 0, 2}, make([]byte, 12)...)},                               // colour map entries
+		[]any{[]byte{2, 2, 3, 0, 0, 0, 0, 0, 0, 5, 'h', 'e', 'l', 'l', 'o'}}, // bell, bell, cut text
+		// Colour map entries 250..259: panicked go-vnc's reader (index 256 of a 256-entry map).
+		[]any{append([]byte{1, 0, 0, 250, 0, 10}, make([]byte, 60)...)},
 		[]any{append(append([]byte{3, 0, 0, 0, 0, 0, 0, 2, 'h', 'i', 0}, updateSeeds()[0]...), 150)}, // cut text, update, unknown type
 	)
 	fuzzseed.Add(f, seeds...)
@@ -180,6 +189,8 @@ func FuzzDecodePPM(f *testing.F) {
 	fuzzseed.Add(f,
 		[]any{[]byte("P6\n2 1\n255\n\xff\x00\x00\x00\xff\x00")},
 		[]any{[]byte("P6 # comment\n1 1 65535 \x12\x34\x56\x78\x9a\xbc")},
+		// 32768x32768 was accepted: a 4 GiB image allocated before reading a row.
+		[]any{[]byte("P6\n32768 32768\n255\n\x00")},
 	)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		img, err := DecodePPM(bytes.NewReader(data))
