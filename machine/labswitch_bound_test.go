@@ -187,3 +187,24 @@ func TestLabDHCPLeaseExpiry(t *testing.T) {
 		}
 	}
 }
+
+// TestLabSwitchMACAging: an address not heard from for macMaxAge is
+// forgotten (frames for it flood again until it speaks).
+func TestLabSwitchMACAging(t *testing.T) {
+	sw, _ := boundSwitch(t)
+	now := time.Unix(2_000_000, 0)
+	sw.now = func() time.Time { return now }
+	macA, _ := net.ParseMAC("52:54:00:00:00:0a")
+	macB, _ := net.ParseMAC("52:54:00:00:00:0b")
+	sw.handle(frame(macB, macA, "hello"), "/pa")
+	if ds := sw.handle(frame(macA, macB, "x"), "/pb"); len(ds) != 1 || ds[0].to != "/pa" {
+		t.Fatalf("a frame for a learned address went to %v", ds)
+	}
+	now = now.Add(macMaxAge + time.Second)
+	if ds := sw.handle(frame(macA, macB, "x"), "/pb"); len(ds) != 2 {
+		t.Errorf("a frame for an address silent for %v went to %v, want a flood to /pa and /pc", macMaxAge, ds)
+	}
+	if _, ok := sw.macs[[6]byte(macA)]; ok {
+		t.Error("the aged address is still in the table")
+	}
+}
