@@ -9,6 +9,9 @@
 # (after the others ran); Go writes the crasher to testdata/fuzz/FuzzXxx/:
 # fix the bug and commit the crasher with the fix.
 #
+# New interesting inputs are minimized for at most 1000 runs each (Go's
+# default, 60 s each, can eat a short run: an ISO's sectors are large).
+#
 # Usage: scripts/fuzz.sh [SECONDS]     (VLAB_FUZZ_RESULTS=0 skips RESULTS.md)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +34,7 @@ for dir in $(find . -name '*_test.go' -not -path './.git/*' -exec grep -l '^func
 	for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go | sed 's/^func //' | sort -u); do
 		printf 'fuzz: %-28s %-10s ' "$target" "$pkg"
 		status=ok
-		if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "${secs}s" -parallel 1 "./$pkg" >"$log" 2>&1; then
+		if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "${secs}s" -fuzzminimizetime 1000x -parallel 1 "./$pkg" >"$log" 2>&1; then
 			status=FAIL
 			failed=1
 		fi
