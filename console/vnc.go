@@ -221,16 +221,15 @@ func NewVNC(ctx context.Context, c net.Conn, opts VNCOptions) (*VNC, error) {
 		lastY: -1,
 	}
 	v.conn.onErr = v.fail
-	auth := []vnc.ClientAuth{new(vnc.ClientAuthNone)}
-	if opts.Password != "" {
-		auth = []vnc.ClientAuth{&vnc.PasswordAuth{Password: opts.Password}, new(vnc.ClientAuthNone)}
-	}
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
-	client, err := vnc.Client(v.conn, &vnc.ClientConfig{
-		Auth:           auth,
-		Exclusive:      opts.Exclusive,
-		ServerMessages: []vnc.ServerMessage{&updateReader{v: v}},
-	})
+	var client *vnc.ClientConn
+	err := v.conn.handshake(opts)
+	if err == nil {
+		client, err = vnc.Client(v.conn, &vnc.ClientConfig{
+			Exclusive:      opts.Exclusive,
+			ServerMessages: v.serverMessages(),
+		})
+	}
 	if !stop() || ctx.Err() != nil {
 		c.Close()
 		return nil, fmt.Errorf("rfb handshake: %w", ctx.Err())
@@ -494,15 +493,38 @@ type rfbConn struct {
 	r     *bufio.Reader
 	rx    atomic.Uint64
 	onErr func(error)
+
+	// After vlab's own bounded handshake, go-vnc runs its handshake
+	// against replay, and its answers (swallow bytes) go nowhere.
+	replay  []byte
+	swallow int
 }
 
 func (c *rfbConn) Read(p []byte) (int, error) {
+	if len(c.replay) > 0 {
+		n := copy(p, c.replay)
+		c.replay = c.replay[n:]
+		return n, nil
+	}
 	n, err := c.r.Read(p)
 	c.rx.Add(uint64(n))
 	if err != nil && c.onErr != nil {
 		c.onErr(err)
 	}
 	return n, err
+}
+
+func (c *rfbConn) Write(p []byte) (int, error) {
+	if c.swallow > 0 {
+		k := min(c.swallow, len(p))
+		c.swallow -= k
+		if k == len(p) {
+			return k, nil
+		}
+		n, err := c.Conn.Write(p[k:])
+		return k + n, err
+	}
+	return c.Conn.Write(p)
 }
 
 // updateReader replaces go-vnc's FramebufferUpdate message (type 0): it
@@ -558,6 +580,11 @@ func (v *VNC) readUpdate(r io.Reader) error {
 		w := int(binary.BigEndian.Uint16(rh[4:]))
 		h := int(binary.BigEndian.Uint16(rh[6:]))
 		enc := Encoding(int32(binary.BigEndian.Uint32(rh[8:])))
+		if enc == EncodingDesktopSize {
+			if err := checkFramebuffer(w, h); err != nil {
+				return err
+			}
+		}
 		v.mu.Lock()
 		v.rects[enc]++
 		switch enc {

@@ -31,7 +31,7 @@ func DecodePPM(r io.Reader) (*image.RGBA, error) {
 		fields[i] = n
 	}
 	w, h, maxv := fields[1], fields[2], fields[3]
-	if maxv > 65535 || w > 1<<15 || h > 1<<15 {
+	if maxv > 65535 || checkFramebuffer(w, h) != nil {
 		return nil, fmt.Errorf("decode ppm: %dx%d with maximum %d is out of range", w, h, maxv)
 	}
 	bps := 1

@@ -35,8 +35,17 @@ const (
 	zrleMaxInput = 64 << 20
 )
 
-// inflate returns the decompressed bytes of one rectangle's zlib data.
-func (d *zrleDecoder) inflate(data []byte) ([]byte, error) {
+// zrleMaxTiles is the most decompressed bytes the tiles of a w×h rectangle
+// can take: per pixel at most 4 (plain RLE runs of one: a CPIXEL and a
+// length byte), per tile a subencoding byte and a 127-colour palette.
+func zrleMaxTiles(w, h int) int {
+	tiles := ((w + zrleTile - 1) / zrleTile) * ((h + zrleTile - 1) / zrleTile)
+	return 4*w*h + tiles*(1+3*127)
+}
+
+// inflate returns the decompressed bytes of one rectangle's zlib data,
+// refusing more than limit bytes (a zlib bomb stops there).
+func (d *zrleDecoder) inflate(data []byte, limit int) ([]byte, error) {
 	if !d.started {
 		if len(data) < 2 {
 			return nil, errors.New("zrle: zlib header missing")
@@ -59,8 +68,11 @@ func (d *zrleDecoder) inflate(data []byte) ([]byte, error) {
 		if len(d.out) == cap(d.out) {
 			d.out = append(d.out, 0)[:len(d.out)]
 		}
-		n, err := d.fl.Read(d.out[len(d.out):cap(d.out)])
+		n, err := d.fl.Read(d.out[len(d.out):min(cap(d.out), limit+1)])
 		d.out = d.out[:len(d.out)+n]
+		if len(d.out) > limit {
+			return nil, fmt.Errorf("zrle: rectangle inflates past the %d bytes its tiles can take", limit)
+		}
 		if err == nil {
 			continue
 		}
@@ -92,8 +104,11 @@ func (d *zrleDecoder) decode(r io.Reader, v *VNC, x, y, w, h int) error {
 		return err
 	}
 	n := int(binary.BigEndian.Uint32(lb[:]))
-	if n > zrleMaxInput {
-		return fmt.Errorf("zrle: rectangle of %d compressed bytes", n)
+	limit := zrleMaxTiles(w, h)
+	// Deflate's worst case (stored blocks) adds a little to the input:
+	// zlib's deflateBound allows n/8 + n/64 + a few bytes.
+	if n > min(zrleMaxInput, limit+limit/8+limit/64+64) {
+		return fmt.Errorf("zrle: %dx%d rectangle of %d compressed bytes", w, h, n)
 	}
 	if cap(d.in) < n {
 		d.in = make([]byte, n)
@@ -102,7 +117,7 @@ func (d *zrleDecoder) decode(r io.Reader, v *VNC, x, y, w, h int) error {
 	if _, err := io.ReadFull(r, d.in); err != nil {
 		return err
 	}
-	data, err := d.inflate(d.in)
+	data, err := d.inflate(d.in, limit)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,8 @@ import (
 	"compress/zlib"
 	"math/rand"
 	"testing"
+
+	"vlab/internal/fuzzseed"
 )
 
 // testImage is a w×h picture with every kind of tile ZRLE has: solid
@@ -189,7 +191,7 @@ func TestZRLEInflateKeepsStreamAcrossRectangles(t *testing.T) {
 		z.Reset()
 		zw.Write(want)
 		zw.Flush()
-		got, err := d.inflate(append([]byte(nil), z.Bytes()...))
+		got, err := d.inflate(append([]byte(nil), z.Bytes()...), 1<<20)
 		if err != nil {
 			t.Fatalf("rectangle %d: %v", i, err)
 		}
@@ -217,16 +219,14 @@ func TestZRLERejectsBadData(t *testing.T) {
 		}
 	}
 	var d zrleDecoder
-	if _, err := d.inflate([]byte{0x78, 0x00}); err == nil {
+	if _, err := d.inflate([]byte{0x78, 0x00}, 1<<20); err == nil {
 		t.Error("bad zlib header accepted")
 	}
 }
 
 func FuzzZRLETiles(f *testing.F) {
 	img := testImage(70, 70, 1)
-	f.Add(zrleEncode(img, 70, 0, 0, 70, 70))
-	f.Add([]byte{1, 0, 0, 0})
-	f.Add([]byte{200, 1, 2})
+	fuzzseed.Add(f, []any{zrleEncode(img, 70, 0, 0, 70, 70)}, []any{[]byte{1, 0, 0, 0}}, []any{[]byte{200, 1, 2}})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fb := &Frame{}
 		fb.resize(70, 70)

@@ -290,6 +290,7 @@ type GetOptions struct {
 	SHA256   string         // expected checksum; "" records whatever arrives
 	Progress func(Progress) // called as bytes arrive (at most every 100ms) and once at the end
 	Client   *http.Client   // default http.DefaultClient
+	MaxSize  int64          // refuse a file larger than this; 0 means MaxISOSize
 }
 
 // Download fetches url into the library. A partial download from an earlier
@@ -395,12 +396,16 @@ func (l *ISOLibrary) fetch(ctx context.Context, rawURL, part string, opts GetOpt
 		return "", fmt.Errorf("download %s: %w", rawURL, err)
 	}
 	defer resp.Body.Close()
+	limit := opts.MaxSize
+	if limit <= 0 {
+		limit = MaxISOSize
+	}
 	total := int64(-1)
 	switch {
 	case have > 0 && resp.StatusCode == http.StatusPartialContent:
-		start, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
-		if !ok || start != have {
-			return "", fmt.Errorf("download %s: server resumed at the wrong offset (%q for %d bytes on disk)", rawURL, resp.Header.Get("Content-Range"), have)
+		size, err := checkResume(have, resp.Header.Get("Content-Range"), resp.ContentLength)
+		if err != nil {
+			return "", fmt.Errorf("download %s: %w", rawURL, err)
 		}
 		total = size
 	case have > 0 && resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
@@ -420,12 +425,31 @@ func (l *ISOLibrary) fetch(ctx context.Context, rawURL, part string, opts GetOpt
 	default:
 		return "", fmt.Errorf("download %s: server answered %s", rawURL, resp.Status)
 	}
+	if total > limit {
+		return "", fmt.Errorf("download %s: server announces %d bytes, larger than the %d vlab accepts for an ISO: check the URL", rawURL, total, limit)
+	}
 	if _, err := f.Seek(have, io.SeekStart); err != nil {
 		return "", fmt.Errorf("download %s: %w", rawURL, err)
 	}
 	resumed := have
+	// Read at most what the server announced (or the size cap) and one
+	// byte more, to tell a server that sends too much.
+	want := limit - have
+	if total >= 0 {
+		want = total - have
+	}
 	pw := &progressWriter{h: h, done: have, total: total, resumed: resumed, fn: opts.Progress}
-	n, copyErr := io.Copy(io.MultiWriter(f, pw), resp.Body)
+	n, copyErr := io.Copy(io.MultiWriter(f, pw), io.LimitReader(resp.Body, want))
+	if copyErr == nil {
+		var one [1]byte
+		if k, _ := io.ReadFull(resp.Body, one[:]); k > 0 {
+			if total >= 0 {
+				copyErr = fmt.Errorf("server sent more than the %d bytes it announced", total)
+			} else {
+				copyErr = fmt.Errorf("file larger than the %d bytes vlab accepts for an ISO", limit)
+			}
+		}
+	}
 	if err := f.Sync(); err != nil && copyErr == nil {
 		copyErr = err
 	}
@@ -434,11 +458,22 @@ func (l *ISOLibrary) fetch(ctx context.Context, rawURL, part string, opts GetOpt
 		copyErr = io.ErrUnexpectedEOF
 	}
 	if copyErr != nil {
+		if got > limit-1 && total < 0 {
+			// The server streams without end: keep only what an earlier
+			// run had.
+			_ = f.Truncate(resumed)
+			return "", fmt.Errorf("download %s: the server sent more than %d bytes, larger than vlab accepts for an ISO: check the URL", rawURL, limit)
+		}
 		return "", fmt.Errorf("download %s: interrupted after %d of %s bytes (%v): run the same command again to resume", rawURL, got, sizeOrUnknown(total), copyErr)
 	}
 	report(opts.Progress, Progress{Done: got, Total: max(total, got), Resumed: resumed})
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// MaxISOSize is the largest file `vlab iso get` accepts (64 GiB: dual-layer
+// Blu-ray images fit): a server that announces more, or streams without end,
+// is refused.
+const MaxISOSize = 64 << 30
 
 func sizeOrUnknown(n int64) string {
 	if n < 0 {
@@ -447,31 +482,59 @@ func sizeOrUnknown(n int64) string {
 	return strconv.FormatInt(n, 10)
 }
 
-// parseContentRange reads "bytes START-END/SIZE" (SIZE may be "*").
-func parseContentRange(s string) (start, size int64, ok bool) {
+// checkResume checks a 206 answer to "Range: bytes=HAVE-": its Content-Range
+// must start at have, run to the file's last byte and agree with
+// Content-Length (-1 when absent). It returns the file's size (-1 unknown).
+func checkResume(have int64, contentRange string, contentLength int64) (int64, error) {
+	start, end, size, ok := parseContentRange(contentRange)
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("server sent a malformed Content-Range %q: try again later or without the .part file", contentRange)
+	case start != have:
+		return 0, fmt.Errorf("server resumed at the wrong offset (Content-Range %q for %d bytes on disk): delete the .part file to start over", contentRange, have)
+	case size >= 0 && end != size-1:
+		return 0, fmt.Errorf("server sent Content-Range %q, not the rest of the file from byte %d: delete the .part file to start over", contentRange, have)
+	case contentLength >= 0 && contentLength != end-start+1:
+		return 0, fmt.Errorf("server sent Content-Length %d for Content-Range %q: try again later", contentLength, contentRange)
+	}
+	return size, nil
+}
+
+// parseContentRange reads "bytes START-END/SIZE" (SIZE may be "*"):
+// non-negative decimal numbers, START <= END, END < SIZE when SIZE is known.
+func parseContentRange(s string) (start, end, size int64, ok bool) {
 	rest, found := strings.CutPrefix(s, "bytes ")
 	if !found {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	rng, sz, found := strings.Cut(rest, "/")
 	if !found {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	a, _, found := strings.Cut(rng, "-")
+	a, b, found := strings.Cut(rng, "-")
 	if !found {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	start, err := strconv.ParseInt(a, 10, 64)
-	if err != nil {
-		return 0, 0, false
+	num := func(s string) (int64, bool) {
+		if s == "" || strings.TrimLeft(s, "0123456789") != "" {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		return n, err == nil
+	}
+	var okA, okB bool
+	start, okA = num(a)
+	end, okB = num(b)
+	if !okA || !okB || end < start {
+		return 0, 0, 0, false
 	}
 	size = -1
 	if sz != "*" {
-		if size, err = strconv.ParseInt(sz, 10, 64); err != nil {
-			return 0, 0, false
+		if size, ok = num(sz); !ok || end >= size {
+			return 0, 0, 0, false
 		}
 	}
-	return start, size, true
+	return start, end, size, true
 }
 
 // progressWriter hashes what is written and reports progress at most every

@@ -306,16 +306,21 @@ func TestISOLibraryAddListRemove(t *testing.T) {
 }
 
 func TestParseContentRange(t *testing.T) {
-	for in, want := range map[string][3]int64{
-		"bytes 100-199/200": {100, 200, 1},
-		"bytes 0-0/*":       {0, -1, 1},
-		"bytes */200":       {0, 0, 0},
-		"items 1-2/3":       {0, 0, 0},
-		"":                  {0, 0, 0},
+	for in, want := range map[string][4]int64{
+		"bytes 100-199/200": {100, 199, 200, 1},
+		"bytes 0-0/*":       {0, 0, -1, 1},
+		"bytes */200":       {0, 0, 0, 0},
+		"items 1-2/3":       {0, 0, 0, 0},
+		"":                  {0, 0, 0, 0},
+		"bytes 100-199/150": {0, 0, 0, 0},
+		"bytes 5-1/10":      {0, 0, 0, 0},
+		"bytes -5-1/10":     {0, 0, 0, 0},
+		"bytes 1-5/-10":     {0, 0, 0, 0},
+		"bytes +1-5/10":     {0, 0, 0, 0},
 	} {
-		s, n, ok := parseContentRange(in)
-		if ok != (want[2] == 1) || (ok && (s != want[0] || n != want[1])) {
-			t.Errorf("parseContentRange(%q) = %d %d %v, want %v", in, s, n, ok, want)
+		s, e, n, ok := parseContentRange(in)
+		if ok != (want[3] == 1) || (ok && (s != want[0] || e != want[1] || n != want[2])) {
+			t.Errorf("parseContentRange(%q) = %d %d %d %v, want %v", in, s, e, n, ok, want)
 		}
 	}
 }

@@ -442,8 +442,10 @@ func lastLine(s string) string {
 }
 
 // registerLabPort tells the switch of lab where NIC i of VM vm receives, so
-// broadcasts reach it before it has sent anything.
-func (s *Store) registerLabPort(lab, vm string, i int) error {
+// broadcasts reach it before it has sent anything, and which MAC that NIC
+// has: the switch's DHCP serves only its members' MACs, each from its own
+// port.
+func (s *Store) registerLabPort(lab, vm string, i int, mac string) error {
 	lp := s.labPaths(lab)
 	if err := os.MkdirAll(lp.Ports, 0o700); err != nil {
 		return fmt.Errorf("lab %q: %w", lab, err)
@@ -451,5 +453,14 @@ func (s *Store) registerLabPort(lab, vm string, i int) error {
 	if err := ensurePrivateDir(s.Paths(vm).Run); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(lp.Ports, vm+"."+nicID(i)), []byte(s.labPortSocket(vm, i)), 0o600)
+	return writeFileAtomic(filepath.Join(lp.Ports, vm+"."+nicID(i)), []byte(s.labPortSocket(vm, i)+"\n"+strings.ToLower(mac)+"\n"), 0o600)
+}
+
+// nicMAC is the MAC NIC i of spec has: its own, or the stable one vlab
+// derives from the VM's name.
+func nicMAC(spec *Spec, i int) string {
+	if m := spec.NICs[i].MAC; m != "" {
+		return m
+	}
+	return StableMAC(spec.Name, i)
 }

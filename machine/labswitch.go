@@ -128,19 +128,42 @@ type delivery struct {
 }
 
 // labSwitch is the forwarding logic of a lab switch, apart from sockets.
+//
+// What a guest sends is not trusted: the MAC table holds at most
+// maxMACsPerPort addresses per port (a port learning more forgets its
+// oldest) and forgets an address not heard for macMaxAge; DHCP answers only
+// the member VMs' MACs, each from its own port (the registry says which),
+// and a port whose MAC is not known gets at most maxLeasesPerPort leases.
 type labSwitch struct {
 	conf switchConf
 
 	mu         sync.Mutex
-	macs       map[[6]byte]string // learned: MAC -> port
-	registered map[string]string  // registry file -> port
-	seen       map[string]bool    // ports that sent us frames
-	portsTime  time.Time          // the registry dir's mtime when last read
+	macs       map[[6]byte]macEntry // learned: MAC -> port
+	portMACs   map[string][][6]byte // port -> its learned MACs, oldest first
+	registered map[string]string    // registry file -> port
+	members    map[string]string    // member MAC (lower case) -> its port, from the registry
+	anyMAC     map[string]bool      // registered ports whose MAC the registry does not say
+	seen       map[string]bool      // ports that sent us frames
+	portsTime  time.Time            // the registry dir's mtime when last read
 	dhcp       *dhcpServer
+	now        func() time.Time
 }
 
+// macEntry is one learned address.
+type macEntry struct {
+	port string
+	seen time.Time
+}
+
+// Bounds of the MAC table.
+const (
+	maxMACsPerPort = 64
+	macMaxAge      = 5 * time.Minute
+)
+
 func newLabSwitch(conf switchConf) (*labSwitch, error) {
-	sw := &labSwitch{conf: conf, macs: map[[6]byte]string{}, registered: map[string]string{}, seen: map[string]bool{}}
+	sw := &labSwitch{conf: conf, macs: map[[6]byte]macEntry{}, portMACs: map[string][][6]byte{}, registered: map[string]string{},
+		members: map[string]string{}, anyMAC: map[string]bool{}, seen: map[string]bool{}, now: time.Now}
 	if conf.Lab.DHCP {
 		d, err := newDHCPServer(conf.Lab.Subnet, conf.Leases)
 		if err != nil {
@@ -152,7 +175,8 @@ func newLabSwitch(conf switchConf) (*labSwitch, error) {
 	return sw, nil
 }
 
-// refreshPorts re-reads the registry of VM NICs on the lab.
+// refreshPorts re-reads the registry of VM NICs on the lab: one file per
+// NIC holding its socket path and, on the next line, its MAC.
 func (sw *labSwitch) refreshPorts() {
 	var mtime time.Time
 	if fi, err := os.Stat(sw.conf.Ports); err == nil {
@@ -160,19 +184,79 @@ func (sw *labSwitch) refreshPorts() {
 	}
 	ents, _ := os.ReadDir(sw.conf.Ports)
 	reg := map[string]string{}
+	members := map[string]string{}
+	anyMAC := map[string]bool{}
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		f := filepath.Join(sw.conf.Ports, e.Name())
 		data, err := os.ReadFile(f)
-		if err == nil && len(data) > 0 {
-			reg[f] = strings.TrimSpace(string(data))
+		if err != nil || len(data) == 0 {
+			continue
+		}
+		port, mac, _ := strings.Cut(strings.TrimSpace(string(data)), "\n")
+		port = strings.TrimSpace(port)
+		reg[f] = port
+		if hw, err := net.ParseMAC(strings.TrimSpace(mac)); err == nil {
+			members[hw.String()] = port
+		} else {
+			anyMAC[port] = true // written by an older vlab
 		}
 	}
 	sw.mu.Lock()
-	sw.registered, sw.portsTime = reg, mtime
+	sw.registered, sw.members, sw.anyMAC, sw.portsTime = reg, members, anyMAC, mtime
 	sw.mu.Unlock()
+}
+
+// dhcpClient says whether the DHCP client mac asking from port src is
+// served, and how.
+func (sw *labSwitch) dhcpClient(mac, src string) (dhcpClient, bool) {
+	if port, ok := sw.members[mac]; ok {
+		return dhcpClient{member: true, port: port}, src == "" || src == port
+	}
+	if src != "" && sw.anyMAC[src] {
+		return dhcpClient{port: src}, true
+	}
+	return dhcpClient{}, false
+}
+
+// learn records that from lives behind port src, within the table's bounds.
+func (sw *labSwitch) learn(from [6]byte, src string) {
+	now := sw.now()
+	if e, ok := sw.macs[from]; ok {
+		if e.port == src {
+			sw.macs[from] = macEntry{port: src, seen: now}
+			return
+		}
+		sw.forget(from) // it moved
+	}
+	list := sw.portMACs[src]
+	if len(list) >= maxMACsPerPort {
+		delete(sw.macs, list[0])
+		list = list[1:]
+	}
+	sw.portMACs[src] = append(list, from)
+	sw.macs[from] = macEntry{port: src, seen: now}
+}
+
+// forget drops mac from the table.
+func (sw *labSwitch) forget(mac [6]byte) {
+	e, ok := sw.macs[mac]
+	if !ok {
+		return
+	}
+	delete(sw.macs, mac)
+	list := sw.portMACs[e.port]
+	for i, m := range list {
+		if m == mac {
+			sw.portMACs[e.port] = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(sw.portMACs[e.port]) == 0 {
+		delete(sw.portMACs, e.port)
+	}
 }
 
 // refreshIfChanged re-reads the registry when its directory changed (one
@@ -218,12 +302,12 @@ func (sw *labSwitch) handle(frame []byte, src string) []delivery {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
 	if src != "" && from[0]&1 == 0 {
-		sw.macs[from] = src
+		sw.learn(from, src)
 		sw.seen[src] = true
 	}
 	var out []delivery
 	if sw.dhcp != nil {
-		if reply := sw.dhcp.handle(frame); reply != nil {
+		if reply := sw.dhcp.serve(frame, func(mac string) (dhcpClient, bool) { return sw.dhcpClient(mac, src) }); reply != nil {
 			// The reply is an Ethernet broadcast (the client has no address
 			// yet), but only the asking port needs it.
 			if src != "" {
@@ -236,11 +320,13 @@ func (sw *labSwitch) handle(frame []byte, src string) []delivery {
 		}
 	}
 	if dst[0]&1 == 0 {
-		if p, ok := sw.macs[dst]; ok {
-			if p == src {
+		if e, ok := sw.macs[dst]; ok && sw.now().Sub(e.seen) < macMaxAge {
+			if e.port == src {
 				return nil
 			}
-			return []delivery{{to: p, frame: frame}}
+			return []delivery{{to: e.port, frame: frame}}
+		} else if ok {
+			sw.forget(dst) // not heard from for too long: flood, relearn
 		}
 	}
 	for _, p := range sw.ports() {
@@ -260,11 +346,10 @@ func (sw *labSwitch) sendFailed(port string, err error) {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
 	delete(sw.seen, port)
-	for mac, p := range sw.macs {
-		if p == port {
-			delete(sw.macs, mac)
-		}
+	for _, mac := range sw.portMACs[port] {
+		delete(sw.macs, mac)
 	}
+	delete(sw.portMACs, port)
 	if errors.Is(err, syscall.ENOENT) {
 		for f, p := range sw.registered {
 			if p == port {
@@ -295,20 +380,44 @@ const (
 	optEnd        = 255
 
 	dhcpMagic     = 0x63825363
-	dhcpLeaseSecs = 24 * 60 * 60
 	bootpFixedLen = 236 // op .. file, before the magic cookie
 )
 
-// dhcpServer leases addresses of one subnet, one per MAC, kept across
-// restarts so a VM keeps its address.
+// Lease times. A client renews at half the lease time with a REQUEST; an
+// address offered but never requested is held for dhcpOfferHold.
+const (
+	dhcpLeaseTime    = time.Hour
+	dhcpOfferHold    = time.Minute
+	maxLeasesPerPort = 4 // leases a port whose MAC vlab does not know may hold
+)
+
+// dhcpServer leases addresses of one subnet, one per MAC. Leases expire
+// unless renewed; an expired lease keeps its address for its MAC until
+// another client needs it. Members' leases (MACs of the lab's VMs) are kept
+// across restarts so a VM keeps its address; no other lease is written.
 type dhcpServer struct {
 	subnet   *net.IPNet
 	server   net.IP // the subnet's first address
 	first    uint32 // pool bounds, as integers
 	last     uint32
-	path     string            // leases.json ("" = not persisted)
-	leases   map[string]net.IP // MAC (lower case) -> address
-	occupied map[uint32]bool
+	path     string                // leases.json ("" = not persisted)
+	leases   map[string]*dhcpLease // MAC (lower case) -> lease
+	occupied map[uint32]string     // address -> MAC holding it
+	now      func() time.Time
+}
+
+// dhcpLease is one address handed out.
+type dhcpLease struct {
+	ip      net.IP
+	expires time.Time
+	client  dhcpClient
+}
+
+// dhcpClient is who asks: a member VM's MAC, or a MAC behind a port whose
+// MAC vlab does not know (capped per port).
+type dhcpClient struct {
+	member bool
+	port   string
 }
 
 func newDHCPServer(cidr, path string) (*dhcpServer, error) {
@@ -319,7 +428,7 @@ func newDHCPServer(cidr, path string) (*dhcpServer, error) {
 	base := binary.BigEndian.Uint32(n.IP.To4())
 	ones, bits := n.Mask.Size()
 	size := uint32(1) << uint(bits-ones)
-	d := &dhcpServer{subnet: n, path: path, leases: map[string]net.IP{}, occupied: map[uint32]bool{}}
+	d := &dhcpServer{subnet: n, path: path, leases: map[string]*dhcpLease{}, occupied: map[uint32]string{}, now: time.Now}
 	d.server = ipFromU32(base + 1)
 	d.first, d.last = base+2, base+size-2
 	if size >= 64 {
@@ -328,10 +437,19 @@ func newDHCPServer(cidr, path string) (*dhcpServer, error) {
 	var saved map[string]string
 	if path != "" && readJSON(path, &saved) == nil {
 		for mac, ip := range saved {
-			if a := net.ParseIP(ip).To4(); a != nil && n.Contains(a) {
-				d.leases[mac] = a
-				d.occupied[binary.BigEndian.Uint32(a)] = true
+			hw, err := net.ParseMAC(mac)
+			a := net.ParseIP(ip).To4()
+			if err != nil || a == nil || !n.Contains(a) {
+				continue
 			}
+			v := binary.BigEndian.Uint32(a)
+			if v < d.first || v > d.last || d.occupied[v] != "" {
+				continue
+			}
+			// Expired at once: the VM gets it back, unless the pool runs
+			// out first.
+			d.leases[hw.String()] = &dhcpLease{ip: a, client: dhcpClient{member: true}}
+			d.occupied[v] = hw.String()
 		}
 	}
 	return d, nil
@@ -343,43 +461,89 @@ func ipFromU32(v uint32) net.IP {
 	return ip
 }
 
-// lease returns mac's address, allocating the lowest free one.
-func (d *dhcpServer) lease(mac string) net.IP {
-	if ip, ok := d.leases[mac]; ok {
-		return ip
+// lease returns mac's address, allocating the lowest free one (or, when
+// none is, the one whose lease expired first), held until hold from now.
+// nil: the pool is full, or c's port holds its share already.
+func (d *dhcpServer) lease(mac string, c dhcpClient, hold time.Duration) net.IP {
+	now := d.now()
+	if l, ok := d.leases[mac]; ok {
+		l.client = c
+		if until := now.Add(hold); until.After(l.expires) {
+			l.expires = until
+		}
+		return l.ip
 	}
-	for v := d.first; v <= d.last; v++ {
-		if !d.occupied[v] {
-			d.occupied[v] = true
-			d.leases[mac] = ipFromU32(v)
-			d.save()
-			return d.leases[mac]
+	if !c.member {
+		n := 0
+		for _, l := range d.leases {
+			if !l.client.member && l.client.port == c.port && now.Before(l.expires) {
+				n++
+			}
+		}
+		if n >= maxLeasesPerPort {
+			return nil
 		}
 	}
-	return nil
+	pick, found := uint32(0), false
+	var oldest time.Time
+	for v := d.first; v <= d.last; v++ {
+		holder := d.occupied[v]
+		if holder == "" {
+			pick, found = v, true
+			break
+		}
+		if l := d.leases[holder]; !now.Before(l.expires) && (!found || l.expires.Before(oldest)) {
+			pick, found, oldest = v, true, l.expires
+		}
+	}
+	if !found {
+		return nil
+	}
+	if holder := d.occupied[pick]; holder != "" {
+		delete(d.leases, holder) // expired: the address goes to mac
+	}
+	d.occupied[pick] = mac
+	d.leases[mac] = &dhcpLease{ip: ipFromU32(pick), expires: now.Add(hold), client: c}
+	d.save()
+	return d.leases[mac].ip
 }
 
+// save writes the members' leases (only theirs: a guest cannot fill the
+// file with made-up MACs).
 func (d *dhcpServer) save() {
 	if d.path == "" {
 		return
 	}
 	out := map[string]string{}
-	for mac, ip := range d.leases {
-		out[mac] = ip.String()
+	for mac, l := range d.leases {
+		if l.client.member {
+			out[mac] = l.ip.String()
+		}
 	}
 	_ = writeJSON(d.path, out)
 }
 
-// handle answers a DHCP DISCOVER or REQUEST frame; anything else gets nil.
+// handle answers a DHCP DISCOVER or REQUEST frame from any client;
+// anything else gets nil.
 func (d *dhcpServer) handle(frame []byte) []byte {
+	return d.serve(frame, func(string) (dhcpClient, bool) { return dhcpClient{member: true}, true })
+}
+
+// serve answers a DHCP DISCOVER or REQUEST frame of a client allow admits;
+// anything else gets nil.
+func (d *dhcpServer) serve(frame []byte, allow func(mac string) (dhcpClient, bool)) []byte {
 	msg, ok := parseDHCP(frame)
 	if !ok {
 		return nil
 	}
 	mac := net.HardwareAddr(msg.chaddr[:]).String()
+	c, ok := allow(mac)
+	if !ok {
+		return nil // not the lab's: stay silent, as for another server's client
+	}
 	switch msg.msgType {
 	case dhcpDiscover:
-		ip := d.lease(mac)
+		ip := d.lease(mac, c, dhcpOfferHold)
 		if ip == nil {
 			return nil // pool exhausted: stay silent like a full server
 		}
@@ -392,7 +556,7 @@ func (d *dhcpServer) handle(frame []byte) []byte {
 		if want == nil {
 			want = msg.ciaddr
 		}
-		ip := d.lease(mac)
+		ip := d.lease(mac, c, dhcpLeaseTime)
 		if ip == nil || (want != nil && !want.Equal(ip)) {
 			return d.reply(msg, dhcpNak, nil)
 		}
@@ -489,7 +653,7 @@ func (d *dhcpServer) reply(m dhcpMsg, typ byte, yiaddr net.IP) []byte {
 	b = append(b, d.server.To4()...)
 	if typ != dhcpNak {
 		b = append(b, optLeaseTime, 4, 0, 0, 0, 0)
-		binary.BigEndian.PutUint32(b[len(b)-4:], dhcpLeaseSecs)
+		binary.BigEndian.PutUint32(b[len(b)-4:], uint32(dhcpLeaseTime/time.Second))
 		b = append(b, optSubnetMask, 4)
 		b = append(b, d.subnet.Mask...)
 	}

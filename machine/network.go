@@ -233,7 +233,7 @@ func (s *Store) prepareNetwork(ctx context.Context, spec *Spec) error {
 			if err != nil {
 				return err
 			}
-			if err := s.registerLabPort(n.Lab, spec.Name, i); err != nil {
+			if err := s.registerLabPort(n.Lab, spec.Name, i, nicMAC(spec, i)); err != nil {
 				return err
 			}
 			if err := s.ensureLabSwitch(ctx, lab); err != nil {

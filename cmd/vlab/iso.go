@@ -201,7 +201,7 @@ func (b *progressBar) update(p machine.Progress) {
 	b.announce = false
 	pct := int64(-1)
 	if p.Total > 0 {
-		pct = p.Done * 100 / p.Total
+		pct = min(max(p.Done, 0)*100/p.Total, 100) // a lying server must not break the bar
 	}
 	rate := ""
 	if el := time.Since(b.started).Seconds(); el > 0.5 && p.Done > p.Resumed {
