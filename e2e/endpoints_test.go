@@ -125,22 +125,6 @@ func openAncestors(t *testing.T, e *env) {
 	}
 }
 
-// listenersAll is listenersOf for TCP and UDP.
-func listenersAll(t *testing.T, pid int) []string {
-	t.Helper()
-	out, err := exec.Command(fixture.Program(t, "ss"), "-H", "-ltunp").CombinedOutput()
-	if err != nil {
-		t.Fatalf("ss -ltunp: %v: %s", err, out)
-	}
-	var mine []string
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if strings.Contains(l, "pid="+strconv.Itoa(pid)+",") {
-			mine = append(mine, l)
-		}
-	}
-	return mine
-}
-
 // gdbMonitor sends gdb's `monitor CMD` (a qRcmd packet of the remote
 // protocol) to the stub at sock and returns the console output it answers.
 func gdbMonitor(t *testing.T, sock, cmd string) string {
@@ -254,7 +238,7 @@ func TestEndpointsOwnerOnly(t *testing.T) {
 	}
 
 	// No network endpoint at all.
-	if l := listenersAll(t, s.PID); len(l) > 0 {
+	if l := listenersOf(t, s.PID, "-ltunp"); len(l) > 0 {
 		t.Fatalf("qemu (pid %d) with --gdb listens on the network:\n%s", s.PID, strings.Join(l, "\n"))
 	}
 

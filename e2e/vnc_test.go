@@ -24,13 +24,17 @@ import (
 	"vlab/internal/fixture"
 )
 
-// listenersOf returns the `ss -ltnp` lines of the TCP sockets process pid
-// listens on.
-func listenersOf(t *testing.T, pid int) []string {
+// listenersOf returns the `ss` lines of the sockets process pid listens on:
+// TCP ones, or those ssFlags asks for (e.g. "-ltunp" for TCP and UDP).
+func listenersOf(t *testing.T, pid int, ssFlags ...string) []string {
 	t.Helper()
-	out, err := exec.Command(fixture.Program(t, "ss"), "-H", "-ltnp").CombinedOutput()
+	flags := "-ltnp"
+	if len(ssFlags) > 0 {
+		flags = ssFlags[0]
+	}
+	out, err := exec.Command(fixture.Program(t, "ss"), "-H", flags).CombinedOutput()
 	if err != nil {
-		t.Fatalf("ss -ltnp: %v: %s", err, out)
+		t.Fatalf("ss %s: %v: %s", flags, err, out)
 	}
 	var mine []string
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
