@@ -2,7 +2,11 @@
 // `vlab start` and through the very same qemu argv run by hand, side by side
 // in one run, and records both and their difference in bench/RESULTS.md.
 //
-// Usage: go run ./bench/start [-n 15] [-vlab bin/vlab] [-out bench/RESULTS.md]
+// With -base OLD (a vlab binary built from an earlier commit, e.g. by
+// bench/start/base.sh), that vlab's start is timed in the same rounds, in
+// its own library, so the table also shows what the change since costs.
+//
+// Usage: go run ./bench/start [-n 15] [-vlab bin/vlab] [-base OLD -base-rev REV] [-out bench/RESULTS.md]
 package main
 
 import (
@@ -27,8 +31,10 @@ func main() {
 	n := flag.Int("n", 15, "rounds (each starts the VM both ways)")
 	vlab := flag.String("vlab", "bin/vlab", "vlab binary")
 	out := flag.String("out", "bench/RESULTS.md", "results file")
+	base := flag.String("base", "", "an earlier vlab binary to time in the same rounds (optional)")
+	baseRev := flag.String("base-rev", "an earlier commit", "what -base was built from, for the table")
 	flag.Parse()
-	if err := run(*n, *vlab, *out); err != nil {
+	if err := run(*n, *vlab, *base, *baseRev, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench start:", err)
 		os.Exit(1)
 	}
@@ -49,16 +55,18 @@ func (w world) cmd(args ...string) ([]byte, error) {
 	return out, nil
 }
 
-func run(n int, vlab, out string) error {
-	vlab, err := filepath.Abs(vlab)
+// newWorld makes a library of its own for the vlab binary at path, with the
+// bench VM defined in it.
+func newWorld(path string) (world, func(), error) {
+	vlab, err := filepath.Abs(path)
 	if err != nil {
-		return err
+		return world{}, nil, err
 	}
 	home, err := os.MkdirTemp("", "vlab bench")
 	if err != nil {
-		return err
+		return world{}, nil, err
 	}
-	defer os.RemoveAll(home)
+	done := func() { os.RemoveAll(home) }
 	w := world{vlab: vlab, env: append(os.Environ(),
 		"XDG_DATA_HOME="+filepath.Join(home, "data"), "XDG_STATE_HOME="+filepath.Join(home, "state"),
 		"XDG_CACHE_HOME="+filepath.Join(home, "cache"), "XDG_CONFIG_HOME="+filepath.Join(home, "config"),
@@ -67,11 +75,34 @@ func run(n int, vlab, out string) error {
 	kernel := filepath.Join(fixture.Dir(), "x86_64", "vmlinuz")
 	initrd := filepath.Join(fixture.Dir(), "x86_64", "initrd.img")
 	if _, err := os.Stat(kernel); err != nil {
-		return fmt.Errorf("fixture kernel missing (run scripts/fixtures.sh): %w", err)
+		done()
+		return world{}, nil, fmt.Errorf("fixture kernel missing (run scripts/fixtures.sh): %w", err)
 	}
 	if _, err := w.cmd("create", "bench", "--kernel", kernel, "--initrd", initrd, "--append", "console=ttyS0",
 		"--memory", "256M", "--disk", "64M", "--net", "none", "--display", "vnc"); err != nil {
+		done()
+		return world{}, nil, err
+	}
+	return w, done, nil
+}
+
+func run(n int, vlab, base, baseRev, out string) error {
+	w, done, err := newWorld(vlab)
+	if err != nil {
 		return err
+	}
+	defer done()
+	var old *world
+	if base != "" {
+		ow, done, err := newWorld(base)
+		if err != nil {
+			return fmt.Errorf("base vlab: %w", err)
+		}
+		defer done()
+		old = &ow
+		if _, err := viaVlab(ow); err != nil { // warm it too
+			return err
+		}
 	}
 	var show struct {
 		QMPSocket  string   `json:"qmp_socket"`
@@ -100,7 +131,7 @@ func run(n int, vlab, out string) error {
 	if _, err := bare(argv, show.QMPSocket); err != nil {
 		return err
 	}
-	var tb, tv, te []time.Duration
+	var tb, tv, te, to []time.Duration
 	for i := 0; i < n; i++ {
 		b, err := bare(argv, show.QMPSocket)
 		if err != nil {
@@ -115,8 +146,23 @@ func run(n int, vlab, out string) error {
 			return err
 		}
 		tb, tv, te = append(tb, b), append(tv, v), append(te, e)
+		if old != nil {
+			o, err := viaVlab(*old)
+			if err != nil {
+				return err
+			}
+			to = append(to, o)
+		}
 	}
 	mb, mv, me := median(tb), median(tv), median(te)
+	baseRows := ""
+	if old != nil {
+		mo := median(to)
+		baseRows = fmt.Sprintf(`| vlab start, built from %s | %s | %s | %s |
+
+What the change since %s adds to `+"`vlab start`"+`, measured in the same rounds: **%s**.
+`, baseRev, ms(mo), ms(slices.Min(to)), ms(slices.Max(to)), baseRev, signedMs(mv-mo))
+	}
 	body := fmt.Sprintf(`Time from exec to the QMP greeting, for one x86_64 VM (q35, TCG, VNC + tablet, 4 QMP
 monitors, serial chardev with log): `+"`vlab start`"+` (the whole CLI process: load machine.toml, cached
 host probe, accel choice, argv, launch, wait) vs the same argv from `+"`vlab cmdline`"+` exec'd by hand.
@@ -126,7 +172,7 @@ Medians of %d alternating rounds, measured with `+"`go run ./bench/start`"+`.
 |---|---|---|---|
 | qemu argv by hand | %s | %s | %s |
 | vlab start | %s | %s | %s |
-
+%s
 vlab over its own argv: **%s** (ratio %.2f). Target: at most +5 ms.
 Of that, %s is running the vlab binary at all: `+"`vlab --version`"+`, timed in the same rounds, takes
 %s (the Go runtime and package initialisation of a static binary, and process exit); vlab's own
@@ -136,7 +182,7 @@ Peers measured on the reference machine: bare QEMU 13 ms, nemu 30.5 ms (+7 ms ov
 quickemu 119 ms (+74 ms).
 
 Machine: %s.
-`, n, ms(mb), ms(slices.Min(tb)), ms(slices.Max(tb)), ms(mv), ms(slices.Min(tv)), ms(slices.Max(tv)), signedMs(mv-mb), float64(mv)/float64(mb),
+`, n, ms(mb), ms(slices.Min(tb)), ms(slices.Max(tb)), ms(mv), ms(slices.Min(tv)), ms(slices.Max(tv)), baseRows, signedMs(mv-mb), float64(mv)/float64(mb),
 		ms(me), ms(me), ms(mv-mb-me), results.Machine())
 	fmt.Print(body)
 	return results.Write(out, "Start: time to QMP ready", body)
