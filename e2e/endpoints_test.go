@@ -568,7 +568,11 @@ func TestRuntimeDirOfAnotherUser(t *testing.T) {
 	name := "rt"
 	e.createGuest(name, guests["x86_64"], nil, "--display", "none", "--net", "none")
 	root := filepath.Join(tmp, "vlab-"+strconv.Itoa(os.Getuid()))
-
+	// create made vlab's own root there (the VM lock lives in the runtime
+	// dir); plant another user's in its place, as if they had been first.
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Mkdir(root, 0o700); err != nil {
 		t.Fatal(err)
 	}
