@@ -100,7 +100,7 @@ func screenshot(ctx context.Context, s *machine.Store, name, out string) (int, i
 			return 0, 0, fmt.Errorf("screenshot %q: %w", name, err)
 		}
 	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
 		return 0, 0, fmt.Errorf("screenshot %q: %w", name, err)
 	}
 	if err := os.Rename(tmp.Name(), abs); err != nil {

@@ -21,6 +21,8 @@ func Add(f *testing.F, seeds ...[]any) {
 	write := os.Getenv("VLAB_FUZZ_SEEDS") == "write"
 	dir := filepath.Join("testdata", "fuzz", f.Name())
 	if write {
+		// Seed files are source files committed to the repository, not
+		// user data: they get a checkout's usual modes.
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			f.Fatal(err)
 		}
