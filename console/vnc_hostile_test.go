@@ -115,12 +115,9 @@ func checkOneLine(t *testing.T, err error, want string) {
 	}
 }
 
-func TestVNCRefusesHugeServerInit(t *testing.T) {
-	sock := hostileRFB(t, func(c net.Conn) {
-		if serverInit(c, 16384, 16384, 4, "huge") == nil {
-			drain(c)
-		}
-	})
+// dialAllocated dials the hostile server at sock and returns how many bytes
+// the client allocated meanwhile and the dial's error.
+func dialAllocated(t *testing.T, sock string) (uint64, error) {
 	var err error
 	n := allocated(func() {
 		var v *VNC
@@ -128,6 +125,16 @@ func TestVNCRefusesHugeServerInit(t *testing.T) {
 			v.Close()
 		}
 	})
+	return n, err
+}
+
+func TestVNCRefusesHugeServerInit(t *testing.T) {
+	sock := hostileRFB(t, func(c net.Conn) {
+		if serverInit(c, 16384, 16384, 4, "huge") == nil {
+			drain(c)
+		}
+	})
+	n, err := dialAllocated(t, sock)
 	checkOneLine(t, err, "framebuffer 16384x16384")
 	if n > allocBound {
 		t.Errorf("a 16384x16384 ServerInit made the client allocate %d MiB", n>>20)
@@ -140,13 +147,7 @@ func TestVNCRefusesHugeDesktopName(t *testing.T) {
 			drain(c)
 		}
 	})
-	var err error
-	n := allocated(func() {
-		var v *VNC
-		if v, err = dialHostile(t, sock); err == nil {
-			v.Close()
-		}
-	})
+	n, err := dialAllocated(t, sock)
 	checkOneLine(t, err, "desktop name")
 	if n > allocBound {
 		t.Errorf("a 1 GiB desktop name length made the client allocate %d MiB", n>>20)

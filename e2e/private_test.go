@@ -18,13 +18,6 @@ import (
 // for it; another local user cannot read a VM's definition, disk or serial
 // console log; `vlab doctor` finds and repairs open permissions.
 
-// umask022 runs the rest of the test (and the vlab processes it starts)
-// under the usual permissive umask.
-func umask022(t *testing.T) {
-	old := syscall.Umask(0o022)
-	t.Cleanup(func() { syscall.Umask(old) })
-}
-
 // openToOthers makes the test's world traversable by another user, as a
 // real home is: the temp folders above "my home" (0700 from t.TempDir), the
 // home, the XDG parents and the runtime parent. Only vlab's own folders may
@@ -108,7 +101,7 @@ func asNobody(t *testing.T, argv ...string) (string, error) {
 // log.
 func TestLibraryIsPrivate(t *testing.T) {
 	fixture.Program(t, "qemu-img")
-	umask022(t)
+	fixture.Umask(t, 0o022) // the usual permissive umask
 	e := newEnv(t)
 	e.openToOthers()
 

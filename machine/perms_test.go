@@ -7,15 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-)
 
-// withUmask022 runs the rest of the test with the usual permissive umask.
-func withUmask022(t *testing.T) {
-	old := syscall.Umask(0o022)
-	t.Cleanup(func() { syscall.Umask(old) })
-}
+	"vlab/internal/fixture"
+)
 
 // openFiles lists, one per line, every folder under roots that is not
 // 0700 and every regular file with group or world bits (read-only base
@@ -50,7 +45,7 @@ func openFiles(t *testing.T, roots ...string) (offenders []string, files int) {
 // The finding: with umask 022 the library came out 0755/0644. Everything
 // the library code makes in-process (as the TUI does) is owner-only.
 func TestLibraryIsPrivateWhateverTheUmask(t *testing.T) {
-	withUmask022(t)
+	fixture.Umask(t, 0o022) // the usual permissive umask
 	s := snapTestStore(t)
 	ctx := context.Background()
 	createDiskVM(t, s, "vm", true)
