@@ -455,12 +455,6 @@ type ImportOptions struct {
 	Progress ProgressFunc
 }
 
-// checkImportable inspects image at path and returns what qemu-img said
-// of it: one of ImportFormats, plain data (see InspectImage).
-func checkImportable(ctx context.Context, qemuImg, path, format string) (imageInfo, error) {
-	return inspectImage(ctx, qemuImg, path, format)
-}
-
 // DiskImport converts an existing image (raw, qcow2, vmdk, vdi, vhdx, vpc)
 // into a new qcow2 disk of stopped VM name and appends it to the VM's
 // definition. The source image is only read.
@@ -488,7 +482,7 @@ func (s *Store) DiskImport(ctx context.Context, name, image string, opts ImportO
 	if err != nil {
 		return DiskSpec{}, fmt.Errorf("import disk into vm %q: %w", name, err)
 	}
-	info, err := checkImportable(ctx, qimg, src, opts.Format)
+	info, err := inspectImage(ctx, qimg, src, opts.Format) // plain data only (image.go)
 	if err != nil {
 		return DiskSpec{}, fmt.Errorf("import disk into vm %q: %w", name, err)
 	}
