@@ -567,11 +567,8 @@ func (s *Store) DiskConvert(ctx context.Context, name, ref string, progress Prog
 	defer s.endIntent(name)
 	faultPoint("convert:intent")
 	os.Remove(tmp)
+	// convertImage fsyncs the copy before it returns.
 	if err := ConvertInspected(ctx, qimg, img, tmp, "qcow2", nil, progress); err != nil {
-		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
-	}
-	if err := syncFile(tmp); err != nil {
-		os.Remove(tmp)
 		return DiskSpec{}, fmt.Errorf("convert disk %s of vm %q: %w", old.File, name, err)
 	}
 	faultPoint("convert:synced")
