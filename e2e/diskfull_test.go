@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"vlab/internal/fixture"
 )
@@ -40,9 +41,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		e.stopAll()
-		if out, err := exec.Command("umount", data).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", data, err, out)
-		}
+		unmountTmpfs(t, data)
 	})
 
 	e.createGuest("keep", guests["x86_64"], []string{"vlab.poweroff=1"}, "--display", "none", "--net", "none", "--disk", "16M")
@@ -175,4 +174,44 @@ func TestDiskFull(t *testing.T) {
 	// The existing VM still boots with its data, the file system still full.
 	e.ok("start", "keep")
 	e.waitSerial("keep", "VLAB-DISK-READ mark-K")
+}
+
+// unmountTmpfs unmounts the test's tmpfs. A process that is still exiting
+// (a killed qemu-img on a loaded host) can keep it busy for a moment, so it
+// retries for a while; a holder that stays is named in the failure (it would
+// be a process vlab left behind), and the mount is detached lazily so the
+// temp dir can still be removed.
+func unmountTmpfs(t *testing.T, dir string) {
+	t.Helper()
+	var out []byte
+	var err error
+	for i := 0; i < 60; i++ {
+		if out, err = exec.Command("umount", dir).CombinedOutput(); err == nil {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	holders := processesUsing(dir)
+	exec.Command("umount", "-l", dir).Run()
+	t.Errorf("umount %s: %v: %s; still held by: %s", dir, err, out, strings.Join(holders, "; "))
+}
+
+// processesUsing lists "pid cmdline" of processes with a cwd or an open file
+// under dir.
+func processesUsing(dir string) []string {
+	var found []string
+	pids, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range pids {
+		links := []string{filepath.Join(p, "cwd")}
+		fds, _ := filepath.Glob(filepath.Join(p, "fd", "*"))
+		links = append(links, fds...)
+		for _, l := range links {
+			if target, err := os.Readlink(l); err == nil && strings.HasPrefix(target, dir) {
+				cmd, _ := os.ReadFile(filepath.Join(p, "cmdline"))
+				found = append(found, filepath.Base(p)+" "+strings.ReplaceAll(string(cmd), "\x00", " "))
+				break
+			}
+		}
+	}
+	return found
 }
