@@ -549,7 +549,7 @@ func TestNetBridge(t *testing.T) {
 		e.createGuest(vm, guests["x86_64"], nil, "--display", "none", "--nic", "bridge:vlbr0")
 	}
 	fix := e.startFails("b1", "bridge vlbr0", "/etc/qemu/bridge.conf is missing", "echo 'allow vlbr0' | sudo tee -a /etc/qemu/bridge.conf")
-	doctor := e.ok("doctor")
+	doctor := e.doctor()
 	if !strings.Contains(doctor, "bridge helper") || !strings.Contains(doctor, "/etc/qemu/bridge.conf is missing") {
 		t.Errorf("doctor does not report the missing access list:\n%s", doctor)
 	}

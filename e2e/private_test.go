@@ -187,7 +187,7 @@ func TestDoctorRepairsPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out := e.ok("doctor")
+	out := e.doctor()
 	for p := range opened {
 		if !strings.Contains(out, p) {
 			t.Errorf("doctor does not report %s:\n%s", p, out)
@@ -203,7 +203,7 @@ func TestDoctorRepairsPermissions(t *testing.T) {
 		t.Error("plain doctor changed a mode")
 	}
 
-	e.ok("doctor", "--fix-permissions")
+	e.doctor("--fix-permissions")
 	if bad, _ := offenders(e.vlabRoots()); len(bad) > 0 {
 		t.Errorf("left open after --fix-permissions:\n%s", strings.Join(bad, "\n"))
 	}
@@ -212,7 +212,7 @@ func TestDoctorRepairsPermissions(t *testing.T) {
 			t.Errorf("--fix-permissions followed a link: %s is %04o, want %04o", p, fi.Mode().Perm(), want)
 		}
 	}
-	if out := e.ok("doctor"); strings.Contains(out, "others may access") {
+	if out := e.doctor(); strings.Contains(out, "others may access") {
 		t.Errorf("doctor after the fix still reports:\n%s", out)
 	}
 	e.ok("show", "vm")

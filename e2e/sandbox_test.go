@@ -264,7 +264,7 @@ func TestDoctorListsPasst(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	passt := fixture.Program(t, "passt")
-	if out := e.ok("doctor"); !strings.Contains(out, "passt (--net sandbox)") || !strings.Contains(out, passt) {
+	if out := e.doctor(); !strings.Contains(out, "passt (--net sandbox)") || !strings.Contains(out, passt) {
 		t.Errorf("vlab doctor does not list passt at %s:\n%s", passt, out)
 	}
 	// Without passt on PATH: the fix names the package.

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,7 +30,7 @@ var ErrNoFirmware = errors.New("firmware not found")
 
 // probeTimeout bounds each qemu invocation of a probe (they answer in
 // milliseconds; a hung binary must not hang vlab).
-const probeTimeout = 10 * time.Second
+var probeTimeout = 10 * time.Second
 
 // Probe inspects this host: the qemu-system-* binaries in PATH (version,
 // accelerators, machine types), qemu-img, /dev/kvm, vmx/svm, RAM and the
@@ -77,6 +78,7 @@ func runQuery(ctx context.Context, path string, args ...string) (string, error) 
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = time.Second // a killed query's children must not hold its pipes open
 	if err := cmd.Run(); err != nil {
 		return stdout.String(), fmt.Errorf("%s %s: %w: %s", path, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
@@ -97,9 +99,10 @@ func (p *prober) probe(ctx context.Context) (*Host, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b := p.probeBinary(ctx, path)
+			b, ok := p.probeBinary(ctx, path)
 			mu.Lock()
 			h.Binaries[a] = b
+			h.partial = h.partial || !ok
 			mu.Unlock()
 		}()
 	}
@@ -116,37 +119,29 @@ func (p *prober) probe(ctx context.Context) (*Host, error) {
 }
 
 // probeBinary asks one qemu-system-* binary for its version, accelerators
-// and machine types, in parallel.
-func (p *prober) probeBinary(ctx context.Context, path string) Binary {
-	b := Binary{Path: path}
+// and machine types, in parallel. ok is false when any query failed or
+// timed out (a loaded host can take longer than probeTimeout): its lists
+// are then incomplete and must not be cached.
+func (p *prober) probeBinary(ctx context.Context, path string) (b Binary, ok bool) {
+	b = Binary{Path: path}
 	var wg sync.WaitGroup
+	var failed atomic.Bool
+	query := func(parse func(string), args ...string) {
+		defer wg.Done()
+		out, err := p.runBinary(ctx, path, args...)
+		if err != nil {
+			failed.Store(true)
+			return
+		}
+		parse(out)
+	}
 	wg.Add(4)
-	go func() {
-		defer wg.Done()
-		if out, err := p.runBinary(ctx, path, "--version"); err == nil {
-			b.Version, _ = ParseVersion(out)
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		if out, err := p.runBinary(ctx, path, "-accel", "help"); err == nil {
-			b.Accels = ParseAccelHelp(out)
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		if out, err := p.runBinary(ctx, path, "-machine", "help"); err == nil {
-			b.Machines = ParseMachineHelp(out)
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		if out, err := p.runBinary(ctx, path, "-device", "help"); err == nil {
-			b.NICs = ParseNetDeviceHelp(out) // valid.go
-		}
-	}()
+	go query(func(out string) { b.Version, _ = ParseVersion(out) }, "--version")
+	go query(func(out string) { b.Accels = ParseAccelHelp(out) }, "-accel", "help")
+	go query(func(out string) { b.Machines = ParseMachineHelp(out) }, "-machine", "help")
+	go query(func(out string) { b.NICs = ParseNetDeviceHelp(out) }, "-device", "help") // valid.go
 	wg.Wait()
-	return b
+	return b, !failed.Load()
 }
 
 // readVolatile fills the facts that can change without any file vlab
@@ -429,6 +424,9 @@ func (p *prober) probeCached(ctx context.Context, cacheFile string) (*Host, erro
 		h, err := p.probe(ctx)
 		if err != nil {
 			return nil, err
+		}
+		if h.partial {
+			return h, nil // used this once; the next vlab probes again
 		}
 		c = &probeCache{Version: probeCacheVersion, Path: path, Dirs: dirs, Files: p.stampAll(hostFiles(h)), Host: h}
 		_ = writeCache(cacheFile, c) // a read-only cache dir only costs speed

@@ -248,10 +248,11 @@ echo "$0 $*" >> '%s'
 case "$1" in
 --version) cat '%s/version-%s.txt' ;;
 -accel) cat '%s/accel-%s.txt' ;;
--machine) cat '%s/machine-%s.txt' ;;
+-machine) [ -e '%s/fail-machine' ] && { sleep "$(cat '%s/fail-machine')"; exit 1; }; cat '%s/machine-%s.txt' ;;
+-device) [ -e '%s/device-%s.txt' ] && cat '%s/device-%s.txt'; exit 0 ;;
 *) echo "unexpected $*" >&2; exit 1 ;;
 esac
-`, f.log, data, key, data, key, data, key)
+`, f.log, data, key, data, key, f.dir, f.dir, data, key, data, key, data, key)
 	if err := os.WriteFile(filepath.Join(f.bin, name), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}

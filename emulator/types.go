@@ -284,6 +284,10 @@ type Host struct {
 	Firmware    FirmwareFiles
 	MemTotalMiB int
 	QemuImg     string // path of qemu-img, "" when missing
+
+	// partial: a query of some binary failed or timed out, so its lists
+	// may be incomplete; such a probe is used once, never cached.
+	partial bool
 }
 
 // Binary describes one qemu-system-* executable.

@@ -241,7 +241,10 @@ func (a *app) doctorCmd() *cobra.Command {
 			checks = append(checks, check{What: "library", OK: true, Info: filepath.Join(d.Data, "machines")},
 				check{What: "runtime dir", OK: true, Info: d.Runtime + " (0700: QMP, VNC and serial sockets)"})
 			if a.json {
-				return printJSON(cmd.OutOrStdout(), checks)
+				if err := printJSON(cmd.OutOrStdout(), checks); err != nil {
+					return err
+				}
+				return doctorFindings(checks)
 			}
 			for _, c := range checks {
 				mark := "ok  "
@@ -253,7 +256,7 @@ func (a *app) doctorCmd() *cobra.Command {
 					fmt.Fprintf(cmd.OutOrStdout(), "       fix: %s\n", c.Fix)
 				}
 			}
-			return nil
+			return doctorFindings(checks)
 		},
 	}
 	cmd.Flags().BoolVar(&a.json, "json", false, "print JSON")
