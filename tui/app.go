@@ -32,9 +32,9 @@ type Options struct {
 	Env []string
 	// NoColor disables colour; it is also set when NO_COLOR is in Env.
 	NoColor bool
-	// StatsInterval is how often the CPU%/uptime of running machines is
-	// refreshed (default 10s). Nothing else is polled: everything else
-	// arrives through Service.Changes.
+	// StatsInterval is how old the CPU%/RSS figures of running machines
+	// may get before a key press refreshes them (default 10s). Nothing is
+	// polled: everything else arrives through Service.Changes.
 	StatsInterval time.Duration
 	// FPS is how often Bubble Tea flushes a changed frame to the terminal
 	// (default DefaultFPS).
@@ -148,9 +148,10 @@ type Model struct {
 	relist    bool // a change arrived while listing
 	selectNew string
 	host      HostLimits
-	changes   <-chan struct{}
-	ticking   bool
-	settling  bool // a re-list is scheduled for a machine in transition
+	changes   <-chan Change
+	getting   map[string]bool // VMs being re-read; true: read once more after
+	ticking   bool            // a Stats call is in flight
+	statsAt   time.Time       // when the last Stats call started
 
 	filtering bool
 	filter    textinput.Model
@@ -232,7 +233,6 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 			if v, ok := m.view.(interface{ vmChanged([]VM) }); ok {
 				v.vmChanged(msg.vms)
 			}
-			cmds = append(cmds, m.maybeTick(), m.maybeSettle())
 		}
 		if m.relist {
 			m.relist = false
@@ -240,29 +240,22 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		}
 		return tea.Batch(cmds...)
 
-	case changedMsg:
-		return tea.Batch(m.relistCmd(), waitChange(m.changes))
+	case changesMsg:
+		return m.applyChanges(msg.changes)
+
+	case vmMsg:
+		return m.applyVM(msg)
 
 	case changesClosedMsg:
 		m.changes = nil
 		return nil
 
-	case settleTickMsg:
-		m.settling = false
-		return m.relistCmd()
-
-	case statsTickMsg:
-		m.ticking = false
-		if !m.anyRunning() {
-			return nil
-		}
-		return statsCmd(m.ctx, m.svc)
-
 	case statsMsg:
+		m.ticking = false
 		if msg.err == nil {
 			m.mergeStats(msg.stats)
 		}
-		return m.maybeTick()
+		return nil
 
 	case hostMsg:
 		if msg.err == nil {
@@ -297,7 +290,9 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 				cmds = append(cmds, msg.then(m))
 			}
 		}
-		cmds = append(cmds, m.relistCmd())
+		if msg.name != "" {
+			cmds = append(cmds, m.getVM(msg.name))
+		}
 		return tea.Batch(cmds...)
 
 	case statusMsg:
@@ -330,10 +325,10 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	case closeViewMsg:
 		m.view = nil
 		m.layout()
-		return m.relistCmd()
+		return nil
 
 	case tea.KeyPressMsg:
-		return m.handleKey(msg)
+		return tea.Batch(m.handleKey(msg), m.refreshStats())
 
 	case tea.MouseClickMsg:
 		return m.handleClick(msg)
@@ -569,7 +564,7 @@ func (m *Model) clonePrompt(ctx context.Context, name string, linked bool) *prom
 		return m.startJob(jobSpec{
 			title: "cloning " + name + " to " + dst, op: "clone", name: name, ok: ok,
 			run:  func(p ProgressFunc) error { return svc.Clone(ctx, name, dst, linked, p) },
-			then: func(m *Model) tea.Cmd { m.selectNew = dst; return nil },
+			then: func(m *Model) tea.Cmd { m.selectNew = dst; return m.getVM(dst) },
 		})
 	})
 }
@@ -648,33 +643,6 @@ func (m *Model) anyRunning() bool {
 		}
 	}
 	return false
-}
-
-// maybeTick schedules the slow stats refresh while something runs.
-func (m *Model) maybeTick() tea.Cmd {
-	if m.ticking || !m.anyRunning() {
-		return nil
-	}
-	m.ticking = true
-	return statsTick(m.opts.StatsInterval)
-}
-
-// maybeSettle schedules one re-list while a machine is in a transitional
-// or error state: those can end without an event the service reports (a
-// QEMU still opening its monitors, a stop that completes inside the guest),
-// so the screen checks again rather than showing a stale state.
-func (m *Model) maybeSettle() tea.Cmd {
-	if m.settling {
-		return nil
-	}
-	for i := range m.list.all {
-		switch m.list.all[i].State {
-		case StateStarting, StateStopping, StateError:
-			m.settling = true
-			return tea.Tick(settleInterval, func(time.Time) tea.Msg { return settleTickMsg{} })
-		}
-	}
-	return nil
 }
 
 func (m *Model) mergeStats(st []Stats) {

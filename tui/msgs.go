@@ -2,7 +2,6 @@ package tui
 
 import (
 	"context"
-	"time"
 
 	tea "charm.land/bubbletea/v2"
 )
@@ -22,20 +21,8 @@ type statsMsg struct {
 	err   error
 }
 
-// changedMsg says the service signalled a change.
-type changedMsg struct{}
-
 // changesClosedMsg says the change stream ended.
 type changesClosedMsg struct{}
-
-// statsTickMsg is the slow CPU%/uptime refresh tick.
-type statsTickMsg struct{}
-
-// settleTickMsg re-lists while a machine is in transition.
-type settleTickMsg struct{}
-
-// settleInterval is how soon a machine in transition is looked at again.
-const settleInterval = 2 * time.Second
 
 // hostMsg carries the host limits.
 type hostMsg struct {
@@ -92,33 +79,6 @@ func hostCmd(ctx context.Context, svc Service) tea.Cmd {
 		l, err := svc.HostLimits(ctx)
 		return hostMsg{limits: l, err: err}
 	}
-}
-
-// waitChange waits for the next change signal; it is re-issued after each.
-func waitChange(ch <-chan struct{}) tea.Cmd {
-	if ch == nil {
-		return nil
-	}
-	return func() tea.Msg {
-		if _, ok := <-ch; !ok {
-			return changesClosedMsg{}
-		}
-		// Coalesce a burst of signals into one re-list.
-		for {
-			select {
-			case _, ok := <-ch:
-				if !ok {
-					return changedMsg{}
-				}
-			default:
-				return changedMsg{}
-			}
-		}
-	}
-}
-
-func statsTick(d time.Duration) tea.Cmd {
-	return tea.Tick(d, func(time.Time) tea.Msg { return statsTickMsg{} })
 }
 
 // waitProgress waits for the next progress report of a job; it is
