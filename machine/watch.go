@@ -2,6 +2,7 @@ package machine
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,6 +26,11 @@ type Change struct {
 // and the process is gone.
 const EventExit = "EXIT"
 
+// EventFollowing is Change.Event when the watcher has subscribed to a
+// running VM's QMP events: from here on no state change is missed, and
+// one that happened before is seen by re-reading the VM.
+const EventFollowing = "FOLLOWING"
+
 // Watch streams changes without polling: file notifications on the library
 // and runtime folders (a VM created, edited, deleted, started or stopped by
 // another vlab) and one long-lived QMP event subscription per running VM
@@ -43,7 +49,7 @@ func (s *Store) Watch(ctx context.Context) (<-chan Change, error) {
 		}
 	}
 	out := make(chan Change, 256)
-	wt := &watcher{s: s, fs: w, out: out, monitors: map[string]context.CancelFunc{}}
+	wt := &watcher{s: s, fs: w, out: out, monitors: map[string]context.CancelFunc{}, runs: map[string]string{}, parents: map[string]bool{s.dirs.Runtime: true}}
 	go wt.run(ctx)
 	return out, nil
 }
@@ -56,6 +62,29 @@ type watcher struct {
 	mu       sync.Mutex
 	monitors map[string]context.CancelFunc // running VMs whose QMP events we follow
 	wg       sync.WaitGroup
+
+	// runs maps each known VM's runtime folder to its name, and parents
+	// are the watched folders those sit in: the runtime dir and, for a
+	// runtime dir too deep for socket paths, the short per-user folder
+	// where runtime folders are named by a hash (layout.go). Only run uses
+	// them.
+	runs    map[string]string
+	parents map[string]bool
+}
+
+// know starts watching VM name's folder and (the parent of) its runtime
+// folder.
+func (w *watcher) know(name string) {
+	_ = w.fs.Add(filepath.Join(w.s.dirs.Data, "machines", name))
+	run := w.s.Paths(name).Run
+	w.runs[run] = name
+	_ = w.fs.Add(run) // when it exists already; else its Create is seen below
+	if parent := filepath.Dir(run); !w.parents[parent] {
+		_ = os.MkdirAll(parent, 0o700)
+		if w.fs.Add(parent) == nil {
+			w.parents[parent] = true
+		}
+	}
 }
 
 func (w *watcher) run(ctx context.Context) {
@@ -71,7 +100,7 @@ func (w *watcher) run(ctx context.Context) {
 	}()
 	names, _ := w.s.Names()
 	for _, n := range names {
-		_ = w.fs.Add(filepath.Join(w.s.dirs.Data, "machines", n))
+		w.know(n)
 		w.follow(ctx, n)
 	}
 	for {
@@ -100,7 +129,7 @@ func (w *watcher) handle(ctx context.Context, ev fsnotify.Event) {
 		// A VM folder appeared or went (create, clone, delete, rename).
 		if ValidateName(base) == nil {
 			if ev.Has(fsnotify.Create) {
-				_ = w.fs.Add(ev.Name)
+				w.know(base)
 			}
 			w.send(ctx, Change{Name: base})
 		}
@@ -108,17 +137,16 @@ func (w *watcher) handle(ctx context.Context, ev fsnotify.Event) {
 		if base == specFile {
 			w.send(ctx, Change{Name: filepath.Base(dir)})
 		}
-	case dir == w.s.dirs.Runtime:
-		if ValidateName(base) != nil {
-			return
-		}
+	case w.runs[ev.Name] != "":
+		// A runtime folder appeared or went (a start, a stop's cleanup).
+		name := w.runs[ev.Name]
 		if ev.Has(fsnotify.Create) {
 			_ = w.fs.Add(ev.Name)
-			w.follow(ctx, base)
+			w.follow(ctx, name)
 		}
-		w.send(ctx, Change{Name: base})
-	case filepath.Dir(dir) == w.s.dirs.Runtime:
-		name := filepath.Base(dir)
+		w.send(ctx, Change{Name: name})
+	case w.runs[dir] != "":
+		name := w.runs[dir]
 		switch {
 		case base == procFile || base == stopMarker:
 			if base == procFile && !ev.Has(fsnotify.Remove) {
@@ -137,9 +165,7 @@ func (w *watcher) handle(ctx context.Context, ev fsnotify.Event) {
 // followed yet; it also watches the VM's runtime folder.
 func (w *watcher) follow(ctx context.Context, name string) {
 	p := w.s.Paths(name)
-	if filepath.Dir(p.Run) == w.s.dirs.Runtime {
-		_ = w.fs.Add(p.Run)
-	}
+	_ = w.fs.Add(p.Run)
 	var rec record
 	if readJSON(p.Process, &rec) != nil || rec.Check() != emulator.LiveRunning {
 		return
@@ -173,7 +199,7 @@ func (w *watcher) subscribe(ctx context.Context, name string, p Paths, rec recor
 	}
 	defer mon.Close()
 	// The VM may have changed state between the screen's read and now.
-	w.send(ctx, Change{Name: name})
+	w.send(ctx, Change{Name: name, Event: EventFollowing})
 	for {
 		select {
 		case <-ctx.Done():
