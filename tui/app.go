@@ -295,6 +295,9 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		}
 		return tea.Batch(cmds...)
 
+	case startJobMsg:
+		return m.startJob(msg.js)
+
 	case statusMsg:
 		if msg.err != nil {
 			m.setErr(msg.err)

@@ -92,3 +92,18 @@ func waitProgress(job int, ch <-chan Progress) tea.Cmd {
 		return jobProgressMsg{job: job, p: p, ch: ch}
 	}
 }
+
+// Views never change the root model: they return these messages and the
+// root applies them.
+
+// startJobMsg asks the root to run a job (spinner or bar in the footer).
+type startJobMsg struct{ js jobSpec }
+
+func startJobCmd(js jobSpec) tea.Cmd {
+	return func() tea.Msg { return startJobMsg{js} }
+}
+
+// statusCmd sets the status line (err wins over text).
+func statusCmd(text string, err error) tea.Cmd {
+	return func() tea.Msg { return statusMsg{text: text, err: err} }
+}
