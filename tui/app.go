@@ -144,8 +144,7 @@ type Model struct {
 
 	list      vmList
 	listed    bool // a List result arrived
-	listing   bool // a List call is in flight
-	relist    bool // a change arrived while listing
+	listing   bool // the first List call is in flight
 	selectNew string
 	host      HostLimits
 	changes   <-chan Change
@@ -233,10 +232,6 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 			if v, ok := m.view.(interface{ vmChanged([]VM) }); ok {
 				v.vmChanged(msg.vms)
 			}
-		}
-		if m.relist {
-			m.relist = false
-			cmds = append(cmds, m.relistCmd())
 		}
 		return tea.Batch(cmds...)
 
@@ -518,17 +513,6 @@ func (m *Model) viewTakesText() bool {
 		return v.typing()
 	}
 	return false
-}
-
-// relistCmd asks for a fresh list unless one is in flight, in which case
-// the answer is followed by one more (coalescing bursts of changes).
-func (m *Model) relistCmd() tea.Cmd {
-	if m.listing {
-		m.relist = true
-		return nil
-	}
-	m.listing = true
-	return listCmd(m.ctx, m.svc)
 }
 
 func (m *Model) anyRunning() bool {
