@@ -2,7 +2,6 @@ package machine
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -80,8 +79,9 @@ func (w *watcher) know(name string) {
 	w.runs[run] = name
 	_ = w.fs.Add(run) // when it exists already; else its Create is seen below
 	if parent := filepath.Dir(run); !w.parents[parent] {
-		_ = os.MkdirAll(parent, 0o700)
-		if w.fs.Add(parent) == nil {
+		// The per-user temp folder is created and checked as start does
+		// (never watched when another user owns it or can enter it).
+		if ensurePrivateDir(parent) == nil && w.fs.Add(parent) == nil {
 			w.parents[parent] = true
 		}
 	}
