@@ -18,34 +18,6 @@ import (
 	"vlab/emulator"
 )
 
-// State is where a VM is in its lifecycle.
-type State string
-
-// The lifecycle states. Unresponsive is a QEMU process that is alive but
-// whose QMP monitors do not answer: it is not "running", and only a force
-// stop ends it.
-const (
-	StateStopped      State = "stopped"
-	StateStarting     State = "starting"
-	StateRunning      State = "running"
-	StatePaused       State = "paused"
-	StateShuttingDown State = "shutting-down"
-	StateCrashed      State = "crashed"
-	StateUnresponsive State = "unresponsive"
-)
-
-// String returns the state's name.
-func (s State) String() string { return string(s) }
-
-// Active reports whether a QEMU process exists for the VM.
-func (s State) Active() bool {
-	switch s {
-	case StateStarting, StateRunning, StatePaused, StateShuttingDown, StateUnresponsive:
-		return true
-	}
-	return false
-}
-
 // Status is the reconciled state of one VM.
 type Status struct {
 	State       State

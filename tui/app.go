@@ -32,9 +32,9 @@ type Options struct {
 	Env []string
 	// NoColor disables colour; it is also set when NO_COLOR is in Env.
 	NoColor bool
-	// StatsInterval is how often the CPU%/uptime of running machines is
-	// refreshed (default 10s). Nothing else is polled: everything else
-	// arrives through Service.Changes.
+	// StatsInterval is how old the CPU%/RSS figures of running machines
+	// may get before a key press refreshes them (default 10s). Nothing is
+	// polled: everything else arrives through Service.Changes.
 	StatsInterval time.Duration
 	// FPS is how often Bubble Tea flushes a changed frame to the terminal
 	// (default DefaultFPS).
@@ -144,13 +144,13 @@ type Model struct {
 
 	list      vmList
 	listed    bool // a List result arrived
-	listing   bool // a List call is in flight
-	relist    bool // a change arrived while listing
+	listing   bool // the first List call is in flight
 	selectNew string
 	host      HostLimits
-	changes   <-chan struct{}
-	ticking   bool
-	settling  bool // a re-list is scheduled for a machine in transition
+	changes   <-chan Change
+	getting   map[string]bool // VMs being re-read; true: read once more after
+	ticking   bool            // a Stats call is in flight
+	statsAt   time.Time       // when the last Stats call started
 
 	filtering bool
 	filter    textinput.Model
@@ -232,37 +232,25 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 			if v, ok := m.view.(interface{ vmChanged([]VM) }); ok {
 				v.vmChanged(msg.vms)
 			}
-			cmds = append(cmds, m.maybeTick(), m.maybeSettle())
-		}
-		if m.relist {
-			m.relist = false
-			cmds = append(cmds, m.relistCmd())
 		}
 		return tea.Batch(cmds...)
 
-	case changedMsg:
-		return tea.Batch(m.relistCmd(), waitChange(m.changes))
+	case changesMsg:
+		return m.applyChanges(msg.changes)
+
+	case vmMsg:
+		return m.applyVM(msg)
 
 	case changesClosedMsg:
 		m.changes = nil
 		return nil
 
-	case settleTickMsg:
-		m.settling = false
-		return m.relistCmd()
-
-	case statsTickMsg:
-		m.ticking = false
-		if !m.anyRunning() {
-			return nil
-		}
-		return statsCmd(m.ctx, m.svc)
-
 	case statsMsg:
+		m.ticking = false
 		if msg.err == nil {
 			m.mergeStats(msg.stats)
 		}
-		return m.maybeTick()
+		return nil
 
 	case hostMsg:
 		if msg.err == nil {
@@ -297,8 +285,13 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 				cmds = append(cmds, msg.then(m))
 			}
 		}
-		cmds = append(cmds, m.relistCmd())
+		if msg.name != "" {
+			cmds = append(cmds, m.getVM(msg.name))
+		}
 		return tea.Batch(cmds...)
+
+	case startJobMsg:
+		return m.startJob(msg.js)
 
 	case statusMsg:
 		if msg.err != nil {
@@ -330,10 +323,10 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	case closeViewMsg:
 		m.view = nil
 		m.layout()
-		return m.relistCmd()
+		return nil
 
 	case tea.KeyPressMsg:
-		return m.handleKey(msg)
+		return tea.Batch(m.handleKey(msg), m.refreshStats())
 
 	case tea.MouseClickMsg:
 		return m.handleClick(msg)
@@ -445,114 +438,6 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	return nil
 }
 
-// machineAction handles the keys that act on the selected machine.
-func (m *Model) machineAction(msg tea.KeyPressMsg) tea.Cmd {
-	k := &m.keys
-	vm, ok := m.list.Selected()
-	if !ok {
-		for _, b := range []key.Binding{k.Start, k.Stop, k.ForceStop, k.Pause, k.Reset, k.Console, k.Serial, k.Log, k.Snapshots, k.Edit, k.Clone, k.LinkedClone, k.Delete, k.Cmdline, k.Forwards} {
-			if key.Matches(msg, b) {
-				m.status = status{text: "no machine selected: press n to create one"}
-			}
-		}
-		return nil
-	}
-	name := vm.Name
-	svc, ctx := m.svc, m.ctx
-	switch {
-	case key.Matches(msg, k.Start):
-		if vm.State.Active() {
-			m.status = status{text: fmt.Sprintf("%s is already %s", name, vm.State)}
-			return nil
-		}
-		return m.action("starting "+name, "start", name, name+" started", func() error {
-			return svc.Start(ctx, name)
-		})
-	case key.Matches(msg, k.Stop):
-		if !vm.State.Active() {
-			m.status = status{text: name + " is not running"}
-			return nil
-		}
-		return m.action("stopping "+name+" (ACPI power button)", "stop", name, "asked "+name+" to power off", func() error {
-			return svc.Stop(ctx, name, false)
-		})
-	case key.Matches(msg, k.ForceStop):
-		if !vm.State.Active() {
-			m.status = status{text: name + " is not running"}
-			return nil
-		}
-		m.confirm = &confirmDialog{
-			title: "Force stop " + name + "?",
-			body:  "QEMU is killed at once, like pulling the power plug: the guest loses anything it has not written to disk.",
-			yes: func() tea.Cmd {
-				return m.action("force stopping "+name, "force stop", name, name+" stopped", func() error {
-					return svc.Stop(ctx, name, true)
-				})
-			},
-		}
-	case key.Matches(msg, k.Pause):
-		switch vm.State {
-		case StateRunning:
-			return m.action("pausing "+name, "pause", name, name+" paused", func() error { return svc.Pause(ctx, name) })
-		case StatePaused:
-			return m.action("resuming "+name, "resume", name, name+" resumed", func() error { return svc.Resume(ctx, name) })
-		default:
-			m.status = status{text: name + " is not running"}
-		}
-	case key.Matches(msg, k.Reset):
-		if !vm.State.Active() {
-			m.status = status{text: name + " is not running"}
-			return nil
-		}
-		m.confirm = &confirmDialog{
-			title: "Reset " + name + "?",
-			body:  "A hard reset, like pressing the reset button: the guest loses anything it has not written to disk.",
-			yes: func() tea.Cmd {
-				return m.action("resetting "+name, "reset", name, name+" reset", func() error {
-					return svc.Reset(ctx, name)
-				})
-			},
-		}
-	case key.Matches(msg, k.Delete):
-		if vm.State.Active() {
-			m.setErr(WithFix(fmt.Errorf("delete %q: machine is %s", name, vm.State), "stop it first (x, or K to force)"))
-			return nil
-		}
-		m.confirm = &confirmDialog{
-			title: "Delete " + name + "?",
-			body:  fmt.Sprintf("The machine %q, its %d disk(s) and %d snapshot(s) are removed. This cannot be undone.", name, len(vm.Disks), vm.Snapshots),
-			yes: func() tea.Cmd {
-				return m.action("deleting "+name, "delete", name, name+" deleted", func() error {
-					return svc.Delete(ctx, name)
-				})
-			},
-		}
-	case key.Matches(msg, k.Console):
-		return m.openConsole(vm)
-	case key.Matches(msg, k.Serial):
-		if !vm.State.Active() {
-			m.setErr(WithFix(fmt.Errorf("serial console of %q: machine is %s", name, vm.State), "start it first (s)"))
-			return nil
-		}
-		return m.openView(newSerialView(m, name))
-	case key.Matches(msg, k.Log):
-		return m.openView(newLogView(m, name))
-	case key.Matches(msg, k.Cmdline):
-		return m.openView(newCmdlineView(m, name))
-	case key.Matches(msg, k.Snapshots):
-		return m.openView(newSnapshotView(m, vm))
-	case key.Matches(msg, k.Edit):
-		return m.openView(newEditView(m, vm))
-	case key.Matches(msg, k.Forwards):
-		return m.openView(newForwardsView(m, vm))
-	case key.Matches(msg, k.Clone):
-		m.prompt = m.clonePrompt(ctx, name, false)
-	case key.Matches(msg, k.LinkedClone):
-		m.prompt = m.clonePrompt(ctx, name, true)
-	}
-	return nil
-}
-
 // clonePrompt asks for the name of a full or linked clone of name and then
 // makes it as a job.
 func (m *Model) clonePrompt(ctx context.Context, name string, linked bool) *promptDialog {
@@ -569,7 +454,7 @@ func (m *Model) clonePrompt(ctx context.Context, name string, linked bool) *prom
 		return m.startJob(jobSpec{
 			title: "cloning " + name + " to " + dst, op: "clone", name: name, ok: ok,
 			run:  func(p ProgressFunc) error { return svc.Clone(ctx, name, dst, linked, p) },
-			then: func(m *Model) tea.Cmd { m.selectNew = dst; return nil },
+			then: func(m *Model) tea.Cmd { m.selectNew = dst; return m.getVM(dst) },
 		})
 	})
 }
@@ -630,17 +515,6 @@ func (m *Model) viewTakesText() bool {
 	return false
 }
 
-// relistCmd asks for a fresh list unless one is in flight, in which case
-// the answer is followed by one more (coalescing bursts of changes).
-func (m *Model) relistCmd() tea.Cmd {
-	if m.listing {
-		m.relist = true
-		return nil
-	}
-	m.listing = true
-	return listCmd(m.ctx, m.svc)
-}
-
 func (m *Model) anyRunning() bool {
 	for i := range m.list.all {
 		if m.list.all[i].State == StateRunning {
@@ -648,33 +522,6 @@ func (m *Model) anyRunning() bool {
 		}
 	}
 	return false
-}
-
-// maybeTick schedules the slow stats refresh while something runs.
-func (m *Model) maybeTick() tea.Cmd {
-	if m.ticking || !m.anyRunning() {
-		return nil
-	}
-	m.ticking = true
-	return statsTick(m.opts.StatsInterval)
-}
-
-// maybeSettle schedules one re-list while a machine is in a transitional
-// or error state: those can end without an event the service reports (a
-// QEMU still opening its monitors, a stop that completes inside the guest),
-// so the screen checks again rather than showing a stale state.
-func (m *Model) maybeSettle() tea.Cmd {
-	if m.settling {
-		return nil
-	}
-	for i := range m.list.all {
-		switch m.list.all[i].State {
-		case StateStarting, StateStopping, StateError:
-			m.settling = true
-			return tea.Tick(settleInterval, func(time.Time) tea.Msg { return settleTickMsg{} })
-		}
-	}
-	return nil
 }
 
 func (m *Model) mergeStats(st []Stats) {

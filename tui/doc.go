@@ -4,12 +4,15 @@
 // confirmations, progress and status line around them.
 //
 // The screens talk to the rest of vlab only through the Service interface
-// (service.go), in terms of small tui-side types, so every screen is tested
-// against the in-memory FakeService and the real adapter lives in
-// machinesvc.go. All I/O happens in tea.Cmds; models are only changed in
-// Update. Live updates arrive through Service.Changes, a push stream: the TUI
-// re-lists when told and otherwise only refreshes the CPU%/uptime of running
-// machines on a slow tick.
+// (package tui/service, re-exported in service.go), so every screen is
+// tested against the in-memory fake of package tui/tuifake (test-only: the
+// binary does not contain it) and the real adapter lives in machinesvc.go.
+// All I/O happens in tea.Cmds; models are only changed in Update, and views
+// return messages rather than change the root. The TUI is event-driven
+// (events.go): it lists every machine once, then follows Service.Changes —
+// one QMP event subscription per running VM and a file watch on the library
+// — re-reading only the machine a change names. Nothing is polled: an
+// untouched TUI wakes only for Bubble Tea's frame ticker.
 //
 // Run is the entry point; quitting leaves running machines running.
 package tui

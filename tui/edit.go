@@ -145,7 +145,6 @@ func (v *editView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case hostMsg:
 		if msg.err == nil {
-			v.m.host = msg.limits
 			h := msg.limits
 			v.form.fields[edMemory].validate = intIn("memory", 16, h.MemoryMiB, fmt.Sprintf("the host has %s", fmtBytes(int64(h.MemoryMiB)<<20)))
 			v.form.fields[edCPUs].validate = intIn("CPUs", 1, h.CPUs, fmt.Sprintf("the host has %d", h.CPUs))
@@ -187,7 +186,7 @@ func (v *editView) save() tea.Cmd {
 	v.saving = true
 	m := v.m
 	ctx, svc, name := m.ctx, m.svc, v.vm.Name
-	return m.startJob(jobSpec{
+	return startJobCmd(jobSpec{
 		title: "saving settings of " + name, op: "edit", name: name, ok: "saved the settings of " + name,
 		run: func(ProgressFunc) error { return svc.Update(ctx, name, s) },
 		then: func(m *Model) tea.Cmd {

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"vlab/tui/tuifake"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -62,7 +63,7 @@ func sendKeys(tm *teatest.TestModel, keys ...string) {
 }
 
 func TestFlowCreateStartStopDelete(t *testing.T) {
-	f := NewFakeService()
+	f := tuifake.New()
 	f.StartDelay = 300 * time.Millisecond // starting → running arrives through Changes
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

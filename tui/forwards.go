@@ -122,7 +122,7 @@ func (v *forwardsView) add() tea.Cmd {
 	ctx, svc, running := m.ctx, m.svc, v.vm.State.Active()
 	m.prompt = newPrompt(title, "proto:[addr:]hostport|auto:guestport", "tcp:auto:22", checkRuleText, func(rule string) tea.Cmd {
 		var got PortForward
-		return m.startJob(jobSpec{
+		return startJobCmd(jobSpec{
 			title: "adding forward " + rule + " to " + name, op: "add forward", name: name,
 			run: func(ProgressFunc) error {
 				var err error
@@ -141,15 +141,14 @@ func (v *forwardsView) add() tea.Cmd {
 func (v *forwardsView) remove() tea.Cmd {
 	r, ok := v.selected()
 	if !ok {
-		v.m.status = status{text: "no forward selected"}
-		return nil
+		return statusCmd("no forward selected", nil)
 	}
 	m, name := v.m, v.vm.Name
 	ctx, svc := m.ctx, m.svc
 	was := v.vm.NICs[r.nic].Forwards[r.fwd]
 	nic, rule := r.nic, was.RuleString()
 	var got PortForward
-	return m.startJob(jobSpec{
+	return startJobCmd(jobSpec{
 		title: "removing forward " + rule + " from " + name, op: "remove forward", name: name,
 		run: func(ProgressFunc) error {
 			var err error

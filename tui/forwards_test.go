@@ -107,7 +107,7 @@ func TestForwardsReachTheService(t *testing.T) {
 	dos, _ := f.VM("dos622")
 	dos.NICs = []NIC{{ID: "net0", Kind: emulator.NetBridge, Mode: "bridge:br0", MAC: "52:54:00:00:00:01"}}
 	f.Add(dos)
-	h.send(changedMsg{})
+	h.send(changed("dos622"))
 	selectVM(t, h, "dos622")
 	h.press("f")
 	h.contains("bridge:br0", "forwards need a user-mode or sandbox NIC")
@@ -120,7 +120,7 @@ func TestForwardsReachTheService(t *testing.T) {
 	h.press("esc")
 	dos.NICs = []NIC{{ID: "net0", Kind: emulator.NetSandbox, Mode: "sandbox", MAC: "52:54:00:00:00:01"}}
 	f.Add(dos)
-	h.send(changedMsg{})
+	h.send(changed("dos622"))
 	selectVM(t, h, "dos622")
 	h.press("f")
 	h.contains("sandbox", "no forwards: press a to add one")

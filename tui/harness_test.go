@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"vlab/tui/tuifake"
 
 	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
@@ -19,22 +20,22 @@ import (
 type harness struct {
 	t       *testing.T
 	m       *Model
-	svc     *FakeService
+	svc     *tuifake.Service
 	quit    bool
 	pending []chan tea.Msg // commands still waiting (serial reads, jobs held by a test)
 }
 
-func newHarness(t *testing.T, svc *FakeService, w, h int) *harness {
+func newHarness(t *testing.T, svc *tuifake.Service, w, h int) *harness {
 	t.Helper()
 	return newHarnessOpts(t, svc, w, h, Options{Env: []string{"TERM=xterm-256color"}, StatsInterval: time.Hour})
 }
 
-func newHarnessOpts(t *testing.T, svc *FakeService, w, h int, opts Options) *harness {
+func newHarnessOpts(t *testing.T, svc *tuifake.Service, w, h int, opts Options) *harness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	m := New(ctx, svc, opts)
-	m.changes = nil // no push stream: tests call h.send(changedMsg{})
+	m.changes = nil // no push stream: tests call h.send(changed(name))
 	m.ticking = true
 	hs := &harness{t: t, m: m, svc: svc}
 	hs.send(tea.WindowSizeMsg{Width: w, Height: h})
@@ -224,3 +225,13 @@ var sizes = []struct {
 	name string
 	w, h int
 }{{"80x24", 80, 24}, {"120x40", 120, 40}}
+
+// changed is the message of a file change of the named machines, as the
+// service's change stream delivers it.
+func changed(names ...string) changesMsg {
+	var cs []Change
+	for _, n := range names {
+		cs = append(cs, Change{Name: n})
+	}
+	return changesMsg{cs}
+}

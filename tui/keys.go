@@ -89,15 +89,22 @@ type bindings struct {
 func (b bindings) ShortHelp() []key.Binding  { return b.short }
 func (b bindings) FullHelp() [][]key.Binding { return b.full }
 
-// listHelp is the help of the main screen.
+// listHelp is the help of the main screen: movement, then New, the
+// actions of listActions in their order, help and quit, six to a column.
 func (k KeyMap) listHelp() bindings {
+	all := []key.Binding{k.New}
+	for _, a := range listActions() {
+		all = append(all, a.key(&k))
+	}
+	all = append(all, k.Help, k.Quit)
+	full := [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Filter}}
+	for len(all) > 0 {
+		n := min(6, len(all))
+		full = append(full, all[:n])
+		all = all[n:]
+	}
 	return bindings{
 		short: []key.Binding{k.New, k.Start, k.Stop, k.Serial, k.Edit, k.Filter, k.Help, k.Quit},
-		full: [][]key.Binding{
-			{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Filter},
-			{k.New, k.Start, k.Stop, k.ForceStop, k.Pause, k.Reset},
-			{k.Console, k.Serial, k.Log, k.Cmdline, k.Snapshots, k.Forwards},
-			{k.Edit, k.Clone, k.LinkedClone, k.Delete, k.Help, k.Quit},
-		},
+		full:  full,
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"vlab/tui/tuifake"
 
 	tea "charm.land/bubbletea/v2"
 
@@ -13,36 +14,36 @@ import (
 )
 
 // demoService is a small library with one machine in each interesting state.
-func demoService() *FakeService {
-	f := NewFakeService()
-	web := *fakeVM("web", emulator.ArchX86_64)
+func demoService() *tuifake.Service {
+	f := tuifake.New()
+	web := tuifake.Machine("web", emulator.ArchX86_64)
 	web.Profile, web.OS = "debian-12", "Debian 12"
 	web.CPUs, web.MemoryMiB = 2, 2048
 	web.ISO, web.BootOrder = "/srv/iso/debian-12.5.0-amd64-netinst.iso", "cdrom"
 	web.NICs[0].Forwards = portForwards([]emulator.Forward{{Proto: "tcp", HostPort: 2222, GuestPort: 22}, {Proto: "tcp", HostPort: 8080, GuestPort: 80}})
-	f.setRunning(&web)
+	f.MakeRunning(&web)
 	web.CPUPercent, web.Uptime = 12.5, 62*time.Minute+5*time.Second
 	f.Add(web)
 
-	arm := *fakeVM("arm-build", emulator.ArchAArch64)
+	arm := tuifake.Machine("arm-build", emulator.ArchAArch64)
 	arm.Profile = "alpine-arm64"
 	arm.Kernel, arm.Initrd, arm.Append = "/srv/boot/vmlinuz-arm64", "/srv/boot/initrd-arm64", "console=ttyAMA0"
 	f.Add(arm)
 
-	dos := *fakeVM("dos622", emulator.ArchI386)
+	dos := tuifake.Machine("dos622", emulator.ArchI386)
 	dos.Profile, dos.OS = "msdos-6.22", "MS-DOS 6.22"
 	dos.MemoryMiB = 32
-	f.setRunning(&dos)
+	f.MakeRunning(&dos)
 	dos.State = StatePaused
 	dos.CPUPercent, dos.Uptime = 0, 3*time.Hour+4*time.Minute
 	f.Add(dos)
 
-	mac := *fakeVM("macos9", emulator.ArchPPC)
+	mac := tuifake.Machine("macos9", emulator.ArchPPC)
 	mac.Profile, mac.OS = "macos-9", "Mac OS 9.2"
 	mac.State = StateCrashed
 	mac.LastError = "qemu exited with status 1: could not load PowerPC BIOS 'openbios-ppc'"
 	f.Add(mac)
-	f.snaps["web"] = []Snapshot{{Name: "fresh-install", Created: fakeEpoch, SizeBytes: 280 << 20}}
+	f.AddSnapshot("web", Snapshot{Name: "fresh-install", Created: tuifake.Epoch, SizeBytes: 280 << 20})
 	return f
 }
 
@@ -70,7 +71,7 @@ func TestMainScreenSelectionShowsDetail(t *testing.T) {
 func TestMainScreenEmptyAndFullHelp(t *testing.T) {
 	for _, sz := range sizes {
 		t.Run(sz.name, func(t *testing.T) {
-			h := newHarness(t, NewFakeService(), sz.w, sz.h)
+			h := newHarness(t, tuifake.New(), sz.w, sz.h)
 			h.contains("No machines yet. Press n to create one.")
 			h.press("?")
 			h.contains("force stop", "reset", "snapshots", "qemu cmdline", "delete")
@@ -80,7 +81,7 @@ func TestMainScreenEmptyAndFullHelp(t *testing.T) {
 }
 
 func TestListNavigationAndMouse(t *testing.T) {
-	f := NewFakeService()
+	f := tuifake.New()
 	f.Populate(50, 3)
 	h := newHarness(t, f, 80, 24)
 	sel := func() string { vm, _ := h.m.list.Selected(); return vm.Name }
@@ -146,87 +147,90 @@ func TestLiveUpdateFromOutside(t *testing.T) {
 	h := newHarness(t, f, 80, 24)
 	h.contains("arm-build")
 	f.SetState("arm-build", StateRunning) // as the CLI or another vlab would
-	h.send(changedMsg{})
+	h.send(changed("arm-build"))
 	vm, _ := h.m.list.Selected()
 	if vm.Name != "arm-build" || vm.State != StateRunning {
-		t.Fatalf("after a change signal the list shows %s %s", vm.Name, vm.State)
+		t.Fatalf("after a change the list shows %s %s", vm.Name, vm.State)
 	}
-	// Only running machines are refreshed by the stats tick.
-	f.mu.Lock()
-	f.vms["web"].CPUPercent = 77.7
-	f.mu.Unlock()
+	// CPU% is refreshed by a key press once the figures are old, never on
+	// a timer.
+	f.SetCPU("web", 77.7)
+	h.press("G")
+	h.lacks("77.7")
+	h.m.opts.StatsInterval = time.Nanosecond
 	h.m.ticking = false
-	_, cmd := h.m.Update(statsTickMsg{})
-	h.m.Update(cmd()) // the Stats answer; the next tick it schedules is not run
 	h.press("G")
 	h.contains("77.7")
 }
 
-func TestChangeSignalsAreCoalesced(t *testing.T) {
+func TestChangesAreCoalesced(t *testing.T) {
 	f := demoService()
 	h := newHarness(t, f, 80, 24)
-	// Two signals while a List is in flight lead to exactly one more List.
-	_, first := h.m.Update(changedMsg{})
-	_, second := h.m.Update(changedMsg{})
+	// Two changes of one VM while its re-read is in flight lead to exactly
+	// one more re-read, of that VM only.
+	_, first := h.m.Update(changed("web"))
+	_, second := h.m.Update(changed("web"))
 	if first == nil {
-		t.Fatal("a change signal did not start a List")
+		t.Fatal("a change did not start a re-read")
 	}
-	h.run(second)
+	if second != nil {
+		t.Fatal("a second change started a second concurrent re-read")
+	}
+	if !h.m.getting["web"] {
+		t.Fatal("the second change was not kept for after the re-read")
+	}
 	h.run(first)
-	if h.m.listing || h.m.relist {
-		t.Fatalf("listing=%v relist=%v after the lists returned", h.m.listing, h.m.relist)
+	if len(h.m.getting) != 0 {
+		t.Fatalf("re-reads still pending: %v", h.m.getting)
 	}
 }
 
 func TestChangeStreamWakesTheModel(t *testing.T) {
 	f := demoService()
 	h := newHarness(t, f, 80, 24)
-	ch := make(chan struct{}, 1)
-	ch <- struct{}{}
-	msg := waitChange(ch)()
-	if _, ok := msg.(changedMsg); !ok {
-		t.Fatalf("waitChange returned %T", msg)
+	ch := make(chan Change, 4)
+	ch <- Change{Name: "web", Event: "STOP"}
+	ch <- Change{Name: "db"}
+	msg, ok := waitChange(ch)().(changesMsg)
+	if !ok || len(msg.changes) != 2 || msg.changes[0].Event != "STOP" {
+		t.Fatalf("waitChange returned %#v", msg)
 	}
 	close(ch)
 	if _, ok := waitChange(ch)().(changesClosedMsg); !ok {
 		t.Fatal("a closed stream did not end the wait")
 	}
-	// The fake's real stream signals on a change from outside.
+	// The fake's real stream names the machine changed from outside.
 	sub := f.Changes(h.m.ctx)
 	f.SetState("web", StateStopped)
-	if _, ok := waitChange(sub)().(changedMsg); !ok {
-		t.Fatal("no change signal after SetState")
+	if msg, ok := waitChange(sub)().(changesMsg); !ok || msg.changes[0].Name != "web" {
+		t.Fatalf("after SetState the stream gave %#v", msg)
 	}
 }
 
-func TestListErrorKeepsTheList(t *testing.T) {
+func TestReadErrorKeepsTheList(t *testing.T) {
 	f := demoService()
 	h := newHarness(t, f, 120, 40)
-	f.FailNext("List", WithFix(errors.New("machines dir: permission denied"), "check the owner of ~/.local/share/vlab"))
-	h.send(changedMsg{})
-	h.contains("list machines: machines dir: permission denied", "fix: check the owner", "arm-build")
+	f.FailNext("Get", WithFix(errors.New("machine.toml: permission denied"), "check the owner of ~/.local/share/vlab"))
+	h.send(changed("web"))
+	h.contains("read \"web\": machine.toml: permission denied", "fix: check the owner", "arm-build")
 }
 
-func TestStatsTickOnlyWhileRunning(t *testing.T) {
-	f := NewFakeService()
+func TestStatsRefreshOnlyWhileRunning(t *testing.T) {
+	f := tuifake.New()
 	f.Populate(3, 0)
 	h := newHarness(t, f, 80, 24)
 	h.m.ticking = false
-	if cmd := h.m.maybeTick(); cmd != nil {
-		t.Fatal("a stats tick was scheduled with nothing running")
-	}
-	if h.m.ticking {
-		t.Fatal("ticking set without a tick")
+	h.m.opts.StatsInterval = time.Nanosecond
+	if cmd := h.m.refreshStats(); cmd != nil {
+		t.Fatal("a stats refresh with nothing running")
 	}
 	f.SetState("vm-001", StateRunning)
-	h.m.ticking = true
-	h.send(changedMsg{})
-	h.m.ticking = false
-	if cmd := h.m.maybeTick(); cmd == nil {
-		t.Fatal("no stats tick with a machine running")
+	h.send(changed("vm-001"))
+	if cmd := h.m.refreshStats(); cmd == nil {
+		t.Fatal("no stats refresh with a machine running")
 	}
-	if cmd := h.m.maybeTick(); cmd != nil {
-		t.Fatal("a second tick was scheduled while one is pending")
+	if cmd := h.m.refreshStats(); cmd != nil {
+		t.Fatal("a second refresh while one is in flight")
 	}
 }
 
@@ -264,33 +268,4 @@ func TestColumnsFitTheWidth(t *testing.T) {
 		t.Fatalf("80-column list shows %s", got)
 	}
 	_ = fmt.Sprint()
-}
-
-// TestTransitionalStatesSettle checks that a machine shown starting (or in
-// error) is looked at again without any change signal, and that nothing is
-// scheduled once every machine is settled.
-func TestTransitionalStatesSettle(t *testing.T) {
-	f := demoService()
-	h := newHarness(t, f, 80, 24)
-	if h.m.settling {
-		t.Fatal("a re-list is scheduled with no machine in transition")
-	}
-	f.SetState("arm-build", StateStarting)
-	h.send(changedMsg{})
-	if !h.m.settling {
-		t.Fatal("no re-list scheduled for a starting machine")
-	}
-	// It becomes running without the service saying so.
-	f.mu.Lock()
-	f.setRunning(f.vms["arm-build"])
-	f.mu.Unlock()
-	h.send(settleTickMsg{})
-	vm, _ := f.VM("arm-build")
-	h.m.list.Select("arm-build")
-	if sel, _ := h.m.list.Selected(); sel.State != StateRunning || vm.State != StateRunning {
-		t.Fatalf("after the settle tick the list shows %s", sel.State)
-	}
-	if h.m.settling {
-		t.Fatal("still settling with every machine settled")
-	}
 }

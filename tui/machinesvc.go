@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"runtime"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"vlab/emulator"
 	"vlab/machine"
 	"vlab/profiles"
+	"vlab/tui/service"
 )
 
 // MachineService is the Service over vlab's real library (package machine).
@@ -45,25 +47,6 @@ func NewMachineService(store *machine.Store) *MachineService {
 }
 
 var _ Service = (*MachineService)(nil)
-
-// stateOf maps the machine lifecycle to the TUI's states.
-func stateOf(s machine.State) State {
-	switch s {
-	case machine.StateStopped:
-		return StateStopped
-	case machine.StateStarting:
-		return StateStarting
-	case machine.StateRunning:
-		return StateRunning
-	case machine.StatePaused:
-		return StatePaused
-	case machine.StateShuttingDown:
-		return StateStopping
-	case machine.StateCrashed:
-		return StateCrashed
-	}
-	return StateError // unresponsive: process alive, QMP dead
-}
 
 // Boot orders: the TUI's words and QEMU's letters.
 func bootWord(order string) string {
@@ -116,7 +99,7 @@ func (s *MachineService) vm(ctx context.Context, name string, host *emulator.Hos
 	vm := VM{Name: name, State: StateStopped}
 	spec, err := s.store.Load(name)
 	if err != nil {
-		vm.State, vm.LastError = StateError, err.Error()
+		vm.State, vm.LastError = StateInvalid, err.Error()
 		return vm
 	}
 	p := s.store.Paths(name)
@@ -140,13 +123,13 @@ func (s *MachineService) vm(ctx context.Context, name string, host *emulator.Hos
 	vm.Snapshots = s.store.SnapshotCount(name)
 	st, err := s.store.Status(ctx, name)
 	if err != nil {
-		vm.State, vm.LastError = StateError, err.Error()
+		vm.State, vm.LastError = StateInvalid, err.Error()
 		return vm
 	}
 	if len(spec.NICs) > 0 {
 		vm.NICs = netNICs(s.store.NetworkOf(ctx, spec, st))
 	}
-	vm.State = stateOf(st.State)
+	vm.State = st.State
 	vm.LastError = st.Detail
 	if st.State.Active() {
 		if a, err := emulator.ParseAccel(st.Accel); err == nil && a != emulator.AccelAuto {
@@ -223,7 +206,7 @@ func portForward(f machine.ForwardInfo) PortForward {
 }
 
 // ruleSyntax is the fix shown for a forward rule that does not parse.
-const ruleSyntax = "write proto:[addr:]hostport|auto:guestport, e.g. tcp:8080:80 or tcp:auto:22"
+const ruleSyntax = service.RuleSyntax
 
 // AddForward implements Service: the rule is read by machine.ParseForward
 // and hot-applied by the store on a running machine.
@@ -589,34 +572,36 @@ func (s *MachineService) ValidateName(name string) error {
 }
 
 // Changes implements Service: the store's watcher (file notifications and
-// QMP events) when it can run; otherwise a slow tick, so the screen still
-// follows changes made elsewhere.
-func (s *MachineService) Changes(ctx context.Context) <-chan struct{} {
-	out := make(chan struct{}, 1)
+// one QMP event subscription per running VM). When it cannot run (no
+// inotify), the stream is empty and closes with ctx: the screen then shows
+// what this TUI does and what a key press re-reads.
+func (s *MachineService) Changes(ctx context.Context) <-chan Change {
 	in, err := s.store.Watch(ctx)
-	go func() {
-		defer close(out)
-		signal := func() {
-			select {
-			case out <- struct{}{}:
-			default:
-			}
-		}
-		if err != nil {
-			t := time.NewTicker(3 * time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					signal()
-				}
-			}
-		}
-		for range in {
-			signal()
-		}
-	}()
-	return out
+	if err != nil {
+		out := make(chan Change)
+		context.AfterFunc(ctx, func() { close(out) })
+		return out
+	}
+	return in
+}
+
+// Get implements Service: one VM as List reads it.
+func (s *MachineService) Get(ctx context.Context, name string) (VM, error) {
+	if err := machine.ValidateName(name); err != nil {
+		return VM{}, err
+	}
+	if _, err := os.Stat(s.store.Paths(name).Spec); errors.Is(err, fs.ErrNotExist) {
+		s.mu.Lock()
+		delete(s.running, name)
+		s.mu.Unlock()
+		return VM{}, fmt.Errorf("vm %q: %w", name, ErrNoMachine)
+	}
+	host, _ := s.store.Host(ctx)
+	vm := s.vm(ctx, name, host)
+	if !vm.State.Active() {
+		s.mu.Lock()
+		delete(s.running, name)
+		s.mu.Unlock()
+	}
+	return vm, nil
 }

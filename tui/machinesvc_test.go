@@ -23,18 +23,6 @@ func TestBootOrderWords(t *testing.T) {
 	}
 }
 
-func TestStateOf(t *testing.T) {
-	cases := map[machine.State]State{
-		machine.StateStopped: StateStopped, machine.StateRunning: StateRunning, machine.StatePaused: StatePaused,
-		machine.StateShuttingDown: StateStopping, machine.StateCrashed: StateCrashed, machine.StateUnresponsive: StateError,
-	}
-	for in, want := range cases {
-		if got := stateOf(in); got != want {
-			t.Errorf("%s → %s, want %s", in, got, want)
-		}
-	}
-}
-
 func TestNewSpecFromWizard(t *testing.T) {
 	spec := newSpec(NewVM{Name: "w", Arch: emulator.ArchX86_64, ISO: "/x.iso", MemoryMiB: 768, CPUs: 2, DiskBytes: 4 << 30,
 		Net: emulator.NetUser, MAC: "52:54:00:00:00:07", Forwards: []emulator.Forward{{Proto: "tcp", HostPort: 2222, GuestPort: 22}}, Display: emulator.DisplayVNC})

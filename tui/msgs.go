@@ -2,7 +2,6 @@ package tui
 
 import (
 	"context"
-	"time"
 
 	tea "charm.land/bubbletea/v2"
 )
@@ -22,20 +21,8 @@ type statsMsg struct {
 	err   error
 }
 
-// changedMsg says the service signalled a change.
-type changedMsg struct{}
-
 // changesClosedMsg says the change stream ended.
 type changesClosedMsg struct{}
-
-// statsTickMsg is the slow CPU%/uptime refresh tick.
-type statsTickMsg struct{}
-
-// settleTickMsg re-lists while a machine is in transition.
-type settleTickMsg struct{}
-
-// settleInterval is how soon a machine in transition is looked at again.
-const settleInterval = 2 * time.Second
 
 // hostMsg carries the host limits.
 type hostMsg struct {
@@ -94,33 +81,6 @@ func hostCmd(ctx context.Context, svc Service) tea.Cmd {
 	}
 }
 
-// waitChange waits for the next change signal; it is re-issued after each.
-func waitChange(ch <-chan struct{}) tea.Cmd {
-	if ch == nil {
-		return nil
-	}
-	return func() tea.Msg {
-		if _, ok := <-ch; !ok {
-			return changesClosedMsg{}
-		}
-		// Coalesce a burst of signals into one re-list.
-		for {
-			select {
-			case _, ok := <-ch:
-				if !ok {
-					return changedMsg{}
-				}
-			default:
-				return changedMsg{}
-			}
-		}
-	}
-}
-
-func statsTick(d time.Duration) tea.Cmd {
-	return tea.Tick(d, func(time.Time) tea.Msg { return statsTickMsg{} })
-}
-
 // waitProgress waits for the next progress report of a job; it is
 // re-issued after each and ends when the job closes its channel.
 func waitProgress(job int, ch <-chan Progress) tea.Cmd {
@@ -131,4 +91,19 @@ func waitProgress(job int, ch <-chan Progress) tea.Cmd {
 		}
 		return jobProgressMsg{job: job, p: p, ch: ch}
 	}
+}
+
+// Views never change the root model: they return these messages and the
+// root applies them.
+
+// startJobMsg asks the root to run a job (spinner or bar in the footer).
+type startJobMsg struct{ js jobSpec }
+
+func startJobCmd(js jobSpec) tea.Cmd {
+	return func() tea.Msg { return startJobMsg{js} }
+}
+
+// statusCmd sets the status line (err wins over text).
+func statusCmd(text string, err error) tea.Cmd {
+	return func() tea.Msg { return statusMsg{text: text, err: err} }
 }

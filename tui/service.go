@@ -3,336 +3,58 @@ package tui
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
-	"time"
 
 	"vlab/emulator"
+	"vlab/tui/service"
 )
 
-// ErrNotSupported is returned by a Service for an operation this build cannot
-// do yet (for example snapshots before that feature lands). The TUI shows it
-// as a status message, never as a crash.
-var ErrNotSupported = errors.New("not supported yet")
+// The Service and its values live in package service (so that the fake in
+// package tuifake, which tests and bench/tui use, need not import tui);
+// these aliases keep their short names here.
+type (
+	Service      = service.Service
+	State        = service.State
+	VM           = service.VM
+	NIC          = service.NIC
+	PortForward  = service.PortForward
+	DiskInfo     = service.DiskInfo
+	Stats        = service.Stats
+	NewVM        = service.NewVM
+	Settings     = service.Settings
+	Snapshot     = service.Snapshot
+	Serial       = service.Serial
+	HostLimits   = service.HostLimits
+	Profile      = service.Profile
+	Progress     = service.Progress
+	ProgressFunc = service.ProgressFunc
+	Fixer        = service.Fixer
+	Change       = service.Change
+)
 
-// Service is everything the screens need from the rest of vlab. The real one
-// (machinesvc.go) sits on package machine; FakeService keeps machines in
-// memory for tests and benchmarks. Methods may block on I/O: the TUI only
-// calls them from tea.Cmds, never from Update or View.
-type Service interface {
-	// List returns every defined machine, sorted by name.
-	List(ctx context.Context) ([]VM, error)
-	// Stats returns fresh CPU%/uptime/RSS figures for the running machines
-	// (the only thing the TUI refreshes on a timer).
-	Stats(ctx context.Context) ([]Stats, error)
-	// Create defines a new machine (creating its disk); progress may be nil.
-	Create(ctx context.Context, spec NewVM, progress ProgressFunc) error
-	// PreviewCmdline returns the exact qemu argv Create+Start would run.
-	PreviewCmdline(ctx context.Context, spec NewVM) ([]string, error)
-	// Start boots a stopped machine; it returns once QEMU runs (not when the
-	// guest has booted).
-	Start(ctx context.Context, name string) error
-	// Stop asks the guest to power off (ACPI); force kills QEMU instead.
-	Stop(ctx context.Context, name string, force bool) error
-	// Pause stops the vCPUs.
-	Pause(ctx context.Context, name string) error
-	// Resume continues paused vCPUs.
-	Resume(ctx context.Context, name string) error
-	// Reset is a hard reset of a running machine.
-	Reset(ctx context.Context, name string) error
-	// Delete removes a stopped machine and its disks.
-	Delete(ctx context.Context, name string) error
-	// Clone copies a stopped machine under a new name; progress may be nil.
-	// A linked clone's disks are thin overlays on a frozen base of src's
-	// disks (src cannot be deleted while the clone exists).
-	Clone(ctx context.Context, src, dst string, linked bool, progress ProgressFunc) error
-	// Update replaces a machine's editable settings.
-	Update(ctx context.Context, name string, s Settings) error
-	// AddForward adds a port forward to NIC nic of a machine (-1: its first
-	// user-mode NIC). rule is written proto:[hostaddr:]hostport:guestport,
-	// hostport "auto" letting the kernel pick a free port at each start. A
-	// running machine binds it at once: the result has BoundPort set, or a
-	// Note saying why it waits for the next start. A stopped machine saves
-	// it for its next start.
-	AddForward(ctx context.Context, name string, nic int, rule string) (PortForward, error)
-	// RemoveForward removes the forward written rule (as AddForward reads
-	// it) from NIC nic of a machine (-1: any NIC). A running machine
-	// releases the port at once unless the result's Note says otherwise.
-	RemoveForward(ctx context.Context, name string, nic int, rule string) (PortForward, error)
-	// Cmdline returns the qemu argv of a machine (the running one's, or the
-	// one Start would use).
-	Cmdline(ctx context.Context, name string) ([]string, error)
-	// Snapshots lists a machine's snapshots.
-	Snapshots(ctx context.Context, name string) ([]Snapshot, error)
-	// SaveSnapshot takes a snapshot (live when running); progress may be nil.
-	SaveSnapshot(ctx context.Context, name, snap string, progress ProgressFunc) error
-	// RestoreSnapshot reverts to a snapshot, losing the current state.
-	RestoreSnapshot(ctx context.Context, name, snap string, progress ProgressFunc) error
-	// DeleteSnapshot removes a snapshot.
-	DeleteSnapshot(ctx context.Context, name, snap string) error
-	// SerialAttach connects to a running machine's serial console.
-	SerialAttach(ctx context.Context, name string) (*Serial, error)
-	// LogTail returns up to max bytes from the end of the machine's qemu.log.
-	LogTail(ctx context.Context, name string, max int) (string, error)
-	// HostLimits bounds what the wizard and the edit screen accept.
-	HostLimits(ctx context.Context) (HostLimits, error)
-	// Profiles lists the OS presets the wizard offers.
-	Profiles(ctx context.Context) ([]Profile, error)
-	// ValidateName says why a new machine name is unacceptable (nil if it is
-	// fine, including not being taken). It must be cheap: the wizard calls it
-	// as the user types.
-	ValidateName(name string) error
-	// Changes signals that something changed (a machine was defined,
-	// started, stopped, paused...), from this or another vlab. Signals may
-	// be coalesced; the channel is closed when ctx ends.
-	Changes(ctx context.Context) <-chan struct{}
-}
-
-// State is the lifecycle state of a machine as the TUI shows it.
-type State string
-
-// States. StateError covers "process alive but QMP dead" and similar.
+// States (see service.State).
 const (
-	StateStopped  State = "stopped"
-	StateStarting State = "starting"
-	StateRunning  State = "running"
-	StatePaused   State = "paused"
-	StateStopping State = "stopping"
-	StateCrashed  State = "crashed"
-	StateError    State = "error"
+	StateStopped  = service.StateStopped
+	StateStarting = service.StateStarting
+	StateRunning  = service.StateRunning
+	StatePaused   = service.StatePaused
+	StateStopping = service.StateStopping
+	StateCrashed  = service.StateCrashed
+	StateError    = service.StateError
+	StateInvalid  = service.StateInvalid
 )
 
-// Active reports whether QEMU is (or should be) running for this state.
-func (s State) Active() bool {
-	switch s {
-	case StateStarting, StateRunning, StatePaused, StateStopping:
-		return true
-	}
-	return false
-}
+// Errors and helpers of package service.
+var (
+	ErrNotSupported = service.ErrNotSupported
+	ErrNoMachine    = service.ErrNoMachine
+	WithFix         = service.WithFix
+	SettingsOf      = service.SettingsOf
+	DefaultProfiles = service.DefaultProfiles
+)
 
-// VM is one machine as the list and the detail pane show it.
-type VM struct {
-	Name        string
-	Profile     string // OS preset name, "" when none
-	OS          string // human OS name ("Debian 12"), "" when unknown
-	Arch        emulator.Arch
-	State       State
-	Accel       emulator.Accel // the accel chosen (or that would be chosen)
-	AccelReason string
-	CPUs        int
-	MemoryMiB   int
-	CPUPercent  float64       // running only
-	RSSBytes    int64         // running only
-	Uptime      time.Duration // running only
-	Disks       []DiskInfo
-	ISO         string // attached install medium, "" when none
-	Kernel      string // direct kernel boot, "" when none
-	Initrd      string
-	Append      string
-	BootOrder   string
-	NICs        []NIC
-	Display     emulator.Display
-	Snapshots   int
-	VNC         string // VNC socket (running only)
-	Serial      string // serial socket (running only)
-	QMP         string // QMP socket (running only)
-	LastError   string // last failure, e.g. from qemu.log, "" when none
-}
+func portForwards(rules []emulator.Forward) []PortForward { return service.PortForwards(rules) }
 
-// NIC is one network card of a machine as it is now.
-type NIC struct {
-	ID            string           // netdev id, e.g. net0
-	Kind          emulator.NetMode // user, bridge, tap, lab...
-	Mode          string           // as vlab writes it: user, isolated, bridge:br0, tap:tap0, lab:NAME
-	Model         string           // device model, "" for the arch's default
-	MAC           string
-	Forwards      []PortForward // user-mode NICs only
-	GuestIP       string        // the guest's address where vlab knows it, else ""
-	GuestIPSource string        // how vlab knows GuestIP
-}
-
-// PortForward is one port forward of a NIC: the rule as saved and, while
-// the machine runs, the host port QEMU bound for it.
-type PortForward struct {
-	Rule      emulator.Forward // as saved; Rule.HostPort 0 = auto (picked at each start)
-	BoundPort int              // the host port bound now, 0 when not bound
-	Note      string           // e.g. "applied at next start", "" when none
-}
-
-// Auto reports whether the host port is picked at each start.
-func (f PortForward) Auto() bool { return f.Rule.HostPort == 0 }
-
-// RuleString writes the rule as AddForward and RemoveForward read it:
-// proto:hostaddr:hostport:guestport, hostport "auto" when picked at start.
-func (f PortForward) RuleString() string {
-	port := "auto"
-	if f.Rule.HostPort != 0 {
-		port = fmt.Sprint(f.Rule.HostPort)
-	}
-	return fmt.Sprintf("%s:%s:%s:%d", orDefault(f.Rule.Proto, "tcp"), orDefault(f.Rule.HostAddr, "127.0.0.1"), port, f.Rule.GuestPort)
-}
-
-// portForwards wraps saved rules, none bound.
-func portForwards(rules []emulator.Forward) []PortForward {
-	var out []PortForward
-	for _, r := range rules {
-		out = append(out, PortForward{Rule: r})
-	}
-	return out
-}
-
-// forwardRules returns the saved rules of forwards.
-func forwardRules(fw []PortForward) []emulator.Forward {
-	var out []emulator.Forward
-	for _, f := range fw {
-		out = append(out, f.Rule)
-	}
-	return out
-}
-
-// DiskInfo is one disk with its sizes.
-type DiskInfo struct {
-	emulator.Disk
-	VirtualBytes int64 // guest-visible size
-	ActualBytes  int64 // bytes used on the host
-}
-
-// Stats are the figures that change while a machine runs.
-type Stats struct {
-	Name       string
-	CPUPercent float64
-	RSSBytes   int64
-	Uptime     time.Duration
-}
-
-// NewVM is what the wizard collects.
-type NewVM struct {
-	Name      string
-	Profile   string
-	Arch      emulator.Arch
-	ISO       string // install from an ISO, or
-	Kernel    string // boot a kernel directly
-	Initrd    string
-	Append    string
-	MemoryMiB int
-	CPUs      int
-	DiskBytes int64 // 0 = no disk
-	Net       emulator.NetMode
-	MAC       string // the NIC's MAC, fixed by the wizard so the preview is exact
-	Forwards  []emulator.Forward
-	Display   emulator.Display
-}
-
-// Settings are the editable settings of an existing machine.
-type Settings struct {
-	MemoryMiB int
-	CPUs      int
-	ISO       string // "" ejects
-	BootOrder string // "" = disk first; "cd" = cdrom then disk; "n" network...
-	Net       emulator.NetMode
-	Forwards  []emulator.Forward
-	Display   emulator.Display
-	Accel     emulator.Accel
-}
-
-// SettingsOf returns the current settings of a machine.
-func SettingsOf(vm VM) Settings {
-	s := Settings{
-		MemoryMiB: vm.MemoryMiB,
-		CPUs:      vm.CPUs,
-		ISO:       vm.ISO,
-		BootOrder: vm.BootOrder,
-		Net:       emulator.NetNone,
-		Display:   vm.Display,
-		Accel:     vm.Accel,
-	}
-	if len(vm.NICs) > 0 {
-		s.Net = vm.NICs[0].Kind
-		s.Forwards = forwardRules(vm.NICs[0].Forwards)
-	}
-	return s
-}
-
-// Snapshot is one snapshot of a machine.
-type Snapshot struct {
-	Name      string
-	Created   time.Time
-	SizeBytes int64 // VM state size, 0 for disk-only snapshots
-	Current   bool  // the state the machine was last restored to or saved as
-}
-
-// Serial is an attached serial console: Conn carries the live bytes and
-// Scrollback holds what the guest printed before the attach (serial.log).
-// Closing Conn detaches; the machine keeps running.
-type Serial struct {
-	Conn       io.ReadWriteCloser
-	Scrollback []byte
-}
-
-// HostLimits bound the sizes the wizard and the edit screen accept.
-type HostLimits struct {
-	CPUs          int
-	MemoryMiB     int
-	FreeDiskBytes int64
-}
-
-// Profile is one OS preset offered by the wizard.
-type Profile struct {
-	Name        string
-	Description string
-	Arch        emulator.Arch
-	MemoryMiB   int   // suggested memory, 0 = the wizard's default
-	CPUs        int   // suggested CPUs, 0 = the wizard's default
-	DiskBytes   int64 // suggested disk, 0 = the wizard's default
-	// Net is the suggested NIC mode: "" (user) or sandbox (old systems).
-	Net emulator.NetMode
-}
-
-// DefaultProfiles are the per-arch defaults offered until the profiles
-// package supplies OS presets.
-func DefaultProfiles() []Profile {
-	out := make([]Profile, 0, len(emulator.Arches))
-	for _, a := range emulator.Arches {
-		out = append(out, Profile{Name: a.String(), Description: "generic " + a.String() + " machine", Arch: a})
-	}
-	return out
-}
-
-// Progress reports how far a long job got. Total 0 means the size is not
-// known (the TUI shows a spinner instead of a bar).
-type Progress struct {
-	Step  string // what runs now, e.g. "creating disk"
-	Done  int64
-	Total int64
-}
-
-// ProgressFunc receives progress reports from a long job. It must not block.
-type ProgressFunc func(Progress)
-
-// Fixer is implemented by errors that know the one-line fix for themselves;
-// the status line shows it after the error.
-type Fixer interface {
-	Fix() string
-}
-
-// fixError wraps an error with a one-line fix.
-type fixError struct {
-	err error
-	fix string
-}
-
-func (e *fixError) Error() string { return e.err.Error() }
-func (e *fixError) Unwrap() error { return e.err }
-func (e *fixError) Fix() string   { return e.fix }
-
-// WithFix attaches a one-line fix to err for the status line.
-func WithFix(err error, fix string) error {
-	if err == nil {
-		return nil
-	}
-	return &fixError{err: err, fix: fix}
-}
+func forwardRules(fw []PortForward) []emulator.Forward { return service.ForwardRules(fw) }
 
 // fixOf finds the one-line fix for err, "" when there is none.
 func fixOf(err error) string {

@@ -69,7 +69,7 @@ func (v *snapshotView) Update(msg tea.Msg) tea.Cmd {
 		v.snaps = msg.snaps
 		v.cursor = min(max(0, v.cursor), max(0, len(v.snaps)-1))
 		if errors.Is(msg.err, ErrNotSupported) {
-			v.m.setErr(fmt.Errorf("snapshots of %q: %w", v.vm.Name, msg.err))
+			return statusCmd("", fmt.Errorf("snapshots of %q: %w", v.vm.Name, msg.err))
 		}
 		return nil
 	case vmsMsg:
@@ -110,7 +110,7 @@ func (v *snapshotView) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 			}
 			return nil
 		}, func(snap string) tea.Cmd {
-			return m.startJob(jobSpec{
+			return startJobCmd(jobSpec{
 				title: "saving snapshot " + snap + " of " + name, op: "save snapshot", name: name, ok: "saved snapshot " + snap,
 				run:  func(p ProgressFunc) error { return svc.SaveSnapshot(ctx, name, snap, p) },
 				then: reload,
@@ -126,7 +126,7 @@ func (v *snapshotView) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 			title: "Restore " + snap + "?",
 			body:  fmt.Sprintf("%s goes back to snapshot %q. Its current state, including anything not saved in a snapshot, is lost.", name, snap),
 			yes: func() tea.Cmd {
-				return m.startJob(jobSpec{
+				return startJobCmd(jobSpec{
 					title: "restoring " + snap + " of " + name, op: "restore snapshot", name: name, ok: "restored snapshot " + snap,
 					run:  func(p ProgressFunc) error { return svc.RestoreSnapshot(ctx, name, snap, p) },
 					then: reload,
@@ -143,7 +143,7 @@ func (v *snapshotView) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 			title: "Delete snapshot " + snap + "?",
 			body:  fmt.Sprintf("Snapshot %q of %s is removed. This cannot be undone.", snap, name),
 			yes: func() tea.Cmd {
-				return m.startJob(jobSpec{
+				return startJobCmd(jobSpec{
 					title: "deleting snapshot " + snap, op: "delete snapshot", name: name, ok: "deleted snapshot " + snap,
 					run:  func(ProgressFunc) error { return svc.DeleteSnapshot(ctx, name, snap) },
 					then: reload,

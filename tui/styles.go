@@ -115,6 +115,7 @@ func NewStyles(noColor bool) Styles {
 		StateStopped:  fg(base, p.Muted),
 		StateCrashed:  fg(base.Bold(true), p.Bad),
 		StateError:    fg(base.Bold(true), p.Bad),
+		StateInvalid:  fg(base.Bold(true), p.Bad),
 	}
 	s.Help = help.Styles{
 		Ellipsis:       fg(base, p.Muted),
@@ -145,7 +146,7 @@ func stateIcon(st State) string {
 		return "‖"
 	case StateStarting, StateStopping:
 		return "◐"
-	case StateCrashed, StateError:
+	case StateCrashed, StateError, StateInvalid:
 		return "✗"
 	default:
 		return "○"

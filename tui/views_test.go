@@ -96,7 +96,7 @@ func TestEditFollowsState(t *testing.T) {
 		t.Fatal("memory editable while running")
 	}
 	f.SetState("web", StateStopped)
-	h.send(changedMsg{})
+	h.send(changed("web"))
 	if ev.form.fields[edMemory].locked != "" {
 		t.Fatal("memory still locked after the machine stopped")
 	}

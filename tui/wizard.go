@@ -315,7 +315,6 @@ func (w *wizard) Update(msg tea.Msg) tea.Cmd {
 		return nil
 	case hostMsg:
 		if msg.err == nil {
-			w.m.host = msg.limits
 			w.boundHardware()
 		}
 		return nil
@@ -582,7 +581,7 @@ func (w *wizard) create() tea.Cmd {
 	}
 	w.creating = true
 	ctx, svc := w.m.ctx, w.m.svc
-	return w.m.startJob(jobSpec{
+	return startJobCmd(jobSpec{
 		title: "creating " + spec.Name, op: "create", name: spec.Name, ok: "created " + spec.Name + " — press s to start it",
 		run: func(p ProgressFunc) error { return svc.Create(ctx, spec, p) },
 		then: func(m *Model) tea.Cmd {

@@ -11,7 +11,7 @@ import (
 // creates the machine with it and its forwards.
 func TestWizardSandboxNetwork(t *testing.T) {
 	f := demoService()
-	f.profiles = append(f.profiles, Profile{Name: "win98", Description: "Windows 98", Arch: emulator.ArchI386, MemoryMiB: 256, CPUs: 1, DiskBytes: 4 << 30, Net: emulator.NetSandbox})
+	f.AddProfile(Profile{Name: "win98", Description: "Windows 98", Arch: emulator.ArchI386, MemoryMiB: 256, CPUs: 1, DiskBytes: 4 << 30, Net: emulator.NetSandbox})
 	h := newHarness(t, f, 120, 40)
 	h.press("n")
 	h.typeText("old")

@@ -7,12 +7,13 @@ import (
 
 	"vlab/emulator"
 	"vlab/tui"
+	"vlab/tui/tuifake"
 )
 
 // demoLibrary is a small library with one machine in each interesting
 // state, for the screenshot.
 func demoLibrary() jitterService {
-	f := tui.NewFakeService()
+	f := tuifake.New()
 	reason := "TCG: /dev/kvm opens but the CPU has no vmx/svm"
 	disk := func(name string, gib, usedMiB int64) []tui.DiskInfo {
 		return []tui.DiskInfo{{

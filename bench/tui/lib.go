@@ -9,17 +9,18 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"vlab/tui"
+	"vlab/tui/tuifake"
 )
 
 // jitterService is the fake library whose running machines' CPU% moves on
 // every stats refresh, as real guests' does (so idle frames are not all
 // identical and the renderer really redraws them).
 type jitterService struct {
-	*tui.FakeService
+	*tuifake.Service
 }
 
 func (j jitterService) Stats(ctx context.Context) ([]tui.Stats, error) {
-	st, err := j.FakeService.Stats(ctx)
+	st, err := j.Service.Stats(ctx)
 	for i := range st {
 		st[i].CPUPercent = rand.Float64() * 30
 		st[i].Uptime += time.Duration(rand.IntN(1000)) * time.Second
@@ -29,7 +30,7 @@ func (j jitterService) Stats(ctx context.Context) ([]tui.Stats, error) {
 
 // library returns a fake service with n machines, running of them running.
 func library(n, running int) jitterService {
-	f := tui.NewFakeService()
+	f := tuifake.New()
 	f.Populate(n, running)
 	return jitterService{f}
 }
@@ -39,7 +40,7 @@ func library(n, running int) jitterService {
 type bench struct {
 	m       *tui.Model
 	svc     jitterService
-	changes chan struct{}
+	changes chan tui.Change
 	pending []chan tea.Msg
 }
 
@@ -48,12 +49,12 @@ type benchService struct {
 	b *bench
 }
 
-func (s benchService) Changes(ctx context.Context) <-chan struct{} { return s.b.changes }
+func (s benchService) Changes(ctx context.Context) <-chan tui.Change { return s.b.changes }
 
 // newBench returns a model over n machines (running of them running), sized
 // w×h, with its first List applied.
 func newBench(ctx context.Context, n, running, w, h int) *bench {
-	b := &bench{svc: library(n, running), changes: make(chan struct{}, 1)}
+	b := &bench{svc: library(n, running), changes: make(chan tui.Change, 1)}
 	b.m = tui.New(ctx, benchService{b.svc, b}, tui.Options{Env: []string{"TERM=xterm-256color"}, StatsInterval: time.Hour})
 	b.m.Update(tea.WindowSizeMsg{Width: w, Height: h})
 	b.run(b.m.Init())
@@ -111,12 +112,12 @@ func (b *bench) handle(msg tea.Msg) {
 	}
 }
 
-// refresh is one live update: a change signal (answered by the model's
-// change wait), the re-List of every machine it causes, and the Update
-// that applies the list.
+// refresh is one live update: a QMP event of one running machine
+// (answered by the model's change wait), the re-read of that machine it
+// causes, and the Update that applies it.
 func (b *bench) refresh() {
-	b.changes <- struct{}{}
-	for i := 0; i < 3; i++ { // the signal, the batch it returns, the List result
+	b.changes <- tui.Change{Name: "vm-000", Event: "RESUME"}
+	for i := 0; i < 3; i++ { // the change, the batch it returns, the Get result
 		if !b.deliver(time.Minute) {
 			panic("refresh: the model did not answer")
 		}

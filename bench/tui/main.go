@@ -106,7 +106,7 @@ func runReport(out string, rssKB int, cpuPct, fastCPU, floorCPU float64, idleSec
 	}{
 		{"idle frame (View only)", viewIdle},
 		{"key press + frame", frameNavigate},
-		{"live update: re-List 200 + frame", frameRefresh},
+		{"live update: one VM's QMP event, its re-read + frame", frameRefresh},
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "200 defined machines, 10 running, on the in-memory fake library (bench/tui). Targets: under 5 ms per frame,\n")

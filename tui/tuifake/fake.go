@@ -1,4 +1,7 @@
-package tui
+// Package tuifake is an in-memory tui Service for tests and bench/tui. It
+// is imported only by tests and benchmarks: the vlab binary does not
+// contain it (TestBinaryHasNoFake).
+package tuifake
 
 import (
 	"context"
@@ -13,67 +16,99 @@ import (
 
 	"vlab/emulator"
 	"vlab/machine"
+	"vlab/tui/service"
 )
 
-// FakeService is an in-memory Service for model tests, teatest flows and the
+// Service is an in-memory service.Service for model tests, teatest flows and the
 // benchmark. Operations change state at once (or after StartDelay), signal
 // Changes, and can be made to fail with FailNext. It is safe for concurrent
 // use.
-type FakeService struct {
+type Service struct {
 	mu        sync.Mutex
-	vms       map[string]*VM
-	snaps     map[string][]Snapshot
+	vms       map[string]*service.VM
+	snaps     map[string][]service.Snapshot
 	logs      map[string]string
 	fail      map[string]error
-	subs      []chan struct{}
-	limits    HostLimits
-	profiles  []Profile
+	subs      []chan service.Change
+	limits    service.HostLimits
+	profiles  []service.Profile
 	calls     []string
+	lists     int // List calls
+	gets      int // Get calls
 	serialOut map[string][]byte
 	autoPort  int               // the last host port handed to an auto forward
 	linkedTo  map[string]string // linked clone -> its source
 
-	// StartDelay, when set, keeps a started machine in StateStarting for
+	// StartDelay, when set, keeps a started machine in service.StateStarting for
 	// that long before it turns running (to exercise live updates).
 	StartDelay time.Duration
 	// JobSteps is how many progress reports Create/Clone/snapshot jobs send.
 	JobSteps int
 }
 
-// NewFakeService returns an empty fake with a 4-CPU, 8 GiB, 100 GiB-free host
+// New returns an empty fake with a 4-CPU, 8 GiB, 100 GiB-free host
 // and the default per-arch profiles plus two OS presets.
-func NewFakeService() *FakeService {
-	return &FakeService{
-		vms:       map[string]*VM{},
+func New() *Service {
+	return &Service{
+		vms:       map[string]*service.VM{},
 		linkedTo:  map[string]string{},
-		snaps:     map[string][]Snapshot{},
+		snaps:     map[string][]service.Snapshot{},
 		logs:      map[string]string{},
 		fail:      map[string]error{},
 		serialOut: map[string][]byte{},
-		limits:    HostLimits{CPUs: 4, MemoryMiB: 8192, FreeDiskBytes: 100 << 30},
-		profiles: append([]Profile{
+		limits:    service.HostLimits{CPUs: 4, MemoryMiB: 8192, FreeDiskBytes: 100 << 30},
+		profiles: append([]service.Profile{
 			{Name: "debian-12", Description: "Debian 12 (bookworm)", Arch: emulator.ArchX86_64, MemoryMiB: 2048, CPUs: 2, DiskBytes: 20 << 30},
 			{Name: "alpine-arm64", Description: "Alpine Linux for ARM64", Arch: emulator.ArchAArch64, MemoryMiB: 512, CPUs: 1, DiskBytes: 2 << 30},
-		}, DefaultProfiles()...),
+		}, service.DefaultProfiles()...),
 		JobSteps: 4,
 	}
 }
+
+// Machine returns a stopped machine named name with one disk and one
+// user-mode NIC, to adjust and Add.
+func Machine(name string, a emulator.Arch) service.VM { return *fakeVM(name, a) }
+
+// MakeRunning turns vm (not yet added) into a running machine: sockets,
+// guest address, bound forwards.
+func (f *Service) MakeRunning(vm *service.VM) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.setRunning(vm)
+}
+
+// AddSnapshot adds a snapshot to machine name.
+func (f *Service) AddSnapshot(name string, snap service.Snapshot) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.snaps[name] = append(f.snaps[name], snap)
+}
+
+// AddProfile offers one more OS preset.
+func (f *Service) AddProfile(p service.Profile) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.profiles = append(f.profiles, p)
+}
+
+// Epoch is the fixed time the fake's dates start from.
+var Epoch = fakeEpoch
 
 // fakeEpoch is a fixed time so golden screens do not change between runs.
 var fakeEpoch = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // Add defines vm as is (tests use it to set up any state).
-func (f *FakeService) Add(vm VM) {
+func (f *Service) Add(vm service.VM) {
 	f.mu.Lock()
 	v := vm
 	f.vms[vm.Name] = &v
 	f.mu.Unlock()
-	f.notify()
+	f.notify(vm.Name)
 }
 
 // Populate defines n machines named vm-000..., the first running of them
 // running, with a mix of arches (the benchmark's library).
-func (f *FakeService) Populate(n, running int) {
+func (f *Service) Populate(n, running int) {
 	arches := emulator.Arches
 	f.mu.Lock()
 	for i := 0; i < n; i++ {
@@ -86,26 +121,30 @@ func (f *FakeService) Populate(n, running int) {
 		}
 		f.vms[vm.Name] = vm
 	}
+	names := make([]string, 0, len(f.vms))
+	for n := range f.vms {
+		names = append(names, n)
+	}
 	f.mu.Unlock()
-	f.notify()
+	f.notify(names...)
 }
 
 // SetLimits replaces the host limits.
-func (f *FakeService) SetLimits(l HostLimits) {
+func (f *Service) SetLimits(l service.HostLimits) {
 	f.mu.Lock()
 	f.limits = l
 	f.mu.Unlock()
 }
 
 // SetLog sets the qemu.log text of a machine.
-func (f *FakeService) SetLog(name, text string) {
+func (f *Service) SetLog(name, text string) {
 	f.mu.Lock()
 	f.logs[name] = text
 	f.mu.Unlock()
 }
 
 // SetSerialOutput sets what a machine's serial console printed so far.
-func (f *FakeService) SetSerialOutput(name string, b []byte) {
+func (f *Service) SetSerialOutput(name string, b []byte) {
 	f.mu.Lock()
 	f.serialOut[name] = append([]byte(nil), b...)
 	f.mu.Unlock()
@@ -113,7 +152,7 @@ func (f *FakeService) SetSerialOutput(name string, b []byte) {
 
 // FailNext makes the next call of op (a method name, e.g. "Start") fail
 // with err.
-func (f *FakeService) FailNext(op string, err error) {
+func (f *Service) FailNext(op string, err error) {
 	f.mu.Lock()
 	f.fail[op] = err
 	f.mu.Unlock()
@@ -121,52 +160,52 @@ func (f *FakeService) FailNext(op string, err error) {
 
 // SetState changes a machine's state from outside (as another vlab or the
 // CLI would) and signals Changes.
-func (f *FakeService) SetState(name string, s State) {
+func (f *Service) SetState(name string, s service.State) {
 	f.mu.Lock()
 	if vm, ok := f.vms[name]; ok {
-		if s == StateRunning {
+		if s == service.StateRunning {
 			f.setRunning(vm)
 		} else {
 			vm.State = s
 		}
 	}
 	f.mu.Unlock()
-	f.notify()
+	f.notify(name)
 }
 
 // Calls returns the operations called so far, as "Op name" strings.
-func (f *FakeService) Calls() []string {
+func (f *Service) Calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.calls...)
 }
 
-// VM returns a copy of one machine.
-func (f *FakeService) VM(name string) (VM, bool) {
+// service.VM returns a copy of one machine.
+func (f *Service) VM(name string) (service.VM, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	vm, ok := f.vms[name]
 	if !ok {
-		return VM{}, false
+		return service.VM{}, false
 	}
 	return *vm, true
 }
 
-func fakeVM(name string, a emulator.Arch) *VM {
-	return &VM{
+func fakeVM(name string, a emulator.Arch) *service.VM {
+	return &service.VM{
 		Name:        name,
 		Profile:     a.String(),
 		Arch:        a,
-		State:       StateStopped,
+		State:       service.StateStopped,
 		Accel:       emulator.AccelTCG,
 		AccelReason: "TCG: /dev/kvm opens but the CPU has no vmx/svm",
 		CPUs:        1,
 		MemoryMiB:   512,
-		Disks: []DiskInfo{{
+		Disks: []service.DiskInfo{{
 			Disk:         emulator.Disk{Path: "/var/lib/vlab/" + name + "/disk0.qcow2", Format: "qcow2", Bus: "virtio", NodeName: "hd0"},
 			VirtualBytes: 8 << 30, ActualBytes: 196 << 20,
 		}},
-		NICs:    []NIC{{ID: "net0", Kind: emulator.NetUser, Mode: "user", Model: "virtio-net-pci", MAC: fakeMAC(name)}},
+		NICs:    []service.NIC{{ID: "net0", Kind: emulator.NetUser, Mode: "user", Model: "virtio-net-pci", MAC: fakeMAC(name)}},
 		Display: emulator.DisplayVNC,
 	}
 }
@@ -182,8 +221,8 @@ func fakeMAC(name string) string {
 // setRunning marks vm running with its runtime endpoints, its forwards
 // bound (auto ones to ports from 40000 up) and its user-mode guests at
 // QEMU's DHCP address. Caller holds mu.
-func (f *FakeService) setRunning(vm *VM) {
-	vm.State = StateRunning
+func (f *Service) setRunning(vm *service.VM) {
+	vm.State = service.StateRunning
 	dir := "/run/user/0/vlab/" + vm.Name
 	vm.VNC, vm.Serial, vm.QMP = dir+"/vnc.sock", dir+"/serial.sock", dir+"/qmp.sock"
 	vm.LastError = ""
@@ -201,7 +240,7 @@ func (f *FakeService) setRunning(vm *VM) {
 
 // bindPort is the host port a forward gets: its own, or the next free one
 // for an auto forward. Caller holds mu.
-func (f *FakeService) bindPort(r emulator.Forward) int {
+func (f *Service) bindPort(r emulator.Forward) int {
 	if r.HostPort != 0 {
 		return r.HostPort
 	}
@@ -212,8 +251,8 @@ func (f *FakeService) bindPort(r emulator.Forward) int {
 	return f.autoPort
 }
 
-func setStopped(vm *VM) {
-	vm.State = StateStopped
+func setStopped(vm *service.VM) {
+	vm.State = service.StateStopped
 	vm.VNC, vm.Serial, vm.QMP = "", "", ""
 	vm.CPUPercent, vm.RSSBytes, vm.Uptime = 0, 0, 0
 	for i := range vm.NICs {
@@ -226,20 +265,20 @@ func setStopped(vm *VM) {
 
 // copyNICs copies NICs with their forwards, so a copy handed out never
 // shares memory with the fake's own state.
-func copyNICs(nics []NIC) []NIC {
+func copyNICs(nics []service.NIC) []service.NIC {
 	if nics == nil {
 		return nil
 	}
-	out := append([]NIC(nil), nics...)
+	out := append([]service.NIC(nil), nics...)
 	for i := range out {
-		out[i].Forwards = append([]PortForward(nil), out[i].Forwards...)
+		out[i].Forwards = append([]service.PortForward(nil), out[i].Forwards...)
 	}
 	return out
 }
 
 // begin records a call and returns an injected failure, if any.
 // Caller holds mu.
-func (f *FakeService) begin(op, name string) error {
+func (f *Service) begin(op, name string) error {
 	f.calls = append(f.calls, strings.TrimSpace(op+" "+name))
 	if err, ok := f.fail[op]; ok {
 		delete(f.fail, op)
@@ -248,21 +287,59 @@ func (f *FakeService) begin(op, name string) error {
 	return nil
 }
 
-func (f *FakeService) notify() {
+// notify sends a Change (a file change, no event) for each of names.
+func (f *Service) notify(names ...string) {
+	for _, n := range names {
+		f.send(service.Change{Name: n})
+	}
+}
+
+func (f *Service) send(c service.Change) {
 	f.mu.Lock()
-	subs := append([]chan struct{}(nil), f.subs...)
+	subs := append([]chan service.Change(nil), f.subs...)
 	f.mu.Unlock()
 	for _, ch := range subs {
 		select {
-		case ch <- struct{}{}:
-		default: // a signal is already pending: coalesced
+		case ch <- c:
+		default: // the subscriber is far behind: like a lost inotify event
 		}
 	}
 }
 
-// Changes implements Service.
-func (f *FakeService) Changes(ctx context.Context) <-chan struct{} {
-	ch := make(chan struct{}, 1)
+// SetCPU sets the CPU% a running machine shows (a figure, not a change:
+// nothing is signalled).
+func (f *Service) SetCPU(name string, pct float64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if vm, ok := f.vms[name]; ok {
+		vm.CPUPercent = pct
+	}
+}
+
+// Reads returns how many times List and Get were called.
+func (f *Service) Reads() (lists, gets int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lists, f.gets
+}
+
+// Event acts like QMP event ev (STOP, RESUME, SHUTDOWN...) of a running
+// machine: the state changes as QEMU's would and a Change carrying the
+// event is sent.
+func (f *Service) Event(name, ev string) {
+	f.mu.Lock()
+	if vm, ok := f.vms[name]; ok {
+		if st, ok := machine.EventState(ev); ok {
+			vm.State = st
+		}
+	}
+	f.mu.Unlock()
+	f.send(service.Change{Name: name, Event: ev})
+}
+
+// Changes implements service.Service.
+func (f *Service) Changes(ctx context.Context) <-chan service.Change {
+	ch := make(chan service.Change, 1024)
 	f.mu.Lock()
 	f.subs = append(f.subs, ch)
 	f.mu.Unlock()
@@ -281,15 +358,35 @@ func (f *FakeService) Changes(ctx context.Context) <-chan struct{} {
 	return ch
 }
 
-// List implements Service.
-func (f *FakeService) List(ctx context.Context) ([]VM, error) {
+// Get implements service.Service.
+func (f *Service) Get(ctx context.Context, name string) (service.VM, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.gets++
+	if err := f.fail["Get"]; err != nil {
+		delete(f.fail, "Get")
+		return service.VM{}, err
+	}
+	vm, ok := f.vms[name]
+	if !ok {
+		return service.VM{}, fmt.Errorf("machine %q: %w", name, service.ErrNoMachine)
+	}
+	v := *vm
+	v.NICs = copyNICs(vm.NICs)
+	v.Snapshots = len(f.snaps[vm.Name])
+	return v, nil
+}
+
+// List implements service.Service.
+func (f *Service) List(ctx context.Context) ([]service.VM, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lists++
 	if err := f.fail["List"]; err != nil {
 		delete(f.fail, "List")
 		return nil, err
 	}
-	out := make([]VM, 0, len(f.vms))
+	out := make([]service.VM, 0, len(f.vms))
 	for _, vm := range f.vms {
 		v := *vm
 		v.NICs = copyNICs(vm.NICs)
@@ -300,20 +397,20 @@ func (f *FakeService) List(ctx context.Context) ([]VM, error) {
 	return out, nil
 }
 
-// Stats implements Service.
-func (f *FakeService) Stats(ctx context.Context) ([]Stats, error) {
+// Stats implements service.Service.
+func (f *Service) Stats(ctx context.Context) ([]service.Stats, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []Stats
+	var out []service.Stats
 	for _, vm := range f.vms {
-		if vm.State == StateRunning {
-			out = append(out, Stats{Name: vm.Name, CPUPercent: vm.CPUPercent, RSSBytes: vm.RSSBytes, Uptime: vm.Uptime})
+		if vm.State == service.StateRunning {
+			out = append(out, service.Stats{Name: vm.Name, CPUPercent: vm.CPUPercent, RSSBytes: vm.RSSBytes, Uptime: vm.Uptime})
 		}
 	}
 	return out, nil
 }
 
-func (f *FakeService) get(name string) (*VM, error) {
+func (f *Service) get(name string) (*service.VM, error) {
 	vm, ok := f.vms[name]
 	if !ok {
 		return nil, fmt.Errorf("machine %q not found", name)
@@ -321,8 +418,8 @@ func (f *FakeService) get(name string) (*VM, error) {
 	return vm, nil
 }
 
-// Create implements Service.
-func (f *FakeService) Create(ctx context.Context, spec NewVM, progress ProgressFunc) error {
+// Create implements service.Service.
+func (f *Service) Create(ctx context.Context, spec service.NewVM, progress service.ProgressFunc) error {
 	f.mu.Lock()
 	err := f.begin("Create", spec.Name)
 	if err == nil {
@@ -349,7 +446,7 @@ func (f *FakeService) Create(ctx context.Context, spec NewVM, progress ProgressF
 	if spec.Net == emulator.NetNone {
 		vm.NICs = nil
 	} else {
-		vm.NICs[0].Forwards = portForwards(spec.Forwards)
+		vm.NICs[0].Forwards = service.PortForwards(spec.Forwards)
 		vm.NICs[0].Kind, vm.NICs[0].Mode = spec.Net, string(spec.Net)
 		if spec.MAC != "" {
 			vm.NICs[0].MAC = spec.MAC
@@ -361,26 +458,26 @@ func (f *FakeService) Create(ctx context.Context, spec NewVM, progress ProgressF
 	f.mu.Lock()
 	f.vms[vm.Name] = vm
 	f.mu.Unlock()
-	f.notify()
+	f.notify(vm.Name)
 	return nil
 }
 
 // job reports steps of progress for a pretend long job.
-func (f *FakeService) job(ctx context.Context, step string, total int64, progress ProgressFunc) error {
+func (f *Service) job(ctx context.Context, step string, total int64, progress service.ProgressFunc) error {
 	n := int64(f.JobSteps)
 	for i := int64(1); i <= n; i++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if progress != nil {
-			progress(Progress{Step: step, Done: total * i / n, Total: total})
+			progress(service.Progress{Step: step, Done: total * i / n, Total: total})
 		}
 	}
 	return nil
 }
 
-// PreviewCmdline implements Service.
-func (f *FakeService) PreviewCmdline(ctx context.Context, spec NewVM) ([]string, error) {
+// PreviewCmdline implements service.Service.
+func (f *Service) PreviewCmdline(ctx context.Context, spec service.NewVM) ([]string, error) {
 	f.mu.Lock()
 	err := f.begin("PreviewCmdline", spec.Name)
 	f.mu.Unlock()
@@ -421,11 +518,11 @@ func fakeArgv(name string, a emulator.Arch, mem, cpus int, iso, kernel, initrd, 
 		"-daemonize", "-pidfile", dir+"/qemu.pid")
 }
 
-func (f *FakeService) simple(op, name string, fn func(vm *VM) error) error {
+func (f *Service) simple(op, name string, fn func(vm *service.VM) error) error {
 	f.mu.Lock()
 	err := f.begin(op, name)
 	if err == nil {
-		var vm *VM
+		var vm *service.VM
 		vm, err = f.get(name)
 		if err == nil {
 			err = fn(vm)
@@ -433,37 +530,37 @@ func (f *FakeService) simple(op, name string, fn func(vm *VM) error) error {
 	}
 	f.mu.Unlock()
 	if err == nil {
-		f.notify()
+		f.notify(name)
 	}
 	return err
 }
 
-// Start implements Service.
-func (f *FakeService) Start(ctx context.Context, name string) error {
-	err := f.simple("Start", name, func(vm *VM) error {
+// Start implements service.Service.
+func (f *Service) Start(ctx context.Context, name string) error {
+	err := f.simple("Start", name, func(vm *service.VM) error {
 		if vm.State.Active() {
 			return fmt.Errorf("start %q: already %s", name, vm.State)
 		}
 		if f.StartDelay > 0 {
-			vm.State = StateStarting
+			vm.State = service.StateStarting
 			return nil
 		}
 		f.setRunning(vm)
 		return nil
 	})
 	if err == nil && f.StartDelay > 0 {
-		time.AfterFunc(f.StartDelay, func() { f.SetState(name, StateRunning) })
+		time.AfterFunc(f.StartDelay, func() { f.SetState(name, service.StateRunning) })
 	}
 	return err
 }
 
-// Stop implements Service.
-func (f *FakeService) Stop(ctx context.Context, name string, force bool) error {
+// Stop implements service.Service.
+func (f *Service) Stop(ctx context.Context, name string, force bool) error {
 	op := "Stop"
 	if force {
 		op = "ForceStop"
 	}
-	return f.simple(op, name, func(vm *VM) error {
+	return f.simple(op, name, func(vm *service.VM) error {
 		if !vm.State.Active() {
 			return fmt.Errorf("stop %q: not running", name)
 		}
@@ -472,31 +569,31 @@ func (f *FakeService) Stop(ctx context.Context, name string, force bool) error {
 	})
 }
 
-// Pause implements Service.
-func (f *FakeService) Pause(ctx context.Context, name string) error {
-	return f.simple("Pause", name, func(vm *VM) error {
-		if vm.State != StateRunning {
+// Pause implements service.Service.
+func (f *Service) Pause(ctx context.Context, name string) error {
+	return f.simple("Pause", name, func(vm *service.VM) error {
+		if vm.State != service.StateRunning {
 			return fmt.Errorf("pause %q: not running", name)
 		}
-		vm.State = StatePaused
+		vm.State = service.StatePaused
 		return nil
 	})
 }
 
-// Resume implements Service.
-func (f *FakeService) Resume(ctx context.Context, name string) error {
-	return f.simple("Resume", name, func(vm *VM) error {
-		if vm.State != StatePaused {
+// Resume implements service.Service.
+func (f *Service) Resume(ctx context.Context, name string) error {
+	return f.simple("Resume", name, func(vm *service.VM) error {
+		if vm.State != service.StatePaused {
 			return fmt.Errorf("resume %q: not paused", name)
 		}
-		vm.State = StateRunning
+		vm.State = service.StateRunning
 		return nil
 	})
 }
 
-// Reset implements Service.
-func (f *FakeService) Reset(ctx context.Context, name string) error {
-	return f.simple("Reset", name, func(vm *VM) error {
+// Reset implements service.Service.
+func (f *Service) Reset(ctx context.Context, name string) error {
+	return f.simple("Reset", name, func(vm *service.VM) error {
 		if !vm.State.Active() {
 			return fmt.Errorf("reset %q: not running", name)
 		}
@@ -505,15 +602,15 @@ func (f *FakeService) Reset(ctx context.Context, name string) error {
 	})
 }
 
-// Delete implements Service.
-func (f *FakeService) Delete(ctx context.Context, name string) error {
-	return f.simple("Delete", name, func(vm *VM) error {
+// Delete implements service.Service.
+func (f *Service) Delete(ctx context.Context, name string) error {
+	return f.simple("Delete", name, func(vm *service.VM) error {
 		if vm.State.Active() {
-			return WithFix(fmt.Errorf("delete %q: machine is %s", name, vm.State), "stop it first (x)")
+			return service.WithFix(fmt.Errorf("delete %q: machine is %s", name, vm.State), "stop it first (x)")
 		}
 		for clone, src := range f.linkedTo {
 			if src == name {
-				return WithFix(fmt.Errorf("delete %q: linked clone %q sits on its disks", name, clone), "delete "+clone+" first")
+				return service.WithFix(fmt.Errorf("delete %q: linked clone %q sits on its disks", name, clone), "delete "+clone+" first")
 			}
 		}
 		delete(f.linkedTo, name)
@@ -523,18 +620,18 @@ func (f *FakeService) Delete(ctx context.Context, name string) error {
 	})
 }
 
-// Clone implements Service.
-func (f *FakeService) Clone(ctx context.Context, src, dst string, linked bool, progress ProgressFunc) error {
+// Clone implements service.Service.
+func (f *Service) Clone(ctx context.Context, src, dst string, linked bool, progress service.ProgressFunc) error {
 	f.mu.Lock()
 	err := f.begin("Clone", src)
-	var vm *VM
+	var vm *service.VM
 	if err == nil {
 		vm, err = f.get(src)
 	}
 	if err == nil {
 		err = f.validateNameLocked(dst)
 	}
-	var c VM
+	var c service.VM
 	if err == nil {
 		c = *vm
 	}
@@ -559,14 +656,14 @@ func (f *FakeService) Clone(ctx context.Context, src, dst string, linked bool, p
 		f.linkedTo[dst] = src
 	}
 	f.mu.Unlock()
-	f.notify()
+	f.notify(src, dst)
 	return nil
 }
 
-// Update implements Service.
-func (f *FakeService) Update(ctx context.Context, name string, s Settings) error {
-	return f.simple("Update", name, func(vm *VM) error {
-		cur := SettingsOf(*vm)
+// Update implements service.Service.
+func (f *Service) Update(ctx context.Context, name string, s service.Settings) error {
+	return f.simple("Update", name, func(vm *service.VM) error {
+		cur := service.SettingsOf(*vm)
 		if vm.State.Active() && (s.MemoryMiB != cur.MemoryMiB || s.CPUs != cur.CPUs) {
 			return fmt.Errorf("update %q: memory and CPUs need a stopped machine", name)
 		}
@@ -576,22 +673,22 @@ func (f *FakeService) Update(ctx context.Context, name string, s Settings) error
 			vm.NICs = nil
 		} else {
 			if len(vm.NICs) == 0 {
-				vm.NICs = []NIC{{ID: "net0", Model: "virtio-net-pci", MAC: fakeMAC(name)}}
+				vm.NICs = []service.NIC{{ID: "net0", Model: "virtio-net-pci", MAC: fakeMAC(name)}}
 			}
-			vm.NICs[0].Kind, vm.NICs[0].Mode, vm.NICs[0].Forwards = s.Net, string(s.Net), portForwards(s.Forwards)
+			vm.NICs[0].Kind, vm.NICs[0].Mode, vm.NICs[0].Forwards = s.Net, string(s.Net), service.PortForwards(s.Forwards)
 		}
 		return nil
 	})
 }
 
-// Cmdline implements Service.
-func (f *FakeService) Cmdline(ctx context.Context, name string) ([]string, error) {
+// Cmdline implements service.Service.
+func (f *Service) Cmdline(ctx context.Context, name string) ([]string, error) {
 	var argv []string
-	err := f.simple("Cmdline", name, func(vm *VM) error {
+	err := f.simple("Cmdline", name, func(vm *service.VM) error {
 		var fwd []emulator.Forward
 		net := emulator.NetNone
 		if len(vm.NICs) > 0 {
-			net, fwd = vm.NICs[0].Kind, forwardRules(vm.NICs[0].Forwards)
+			net, fwd = vm.NICs[0].Kind, service.ForwardRules(vm.NICs[0].Forwards)
 		}
 		argv = fakeArgv(vm.Name, vm.Arch, vm.MemoryMiB, vm.CPUs, vm.ISO, vm.Kernel, vm.Initrd, vm.Append, net, fwd)
 		return nil
@@ -599,9 +696,9 @@ func (f *FakeService) Cmdline(ctx context.Context, name string) ([]string, error
 	return argv, err
 }
 
-// forwardNIC returns the index of the NIC a forward goes to: nic when it
-// is a user-mode NIC, with -1 the first user-mode one.
-func forwardNIC(vm *VM, nic int) (int, error) {
+// forwardNIC returns the index of the service.NIC a forward goes to: nic when it
+// is a user-mode service.NIC, with -1 the first user-mode one.
+func forwardNIC(vm *service.VM, nic int) (int, error) {
 	if nic >= len(vm.NICs) {
 		return 0, fmt.Errorf("vm %q has no nic %d", vm.Name, nic)
 	}
@@ -613,16 +710,16 @@ func forwardNIC(vm *VM, nic int) (int, error) {
 	return 0, fmt.Errorf("vm %q has no user-mode nic for forwards", vm.Name)
 }
 
-// AddForward implements Service with machine.ParseForward's syntax: a
+// AddForward implements service.Service with machine.ParseForward's syntax: a
 // running machine binds the forward at once, a stopped one keeps it for
 // its next start. A fixed host port another forward of the machine has is
 // refused.
-func (f *FakeService) AddForward(ctx context.Context, name string, nic int, rule string) (PortForward, error) {
-	var pf PortForward
-	err := f.simple("AddForward", name, func(vm *VM) error {
+func (f *Service) AddForward(ctx context.Context, name string, nic int, rule string) (service.PortForward, error) {
+	var pf service.PortForward
+	err := f.simple("AddForward", name, func(vm *service.VM) error {
 		r, err := machine.ParseForward(strings.TrimSpace(rule))
 		if err != nil {
-			return WithFix(fmt.Errorf("add forward to %q: %w", name, err), ruleSyntax)
+			return service.WithFix(fmt.Errorf("add forward to %q: %w", name, err), service.RuleSyntax)
 		}
 		i, err := forwardNIC(vm, nic)
 		if err != nil {
@@ -636,7 +733,7 @@ func (f *FakeService) AddForward(ctx context.Context, name string, nic int, rule
 				}
 			}
 		}
-		pf = PortForward{Rule: fr}
+		pf = service.PortForward{Rule: fr}
 		if vm.State.Active() {
 			pf.BoundPort = f.bindPort(fr)
 		}
@@ -646,11 +743,11 @@ func (f *FakeService) AddForward(ctx context.Context, name string, nic int, rule
 	return pf, err
 }
 
-// RemoveForward implements Service: the forward must be written as
+// RemoveForward implements service.Service: the forward must be written as
 // RuleString writes it.
-func (f *FakeService) RemoveForward(ctx context.Context, name string, nic int, rule string) (PortForward, error) {
-	var pf PortForward
-	err := f.simple("RemoveForward", name, func(vm *VM) error {
+func (f *Service) RemoveForward(ctx context.Context, name string, nic int, rule string) (service.PortForward, error) {
+	var pf service.PortForward
+	err := f.simple("RemoveForward", name, func(vm *service.VM) error {
 		for i := range vm.NICs {
 			if nic >= 0 && i != nic {
 				continue
@@ -670,8 +767,8 @@ func (f *FakeService) RemoveForward(ctx context.Context, name string, nic int, r
 	return pf, err
 }
 
-// Snapshots implements Service.
-func (f *FakeService) Snapshots(ctx context.Context, name string) ([]Snapshot, error) {
+// Snapshots implements service.Service.
+func (f *Service) Snapshots(ctx context.Context, name string) ([]service.Snapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.begin("Snapshots", name); err != nil {
@@ -680,11 +777,11 @@ func (f *FakeService) Snapshots(ctx context.Context, name string) ([]Snapshot, e
 	if _, err := f.get(name); err != nil {
 		return nil, err
 	}
-	return append([]Snapshot(nil), f.snaps[name]...), nil
+	return append([]service.Snapshot(nil), f.snaps[name]...), nil
 }
 
-// SaveSnapshot implements Service.
-func (f *FakeService) SaveSnapshot(ctx context.Context, name, snap string, progress ProgressFunc) error {
+// SaveSnapshot implements service.Service.
+func (f *Service) SaveSnapshot(ctx context.Context, name, snap string, progress service.ProgressFunc) error {
 	f.mu.Lock()
 	err := f.begin("SaveSnapshot", name)
 	if err == nil {
@@ -709,14 +806,14 @@ func (f *FakeService) SaveSnapshot(ctx context.Context, name, snap string, progr
 	for i := range list {
 		list[i].Current = false
 	}
-	f.snaps[name] = append(list, Snapshot{Name: snap, Created: fakeEpoch.Add(time.Duration(len(list)) * time.Hour), SizeBytes: 300 << 20, Current: true})
+	f.snaps[name] = append(list, service.Snapshot{Name: snap, Created: fakeEpoch.Add(time.Duration(len(list)) * time.Hour), SizeBytes: 300 << 20, Current: true})
 	f.mu.Unlock()
-	f.notify()
+	f.notify(name)
 	return nil
 }
 
-// RestoreSnapshot implements Service.
-func (f *FakeService) RestoreSnapshot(ctx context.Context, name, snap string, progress ProgressFunc) error {
+// RestoreSnapshot implements service.Service.
+func (f *Service) RestoreSnapshot(ctx context.Context, name, snap string, progress service.ProgressFunc) error {
 	f.mu.Lock()
 	err := f.begin("RestoreSnapshot", name)
 	found := false
@@ -732,12 +829,12 @@ func (f *FakeService) RestoreSnapshot(ctx context.Context, name, snap string, pr
 		return err
 	}
 	err = f.job(ctx, "loading snapshot", 0, progress)
-	f.notify()
+	f.notify(name)
 	return err
 }
 
-// DeleteSnapshot implements Service.
-func (f *FakeService) DeleteSnapshot(ctx context.Context, name, snap string) error {
+// DeleteSnapshot implements service.Service.
+func (f *Service) DeleteSnapshot(ctx context.Context, name, snap string) error {
 	f.mu.Lock()
 	err := f.begin("DeleteSnapshot", name)
 	if err == nil {
@@ -753,13 +850,13 @@ func (f *FakeService) DeleteSnapshot(ctx context.Context, name, snap string) err
 	}
 	f.mu.Unlock()
 	if err == nil {
-		f.notify()
+		f.notify(name)
 	}
 	return err
 }
 
-// SerialAttach implements Service: the fake guest echoes every byte typed.
-func (f *FakeService) SerialAttach(ctx context.Context, name string) (*Serial, error) {
+// SerialAttach implements service.Service: the fake guest echoes every byte typed.
+func (f *Service) SerialAttach(ctx context.Context, name string) (*service.Serial, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.begin("SerialAttach", name); err != nil {
@@ -770,9 +867,9 @@ func (f *FakeService) SerialAttach(ctx context.Context, name string) (*Serial, e
 		return nil, err
 	}
 	if !vm.State.Active() {
-		return nil, WithFix(fmt.Errorf("attach serial %q: machine is %s", name, vm.State), "start it first (s)")
+		return nil, service.WithFix(fmt.Errorf("attach serial %q: machine is %s", name, vm.State), "start it first (s)")
 	}
-	return &Serial{Conn: newEchoConn(), Scrollback: append([]byte(nil), f.serialOut[name]...)}, nil
+	return &service.Serial{Conn: newEchoConn(), Scrollback: append([]byte(nil), f.serialOut[name]...)}, nil
 }
 
 // echoConn is a fake serial line: what is written comes back to Read, in
@@ -823,8 +920,8 @@ func (c *echoConn) Close() error {
 	return nil
 }
 
-// LogTail implements Service.
-func (f *FakeService) LogTail(ctx context.Context, name string, max int) (string, error) {
+// LogTail implements service.Service.
+func (f *Service) LogTail(ctx context.Context, name string, max int) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.begin("LogTail", name); err != nil {
@@ -840,28 +937,28 @@ func (f *FakeService) LogTail(ctx context.Context, name string, max int) (string
 	return s, nil
 }
 
-// HostLimits implements Service.
-func (f *FakeService) HostLimits(ctx context.Context) (HostLimits, error) {
+// service.HostLimits implements service.Service.
+func (f *Service) HostLimits(ctx context.Context) (service.HostLimits, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.limits, nil
 }
 
-// Profiles implements Service.
-func (f *FakeService) Profiles(ctx context.Context) ([]Profile, error) {
+// Profiles implements service.Service.
+func (f *Service) Profiles(ctx context.Context) ([]service.Profile, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]Profile(nil), f.profiles...), nil
+	return append([]service.Profile(nil), f.profiles...), nil
 }
 
-// ValidateName implements Service.
-func (f *FakeService) ValidateName(name string) error {
+// ValidateName implements service.Service.
+func (f *Service) ValidateName(name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.validateNameLocked(name)
 }
 
-func (f *FakeService) validateNameLocked(name string) error {
+func (f *Service) validateNameLocked(name string) error {
 	switch {
 	case name == "":
 		return errors.New("name is empty")
@@ -881,4 +978,4 @@ func (f *FakeService) validateNameLocked(name string) error {
 	return nil
 }
 
-var _ Service = (*FakeService)(nil)
+var _ service.Service = (*Service)(nil)
