@@ -76,11 +76,7 @@ for scripts, most with --json.`,
 		a.isoCmd(),
 		a.cdromCmd(),
 	)
-	for _, c := range root.Commands() {
-		if c.Args == nil {
-			c.Args = cobra.NoArgs
-		}
-	}
+	wireUsage(root) // usage.go: exit status 2 and suggestions everywhere
 	return root
 }
 

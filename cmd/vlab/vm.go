@@ -145,21 +145,21 @@ type vmJSON struct {
 // showJSON is the `vlab show --json` object: vmJSON plus where everything is.
 type showJSON struct {
 	vmJSON
-	AccelReason  string       `json:"accel_reason"`
-	Detail       string       `json:"detail,omitempty"`
-	StartedAt    *time.Time   `json:"started_at,omitempty"`
-	QMPSocket    string       `json:"qmp_socket"`
-	QMPSockets   []string     `json:"qmp_sockets"`
-	VNCSocket    string       `json:"vnc_socket"`
-	SerialSocket string       `json:"serial_socket"`
-	SerialLog    string       `json:"serial_log"`
-	QEMULog      string       `json:"qemu_log"`
-	Dir          string       `json:"dir"`
-	Display      string       `json:"display"`
-	Disks        []diskJSON   `json:"disks"`
-	NICs         []nicJSON    `json:"nics"`
-	Boot         bootJSON     `json:"boot"`
-	GDBSocket    string       `json:"gdb_socket,omitempty"`
+	AccelReason  string     `json:"accel_reason"`
+	Detail       string     `json:"detail,omitempty"`
+	StartedAt    *time.Time `json:"started_at,omitempty"`
+	QMPSocket    string     `json:"qmp_socket"`
+	QMPSockets   []string   `json:"qmp_sockets"`
+	VNCSocket    string     `json:"vnc_socket"`
+	SerialSocket string     `json:"serial_socket"`
+	SerialLog    string     `json:"serial_log"`
+	QEMULog      string     `json:"qemu_log"`
+	Dir          string     `json:"dir"`
+	Display      string     `json:"display"`
+	Disks        []diskJSON `json:"disks"`
+	NICs         []nicJSON  `json:"nics"`
+	Boot         bootJSON   `json:"boot"`
+	GDBSocket    string     `json:"gdb_socket,omitempty"`
 }
 
 // bootJSON is machine.Boot with the contract's keys.
