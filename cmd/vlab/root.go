@@ -75,7 +75,9 @@ for scripts, most with --json.`,
 		a.detectCmd(),
 		a.isoCmd(),
 		a.cdromCmd(),
+		commandsCmd(),
 	)
+	root.InitDefaultCompletionCmd() // now, so that wireUsage sees it
 	wireUsage(root) // usage.go: exit status 2 and suggestions everywhere
 	return root
 }
