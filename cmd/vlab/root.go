@@ -78,7 +78,7 @@ for scripts, most with --json.`,
 		commandsCmd(),
 	)
 	root.InitDefaultCompletionCmd() // now, so that wireUsage sees it
-	wireUsage(root) // usage.go: exit status 2 and suggestions everywhere
+	wireUsage(root)                 // usage.go: exit status 2 and suggestions everywhere
 	return root
 }
 
