@@ -78,6 +78,7 @@ for scripts, most with --json.`,
 		commandsCmd(),
 	)
 	root.InitDefaultCompletionCmd() // now, so that wireUsage sees it
+	a.wireCompletion(root)          // complete.go: VM names, tags, profiles...
 	wireUsage(root)                 // usage.go: exit status 2 and suggestions everywhere
 	return root
 }
