@@ -403,3 +403,16 @@ func TestCLIUsageErrorsExit2(t *testing.T) {
 		t.Errorf("vlab start nosuchvm: exit %d, want 1; stderr %q", code, errs)
 	}
 }
+
+// TestCLIFlagHelp: no flag's help takes a backtick-quoted command as its
+// value's name (pflag's placeholder rule showed "--paused vlab resume").
+func TestCLIFlagHelp(t *testing.T) {
+	e := newEnv(t)
+	placeholder := regexp.MustCompile("(?m)^\\s+(-[a-z], )?--[a-z-]+ vlab ")
+	for _, l := range leafCommands(t, e) {
+		out := e.ok(append(strings.Fields(l.Path), "--help")...)
+		if m := placeholder.FindString(out); m != "" {
+			t.Errorf("vlab %s --help: a flag shows a command as its value name: %q", l.Path, m)
+		}
+	}
+}

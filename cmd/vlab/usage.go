@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // wireUsage makes every way of calling a command wrongly a usage error
@@ -23,6 +24,9 @@ func wireUsage(root *cobra.Command) {
 		case c.Args == nil:
 			c.Args = cobra.NoArgs
 		}
+		// pflag takes `quoted` words in a flag's usage as its value's name
+		// ("--profile vlab profiles"): show them as 'quoted' instead.
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) { f.Usage = strings.ReplaceAll(f.Usage, "`", "'") })
 		args := c.Args
 		c.Args = func(cmd *cobra.Command, a []string) error {
 			if err := args(cmd, a); err != nil {
