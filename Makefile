@@ -13,7 +13,7 @@ fixtures:
 
 # --- other targets below ---
 
-.PHONY: build test man bench lint demo
+.PHONY: build test man bench lint demo install
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
@@ -41,3 +41,17 @@ bench: build fixtures
 lint:
 	gofmt -l $$(git ls-files '*.go')
 	go vet ./...
+
+# Install bin/vlab, its man pages and shell completions under PREFIX
+# (default /usr/local; DESTDIR for packaging), e.g. make install PREFIX=$$HOME/.local
+PREFIX ?= /usr/local
+install: build
+	rm -rf man && bin/vlab man man
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 0755 bin/vlab $(DESTDIR)$(PREFIX)/bin/vlab
+	install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	bin/vlab completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/vlab
+	bin/vlab completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_vlab
+	bin/vlab completion fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/vlab.fish

@@ -9,6 +9,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"vlab/emulator"
+	"vlab/machine"
 )
 
 // Boot order choices of the edit screen (Settings.BootOrder values).
@@ -126,7 +127,9 @@ func (v *editView) settings() (Settings, error) {
 	if s.CPUs, err = strconv.Atoi(f[edCPUs].Value()); err != nil {
 		return s, fmt.Errorf("CPUs: %w", err)
 	}
-	s.ISO = f[edISO].Value()
+	if s.ISO, err = machine.AbsPath(f[edISO].Value()); err != nil { // as the CLI does
+		return s, err
+	}
 	s.BootOrder = f[edBoot].Value()
 	s.Net = emulator.NetMode(f[edNet].Value())
 	if s.Net == emulator.NetUser || s.Net == emulator.NetSandbox {

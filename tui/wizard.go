@@ -17,6 +17,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"vlab/emulator"
+	"vlab/machine"
 )
 
 type wizStep int
@@ -548,6 +549,11 @@ func (w *wizard) spec() (NewVM, error) {
 		s.Kernel, s.Initrd, s.Append = w.source.fields[2].Value(), w.source.fields[3].Value(), w.source.fields[4].Value()
 	}
 	var err error
+	for _, p := range []*string{&s.ISO, &s.Kernel, &s.Initrd} { // absolute, as the CLI makes them
+		if *p, err = machine.AbsPath(*p); err != nil {
+			return s, err
+		}
+	}
 	if s.MemoryMiB, err = strconv.Atoi(w.hardware.fields[0].Value()); err != nil {
 		return s, fmt.Errorf("memory: %w", err)
 	}

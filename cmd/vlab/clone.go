@@ -48,7 +48,7 @@ that same state shares. --snapshot clones the disks as they were at that snapsho
 				return err
 			}
 			if a.json {
-				return a.printShow(cmd, s, args[1])
+				return a.printVM(cmd, s, args[1], "cloned", "")
 			}
 			what := "full copy"
 			if opts.Linked {

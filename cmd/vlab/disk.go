@@ -44,12 +44,16 @@ func (a *app) diskAddCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if a.json {
+				return printDisk(cmd, s, args[0], "added", d, false)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "added %s (%s, %s) to %s\n", d.File, d.Format, d.Size, args[0])
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&opts.Format, "format", "qcow2", "qcow2 (snapshots work) or raw")
 	cmd.Flags().StringVar(&opts.Bus, "bus", "", "virtio, ide, sata, scsi or nvme (default: the machine's)")
+	a.jsonFlag(cmd, "print the disk as JSON")
 	return cmd
 }
 
@@ -73,6 +77,9 @@ func (a *app) diskRmCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if a.json {
+				return printDisk(cmd, s, name, "removed", d, deleteFile)
+			}
 			if deleteFile {
 				fmt.Fprintf(cmd.OutOrStdout(), "removed %s from %s and deleted it\n", d.File, name)
 			} else {
@@ -83,11 +90,12 @@ func (a *app) diskRmCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&deleteFile, "delete-file", false, "also delete the image file (only inside the VM folder)")
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask before deleting the file")
+	a.jsonFlag(cmd, "print the removed disk as JSON")
 	return cmd
 }
 
 func (a *app) diskResizeCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "resize NAME DISK SIZE",
 		Short: "Grow a disk to SIZE (the new total; disks never shrink)",
 		Long: `Grow a disk to SIZE, the new total size. The guest sees the larger disk at its next boot;
@@ -105,13 +113,41 @@ grow the partition and file system inside the guest afterwards.`,
 			if err != nil {
 				return err
 			}
+			before, err := s.Load(args[0])
+			if err != nil {
+				return err
+			}
 			if err := s.DiskResize(cmd.Context(), args[0], args[1], size); err != nil {
 				return err
+			}
+			if a.json {
+				return printDisk(cmd, s, args[0], "resized", resizedDisk(s, before, size), false)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "grew disk %s of %s to %s\n", args[1], args[0], size)
 			return nil
 		},
 	}
+	a.jsonFlag(cmd, "print the grown disk as JSON")
+	return cmd
+}
+
+// resizedDisk finds the disk DiskResize grew: the one whose size changed.
+func resizedDisk(s *machine.Store, before *machine.Spec, size machine.Size) machine.DiskSpec {
+	after, err := s.Load(before.Name)
+	if err != nil {
+		return machine.DiskSpec{Size: size}
+	}
+	for i, d := range after.Disks {
+		if i < len(before.Disks) && before.Disks[i].Size != d.Size {
+			return d
+		}
+	}
+	for _, d := range after.Disks {
+		if d.Size == size {
+			return d
+		}
+	}
+	return machine.DiskSpec{Size: size}
 }
 
 func (a *app) diskImportCmd() *cobra.Command {
@@ -135,17 +171,21 @@ backing file, or whose data lives outside their folder, are refused.`,
 			if err != nil {
 				return err
 			}
+			if a.json {
+				return printDisk(cmd, s, args[0], "imported", d, false)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "imported %s into %s as %s (qcow2, %s)\n", args[1], args[0], d.File, d.Size)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&opts.Format, "format", "", "the image's format: "+strings.Join(machine.ImportFormats, ", ")+" (default: detect; raw must be given)")
 	cmd.Flags().StringVar(&opts.Bus, "bus", "", "virtio, ide, sata, scsi or nvme (default: the machine's)")
+	a.jsonFlag(cmd, "print the disk as JSON")
 	return cmd
 }
 
 func (a *app) diskConvertCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "convert NAME DISK",
 		Short: "Turn a raw disk into qcow2 (so the VM can take snapshots)",
 		Args:  exactArgs("NAME", "DISK"),
@@ -160,8 +200,13 @@ func (a *app) diskConvertCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if a.json {
+				return printDisk(cmd, s, args[0], "converted", d, false)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "converted disk %s of %s to qcow2: %s\n", args[1], args[0], d.File)
 			return nil
 		},
 	}
+	a.jsonFlag(cmd, "print the converted disk as JSON")
+	return cmd
 }

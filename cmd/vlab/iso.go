@@ -62,7 +62,7 @@ func (a *app) isoAddCmd() *cobra.Command {
 				return err
 			}
 			if a.json {
-				return printJSON(cmd.OutOrStdout(), e)
+				return printResult(cmd.OutOrStdout(), isoResult{Action: "added", ISO: e})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "added %s (%s, sha256 %s)\n", e.Name, machine.Size(e.Size).Human(), e.SHA256)
 			return nil
@@ -134,11 +134,15 @@ func (a *app) isoRmCmd() *cobra.Command {
 			if err := lib.Remove(cmd.Context(), args[0]); err != nil {
 				return err
 			}
+			if a.json {
+				return printResult(cmd.OutOrStdout(), goneResult{Action: "removed", Kind: "iso", Name: args[0]})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", args[0])
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "remove it even if a VM's CD drive holds it")
+	a.jsonFlag(cmd, `print {"action":"removed","kind":"iso","name":...}`)
 	return cmd
 }
 
@@ -166,7 +170,7 @@ func (a *app) isoGetCmd() *cobra.Command {
 				return err
 			}
 			if a.json {
-				return printJSON(cmd.OutOrStdout(), e)
+				return printResult(cmd.OutOrStdout(), isoResult{Action: "downloaded", ISO: e})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "downloaded %s (%s, sha256 verified) to %s\n", e.Name, machine.Size(e.Size).Human(), e.Path)
 			return nil
@@ -262,6 +266,9 @@ func (a *app) cdromCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if a.json {
+				return a.printVM(cmd, s, args[0], "inserted", liveHow(live))
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "inserted %s into %s%s\n", iso, args[0], liveNote(live))
 			return nil
 		},
@@ -279,10 +286,15 @@ func (a *app) cdromCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if a.json {
+				return a.printVM(cmd, s, args[0], "ejected", liveHow(live))
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "ejected the CD of %s%s\n", args[0], liveNote(live))
 			return nil
 		},
 	}
+	a.jsonFlag(insert, "print the VM as JSON")
+	a.jsonFlag(eject, "print the VM as JSON")
 	cmd.AddCommand(insert, eject)
 	return cmd
 }
@@ -292,4 +304,12 @@ func liveNote(live bool) string {
 		return " (running: changed now and kept for the next start)"
 	}
 	return ""
+}
+
+// liveHow is cdrom's "how" in --json: live (running, changed now) or saved.
+func liveHow(live bool) string {
+	if live {
+		return "live"
+	}
+	return "saved"
 }

@@ -62,7 +62,7 @@ func (a *app) netShowCmd() *cobra.Command {
 				return err
 			}
 			if a.json {
-				return printJSON(cmd.OutOrStdout(), info)
+				return printResult(cmd.OutOrStdout(), info)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			state := "stopped"
@@ -123,7 +123,7 @@ for the next start.`,
 				return err
 			}
 			if a.json {
-				return printJSON(cmd.OutOrStdout(), fi)
+				return printResult(cmd.OutOrStdout(), forwardResult{Action: "added", VM: args[0], ForwardInfo: fi})
 			}
 			switch {
 			case fi.Active:
@@ -157,6 +157,9 @@ for the next start.`,
 			if err != nil {
 				return err
 			}
+			if a.json {
+				return printResult(cmd.OutOrStdout(), forwardResult{Action: "removed", VM: args[0], ForwardInfo: fi})
+			}
 			msg := fmt.Sprintf("forward %s removed from %s", fi.Spec, args[0])
 			if fi.Note != "" {
 				msg += " (" + fi.Note + ")"
@@ -166,6 +169,7 @@ for the next start.`,
 		},
 	}
 	rm.Flags().IntVar(&nic, "nic", -1, "NIC index (default: any)")
+	a.jsonFlag(rm, "print the removed forward as JSON")
 	list := &cobra.Command{
 		Use:     "list NAME",
 		Aliases: []string{"ls"},
@@ -247,7 +251,7 @@ first VM on the lab and runs until the lab is removed.`,
 				return err
 			}
 			if a.json {
-				return printJSON(cmd.OutOrStdout(), lab)
+				return printResult(cmd.OutOrStdout(), labResult{Action: "created", Lab: lab})
 			}
 			dhcp := "dhcp on"
 			if !lab.DHCP {
@@ -308,11 +312,15 @@ first VM on the lab and runs until the lab is removed.`,
 			if err := s.RemoveLab(cmd.Context(), args[0], force); err != nil {
 				return err
 			}
+			if a.json {
+				return printResult(cmd.OutOrStdout(), goneResult{Action: "removed", Kind: "lab", Name: args[0]})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed lab %s\n", args[0])
 			return nil
 		},
 	}
 	rm.Flags().BoolVar(&force, "force", false, "remove it even though VMs have NICs on it (they fail to start until moved)")
+	a.jsonFlag(rm, `print {"action":"removed","kind":"lab","name":...}`)
 	serve := &cobra.Command{
 		Use:    "serve CONF",
 		Short:  "Run a lab network's switch (vlab starts it; not for people)",

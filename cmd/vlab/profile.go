@@ -30,7 +30,7 @@ func (a *app) profilesCmd() *cobra.Command {
 					return err
 				}
 				if a.json {
-					return printJSON(out, p)
+					return printResult(out, p)
 				}
 				return printProfile(cmd, p)
 			}
@@ -146,7 +146,7 @@ and vlab's built-in rules. An ISO neither knows is reported as unknown, never gu
 				v.Platforms = []string{}
 			}
 			if a.json {
-				return printJSON(cmd.OutOrStdout(), v)
+				return printResult(cmd.OutOrStdout(), v)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintf(w, "iso:\t%s\n", iso)

@@ -55,9 +55,9 @@ for scripts, most with --json.`,
 		a.showCmd(),
 		a.startCmd(),
 		a.stopCmd(),
-		a.simpleCmd("pause", "Pause a running VM's CPUs", a.pause),
-		a.simpleCmd("resume", "Resume a paused VM", a.resume),
-		a.simpleCmd("reset", "Hard-reset a running VM (like the reset button)", a.reset),
+		a.simpleCmd("pause", "paused", "Pause a running VM's CPUs", a.pause),
+		a.simpleCmd("resume", "resumed", "Resume a paused VM", a.resume),
+		a.simpleCmd("reset", "reset", "Hard-reset a running VM (like the reset button)", a.reset),
 		a.editCmd(),
 		a.deleteCmd(),
 		a.snapshotCmd(),
@@ -75,12 +75,11 @@ for scripts, most with --json.`,
 		a.detectCmd(),
 		a.isoCmd(),
 		a.cdromCmd(),
+		commandsCmd(),
 	)
-	for _, c := range root.Commands() {
-		if c.Args == nil {
-			c.Args = cobra.NoArgs
-		}
-	}
+	root.InitDefaultCompletionCmd() // now, so that wireUsage sees it
+	a.wireCompletion(root)          // complete.go: VM names, tags, profiles...
+	wireUsage(root)                 // usage.go: exit status 2 and suggestions everywhere
 	return root
 }
 

@@ -36,7 +36,7 @@ func (a *app) screenshotCmd() *cobra.Command {
 				return err
 			}
 			if a.json {
-				return printJSON(cmd.OutOrStdout(), struct {
+				return printResult(cmd.OutOrStdout(), struct {
 					Path   string `json:"path"`
 					Width  int    `json:"width"`
 					Height int    `json:"height"`

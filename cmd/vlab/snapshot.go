@@ -50,7 +50,7 @@ func (a *app) snapshotCreateCmd() *cobra.Command {
 				return err
 			}
 			if a.json {
-				return printJSON(cmd.OutOrStdout(), sn)
+				return printSnapshot(cmd, s, "created", args[0], sn)
 			}
 			kind := "disks only: the vm is stopped"
 			if sn.RAM {
@@ -88,7 +88,7 @@ func (a *app) snapshotListCmd() *cobra.Command {
 				if tree.Snapshots == nil {
 					tree.Snapshots = []machine.Snapshot{}
 				}
-				return printJSON(cmd.OutOrStdout(), tree)
+				return printResult(cmd.OutOrStdout(), tree)
 			}
 			if len(tree.Snapshots) == 0 {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s has no snapshots; take one with `vlab snapshot create %s TAG`\n", args[0], args[0])
@@ -194,6 +194,9 @@ func (a *app) snapshotRestoreCmd() *cobra.Command {
 			if err := s.SnapshotRestore(cmd.Context(), name, tag, machine.SnapshotOptions{}); err != nil {
 				return err
 			}
+			if a.json {
+				return printSnapshot(cmd, s, "restored", name, sn)
+			}
 			how := "disks reverted"
 			if sn.RAM {
 				how = "running from the snapshot's moment"
@@ -206,6 +209,7 @@ func (a *app) snapshotRestoreCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	a.jsonFlag(cmd, "print the snapshot as JSON")
 	return cmd
 }
 
@@ -222,17 +226,38 @@ func (a *app) snapshotDeleteCmd() *cobra.Command {
 				return err
 			}
 			name, tag := args[0], args[1]
-			if _, err := confirmSnapshot(cmd, s, "delete", name, tag, yes,
-				fmt.Sprintf("Delete snapshot %s of %s? It cannot be restored afterwards.", tag, name)); err != nil {
+			sn, err := confirmSnapshot(cmd, s, "delete", name, tag, yes,
+				fmt.Sprintf("Delete snapshot %s of %s? It cannot be restored afterwards.", tag, name))
+			if err != nil {
 				return err
 			}
 			if err := s.SnapshotDelete(cmd.Context(), name, tag, machine.SnapshotOptions{}); err != nil {
 				return err
+			}
+			if a.json {
+				sn.Current = false
+				return printSnapshot(cmd, s, "deleted", name, sn)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted snapshot %s of %s\n", tag, name)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	a.jsonFlag(cmd, "print the snapshot as JSON")
 	return cmd
+}
+
+// printSnapshot prints a snapshot command's --json: sn as the tree holds it
+// now (when it still exists) with the VM's state.
+func printSnapshot(cmd *cobra.Command, s *machine.Store, action, name string, sn machine.Snapshot) error {
+	if tree, err := s.Snapshots(cmd.Context(), name); err == nil {
+		if now, ok := tree.Get(sn.Tag); ok {
+			sn = now
+		}
+	}
+	state := ""
+	if st, err := s.Status(cmd.Context(), name); err == nil {
+		state = st.State.String()
+	}
+	return printResult(cmd.OutOrStdout(), snapshotResult{Action: action, VM: name, State: state, Snapshot: sn})
 }

@@ -96,8 +96,15 @@ func (sf *specFlags) apply(cmd *cobra.Command, spec *machine.Spec) error {
 		val  string
 	}{{"iso", &spec.Boot.ISO, sf.iso}, {"kernel", &spec.Boot.Kernel, sf.kernel}, {"initrd", &spec.Boot.Initrd, sf.initrd},
 		{"append", &spec.Boot.Append, sf.appendArgs}, {"dtb", &spec.Boot.DTB, sf.dtb}, {"boot", &spec.Boot.Order, sf.boot}} {
-		if set(b.flag) {
-			*b.dst = b.val
+		if !set(b.flag) {
+			continue
+		}
+		*b.dst = b.val
+		if b.flag == "iso" || b.flag == "kernel" || b.flag == "initrd" || b.flag == "dtb" {
+			// Absolute now: a later `vlab start` may run in another folder.
+			if *b.dst, err = machine.AbsPath(b.val); err != nil {
+				return usageError{fmt.Errorf("--%s: %w", b.flag, err)}
+			}
 		}
 	}
 	if set("disk") {

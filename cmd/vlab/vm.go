@@ -56,7 +56,7 @@ func (a *app) createCmd() *cobra.Command {
 				return err
 			}
 			if a.json {
-				return a.printShow(cmd, s, spec.Name)
+				return a.printVM(cmd, s, spec.Name, "created", "")
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "created %s (%s, %s, %d cpu); start it with `vlab start %s`\n",
 				spec.Name, spec.Arch, spec.Memory, spec.CPUs, spec.Name)
@@ -90,7 +90,7 @@ func (a *app) editCmd() *cobra.Command {
 			if _, err := s.Load(name); err != nil {
 				return err
 			}
-			if cmd.Flags().NFlag() == 0 {
+			if cmd.Flags().NFlag() == 0 || (cmd.Flags().NFlag() == 1 && a.json) {
 				return usageError{fmt.Errorf("edit %s: nothing to change: give the settings to change, e.g. --memory 2G", name)}
 			}
 			// Read, change and write under the VM lock: a `vlab disk add` or
@@ -117,11 +117,15 @@ func (a *app) editCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if a.json {
+				return a.printVM(cmd, s, name, "updated", "")
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "updated %s\n", name)
 			return nil
 		},
 	}
 	sf.register(cmd.Flags(), false)
+	a.jsonFlag(cmd, "print the changed VM as JSON")
 	return cmd
 }
 
@@ -141,21 +145,31 @@ type vmJSON struct {
 // showJSON is the `vlab show --json` object: vmJSON plus where everything is.
 type showJSON struct {
 	vmJSON
-	AccelReason  string       `json:"accel_reason"`
-	Detail       string       `json:"detail,omitempty"`
-	StartedAt    *time.Time   `json:"started_at,omitempty"`
-	QMPSocket    string       `json:"qmp_socket"`
-	QMPSockets   []string     `json:"qmp_sockets"`
-	VNCSocket    string       `json:"vnc_socket"`
-	SerialSocket string       `json:"serial_socket"`
-	SerialLog    string       `json:"serial_log"`
-	QEMULog      string       `json:"qemu_log"`
-	Dir          string       `json:"dir"`
-	Display      string       `json:"display"`
-	Disks        []diskJSON   `json:"disks"`
-	NICs         []nicJSON    `json:"nics"`
-	Boot         machine.Boot `json:"boot"`
-	GDBSocket    string       `json:"gdb_socket,omitempty"`
+	AccelReason  string     `json:"accel_reason"`
+	Detail       string     `json:"detail,omitempty"`
+	StartedAt    *time.Time `json:"started_at,omitempty"`
+	QMPSocket    string     `json:"qmp_socket"`
+	QMPSockets   []string   `json:"qmp_sockets"`
+	VNCSocket    string     `json:"vnc_socket"`
+	SerialSocket string     `json:"serial_socket"`
+	SerialLog    string     `json:"serial_log"`
+	QEMULog      string     `json:"qemu_log"`
+	Dir          string     `json:"dir"`
+	Display      string     `json:"display"`
+	Disks        []diskJSON `json:"disks"`
+	NICs         []nicJSON  `json:"nics"`
+	Boot         bootJSON   `json:"boot"`
+	GDBSocket    string     `json:"gdb_socket,omitempty"`
+}
+
+// bootJSON is machine.Boot with the contract's keys.
+type bootJSON struct {
+	ISO    string `json:"iso,omitempty"`
+	Kernel string `json:"kernel,omitempty"`
+	Initrd string `json:"initrd,omitempty"`
+	Append string `json:"append,omitempty"`
+	DTB    string `json:"dtb,omitempty"`
+	Order  string `json:"order,omitempty"`
 }
 
 type diskJSON struct {
@@ -271,9 +285,21 @@ func (a *app) showCmd() *cobra.Command {
 }
 
 func (a *app) printShow(cmd *cobra.Command, s *machine.Store, name string) error {
-	spec, st, ac, err := describe(cmd.Context(), s, name)
+	v, spec, err := buildShow(cmd, s, name)
 	if err != nil {
 		return err
+	}
+	if a.json {
+		return printResult(cmd.OutOrStdout(), v)
+	}
+	return printShowText(cmd, v, spec)
+}
+
+// buildShow gathers `vlab show --json`'s object for VM name.
+func buildShow(cmd *cobra.Command, s *machine.Store, name string) (showJSON, *machine.Spec, error) {
+	spec, st, ac, err := describe(cmd.Context(), s, name)
+	if err != nil {
+		return showJSON{}, nil, err
 	}
 	p := s.Paths(name)
 	v := showJSON{
@@ -288,7 +314,7 @@ func (a *app) printShow(cmd *cobra.Command, s *machine.Store, name string) error
 		QEMULog:      p.QEMULog,
 		Dir:          p.Dir,
 		Display:      string(spec.Display),
-		Boot:         spec.Boot,
+		Boot:         bootJSON(spec.Boot),
 		Disks:        []diskJSON{},
 		NICs:         []nicJSON{},
 	}
@@ -299,11 +325,7 @@ func (a *app) printShow(cmd *cobra.Command, s *machine.Store, name string) error
 		v.GDBSocket = p.GDB
 	}
 	for _, d := range spec.Disks {
-		format := d.Format
-		if format == "" {
-			format = "qcow2"
-		}
-		v.Disks = append(v.Disks, diskJSON{File: d.File, Path: p.DiskPath(d.File), Size: d.Size.String(), Format: format})
+		v.Disks = append(v.Disks, diskEntry(p, d))
 	}
 	netInfo := s.NetworkOf(cmd.Context(), spec, st) // bound forward ports, guest addresses (net.go)
 	for i, n := range spec.NICs {
@@ -319,9 +341,11 @@ func (a *app) printShow(cmd *cobra.Command, s *machine.Store, name string) error
 		}
 		v.NICs = append(v.NICs, nj)
 	}
-	if a.json {
-		return printJSON(cmd.OutOrStdout(), v)
-	}
+	return v, spec, nil
+}
+
+// printShowText prints `vlab show` for people.
+func printShowText(cmd *cobra.Command, v showJSON, spec *machine.Spec) error {
 	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 	row := func(k, v string) {
 		if v != "" {
@@ -383,6 +407,9 @@ func (a *app) startCmd() *cobra.Command {
 			if err := s.Start(cmd.Context(), args[0], machine.StartOptions{Accel: ac, Disposable: disposable, Paused: paused}); err != nil {
 				return err
 			}
+			if a.json {
+				return a.printVM(cmd, s, args[0], "started", "")
+			}
 			st, _ := s.Launched(args[0])
 			fmt.Fprintf(cmd.OutOrStdout(), "started %s (pid %d, %s): %s\n", args[0], st.PID, st.Accel, st.AccelReason)
 			return nil
@@ -391,6 +418,7 @@ func (a *app) startCmd() *cobra.Command {
 	cmd.Flags().StringVar(&accel, "accel", "auto", "override the accelerator for this run: auto, kvm or tcg")
 	cmd.Flags().BoolVar(&disposable, "disposable", false, "discard every disk change when the VM powers off")
 	cmd.Flags().BoolVar(&paused, "paused", false, "start with the CPUs stopped (resume with `vlab resume`)")
+	a.jsonFlag(cmd, "print the started VM as JSON")
 	return cmd
 }
 
@@ -410,17 +438,21 @@ func (a *app) stopCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if a.json {
+				return a.printVM(cmd, s, args[0], "stopped", how)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "stopped %s (%s)\n", args[0], how)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "do not ask the guest: quit QEMU at once (like pulling the plug)")
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "how long the guest gets to power off before QEMU is quit")
+	a.jsonFlag(cmd, "print the stopped VM as JSON")
 	return cmd
 }
 
-func (a *app) simpleCmd(use, short string, run func(ctx context.Context, s *machine.Store, name string) error) *cobra.Command {
-	return &cobra.Command{
+func (a *app) simpleCmd(use, done, short string, run func(ctx context.Context, s *machine.Store, name string) error) *cobra.Command {
+	cmd := &cobra.Command{
 		Use:   use + " NAME",
 		Short: short,
 		Args:  exactArgs("NAME"),
@@ -432,10 +464,15 @@ func (a *app) simpleCmd(use, short string, run func(ctx context.Context, s *mach
 			if err := run(cmd.Context(), s, args[0]); err != nil {
 				return err
 			}
+			if a.json {
+				return a.printVM(cmd, s, args[0], done, "")
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s done\n", args[0], use)
 			return nil
 		},
 	}
+	a.jsonFlag(cmd, "print the VM as JSON")
+	return cmd
 }
 
 func (a *app) pause(ctx context.Context, s *machine.Store, n string) error  { return s.Pause(ctx, n) }
@@ -469,11 +506,15 @@ func (a *app) deleteCmd() *cobra.Command {
 			if err := s.Delete(cmd.Context(), name); err != nil {
 				return err
 			}
+			if a.json {
+				return printResult(cmd.OutOrStdout(), goneResult{Action: "deleted", Kind: "vm", Name: name})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", name)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	a.jsonFlag(cmd, `print {"action":"deleted","kind":"vm","name":...}`)
 	return cmd
 }
 

@@ -150,7 +150,7 @@ func serveEndpoint(cmd *cobra.Command, s *machine.Store, name string) error {
 		return err
 	}
 	defer ep.Close()
-	if err := printJSON(cmd.OutOrStdout(), struct {
+	if err := printResult(cmd.OutOrStdout(), struct {
 		Host     string `json:"host"`
 		Port     int    `json:"port"`
 		Password string `json:"password"`
