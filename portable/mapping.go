@@ -176,7 +176,9 @@ func (h *hw) disk(p *Package, it Item) error {
 		return fmt.Errorf("disk %q: References has no file %q", printable(vd.DiskID), printable(vd.FileRef))
 	}
 	mem := p.members[f.Href]
-	src := machine.DiskSource{Path: mem.path, Offset: mem.offset, Length: mem.size, Format: diskFormat(vd.Format)}
+	// QEMU's raw layer wants a size in whole sectors; a tar member's
+	// data is padded with zeros to whole 512-byte blocks, all its own.
+	src := machine.DiskSource{Path: mem.path, Offset: mem.offset, Length: (mem.size + 511) &^ 511, Format: diskFormat(vd.Format)}
 	if !p.OVA {
 		src.Offset, src.Length = 0, 0
 	}
