@@ -123,3 +123,66 @@ func nonNil(s []string) []string {
 	}
 	return s
 }
+
+// exportJSON is `vlab export --json`.
+type exportJSON struct {
+	Name   string           `json:"name"`
+	Format string           `json:"format"`
+	Path   string           `json:"path"`
+	Disks  []exportDiskJSON `json:"disks"`
+	Notes  []string         `json:"notes"`
+}
+
+type exportDiskJSON struct {
+	File          string `json:"file"`
+	Bytes         int64  `json:"bytes"`
+	CapacityBytes int64  `json:"capacity_bytes"`
+}
+
+func (a *app) exportCmd() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "export NAME OUT",
+		Short: "Write a stopped VM as an OVA (or an OVF folder) that VirtualBox, VMware and vlab import",
+		Long: `Export writes the VM as OVF 1.0: an .ova archive (descriptor first, a SHA256 manifest, disks as
+streamOptimized VMDK) or, with --format ovf, a new folder OUT holding the same files. A vlab section that
+other tools skip carries what OVF cannot say (arch, machine type, profile, forwards), so importing the
+package into vlab gives the same VM. Host files (an ISO, a direct-boot kernel) are not packed.`,
+		Example: `  vlab export web web.ova
+  vlab export web ./web-ovf --format ovf`,
+		Args: exactArgs("NAME", "OUT"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch format {
+			case "ova", "ovf":
+			default:
+				return usageError{fmt.Errorf("export format %q is unknown: use ova or ovf", format)}
+			}
+			s, err := a.open()
+			if err != nil {
+				return err
+			}
+			bar := newCopyBar(cmd.ErrOrStderr(), "exporting")
+			res, err := portable.Export(cmd.Context(), s, args[0], args[1], portable.ExportOptions{Format: format, Progress: bar.update})
+			bar.finish()
+			if err != nil {
+				return err
+			}
+			if a.json {
+				j := exportJSON{Name: args[0], Format: format, Path: res.Path, Disks: []exportDiskJSON{}, Notes: nonNil(res.Notes)}
+				for _, d := range res.Disks {
+					j.Disks = append(j.Disks, exportDiskJSON{File: d.File, Bytes: d.Size, CapacityBytes: d.Capacity})
+				}
+				return printJSON(cmd.OutOrStdout(), j)
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "exported %s to %s (%s, %d disks)\n", args[0], res.Path, format, len(res.Disks))
+			for _, n := range res.Notes {
+				fmt.Fprintf(out, "note: %s\n", n)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "ova", "ova (one archive) or ovf (a folder)")
+	cmd.Flags().BoolVar(&a.json, "json", false, "print what was written as JSON")
+	return cmd
+}

@@ -76,6 +76,7 @@ for scripts, most with --json.`,
 		a.isoCmd(),
 		a.cdromCmd(),
 		a.importCmd(),
+		a.exportCmd(),
 	)
 	for _, c := range root.Commands() {
 		if c.Args == nil {
