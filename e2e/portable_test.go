@@ -4,9 +4,12 @@ import (
 	"archive/tar"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -179,4 +182,132 @@ func tarMembers(t *testing.T, path string) []string {
 		}
 		names = append(names, hdr.Name)
 	}
+}
+
+// libraryLeftovers lists what an import left in the library at data:
+// vlab's temporary folders and intent records.
+func libraryLeftovers(data string) []string {
+	var found []string
+	filepath.WalkDir(data, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		rel, _ := filepath.Rel(data, path)
+		if strings.HasPrefix(d.Name(), ".new-") || strings.HasPrefix(filepath.ToSlash(rel), "vlab/intents/") {
+			found = append(found, rel)
+		}
+		return nil
+	})
+	return found
+}
+
+// TestImportKilledAtEveryStep: `vlab import` killed with SIGKILL at each of
+// its steps leaves either no VM or the whole VM (its disk holding the
+// appliance's data), and no temporary file once the next vlab ran.
+func TestImportKilledAtEveryStep(t *testing.T) {
+	t.Parallel()
+	fixture.Program(t, "qemu-img")
+	e := newEnv(t)
+	ova := filepath.Join(e.home, "kill.ova")
+	vm := ovafixture.VM{Name: "k", CPUs: 1, Memory: "256", Units: "byte * 2^20",
+		Disks: []ovafixture.Disk{{Marker: "KILL-MARK", Size: 16 << 20}}, NICs: []string{"E1000"}, OSID: 96, OSType: "debian10_64Guest"}
+	ovafixture.OVA(t, ova, "vmware", &vm)
+	w := &faultWorld{e: e}
+	trace := filepath.Join(e.home, "trace")
+	if out, code := w.runFault([]string{"VLAB_FAULT_TRACE=" + trace}, "import", ova, "--name", "traced"); code != 0 {
+		t.Fatalf("traced import: %s", out)
+	}
+	steps, _ := os.ReadFile(trace)
+	var seen []string
+	for _, s := range strings.Fields(string(steps)) {
+		if strings.HasPrefix(s, "import-vm:") {
+			seen = append(seen, s)
+		}
+	}
+	if len(seen) < 4 {
+		t.Fatalf("import steps %v: want intent, disk, synced, renamed", seen)
+	}
+	data := filepath.Join(e.home, "data dir")
+	for i, step := range seen {
+		name := "k" + strconv.Itoa(i)
+		out, code := w.runFault([]string{"VLAB_FAULT=" + step}, "import", ova, "--name", name)
+		if code == 0 {
+			t.Fatalf("import killed at %s exited 0: %s", step, out)
+		}
+		e.ok("list") // the next vlab settles what the killed one left
+		if left := libraryLeftovers(data); len(left) > 0 {
+			t.Errorf("killed at %s: left %v", step, left)
+		}
+		if _, _, code := e.run("show", name); code == 0 {
+			s := e.show(name)
+			if len(s.Disks) != 1 || firstSectorLine(t, s.Disks[0].Path) != "KILL-MARK" {
+				t.Errorf("killed at %s: VM %s is there but its disk is not whole: %+v", step, name, s.Disks)
+			}
+		} else if step == "import-vm:renamed" {
+			t.Errorf("killed after the rename, VM %s is missing", name)
+		}
+	}
+	e.ok("import", ova, "--name", "after")
+}
+
+// firstSectorLine reads the first line of a qcow2 image.
+func firstSectorLine(t *testing.T, path string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "s")
+	if b, err := exec.Command("qemu-img", "dd", "-f", "qcow2", "-O", "raw", "bs=512", "count=1", "if="+path, "of="+out).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img dd: %v: %s", err, b)
+	}
+	data, _ := os.ReadFile(out)
+	line, _, _ := strings.Cut(string(data), "\n")
+	return line
+}
+
+// TestImportDiskFull: an import that runs out of space in the library
+// fails with one line naming the folder and the fix, and leaves nothing.
+func TestImportDiskFull(t *testing.T) {
+	t.Parallel()
+	fixture.Program(t, "qemu-img")
+	fixture.Program(t, "mount")
+	if os.Geteuid() != 0 {
+		fixture.Need(t, "the disk-full test mounts a tmpfs: run it as root")
+	}
+	e := newEnv(t)
+	data := filepath.Join(e.home, "data dir")
+	os.MkdirAll(data, 0o700)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=12m,mode=0700", "tmpfs", data).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", data).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", data, err, out)
+		}
+	})
+	ova := filepath.Join(e.home, "big.ova")
+	vm := ovafixture.VM{Name: "big", CPUs: 1, Memory: "256", Units: "byte * 2^20",
+		Disks: []ovafixture.Disk{{Marker: "BIG", Size: 32 << 20, Random: 20 << 20}}, NICs: []string{"E1000"}, OSID: 96, OSType: "debian10_64Guest"}
+	ovafixture.OVA(t, ova, "vmware", &vm)
+	// Progress lines come first on stderr; the error is the last line, alone.
+	_, errs, code := e.run("import", ova)
+	lines := strings.Split(strings.TrimRight(errs, "\n"), "\n")
+	last := lines[len(lines)-1]
+	if code == 0 || !strings.HasPrefix(last, "vlab: ") || !strings.Contains(last, "no space left") || !strings.Contains(last, "free some space") {
+		t.Errorf("import on a full disk: exit %d, stderr %q", code, errs)
+	}
+	for _, l := range lines[:len(lines)-1] {
+		if !strings.HasPrefix(l, "importing ") {
+			t.Errorf("stderr line %q is neither progress nor the error", l)
+		}
+	}
+	if left := libraryLeftovers(data); len(left) > 0 {
+		t.Errorf("left %v", left)
+	}
+	if _, _, code := e.run("show", "big"); code == 0 {
+		t.Error("a VM exists after the failed import")
+	}
+	// The positive control: a small appliance fits.
+	small := filepath.Join(e.home, "small.ova")
+	vm = ovafixture.VM{Name: "small", CPUs: 1, Memory: "256", Units: "byte * 2^20",
+		Disks: []ovafixture.Disk{{Marker: "SMALL", Size: 8 << 20}}, NICs: []string{"E1000"}, OSID: 96, OSType: "debian10_64Guest"}
+	ovafixture.OVA(t, small, "vmware", &vm)
+	e.ok("import", small)
 }

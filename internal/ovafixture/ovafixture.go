@@ -7,6 +7,7 @@ package ovafixture
 
 import (
 	"archive/tar"
+	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
@@ -24,6 +25,7 @@ import (
 type Disk struct {
 	Marker string
 	Size   int64
+	Random int64 // bytes of random data after the first sector (a disk that does not compress)
 }
 
 // VM describes a fixture system.
@@ -62,6 +64,11 @@ func MakeDisk(t testing.TB, path string, d Disk) {
 	}
 	if err := f.Truncate(d.Size); err != nil {
 		t.Fatal(err)
+	}
+	if d.Random > 0 {
+		if _, err := io.CopyN(io.NewOffsetWriter(f, 512), rand.Reader, d.Random); err != nil {
+			t.Fatal(err)
+		}
 	}
 	f.Close()
 	defer os.Remove(raw)
