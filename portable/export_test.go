@@ -28,7 +28,7 @@ func TestExportRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	vm := ovafixture.VM{Name: "orig", CPUs: 2, Memory: "512", Units: "byte * 2^20",
 		Disks: []ovafixture.Disk{{Marker: "RT-MARK-A", Size: 16 << 20}, {Marker: "RT-MARK-B", Size: 8 << 20}},
-		NICs: []string{"E1000"}, OSID: 96, OSType: "debian10_64Guest"}
+		NICs:  []string{"E1000"}, OSID: 96, OSType: "debian10_64Guest"}
 	ovafixture.OVA(t, filepath.Join(dir, "in.ova"), "vmware", &vm)
 	if _, err := Import(ctx, s, filepath.Join(dir, "in.ova"), ImportOptions{}); err != nil {
 		t.Fatal(err)

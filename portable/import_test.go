@@ -73,7 +73,7 @@ func vendorCases() []struct {
 			512 * machine.MiB, "sata", "e1000", "winxp", false, []string{"08:00:27:1a:2b:3c"}},
 		{"two-disks", "vmware", ovafixture.VM{Name: "two", CPUs: 4, Memory: "1", Units: "byte * 2^30",
 			Disks: []ovafixture.Disk{{Marker: "TWO-MARK-A", Size: 16 << 20}, {Marker: "TWO-MARK-B", Size: 48 << 20}},
-			NICs: []string{"E1000e", "VmxNet3"}, OSID: 101, OSType: "otherLinux64Guest"},
+			NICs:  []string{"E1000e", "VmxNet3"}, OSID: 101, OSType: "otherLinux64Guest"},
 			machine.GiB, "scsi", "e1000e", "linux-bios", false, nil},
 		{"efi-vbox", "vbox", ovafixture.VM{Name: "efi", CPUs: 2, Memory: "1024", Units: "MegaBytes",
 			Disks: []ovafixture.Disk{{Marker: "EFI-MARK", Size: 32 << 20}}, NICs: []string{"virtio"}, EFI: true, OSID: 94, OSType: "Ubuntu_64"},

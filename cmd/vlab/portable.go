@@ -17,17 +17,17 @@ type importJSON struct {
 }
 
 type importedJSON struct {
-	Name        string     `json:"name"`
-	System      string     `json:"system"`
-	Profile     string     `json:"profile"`
-	Arch        string     `json:"arch"`
-	Machine     string     `json:"machine"`
-	CPUs        int        `json:"cpus"`
-	MemoryBytes int64      `json:"memory_bytes"`
-	Firmware    string     `json:"firmware"`
+	Name        string           `json:"name"`
+	System      string           `json:"system"`
+	Profile     string           `json:"profile"`
+	Arch        string           `json:"arch"`
+	Machine     string           `json:"machine"`
+	CPUs        int              `json:"cpus"`
+	MemoryBytes int64            `json:"memory_bytes"`
+	Firmware    string           `json:"firmware"`
 	Disks       []importDiskJSON `json:"disks"`
 	NICs        []importNICJSON  `json:"nics"`
-	Dropped     []string   `json:"dropped"`
+	Dropped     []string         `json:"dropped"`
 }
 
 type importDiskJSON struct {
