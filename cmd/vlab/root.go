@@ -76,6 +76,8 @@ for scripts, most with --json.`,
 		a.isoCmd(),
 		a.cdromCmd(),
 		commandsCmd(),
+		a.importCmd(),
+		a.exportCmd(),
 	)
 	root.InitDefaultCompletionCmd() // now, so that wireUsage sees it
 	a.wireCompletion(root)          // complete.go: VM names, tags, profiles...

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"vlab/portable"
+)
+
+// importJSON is `vlab import --json`.
+type importJSON struct {
+	VMs      []importedJSON `json:"vms"`
+	Manifest string         `json:"manifest"`
+	Notes    []string       `json:"notes"`
+}
+
+type importedJSON struct {
+	Name        string           `json:"name"`
+	System      string           `json:"system"`
+	Profile     string           `json:"profile"`
+	Arch        string           `json:"arch"`
+	Machine     string           `json:"machine"`
+	CPUs        int              `json:"cpus"`
+	MemoryBytes int64            `json:"memory_bytes"`
+	Firmware    string           `json:"firmware"`
+	Disks       []importDiskJSON `json:"disks"`
+	NICs        []importNICJSON  `json:"nics"`
+	Dropped     []string         `json:"dropped"`
+}
+
+type importDiskJSON struct {
+	File      string `json:"file"`
+	SizeBytes int64  `json:"size_bytes"`
+	Bus       string `json:"bus"`
+}
+
+type importNICJSON struct {
+	Mode  string `json:"mode"`
+	Model string `json:"model"`
+	MAC   string `json:"mac"`
+}
+
+func (a *app) importCmd() *cobra.Command {
+	var opts portable.ImportOptions
+	cmd := &cobra.Command{
+		Use:   "import FILE.ova|FILE.ovf",
+		Short: "Create VMs from an OVA or OVF package (VirtualBox, VMware, vlab export)",
+		Long: `Import reads an OVF package (an .ova archive, or an .ovf descriptor with its files beside it),
+verifies its manifest, maps its virtual hardware and OS to a vlab profile, and converts its disks to
+qcow2 in the new VM's folder. A package with several systems (a vApp) needs --vsys. Whatever cannot be
+mapped is listed. Nothing is created unless the whole package checks out.`,
+		Example: `  vlab import appliance.ova
+  vlab import exported/web.ovf --name web2
+  vlab import lab.ova --vsys db`,
+		Args: exactArgs("FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.open()
+			if err != nil {
+				return err
+			}
+			bar := newCopyBar(cmd.ErrOrStderr(), "importing")
+			opts.Progress = bar.update
+			res, err := portable.Import(cmd.Context(), s, args[0], opts)
+			bar.finish()
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return printJSON(cmd.OutOrStdout(), importToJSON(res))
+			}
+			out := cmd.OutOrStdout()
+			for _, n := range res.Notes {
+				fmt.Fprintf(out, "note: %s\n", n)
+			}
+			for _, vm := range res.VMs {
+				sp := vm.Spec
+				fmt.Fprintf(out, "imported %s (profile %s, %s, %s, %d cpu, %d disks, %d nics); start it with `vlab start %s`\n",
+					vm.Name, orNone(sp.Profile), sp.Arch, sp.Memory, sp.CPUs, len(sp.Disks), len(sp.NICs), vm.Name)
+				if len(vm.Dropped) > 0 {
+					fmt.Fprintf(out, "not imported: %s\n", strings.Join(vm.Dropped, ", "))
+				}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Name, "name", "", "name of the new VM (default: the system's name)")
+	f.StringVar(&opts.VSys, "vsys", "", "system of a multi-VM package to import (its id or name), or all")
+	f.BoolVar(&a.json, "json", false, "print what was imported as JSON")
+	return cmd
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func importToJSON(res *portable.ImportResult) importJSON {
+	out := importJSON{VMs: []importedJSON{}, Manifest: res.Manifest, Notes: nonNil(res.Notes)}
+	for _, vm := range res.VMs {
+		sp := vm.Spec
+		j := importedJSON{Name: vm.Name, System: vm.System, Profile: sp.Profile, Arch: sp.Arch.String(), Machine: sp.Machine,
+			CPUs: sp.CPUs, MemoryBytes: int64(sp.Memory), Firmware: string(sp.Firmware), Dropped: nonNil(vm.Dropped),
+			Disks: []importDiskJSON{}, NICs: []importNICJSON{}}
+		for _, d := range sp.Disks {
+			j.Disks = append(j.Disks, importDiskJSON{File: d.File, SizeBytes: int64(d.Size), Bus: d.Bus})
+		}
+		for _, n := range sp.NICs {
+			j.NICs = append(j.NICs, importNICJSON{Mode: string(n.Mode), Model: n.Model, MAC: n.MAC})
+		}
+		out.VMs = append(out.VMs, j)
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// exportJSON is `vlab export --json`.
+type exportJSON struct {
+	Name   string           `json:"name"`
+	Format string           `json:"format"`
+	Path   string           `json:"path"`
+	Disks  []exportDiskJSON `json:"disks"`
+	Notes  []string         `json:"notes"`
+}
+
+type exportDiskJSON struct {
+	File          string `json:"file"`
+	Bytes         int64  `json:"bytes"`
+	CapacityBytes int64  `json:"capacity_bytes"`
+}
+
+func (a *app) exportCmd() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "export NAME OUT",
+		Short: "Write a stopped VM as an OVA (or an OVF folder) that VirtualBox, VMware and vlab import",
+		Long: `Export writes the VM as OVF 1.0: an .ova archive (descriptor first, a SHA256 manifest, disks as
+streamOptimized VMDK) or, with --format ovf, a new folder OUT holding the same files. A vlab section that
+other tools skip carries what OVF cannot say (arch, machine type, profile, forwards), so importing the
+package into vlab gives the same VM. Host files (an ISO, a direct-boot kernel) are not packed.`,
+		Example: `  vlab export web web.ova
+  vlab export web ./web-ovf --format ovf`,
+		Args: exactArgs("NAME", "OUT"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch format {
+			case "ova", "ovf":
+			default:
+				return usageError{fmt.Errorf("export format %q is unknown: use ova or ovf", format)}
+			}
+			s, err := a.open()
+			if err != nil {
+				return err
+			}
+			bar := newCopyBar(cmd.ErrOrStderr(), "exporting")
+			res, err := portable.Export(cmd.Context(), s, args[0], args[1], portable.ExportOptions{Format: format, Progress: bar.update})
+			bar.finish()
+			if err != nil {
+				return err
+			}
+			if a.json {
+				j := exportJSON{Name: args[0], Format: format, Path: res.Path, Disks: []exportDiskJSON{}, Notes: nonNil(res.Notes)}
+				for _, d := range res.Disks {
+					j.Disks = append(j.Disks, exportDiskJSON{File: d.File, Bytes: d.Size, CapacityBytes: d.Capacity})
+				}
+				return printJSON(cmd.OutOrStdout(), j)
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "exported %s to %s (%s, %d disks)\n", args[0], res.Path, format, len(res.Disks))
+			for _, n := range res.Notes {
+				fmt.Fprintf(out, "note: %s\n", n)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "ova", "ova (one archive) or ovf (a folder)")
+	cmd.Flags().BoolVar(&a.json, "json", false, "print what was written as JSON")
+	return cmd
+}

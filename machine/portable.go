@@ -1,0 +1,297 @@
+package machine
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"vlab/emulator"
+)
+
+// DiskSource is a disk image from a package (an OVA member or a file beside
+// an OVF descriptor) that CreateImported converts into a new VM's qcow2 disk.
+// A member of an archive is Length bytes at Offset of the file at Path;
+// Length 0 means the whole file.
+type DiskSource struct {
+	Path   string
+	Offset int64
+	Length int64
+	Format string // "" = detect from the magic bytes (raw is never guessed)
+}
+
+// member reports whether src is a part of a larger file.
+func (src DiskSource) member() bool { return src.Offset != 0 || src.Length != 0 }
+
+// label names src in errors.
+func (src DiskSource) label() string {
+	if src.member() {
+		return fmt.Sprintf("%s@%d", src.Path, src.Offset)
+	}
+	return src.Path
+}
+
+// InspectSource checks src as InspectImage checks a file (plain data only:
+// no backing file, no external data file, no extent elsewhere) and returns
+// its format and virtual size. A member of an archive must be a
+// self-contained image: a text VMDK descriptor naming extent files is
+// refused there.
+func InspectSource(ctx context.Context, qemuImg string, src DiskSource) (Image, error) {
+	info, _, err := inspectSource(ctx, qemuImg, src)
+	if err != nil {
+		return Image{}, err
+	}
+	return Image{Path: src.Path, Format: info.Format, VirtualSize: info.VirtualSize}, nil
+}
+
+// inspectSource is InspectSource returning what qemu-img said and the
+// --image-opts string that opens src safely.
+func inspectSource(ctx context.Context, qemuImg string, src DiskSource) (imageInfo, string, error) {
+	if !src.member() {
+		info, err := inspectImage(ctx, qemuImg, src.Path, src.Format)
+		if err != nil {
+			return imageInfo{}, "", err
+		}
+		abs, _ := filepath.Abs(src.Path)
+		return info, safeImageOpts(info.Format, abs), nil
+	}
+	if qemuImg == "" {
+		return imageInfo{}, "", errors.New("inspect image: qemu-img not found (install it: apt-get install qemu-utils)")
+	}
+	head, err := readAt(src.Path, src.Offset, min(src.Length, 512))
+	if err != nil {
+		return imageInfo{}, "", fmt.Errorf("image %s cannot be read: %v", src.label(), err)
+	}
+	if bytes.HasPrefix(head, []byte("# Disk DescriptorFile")) {
+		return imageInfo{}, "", fmt.Errorf("image %s is a VMDK descriptor naming separate extent files: refusing to read it; package a self-contained (streamOptimized or monolithicSparse) VMDK", src.label())
+	}
+	format := src.Format
+	if format == "" {
+		format = magicFormat(head)
+		if format == "raw" {
+			return imageInfo{}, "", fmt.Errorf("image %s has no format header: say it is raw in the descriptor", src.label())
+		}
+	}
+	abs, err := filepath.Abs(src.Path)
+	if err != nil {
+		return imageInfo{}, "", err
+	}
+	opts := "driver=" + format + ",file.driver=raw,file.offset=" + strconv.FormatInt(src.Offset, 10) +
+		",file.size=" + strconv.FormatInt(src.Length, 10) +
+		",file.file.driver=file,file.file.filename=" + strings.ReplaceAll(abs, ",", ",,")
+	if format == "qcow2" {
+		opts += ",data-file.driver=null-co"
+	}
+	cmd := exec.CommandContext(ctx, qemuImg, "info", "--output=json", "--image-opts", opts)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return imageInfo{}, "", fmt.Errorf("image %s cannot be read as %s: %s", src.label(), format, oneLine(strings.TrimSpace(stderr.String())+" "+err.Error()))
+	}
+	info, err := parseImageInfo(out)
+	if err != nil {
+		return imageInfo{}, "", fmt.Errorf("inspect image %s: %w", src.label(), err)
+	}
+	// A binary sparse VMDK is its own single extent; its other references
+	// (a parent, a data file) are refused as for any image.
+	info.FormatSpecific.Data.Extents = nil
+	if err := checkImageRefs(src.label(), info); err != nil {
+		return imageInfo{}, "", err
+	}
+	return info, opts, nil
+}
+
+// readAt reads up to n bytes at off of the file at path.
+func readAt(path string, off, n int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, n)
+	k, err := f.ReadAt(buf, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return buf[:k], nil
+}
+
+// magicFormat names the image format of the bytes head starts with, "raw"
+// when they carry none vlab imports.
+func magicFormat(h []byte) string {
+	switch {
+	case bytes.HasPrefix(h, []byte("QFI\xfb")):
+		return "qcow2"
+	case bytes.HasPrefix(h, []byte("KDMV")):
+		return "vmdk"
+	case bytes.HasPrefix(h, []byte("vhdxfile")):
+		return "vhdx"
+	case bytes.HasPrefix(h, []byte("conectix")):
+		return "vpc"
+	case len(h) >= 0x44 && binary.LittleEndian.Uint32(h[0x40:]) == 0xbeda107f:
+		return "vdi"
+	}
+	return "raw"
+}
+
+// CreateImported makes a new VM from spec whose first len(srcs) disks are
+// copies of srcs (converted to qcow2; spec.Disks[i].File names each, its
+// Size is set from the image), the rest created empty as Create does. Each
+// source is checked (InspectSource) before anything is written. Like
+// Create, the VM folder is built under a temporary name, recorded by an
+// intent, and renamed into place at the end: a failure, a full disk or a
+// SIGKILL at any step leaves no VM and no file behind.
+func (s *Store) CreateImported(ctx context.Context, spec *Spec, srcs []DiskSource, progress ProgressFunc) (err error) {
+	var need int64
+	defer func() {
+		err = noSpace(fmt.Sprintf("import vm %q", spec.Name), err, filepath.Join(s.dirs.Data, "machines"), need)
+	}()
+	if len(srcs) > len(spec.Disks) {
+		return fmt.Errorf("import vm %q: %d disk images for %d disks", spec.Name, len(srcs), len(spec.Disks))
+	}
+	if spec.Schema == 0 {
+		spec.Schema = SchemaVersion
+	}
+	for i := range spec.NICs {
+		if spec.NICs[i].MAC == "" {
+			spec.NICs[i].MAC = NewMAC()
+		}
+	}
+	host, err := s.Host(ctx)
+	if err != nil {
+		return err
+	}
+	opts := make([]string, len(srcs))
+	var total float64
+	for i, src := range srcs {
+		info, o, err := inspectSource(ctx, host.QemuImg, src)
+		if err != nil {
+			return fmt.Errorf("import vm %q: %w", spec.Name, err)
+		}
+		opts[i] = o
+		spec.Disks[i].Size, spec.Disks[i].Format = Size(info.VirtualSize), "qcow2"
+		total += float64(info.VirtualSize)
+		need += info.ActualSize
+	}
+	if err := s.checkNewSpec(spec, host); err != nil {
+		return err
+	}
+	return s.buildVM(ctx, spec, host, func(ctx context.Context, tp Paths) error {
+		var done float64
+		for i, src := range srcs {
+			step := func(cur, _ float64) {
+				if progress != nil {
+					progress(done+cur, total)
+				}
+			}
+			dst := tp.DiskPath(spec.Disks[i].File)
+			if err := convertImage(ctx, host.QemuImg, src.label(), []string{"--image-opts", opts[i]}, float64(spec.Disks[i].Size), dst, "qcow2", nil, step); err != nil {
+				return err
+			}
+			done += float64(spec.Disks[i].Size)
+			faultPoint("import-vm:disk-" + strconv.Itoa(i))
+		}
+		for _, d := range spec.Disks[len(srcs):] {
+			if err := CreateDisk(ctx, host.QemuImg, tp.DiskPath(d.File), d.Format, d.Size); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// checkNewSpec runs Create's checks on spec against host.
+func (s *Store) checkNewSpec(spec *Spec, host *emulator.Host) error {
+	if err := spec.Validate(); err != nil {
+		return fmt.Errorf("import vm: %s", oneLine(err.Error()))
+	}
+	if err := CheckSources(spec.Boot); err != nil {
+		return fmt.Errorf("import vm %q: %w", spec.Name, err)
+	}
+	if _, err := os.Stat(s.Paths(spec.Name).Dir); err == nil {
+		return fmt.Errorf("import vm %q: %w: pick another name with --name or `vlab delete %s` first", spec.Name, ErrExists, spec.Name)
+	}
+	if _, ok := host.Binaries[spec.Arch]; !ok {
+		return fmt.Errorf("import vm %q: no qemu for %s: %w (install it: apt-get install %s)", spec.Name, spec.Arch, emulator.ErrNoQEMU, emulator.AptPackage(spec.Arch))
+	}
+	if err := spec.ValidateFor(host); err != nil {
+		return fmt.Errorf("import vm %q: %s", spec.Name, oneLine(err.Error()))
+	}
+	return nil
+}
+
+// buildVM builds VM spec's folder under a temporary name, under spec's
+// lock and a create intent: fill writes the disks into the folder tp
+// describes, then the UEFI vars and machine.toml are added, everything is
+// synced and the folder renamed into place. A failure removes it all; a
+// SIGKILL leaves the intent, which the next vlab settles by removing the
+// temporary folder.
+func (s *Store) buildVM(ctx context.Context, spec *Spec, host *emulator.Host, fill func(ctx context.Context, tp Paths) error) error {
+	p := s.Paths(spec.Name)
+	l, err := tryLock(p.Lock)
+	if err != nil {
+		return fmt.Errorf("import vm %q: %w", spec.Name, err)
+	}
+	defer l.unlock()
+	if err := s.beginIntent(&intent{Op: intentCreate, VM: spec.Name}); err != nil {
+		return fmt.Errorf("import vm %q: %w", spec.Name, err)
+	}
+	defer s.endIntent(spec.Name)
+	faultPoint("import-vm:intent")
+	tmp, err := os.MkdirTemp(filepath.Dir(p.Dir), ".new-"+spec.Name+"-")
+	if err != nil {
+		return fmt.Errorf("import vm %q: %w", spec.Name, err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			os.RemoveAll(tmp)
+			if _, err := os.Stat(p.Spec); errors.Is(err, fs.ErrNotExist) {
+				os.RemoveAll(p.Run) // only the lock file this call made
+			}
+		}
+	}()
+	tp := p
+	tp.Dir = tmp
+	if err := fill(ctx, tp); err != nil {
+		return fmt.Errorf("import vm %q: %w", spec.Name, err)
+	}
+	if needsEFIVars(spec) {
+		if err := createEFIVars(ctx, host, spec.Arch, filepath.Join(tmp, efiVarsFile)); err != nil {
+			return fmt.Errorf("import vm %q: %w", spec.Name, err)
+		}
+	}
+	data, err := encodeSpec(spec)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(tmp, specFile), data, 0o600); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, privateDirMode); err != nil {
+		return fmt.Errorf("import vm %q: %w", spec.Name, err)
+	}
+	if err := syncTree(tmp); err != nil {
+		return fmt.Errorf("import vm %q: %w", spec.Name, err)
+	}
+	faultPoint("import-vm:synced")
+	if err := renameDurable(tmp, p.Dir); err != nil {
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
+			return fmt.Errorf("import vm %q: %w", spec.Name, ErrExists)
+		}
+		return fmt.Errorf("import vm %q: %w", spec.Name, err)
+	}
+	done = true
+	faultPoint("import-vm:renamed")
+	return nil
+}
