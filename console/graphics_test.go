@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/zlib"
 	"encoding/base64"
+	"encoding/binary"
 	"image"
 	"image/png"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"vlab/internal/fixture"
 )
@@ -354,5 +356,62 @@ func TestParseGraphics(t *testing.T) {
 	}
 	if _, err := ParseGraphics("ascii"); err == nil || !strings.Contains(err.Error(), "sixel, kitty, blocks") {
 		t.Errorf("bad value: %v", err)
+	}
+}
+
+// TestViewerSixelForwardsInput: with Graphics sixel the viewer draws sixel
+// images, and the mouse and keys reach the guest as with half blocks: an
+// 800×600 screen in 100×30 cells of 8×16 px is 640×480 px from column 10,
+// so the corner cells reach the corners and the middle cell the middle.
+func TestViewerSixelForwardsInput(t *testing.T) {
+	for _, g := range []Graphics{GraphicsSixel, GraphicsKitty} {
+		v, f := startFakeRFB(t, 800, 600, VNCOptions{})
+		f.update(rect{x: 1, enc: EncodingPointerTypeChange}, rect{w: 800, h: 600, enc: EncodingRaw, data: rawPixels(randomFrame(800, 600, 9).Pix)})
+		waitUpdate(t, v)
+		inR, inW := io.Pipe()
+		out := &syncBuffer{}
+		vw := &Viewer{VNC: v, Title: "test-vm", Size: func() (int, int) { return 100, 31 }, Graphics: g}
+		vw.SetStdin(inR)
+		vw.SetStdout(out)
+		done := make(chan error, 1)
+		go func() { done <- vw.Run() }()
+		io.WriteString(inW, "\x1b[<0;90;30M\x1b[<32;11;1M\x1b[<0;11;1m\x1b[<65;51;16M")
+		type ptr struct {
+			b    Buttons
+			x, y int
+		}
+		want := []ptr{
+			{ButtonLeft, 799, 599}, {ButtonLeft, 0, 0}, {0, 0, 0},
+			{ButtonWheelDown, 405, 310}, {0, 405, 310},
+		}
+		for _, w := range want {
+			m := f.next(5).body
+			got := ptr{Buttons(m[0]), int(binary.BigEndian.Uint16(m[1:])), int(binary.BigEndian.Uint16(m[3:]))}
+			if got != w {
+				t.Errorf("%v: pointer event %+v, want %+v", g, got, w)
+			}
+		}
+		io.WriteString(inW, "a")
+		if m := f.next(4).body; m[0] != 1 || binary.BigEndian.Uint32(m[3:]) != 'a' {
+			t.Errorf("%v: key event % x, want 'a' down", g, m)
+		}
+		io.WriteString(inW, "\x1d")
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%v: viewer returned %v", g, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%v: viewer did not leave on Ctrl-]", g)
+		}
+		inW.Close()
+		o := out.String()
+		mark := map[Graphics]string{GraphicsSixel: "\x1bP0;1;0q\"1;1;640;480", GraphicsKitty: "a=T,i=1,p=1,C=1,q=2,f=24,o=z,s=640,v=480"}[g]
+		if !strings.Contains(o, mark) || !strings.Contains(o, "Ctrl-]") || strings.Contains(o, "▀") {
+			t.Errorf("%v: output lacks the 640x480 image (%q) or the status line, or has half blocks", g, mark)
+		}
+		if g == GraphicsKitty && !strings.Contains(o, kittyDelete) {
+			t.Errorf("kitty: the image was not deleted on leaving")
+		}
 	}
 }
