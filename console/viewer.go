@@ -32,6 +32,9 @@ type Viewer struct {
 	// Size returns the terminal size in cells; nil asks the terminal
 	// Stdout is (80×24 when it is not one).
 	Size func() (cols, rows int)
+	// Graphics is how the screen is drawn: GraphicsAuto asks the terminal
+	// (kitty graphics, then sixel, then half blocks; see graphics.go).
+	Graphics Graphics
 
 	stdin  io.Reader
 	stdout io.Writer
@@ -134,12 +137,16 @@ func (vw *Viewer) Run() error {
 	}()
 
 	st := &viewState{vw: vw, out: out}
+	pending := st.chooseGraphics(chunks)
+	defer st.closeGraphics()
 	cols, rows := size()
 	st.resize(cols, rows)
 	st.draw()
 
-	var pending []byte
 	var escTimer <-chan time.Time
+	if len(pending) > 0 { // keys typed while the terminal was asked
+		escTimer = time.After(escTimeout)
+	}
 	for {
 		select {
 		case <-vw.VNC.Done():
@@ -176,7 +183,10 @@ func (vw *Viewer) Run() error {
 type viewState struct {
 	vw         *Viewer
 	out        io.Writer
-	r          *Renderer
+	r          screenRenderer
+	graphics   Graphics // the mode chosen (never GraphicsAuto)
+	termPxW    int      // the terminal's answer to CSI 14 t, if any
+	termPxH    int
 	frame      *Frame
 	cols, rows int
 	status     string
@@ -186,11 +196,7 @@ type viewState struct {
 
 func (s *viewState) resize(cols, rows int) {
 	s.cols, s.rows = max(cols, 1), max(rows, 2)
-	if s.r == nil {
-		s.r = NewRenderer(0, 0, s.cols, s.rows-1)
-	} else {
-		s.r.Resize(0, 0, s.cols, s.rows-1)
-	}
+	s.newRenderer()
 	s.status = ""
 	io.WriteString(s.out, "\x1b[0m\x1b[2J")
 }

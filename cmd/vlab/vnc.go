@@ -23,7 +23,7 @@ const vncTimeout = 15 * time.Second
 
 func (a *app) vncCmd() *cobra.Command {
 	var external, asJSON bool
-	var viewer string
+	var viewer, graphics string
 	cmd := &cobra.Command{
 		Use:   "vnc NAME",
 		Short: "Show a VM's screen in this terminal, or in an external VNC viewer (--external)",
@@ -49,6 +49,10 @@ not positions: it does not line up with yours.`,
   vlab vnc web --external --json`,
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			g, err := viewerGraphics(graphics)
+			if err != nil {
+				return err
+			}
 			if asJSON && !external {
 				return usageError{errors.New("--json prints the --external endpoint: use --external --json")}
 			}
@@ -91,7 +95,7 @@ not positions: it does not line up with yours.`,
 				return fmt.Errorf("vnc %q: %w", name, err)
 			}
 			defer v.Close()
-			err = (&console.Viewer{VNC: v, Title: name}).Run()
+			err = (&console.Viewer{VNC: v, Title: name, Graphics: g}).Run()
 			if errors.Is(err, console.ErrSessionEnded) {
 				return fmt.Errorf("vnc %q: %w (see `vlab show %s`)", name, err, name)
 			}
@@ -102,6 +106,7 @@ not positions: it does not line up with yours.`,
 	f.BoolVar(&external, "external", false, "open an external VNC viewer (or, with --json, an endpoint) instead of the built-in one")
 	f.BoolVar(&asJSON, "json", false, `with --external: print {"host","port","password"} and keep the endpoint open until interrupted`)
 	f.StringVar(&viewer, "viewer", "", "external viewer command (overrides viewer in config.toml); words may use {socket}, {host}, {port}, {display}, {passwordfile} (a 0600 vncpasswd file), {title}")
+	f.StringVar(&graphics, "graphics", "", "how the built-in viewer draws: sixel, kitty or blocks (default: ask the terminal; or set VLAB_GRAPHICS)")
 	return cmd
 }
 

@@ -1,0 +1,333 @@
+package e2e
+
+import (
+	"bytes"
+	"compress/zlib"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"math/bits"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"vlab/console"
+	"vlab/internal/fixture"
+)
+
+// syncBuf is a buffer written by a process and read by the test.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]byte(nil), s.b.Bytes()...)
+}
+
+// viewerOutput runs `vlab vnc NAME --graphics MODE` on a pseudo-terminal of
+// 90×26 cells (util-linux script; the pty reports no pixel size, so the
+// viewer takes the VGA font's 8×16 cells: the picture area is 720×400)
+// until done says the output holds a frame, then leaves with Ctrl-].
+func viewerOutput(t *testing.T, e *env, name, mode string, done func([]byte) bool) []byte {
+	t.Helper()
+	script := fixture.Program(t, "script")
+	cmd := exec.Command(script, "-qfec", "stty cols 90 rows 26; exec "+strconv.Quote(vlabBin)+" vnc "+name+" --graphics "+mode, "/dev/null")
+	cmd.Env = append(append([]string(nil), e.vars...), "TERM=xterm-256color")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuf
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	waitFor(t, "the "+mode+" viewer to draw a frame", time.Minute, func() bool {
+		select {
+		case err := <-exited:
+			t.Fatalf("viewer exited early: %v\n%q", err, tail(string(out.Bytes()), 2000))
+		default:
+		}
+		return done(out.Bytes())
+	})
+	in.Write([]byte{0x1d}) // Ctrl-]
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("viewer: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("viewer did not leave on Ctrl-]")
+	}
+	in.Close()
+	return out.Bytes()
+}
+
+var firstSixel = regexp.MustCompile(`(?s)\x1bP0;1;0q.*?\x1b\\`)
+
+// kittyChunks are the kitty graphics commands of a stream.
+var kittyChunks = regexp.MustCompile("\x1b_G([^;\x1b]*)(?:;([^\x1b]*))?\x1b\\\\")
+
+// firstKittyImage decodes the first whole-image transmission (a=T) of a
+// kitty stream: chunks of at most 4096 bytes, base64 of zlib'd RGB.
+func firstKittyImage(t *testing.T, b []byte) (*console.Frame, bool) {
+	var keys map[string]string
+	var payload []byte
+	for _, m := range kittyChunks.FindAllSubmatch(b, -1) {
+		kv := map[string]string{}
+		for _, p := range strings.Split(string(m[1]), ",") {
+			k, v, _ := strings.Cut(p, "=")
+			kv[k] = v
+		}
+		if len(m[2]) > 4096 {
+			t.Fatalf("kitty chunk of %d bytes", len(m[2]))
+		}
+		if keys == nil {
+			if kv["a"] != "T" {
+				continue
+			}
+			keys = kv
+		}
+		payload = append(payload, m[2]...)
+		if kv["m"] == "1" {
+			continue
+		}
+		z, err := base64.StdEncoding.DecodeString(string(payload))
+		if err != nil {
+			t.Fatalf("kitty base64: %v", err)
+		}
+		zr, err := zlib.NewReader(bytes.NewReader(z))
+		if err != nil {
+			t.Fatalf("kitty zlib: %v", err)
+		}
+		rgb, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatalf("kitty zlib: %v", err)
+		}
+		w, _ := strconv.Atoi(keys["s"])
+		h, _ := strconv.Atoi(keys["v"])
+		if len(rgb) != w*h*3 || keys["f"] != "24" {
+			t.Fatalf("kitty image %v with %d bytes", keys, len(rgb))
+		}
+		f := &console.Frame{W: w, H: h, Pix: make([]uint32, w*h)}
+		for i := range f.Pix {
+			f.Pix[i] = uint32(rgb[3*i])<<16 | uint32(rgb[3*i+1])<<8 | uint32(rgb[3*i+2])
+		}
+		return f, true
+	}
+	return nil, false
+}
+
+// screenDiff compares a picture the viewer drew (scaled) with the
+// screendump: it returns the fraction of the picture's pixels whose colour
+// differs by more than tol in some channel from the screendump pixel that
+// the viewer's nearest-pixel scaling samples.
+func screenDiff(pic, shot *console.Frame, tol int) float64 {
+	bad := 0
+	for y := 0; y < pic.H; y++ {
+		sy := min(shot.H-1, (2*y+1)*shot.H/(2*pic.H))
+		for x := 0; x < pic.W; x++ {
+			sx := min(shot.W-1, (2*x+1)*shot.W/(2*pic.W))
+			a, b := pic.At(x, y), shot.At(sx, sy)
+			d := 0
+			for _, s := range []uint{16, 8, 0} {
+				d = max(d, absDiff(int(a>>s&0xff)-int(b>>s&0xff)))
+			}
+			if d > tol {
+				bad++
+			}
+		}
+	}
+	return float64(bad) / float64(pic.W*pic.H)
+}
+
+func readPNG(t *testing.T, path string) *console.Frame {
+	t.Helper()
+	fh, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	img, _, err := image.Decode(fh)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return console.FrameOf(img)
+}
+
+// TestScreensSixelAndKitty: `vlab vnc NAME --graphics sixel|kitty` on a
+// terminal draws the guest's VGA text screen at full resolution; the sixel
+// stream decoded by libsixel's sixel2png, and the kitty stream's chunks
+// decoded here, match the QMP screendump (`vlab screenshot`) taken right
+// after. Thresholds: sixel pixels may differ by the palette's quantisation
+// bound (25 per channel: half the 6×6×6 cube's step); kitty is lossless, so
+// 0. In both at most 1% of the pixels may differ more: the VGA text cursor
+// blinks between the two moments (a 9×2 cursor is 0.006% of the screen;
+// the margin also covers a line of text the guest prints meanwhile).
+func TestScreensSixelAndKitty(t *testing.T) {
+	fixture.Program(t, "sixel2png")
+	e := newEnv(t)
+	name := "screens"
+	e.createGuest(name, guests["x86_64"], []string{"vlab.vtshell=1"}, "--net", "none")
+	e.ok("start", name)
+	e.waitSerial(name, "VLAB-VTSHELL")
+	time.Sleep(2 * time.Second) // the shell's prompt is drawn
+	shotPNG := filepath.Join(t.TempDir(), "shot.png")
+
+	for _, mode := range []string{"sixel", "kitty"} {
+		var pic *console.Frame
+		tol := 0
+		switch mode {
+		case "sixel":
+			out := viewerOutput(t, e, name, mode, func(b []byte) bool { return firstSixel.Match(b) })
+			six := firstSixel.Find(out)
+			sixFile := filepath.Join(t.TempDir(), "frame.six")
+			os.WriteFile(sixFile, six, 0o600)
+			pngFile := filepath.Join(t.TempDir(), "frame.png")
+			if b, err := exec.Command("sixel2png", "-i", sixFile, "-o", pngFile).CombinedOutput(); err != nil {
+				t.Fatalf("sixel2png: %v\n%s", err, b)
+			}
+			pic, tol = readPNG(t, pngFile), 25
+		case "kitty":
+			out := viewerOutput(t, e, name, mode, func(b []byte) bool { _, ok := firstKittyImage(t, b); return ok })
+			pic, _ = firstKittyImage(t, out)
+		}
+		e.ok("screenshot", name, shotPNG)
+		shot := readPNG(t, shotPNG)
+		// 720×400 VGA text in a 720×400 area: full resolution, 1:1.
+		if pic.W != shot.W || pic.H < shot.H || pic.H > shot.H+5 {
+			t.Errorf("%s: picture %dx%d for a %dx%d screen in a 720x400 area", mode, pic.W, pic.H, shot.W, shot.H)
+		}
+		pic.H = min(pic.H, shot.H) // a sixel's last band may run past the image
+		pic.Pix = pic.Pix[:pic.W*pic.H]
+		lit := 0
+		for _, p := range shot.Pix {
+			if p != 0 {
+				lit++
+			}
+		}
+		if lit < 500 {
+			t.Fatalf("%s: the guest's screen is blank (%d lit pixels): nothing to compare", mode, lit)
+		}
+		if d := screenDiff(pic, shot, tol); d > 0.01 {
+			t.Errorf("%s: %.2f%% of the pixels differ from the screendump by more than %d", mode, 100*d, tol)
+		} else {
+			t.Logf("%s: %.3f%% of the pixels differ by more than %d", mode, 100*d, tol)
+		}
+	}
+}
+
+// TestScreensSixelInXterm: `vlab vnc NAME --graphics sixel` in a real sixel
+// terminal (xterm -ti vt340 on an Xvfb of the test's own) paints the
+// guest's screen: the xwd capture of the X screen holds a large black
+// picture (the VGA text screen scaled into xterm's white window; text alone
+// would leave xterm's window white). The capture is saved as
+// bench/results/screens-xterm-vt340.png for the eye.
+func TestScreensSixelInXterm(t *testing.T) {
+	xterm := fixture.Program(t, "xterm")
+	xwd := fixture.Program(t, "xwd")
+	e := newEnv(t)
+	name := "screens-x"
+	e.createGuest(name, guests["x86_64"], []string{"vlab.vtshell=1"}, "--net", "none")
+	e.ok("start", name)
+	e.waitSerial(name, "VLAB-VTSHELL")
+	disp := startXvfb(t)
+	cmd := exec.Command(xterm, "-ti", "vt340", "-xrm", "XTerm*numColorRegisters: 256",
+		"-xrm", "XTerm*maxGraphicSize: 2000x2000", "-geometry", "120x40+0+0", "-bg", "white", "-fg", "black",
+		"-e", vlabBin, "vnc", name, "--graphics", "sixel")
+	cmd.Env = append(append([]string(nil), e.vars...), "DISPLAY="+disp)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var shot *console.Frame
+	black, white, lit := 0, 0, 0
+	waitFor(t, "xterm to show the guest's screen", 2*time.Minute, func() bool {
+		b, err := exec.Command(xwd, "-root", "-silent", "-display", disp).Output()
+		if err != nil {
+			t.Logf("xwd: %v", err)
+			return false
+		}
+		if shot, err = decodeXWD(b); err != nil {
+			t.Fatalf("xwd output: %v", err)
+		}
+		black, white, lit = 0, 0, 0
+		for _, p := range shot.Pix {
+			switch {
+			case p == 0:
+				black++
+			case p == 0xffffff:
+				white++
+			default:
+				lit++
+			}
+		}
+		// xterm's white window, the guest's black screen in it, and the
+		// guest's text (VGA grey, palette-quantised) on that.
+		return white > 10000 && black > 100000 && lit > 2000
+	})
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, shot.Image()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join("..", "bench", "results", "screens-xterm-vt340.png"), buf.Bytes(), 0o644); err != nil {
+		t.Errorf("save capture: %v", err)
+	}
+	t.Logf("capture: %dx%d, %d white, %d black, %d other pixels", shot.W, shot.H, white, black, lit)
+}
+
+// decodeXWD reads a TrueColor xwd dump (X11 window dump format, version 7)
+// as written by `xwd -root` on a 24-bit Xvfb.
+func decodeXWD(b []byte) (*console.Frame, error) {
+	if len(b) < 100 {
+		return nil, fmt.Errorf("short xwd header")
+	}
+	h := func(i int) uint32 { return binary.BigEndian.Uint32(b[4*i:]) }
+	hdr, version, w, ht := int(h(0)), h(1), int(h(4)), int(h(5))
+	byteOrder, bpp, bpl, ncolors := h(7), h(11), int(h(12)), int(h(19))
+	rm, gm, bm := h(14), h(15), h(16)
+	if version != 7 || bpp != 32 {
+		return nil, fmt.Errorf("xwd version %d, %d bits per pixel: want 7 and 32", version, bpp)
+	}
+	off := hdr + 12*ncolors
+	if len(b) < off+bpl*ht {
+		return nil, fmt.Errorf("xwd: %d bytes for %dx%d", len(b), w, ht)
+	}
+	shift := func(m uint32) uint { return uint(bits.TrailingZeros32(m)) }
+	f := &console.Frame{W: w, H: ht, Pix: make([]uint32, w*ht)}
+	for y := 0; y < ht; y++ {
+		row := b[off+y*bpl:]
+		for x := 0; x < w; x++ {
+			var p uint32
+			if byteOrder == 0 {
+				p = binary.LittleEndian.Uint32(row[4*x:])
+			} else {
+				p = binary.BigEndian.Uint32(row[4*x:])
+			}
+			r, g, bl := (p&rm)>>shift(rm), (p&gm)>>shift(gm), (p&bm)>>shift(bm)
+			f.Pix[y*w+x] = r<<16 | g<<8 | bl
+		}
+	}
+	return f, nil
+}
