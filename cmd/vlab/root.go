@@ -76,6 +76,7 @@ for scripts, most with --json.`,
 		a.isoCmd(),
 		a.cdromCmd(),
 	)
+	root.AddCommand(a.studentCmds()...) // debug.go, monitor.go, trace.go, replay.go
 	for _, c := range root.Commands() {
 		if c.Args == nil {
 			c.Args = cobra.NoArgs
