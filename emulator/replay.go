@@ -80,7 +80,10 @@ func CheckReplay(cfg Config) error {
 			return fmt.Errorf("record/replay cannot replay NIC %q (%s network): QEMU replays network traffic only through filter-replay, which vlab does not wire yet; remove the NIC for the recording", n.ID, n.Mode)
 		}
 	}
-	if len(cfg.CDROMs) > 0 {
+	for _, c := range cfg.CDROMs {
+		if c.Path == "" {
+			continue // an empty tray reads nothing
+		}
 		return errors.New("record/replay cannot replay CD-ROM media (removable, not through blkreplay): eject them with `vlab cdrom eject`")
 	}
 	if cfg.Display == DisplayVNC && (cfg.Input == InputAuto || cfg.Input == InputUSBTablet) {

@@ -3,9 +3,9 @@ package emulator
 import (
 	"bufio"
 	"context"
-	"os/exec"
 	"errors"
 	"fmt"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"

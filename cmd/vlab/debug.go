@@ -139,5 +139,5 @@ func gdbArgv(gdb string, t machine.DebugTarget, symbols string, user []string) [
 
 // studentCmds are the commands for studying a guest's insides.
 func (a *app) studentCmds() []*cobra.Command {
-	return []*cobra.Command{a.debugCmd()}
+	return []*cobra.Command{a.debugCmd(), a.monitorCmd(), a.traceCmd(), a.replayCmd()}
 }

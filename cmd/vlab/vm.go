@@ -367,6 +367,7 @@ func (a *app) printShow(cmd *cobra.Command, s *machine.Store, name string) error
 func (a *app) startCmd() *cobra.Command {
 	var accel string
 	var disposable, paused bool
+	var dbg machine.DebugOptions // replay.go
 	cmd := &cobra.Command{
 		Use:   "start NAME",
 		Short: "Start a VM (QEMU keeps running when vlab exits)",
@@ -380,7 +381,7 @@ func (a *app) startCmd() *cobra.Command {
 			if err != nil {
 				return usageError{fmt.Errorf("--accel: %w", err)}
 			}
-			if err := s.Start(cmd.Context(), args[0], machine.StartOptions{Accel: ac, Disposable: disposable, Paused: paused}); err != nil {
+			if err := s.Start(cmd.Context(), args[0], machine.StartOptions{Accel: ac, Disposable: disposable, Paused: paused, Debug: dbg}); err != nil {
 				return err
 			}
 			st, _ := s.Launched(args[0])
@@ -391,6 +392,7 @@ func (a *app) startCmd() *cobra.Command {
 	cmd.Flags().StringVar(&accel, "accel", "auto", "override the accelerator for this run: auto, kvm or tcg")
 	cmd.Flags().BoolVar(&disposable, "disposable", false, "discard every disk change when the VM powers off")
 	cmd.Flags().BoolVar(&paused, "paused", false, "start with the CPUs stopped (resume with `vlab resume`)")
+	startDebugFlags(cmd.Flags(), &dbg)
 	return cmd
 }
 
