@@ -94,9 +94,11 @@ var ErrNoTraceEvent = errors.New("no such trace event")
 
 // LogItems runs `binary -d help` and returns the -d items it lists.
 func LogItems(ctx context.Context, binary string) ([]string, error) {
+	// QEMU exits 1 after printing the help: judge by what it printed.
 	out, err := exec.CommandContext(ctx, binary, "-d", "help").Output()
-	if err != nil {
-		return nil, fmt.Errorf("list log items of %s: %w", binary, err)
+	items := ParseLogItemsHelp(string(out))
+	if len(items) == 0 {
+		return nil, fmt.Errorf("list log items of %s: %v: it printed none", binary, err)
 	}
-	return ParseLogItemsHelp(string(out)), nil
+	return items, nil
 }

@@ -2,6 +2,7 @@ package machine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -64,7 +65,11 @@ func (s *Store) SetTrace(ctx context.Context, name string, patterns []string, on
 		}
 		var evs []emulator.TraceEvent
 		if err := mon.Execute(ctx, "trace-event-get-state", map[string]any{"name": pat}, &evs); err != nil {
-			return nil, fmt.Errorf("trace vm %q: %w", name, err)
+			var qe *emulator.QMPError
+			if !errors.As(err, &qe) {
+				return nil, fmt.Errorf("trace vm %q: %w", name, err)
+			}
+			evs = nil // QEMU: unknown event
 		}
 		n := 0
 		for _, e := range evs {
