@@ -49,3 +49,5 @@ require (
 	golang.org/x/sync v0.22.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
 )
+
+require github.com/chzyer/readline v1.5.1 // indirect

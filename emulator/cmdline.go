@@ -181,6 +181,7 @@ func (b *builder) build() error {
 	if cfg.StartPaused {
 		b.add("-S")
 	}
+	b.add(cfg.Instrument.args()...) // trace.go
 	return nil
 }
 
@@ -559,6 +560,7 @@ func (b *builder) addDisk(i int, d Disk) error {
 	for _, n := range imageNodes(node, d.Path, format, d.ReadOnly) {
 		b.add(n.args()...)
 	}
+	dev = b.blkreplay(node, dev) // replay.go
 	b.add(withBoot(dev, b.bootIndex('c', i)).args()...)
 	return nil
 }

@@ -270,8 +270,9 @@ type Config struct {
 	Input        Input
 	Sound        string // "" = none; "sb16", "ac97", "hda", "screamer"...
 	RTCLocalTime bool
-	GDB          bool // a gdb stub on the unix socket Paths.GDB (never TCP)
-	StartPaused  bool // -S
+	GDB          bool       // a gdb stub on the unix socket Paths.GDB (never TCP)
+	StartPaused  bool       // -S
+	Instrument   Instrument // -d log items, log file, record/replay (trace.go, replay.go)
 	Paths        Paths
 }
 

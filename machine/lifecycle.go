@@ -266,6 +266,7 @@ type StartOptions struct {
 	Accel      emulator.Accel // overrides the spec's accel when not auto
 	Disposable bool           // discard every disk write at power-off
 	Paused     bool           // start with the CPUs stopped (-S)
+	Debug      DebugOptions   // gdb stub, -d log items, record/replay (debug.go)
 }
 
 // Start boots VM name. It returns once QEMU's QMP monitor answers, or with
@@ -311,6 +312,9 @@ func (s *Store) Start(ctx context.Context, name string, opts StartOptions) error
 		return fmt.Errorf("start vm %q: %w", name, err)
 	}
 	cfg.StartPaused = opts.Paused
+	if err := s.instrument(ctx, name, host, &cfg, opts.Debug); err != nil { // debug.go
+		return fmt.Errorf("start vm %q: %w", name, err)
+	}
 	if opts.Disposable {
 		if cfg.Disks, err = s.disposableDisks(ctx, name, host, cfg.Disks); err != nil {
 			return fmt.Errorf("start vm %q: %w", name, err)

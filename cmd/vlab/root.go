@@ -79,6 +79,12 @@ for scripts, most with --json.`,
 		a.importCmd(),
 		a.exportCmd(),
 	)
+	root.AddCommand(a.studentCmds()...) // debug.go, monitor.go, trace.go, replay.go
+	for _, c := range root.Commands() {
+		if c.Args == nil {
+			c.Args = cobra.NoArgs
+		}
+	}
 	root.InitDefaultCompletionCmd() // now, so that wireUsage sees it
 	a.wireCompletion(root)          // complete.go: VM names, tags, profiles...
 	wireUsage(root)                 // usage.go: exit status 2 and suggestions everywhere

@@ -391,6 +391,7 @@ func printShowText(cmd *cobra.Command, v showJSON, spec *machine.Spec) error {
 func (a *app) startCmd() *cobra.Command {
 	var accel string
 	var disposable, paused bool
+	var dbg machine.DebugOptions // replay.go
 	cmd := &cobra.Command{
 		Use:   "start NAME",
 		Short: "Start a VM (QEMU keeps running when vlab exits)",
@@ -404,7 +405,7 @@ func (a *app) startCmd() *cobra.Command {
 			if err != nil {
 				return usageError{fmt.Errorf("--accel: %w", err)}
 			}
-			if err := s.Start(cmd.Context(), args[0], machine.StartOptions{Accel: ac, Disposable: disposable, Paused: paused}); err != nil {
+			if err := s.Start(cmd.Context(), args[0], machine.StartOptions{Accel: ac, Disposable: disposable, Paused: paused, Debug: dbg}); err != nil {
 				return err
 			}
 			if a.json {
@@ -419,6 +420,7 @@ func (a *app) startCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&disposable, "disposable", false, "discard every disk change when the VM powers off")
 	cmd.Flags().BoolVar(&paused, "paused", false, "start with the CPUs stopped (resume with `vlab resume`)")
 	a.jsonFlag(cmd, "print the started VM as JSON")
+	startDebugFlags(cmd.Flags(), &dbg)
 	return cmd
 }
 
