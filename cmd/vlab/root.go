@@ -75,6 +75,7 @@ for scripts, most with --json.`,
 		a.detectCmd(),
 		a.isoCmd(),
 		a.cdromCmd(),
+		a.galleryCmd(),
 	)
 	for _, c := range root.Commands() {
 		if c.Args == nil {
