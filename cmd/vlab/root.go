@@ -76,6 +76,9 @@ for scripts, most with --json.`,
 		a.isoCmd(),
 		a.cdromCmd(),
 		a.galleryCmd(),
+		a.sshCmd(),
+		a.execCmd(),
+		a.cpCmd(),
 	)
 	for _, c := range root.Commands() {
 		if c.Args == nil {
@@ -94,6 +97,10 @@ func exitCode(err error) int {
 	var u usageError
 	if errors.As(err, &u) {
 		return 2
+	}
+	var x interface{ ExitCode() int } // a guest command's status (guest.go)
+	if errors.As(err, &x) {
+		return x.ExitCode()
 	}
 	return 1
 }
