@@ -14,6 +14,7 @@ PACKAGES=(
 	busybox-static cpio kmod osinfo-db iproute2 tmux xvfb
 	gvncviewer tigervnc-viewer vncsnapshot socat ca-certificates curl python3
 	passt gdb-multiarch util-linux e2fsprogs
+	mmdebstrap cloud-image-utils openssh-client
 )
 # Guest arches whose busybox-static the fixtures take from apt, less the host's.
 FOREIGN_ARCHES=()

@@ -330,3 +330,4 @@ for a in "${arches[@]}"; do
 	build_arch "$a"
 done
 "$ROOT/scripts/fixtures-iso.sh" "${arches[@]}" # ISO fixtures of the install and detection tests
+"$ROOT/scripts/fixtures-cloud.sh"                  # Debian cloud userland of the guest workflow tests
