@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -44,6 +45,12 @@ func (f *imageFlags) run(cmd *cobra.Command, a *app, s *machine.Store, spec *mac
 	}
 	if err := machine.CheckShares(o.Shares); err != nil {
 		return usageError{fmt.Errorf("--share: %w", err)}
+	}
+	if len(o.Shares) > 0 {
+		// The seed's mounts are ready, but QEMU does not get the
+		// virtiofsd/9p devices yet: refuse rather than boot a guest whose
+		// mount silently fails.
+		return usageError{errors.New("--share: shared folders are not started with the VM yet in this build: drop --share and use `vlab cp`")}
 	}
 	if err := machine.ValidateUser(f.user); err != nil {
 		return usageError{fmt.Errorf("--user: %w", err)}
