@@ -15,6 +15,7 @@ PACKAGES=(
 	gvncviewer tigervnc-viewer vncsnapshot socat ca-certificates curl python3
 	passt gdb-multiarch util-linux e2fsprogs
 	libsixel-bin xterm x11-apps
+	mmdebstrap cloud-image-utils openssh-client
 )
 # Guest arches whose busybox-static the fixtures take from apt, less the host's.
 FOREIGN_ARCHES=()

@@ -330,3 +330,5 @@ for a in "${arches[@]}"; do
 	build_arch "$a"
 done
 "$ROOT/scripts/fixtures-iso.sh" "${arches[@]}" # ISO fixtures of the install and detection tests
+# scripts/fixtures-cloud.sh builds the Debian cloud userland for the guest-workflow e2e test;
+# it joins this list with that test (it takes minutes and nothing uses it yet).

@@ -78,6 +78,10 @@ for scripts, most with --json.`,
 		commandsCmd(),
 		a.importCmd(),
 		a.exportCmd(),
+		a.galleryCmd(),
+		a.sshCmd(),
+		a.execCmd(),
+		a.cpCmd(),
 	)
 	root.AddCommand(a.studentCmds()...) // debug.go, monitor.go, trace.go, replay.go
 	for _, c := range root.Commands() {
@@ -100,6 +104,10 @@ func exitCode(err error) int {
 	var u usageError
 	if errors.As(err, &u) {
 		return 2
+	}
+	var x interface{ ExitCode() int } // a guest command's status (guest.go)
+	if errors.As(err, &x) {
+		return x.ExitCode()
 	}
 	return 1
 }

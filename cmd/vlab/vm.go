@@ -19,6 +19,7 @@ import (
 func (a *app) createCmd() *cobra.Command {
 	var sf specFlags
 	var cp createProfile // --profile, --cloud-init
+	var img imageFlags   // --image, --share (imagecreate.go)
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Define a new VM (and create its disk)",
@@ -38,6 +39,9 @@ func (a *app) createCmd() *cobra.Command {
 			}
 			spec := machine.NewSpec(args[0], ar)
 			cp.clearDefaults(spec)
+			if img.image != "" {
+				sf.disk = img.disk(cmd, sf.disk) // --disk grows the image instead
+			}
 			if err := sf.apply(cmd, spec); err != nil {
 				return err
 			}
@@ -48,6 +52,9 @@ func (a *app) createCmd() *cobra.Command {
 			}
 			if err := spec.Validate(); err != nil { // a bad flag value
 				return usageError{fmt.Errorf("create vm %q: %s", spec.Name, oneLine(err.Error()))}
+			}
+			if img.image != "" {
+				return img.run(cmd, a, s, spec, &sf, &cp)
 			}
 			if err := s.Create(cmd.Context(), spec); err != nil {
 				return err
@@ -68,6 +75,7 @@ func (a *app) createCmd() *cobra.Command {
 	f.StringVar(&sf.arch, "arch", emulator.ArchX86_64.String(), "guest arch: "+strings.Join(emulator.ArchNames(), ", "))
 	sf.register(f, true)
 	cp.register(f)
+	img.register(f)
 	f.BoolVar(&a.json, "json", false, "print the new VM as JSON")
 	return cmd
 }

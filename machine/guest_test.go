@@ -1,0 +1,75 @@
+package machine
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestParseShareAndBadInput(t *testing.T) {
+	dir := t.TempDir()
+	sh, err := ParseShare(dir + ",tag=src,ro")
+	if err != nil || sh.Tag != "src" || !sh.ReadOnly || sh.GuestPath() != "/mnt/src" || sh.Kind != ShareVirtiofs {
+		t.Fatalf("ParseShare = %+v, %v", sh, err)
+	}
+	if d, err := ParseShare(dir); err != nil || d.Tag != filepath.Base(dir) {
+		t.Errorf("default tag: %+v, %v", d, err)
+	}
+	for in, want := range map[string]string{
+		filepath.Join(dir, "missing"): "does not exist",
+		dir + ",tag=a b":              "tag",
+		dir + ",bogus":                "unknown option",
+		dir + ",mount=relative":       "absolute",
+	} {
+		if _, err := ParseShare(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseShare(%q) = %v, want an error naming %q", in, err, want)
+		}
+	}
+	other := t.TempDir()
+	a, _ := ParseShare(dir + ",tag=x")
+	b, _ := ParseShare(other + ",tag=x")
+	if err := CheckShares([]Share{a, b}); err == nil || !strings.Contains(err.Error(), "already used") {
+		t.Errorf("tag twice: %v", err)
+	}
+}
+
+func TestSeedUserData(t *testing.T) {
+	dir := t.TempDir()
+	sh, _ := ParseShare(dir + ",tag=code,ro")
+	o := SeedOptions{User: "dev", Keys: []string{"ssh-ed25519 AAAA k"}, HostKey: "-----BEGIN-----\nx\n-----END-----\n", HostPub: "ssh-ed25519 BBBB", Shares: []Share{sh}}
+	ud, err := o.userData()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(ud)
+	for _, want := range []string{"#cloud-config", `name: "dev"`, `"ssh-ed25519 AAAA k"`, "ed25519_private:", `["code", "/mnt/code", virtiofs, "ro,nofail"`, "ssh_pwauth: false"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("user-data lacks %q:\n%s", want, s)
+		}
+	}
+	o.UserData = []byte("#cloud-config\nruncmd: [[touch, /x]]\n")
+	ud, err = o.userData()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (CloudInit{UserData: ud}).Validate(); err != nil || !strings.Contains(string(ud), "multipart/mixed") || !strings.Contains(string(ud), "runcmd") {
+		t.Errorf("merged user-data: %v\n%s", err, ud)
+	}
+}
+
+func TestSSHArgsNeverPromptAndPinTheHostKey(t *testing.T) {
+	tg := SSHTarget{Name: "dev", User: "vlab", Host: "127.0.0.1", Port: 40022, KnownHosts: "/k/known_hosts", Alias: "vlab-dev", Key: "/c/id", Seeded: true}
+	args := tg.SSHArgs(false, "uname -a")
+	for _, want := range []string{"BatchMode=yes", "StrictHostKeyChecking=yes", "HostKeyAlias=vlab-dev", "UserKnownHostsFile=/k/known_hosts", "40022"} {
+		if !slices.Contains(args, want) && !slices.Contains(args, "-o") || !strings.Contains(strings.Join(args, " "), want) {
+			t.Errorf("ssh args %q lack %q", args, want)
+		}
+	}
+	if args[len(args)-1] != "uname -a" || args[len(args)-2] != "--" {
+		t.Errorf("command not last after --: %q", args)
+	}
+	if q := ShellQuote([]string{"cat", "/tmp/a file", "it's"}); q != `cat '/tmp/a file' 'it'\''s'` {
+		t.Errorf("ShellQuote = %s", q)
+	}
+}

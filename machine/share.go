@@ -1,0 +1,116 @@
+package machine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// Kinds of shared folders.
+const (
+	ShareVirtiofs = "virtiofs" // vhost-user-fs through the host's virtiofsd
+	Share9P       = "9p"       // virtio-9p, QEMU's own server
+)
+
+// Share is a host folder the guest mounts.
+type Share struct {
+	HostDir  string `toml:"host_dir" json:"host_dir"`
+	Tag      string `toml:"tag" json:"tag"`
+	ReadOnly bool   `toml:"readonly,omitempty" json:"readonly,omitempty"`
+	Kind     string `toml:"kind,omitempty" json:"kind,omitempty"`   // virtiofs (default) or 9p
+	Mount    string `toml:"mount,omitempty" json:"mount,omitempty"` // in the guest; default /mnt/TAG
+}
+
+// GuestPath is where the guest mounts the share.
+func (s Share) GuestPath() string {
+	if s.Mount != "" {
+		return s.Mount
+	}
+	return "/mnt/" + s.Tag
+}
+
+var tagRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,35}$`)
+
+// ParseShare reads HOSTDIR[,tag=TAG][,ro][,9p][,mount=/PATH] and checks
+// that the folder exists.
+func ParseShare(s string) (Share, error) {
+	parts := strings.Split(s, ",")
+	sh := Share{HostDir: parts[0], Kind: ShareVirtiofs}
+	if sh.HostDir == "" {
+		return Share{}, fmt.Errorf("share %q: no folder: write --share HOSTDIR[,tag=TAG][,ro]", s)
+	}
+	for _, p := range parts[1:] {
+		k, v, hasV := strings.Cut(p, "=")
+		switch {
+		case k == "tag" && hasV:
+			sh.Tag = v
+		case k == "mount" && hasV:
+			sh.Mount = v
+		case k == "ro" && !hasV:
+			sh.ReadOnly = true
+		case k == "rw" && !hasV:
+			sh.ReadOnly = false
+		case (k == "9p" || k == "virtiofs") && !hasV:
+			sh.Kind = k
+		default:
+			return Share{}, fmt.Errorf("share %q: unknown option %q: use tag=TAG, ro, mount=/PATH or 9p", s, p)
+		}
+	}
+	abs, err := filepath.Abs(sh.HostDir)
+	if err != nil {
+		return Share{}, fmt.Errorf("share %q: %w", s, err)
+	}
+	sh.HostDir = abs
+	if sh.Tag == "" {
+		sh.Tag = filepath.Base(abs)
+	}
+	if err := sh.Validate(); err != nil {
+		return Share{}, err
+	}
+	return sh, nil
+}
+
+// Validate checks a share: an existing folder, a tag the guest can mount,
+// an absolute guest path.
+func (s Share) Validate() error {
+	fi, err := os.Stat(s.HostDir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("share %s: folder does not exist: create it or fix the path", s.HostDir)
+	case err != nil:
+		return fmt.Errorf("share %s: %w", s.HostDir, err)
+	case !fi.IsDir():
+		return fmt.Errorf("share %s: not a folder: share the folder that holds it", s.HostDir)
+	}
+	if !filepath.IsAbs(s.HostDir) || strings.ContainsAny(s.HostDir, ",\n") {
+		return fmt.Errorf("share %q: the folder's path must be absolute, without commas or newlines", s.HostDir)
+	}
+	if !tagRE.MatchString(s.Tag) {
+		return fmt.Errorf("share %s: tag %q: use letters, digits, '.', '_' or '-' (at most 36): give one with ,tag=NAME", s.HostDir, s.Tag)
+	}
+	if s.Kind != "" && s.Kind != ShareVirtiofs && s.Kind != Share9P {
+		return fmt.Errorf("share %s: kind %q: use virtiofs or 9p", s.HostDir, s.Kind)
+	}
+	if m := s.GuestPath(); !strings.HasPrefix(m, "/") || strings.Contains(m, "..") || strings.ContainsAny(m, " \n\t\"'") {
+		return fmt.Errorf("share %s: mount %q must be an absolute guest path without spaces or '..'", s.HostDir, m)
+	}
+	return nil
+}
+
+// CheckShares validates a list of shares: each one, and no tag twice.
+func CheckShares(shares []Share) error {
+	seen := map[string]string{}
+	for _, s := range shares {
+		if err := s.Validate(); err != nil {
+			return err
+		}
+		if prev, ok := seen[s.Tag]; ok {
+			return fmt.Errorf("share %s: tag %q is already used by %s: give one of them another with ,tag=NAME", s.HostDir, s.Tag, prev)
+		}
+		seen[s.Tag] = s.HostDir
+	}
+	return nil
+}
