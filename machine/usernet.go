@@ -71,7 +71,7 @@ func hmp(ctx context.Context, mon *emulator.Monitor, line string) (string, error
 
 // usernet asks a running QEMU for its user-mode sockets.
 func usernet(ctx context.Context, mon *emulator.Monitor) (map[string][]usernetRow, error) {
-	out, err := hmp(ctx, mon, "info usernet")
+	out, err := hmp(ctx, mon, emulator.HMPInfoUsernet)
 	if err != nil {
 		return nil, fmt.Errorf("info usernet: %w", err)
 	}
@@ -331,8 +331,8 @@ func (s *Store) hostfwdAdd(ctx context.Context, name, id string, f Forward) (int
 	if _, ok := before[id]; !ok {
 		return 0, fmt.Errorf("qemu has no user-mode netdev %s", id)
 	}
-	rule := fmt.Sprintf("%s:%s:%d-:%d", f.Proto, f.HostAddr, f.HostPort, f.GuestPort)
-	out, err := hmp(ctx, mon, "hostfwd_add "+id+" "+rule)
+	rule := emulator.HostfwdRule(f.Proto, f.HostAddr, f.HostPort, f.GuestPort)
+	out, err := hmp(ctx, mon, emulator.HMPHostfwdAdd(id, rule))
 	if err != nil {
 		return 0, err
 	}
@@ -362,7 +362,7 @@ func (s *Store) hostfwdRemove(ctx context.Context, name, id, proto, addr string,
 		return err
 	}
 	defer mon.Close()
-	out, err := hmp(ctx, mon, fmt.Sprintf("hostfwd_remove %s %s:%s:%d", id, proto, addr, port))
+	out, err := hmp(ctx, mon, emulator.HMPHostfwdRemove(id, proto, addr, port))
 	if err != nil {
 		return err
 	}
