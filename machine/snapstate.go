@@ -29,68 +29,10 @@ const (
 // running is settled from what the images show. It returns the new metadata
 // and the tree to show.
 func reconcile(m snapshotMeta, imgs []snapshotImage, found map[string][]imageSnapshot, outcome jobOutcome) (snapshotMeta, Tree) {
-	type where struct {
-		files   []string
-		vmstate string
-		size    int64
-		when    time.Time
-	}
-	onDisk := map[string]*where{}
-	var order []string // tags in image order, for adoption
-	for _, im := range imgs {
-		for _, sn := range found[im.Key] {
-			w := onDisk[sn.Name]
-			if w == nil {
-				w = &where{when: sn.Time()}
-				onDisk[sn.Name] = w
-				order = append(order, sn.Name)
-			}
-			w.files = append(w.files, im.Key)
-			if sn.VMStateSize > 0 {
-				w.vmstate, w.size = im.Key, w.size+sn.VMStateSize
-			}
-		}
-	}
-	current := map[string]bool{}
-	for _, im := range imgs {
-		if im.Format == "qcow2" {
-			current[im.Key] = true
-		}
-	}
-
+	onDisk, order := scanSnapshots(imgs, found)
+	current := qcow2Keys(imgs)
 	out := snapshotMeta{Version: metaVersion, Current: m.Current}
-	pendingTag := ""
-	if pd := m.Pending; pd != nil {
-		if outcome == jobRunning {
-			out.Pending = pd
-			pendingTag = pd.Tag
-		} else {
-			switch pd.Op {
-			case opCreate:
-				if w := onDisk[pd.Tag]; w != nil && !hasRecord(m.Snapshots, pd.Tag) {
-					// It was meant to cover every image: one lacking it
-					// shows as missing.
-					var files []string
-					for _, im := range imgs {
-						if current[im.Key] {
-							files = append(files, im.Key)
-						}
-					}
-					m.Snapshots = append(m.Snapshots, snapshotRecord{
-						Tag: pd.Tag, Parent: pd.Parent, Description: pd.Description, Time: w.when,
-						RAM: w.vmstate != "", Size: w.size, Files: files, VMState: w.vmstate,
-					})
-					if len(w.files) == len(files) && outcome != jobFailed {
-						out.Current = pd.Tag
-					}
-				}
-			case opRestore:
-				if outcome != jobFailed && onDisk[pd.Tag] != nil {
-					out.Current = pd.Tag
-				}
-			}
-		}
-	}
+	pendingTag := settlePending(&m, &out, imgs, onDisk, current, outcome)
 
 	// Drop what no image holds any more, re-parenting children.
 	parentOf := map[string]string{}
@@ -139,7 +81,95 @@ func reconcile(m snapshotMeta, imgs []snapshotImage, found map[string][]imageSna
 		})
 	}
 
-	// The view.
+	tree := snapshotView(out, imgs, onDisk, current, pendingTag, known, survivor)
+	tree.Snapshots = depthFirst(tree.Snapshots)
+	return out, tree
+}
+
+// snapOnDisk is where the images hold one snapshot tag.
+type snapOnDisk struct {
+	files   []string
+	vmstate string
+	size    int64
+	when    time.Time
+}
+
+// scanSnapshots indexes the snapshots the images hold by tag, with the tags
+// in image order (the order external snapshots are adopted in).
+func scanSnapshots(imgs []snapshotImage, found map[string][]imageSnapshot) (map[string]*snapOnDisk, []string) {
+	onDisk := map[string]*snapOnDisk{}
+	var order []string // tags in image order, for adoption
+	for _, im := range imgs {
+		for _, sn := range found[im.Key] {
+			w := onDisk[sn.Name]
+			if w == nil {
+				w = &snapOnDisk{when: sn.Time()}
+				onDisk[sn.Name] = w
+				order = append(order, sn.Name)
+			}
+			w.files = append(w.files, im.Key)
+			if sn.VMStateSize > 0 {
+				w.vmstate, w.size = im.Key, w.size+sn.VMStateSize
+			}
+		}
+	}
+	return onDisk, order
+}
+
+// qcow2Keys is the set of images that can hold internal snapshots.
+func qcow2Keys(imgs []snapshotImage) map[string]bool {
+	current := map[string]bool{}
+	for _, im := range imgs {
+		if im.Format == "qcow2" {
+			current[im.Key] = true
+		}
+	}
+
+	return current
+}
+
+// settlePending settles m's pending operation into out from what the images
+// show, unless its job still runs; m gains the record of a create that
+// finished. It returns the tag of an operation still in flight.
+func settlePending(m, out *snapshotMeta, imgs []snapshotImage, onDisk map[string]*snapOnDisk, current map[string]bool, outcome jobOutcome) string {
+	pendingTag := ""
+	if pd := m.Pending; pd != nil {
+		if outcome == jobRunning {
+			out.Pending = pd
+			pendingTag = pd.Tag
+		} else {
+			switch pd.Op {
+			case opCreate:
+				if w := onDisk[pd.Tag]; w != nil && !hasRecord(m.Snapshots, pd.Tag) {
+					// It was meant to cover every image: one lacking it
+					// shows as missing.
+					var files []string
+					for _, im := range imgs {
+						if current[im.Key] {
+							files = append(files, im.Key)
+						}
+					}
+					m.Snapshots = append(m.Snapshots, snapshotRecord{
+						Tag: pd.Tag, Parent: pd.Parent, Description: pd.Description, Time: w.when,
+						RAM: w.vmstate != "", Size: w.size, Files: files, VMState: w.vmstate,
+					})
+					if len(w.files) == len(files) && outcome != jobFailed {
+						out.Current = pd.Tag
+					}
+				}
+			case opRestore:
+				if outcome != jobFailed && onDisk[pd.Tag] != nil {
+					out.Current = pd.Tag
+				}
+			}
+		}
+	}
+	return pendingTag
+}
+
+// snapshotView is the tree shown for metadata out: which images each
+// snapshot covers, which it misses, and whether it can be restored.
+func snapshotView(out snapshotMeta, imgs []snapshotImage, onDisk map[string]*snapOnDisk, current map[string]bool, pendingTag string, known map[string]bool, survivor func(string) string) Tree {
 	tree := Tree{Current: out.Current}
 	for _, r := range out.Snapshots {
 		sn := Snapshot{
@@ -181,8 +211,7 @@ func reconcile(m snapshotMeta, imgs []snapshotImage, found map[string][]imageSna
 		tree.Snapshots = append(tree.Snapshots, Snapshot{Tag: pd.Tag, Parent: survivor(pd.Parent), Description: pd.Description,
 			Time: pd.Since, Pending: true, Files: []string{}})
 	}
-	tree.Snapshots = depthFirst(tree.Snapshots)
-	return out, tree
+	return tree
 }
 
 func hasRecord(rs []snapshotRecord, tag string) bool {
