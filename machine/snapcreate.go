@@ -1,0 +1,230 @@
+package machine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"vlab/emulator"
+)
+
+// SnapshotCreate takes snapshot tag of VM name: live (RAM, devices and
+// disks, through a QMP snapshot-save job) when it runs, disks only (qemu-img
+// snapshot) when it is stopped. The new snapshot's parent is the current
+// one, and it becomes current.
+func (s *Store) SnapshotCreate(ctx context.Context, name, tag string, opts SnapshotOptions) (_ Snapshot, err error) {
+	defer func() {
+		err = noSpace(fmt.Sprintf("create snapshot %q of vm %q", tag, name), err, s.Paths(name).Dir, 0)
+	}()
+	if err := ValidateTag(tag); err != nil {
+		return Snapshot{}, err
+	}
+	sc, l, err := s.lockSnapshots(ctx, name, "create snapshot")
+	if err != nil {
+		return Snapshot{}, err
+	}
+	defer l.unlock()
+	if _, ok := sc.tree.Get(tag); ok {
+		return Snapshot{}, fmt.Errorf("create snapshot %q of vm %q: %w: pick another tag or delete it first", tag, name, ErrSnapshotExists)
+	}
+	if err := checkSnapshottable(name, sc.imgs); err != nil {
+		return Snapshot{}, fmt.Errorf("create snapshot %q: %w", tag, err)
+	}
+	pending := &pendingOp{Op: opCreate, Tag: tag, Parent: sc.meta.Current, Description: opts.Description, Since: time.Now().UTC()}
+	if sc.live() {
+		pending.Job = jobID("save")
+	}
+	if err := s.beginIntent(&intent{Op: intentSnapshot, VM: name}); err != nil {
+		return Snapshot{}, fmt.Errorf("create snapshot %q of vm %q: %w", tag, name, err)
+	}
+	defer s.endIntent(name)
+	sc.meta.Pending = pending
+	if err := writeMeta(sc.p, sc.meta); err != nil {
+		return Snapshot{}, fmt.Errorf("create snapshot %q of vm %q: %w", tag, name, err)
+	}
+	faultPoint("snapshot-create:pending")
+	var opErr error
+	if sc.live() {
+		opErr = s.liveSave(ctx, sc, tag, pending.Job, opts.Progress)
+	} else {
+		opErr = offlineCreate(ctx, sc, tag)
+	}
+	faultPoint("snapshot-create:taken")
+	if opErr != nil && ctx.Err() != nil && pending.Job != "" {
+		// The job may still finish inside QEMU: leave it pending for the
+		// next vlab to settle.
+		return Snapshot{}, fmt.Errorf("create snapshot %q of vm %q: %w", tag, name, opErr)
+	}
+	// Settle from what the images now hold.
+	found, ferr := imageSnapshots(context.WithoutCancel(ctx), sc.qimg, sc.imgs)
+	if ferr != nil {
+		return Snapshot{}, errors.Join(opErr, ferr)
+	}
+	outcome := jobSucceeded
+	if opErr != nil {
+		outcome = jobFailed
+	}
+	meta, tree := reconcile(sc.meta, sc.imgs, found, outcome)
+	if opErr != nil {
+		// A failed job may have left a partial snapshot behind: do not let
+		// it become current.
+		meta.Current = sc.meta.Current
+	}
+	if err := writeMeta(sc.p, meta); err != nil {
+		return Snapshot{}, errors.Join(opErr, fmt.Errorf("create snapshot %q of vm %q: %w", tag, name, err))
+	}
+	if opErr != nil {
+		return Snapshot{}, fmt.Errorf("create snapshot %q of vm %q: %w", tag, name, opErr)
+	}
+	sn, ok := tree.Get(tag)
+	if !ok {
+		return Snapshot{}, fmt.Errorf("create snapshot %q of vm %q: qemu reported success but no image holds it", tag, name)
+	}
+	return sn, nil
+}
+
+// offlineCreate runs qemu-img snapshot -c on every image; on a failure it
+// removes the tag from the images that got it.
+func offlineCreate(ctx context.Context, sc *snapshotCtx, tag string) error {
+	for i, im := range sc.imgs {
+		if out, err := runCmd(ctx, sc.qimg, "snapshot", "-c", tag, im.Path); err != nil {
+			for _, done := range sc.imgs[:i] {
+				_, _ = runCmd(context.WithoutCancel(ctx), sc.qimg, "snapshot", "-d", tag, done.Path)
+			}
+			return fmt.Errorf("qemu-img snapshot %s: %s", im.Key, oneLine(strings.TrimSpace(out)))
+		}
+		faultPoint("snapshot-create:took-" + filepath.Base(im.Key))
+	}
+	return nil
+}
+
+// blockNode is one block device of a running VM (query-block).
+type blockNode struct {
+	Device string `json:"device"`
+	QDev   string `json:"qdev"`
+	Insert *struct {
+		NodeName string `json:"node-name"`
+		Drv      string `json:"drv"`
+		RO       bool   `json:"ro"`
+		File     string `json:"file"`
+	} `json:"inserted"`
+}
+
+// liveNodes maps the VM's qcow2 images to the block nodes of the running
+// QEMU. Every writable node must be one of the VM's images; read-only media
+// (ISOs, firmware code) are left out.
+func liveNodes(ctx context.Context, mon *emulator.Monitor, sc *snapshotCtx) (map[string]string, error) {
+	var blocks []blockNode
+	if err := mon.Execute(ctx, "query-block", nil, &blocks); err != nil {
+		return nil, fmt.Errorf("query-block: %w", err)
+	}
+	byPath := map[string]string{}
+	for _, im := range sc.imgs {
+		byPath[cleanPath(im.Path)] = im.Key
+	}
+	nodes := map[string]string{} // image key -> node name
+	for _, b := range blocks {
+		in := b.Insert
+		if in == nil || in.RO {
+			continue
+		}
+		key, ok := byPath[cleanPath(in.File)]
+		if !ok {
+			return nil, fmt.Errorf("writable block node %s (%s) is not one of the vm's disks: detach it first", in.NodeName, in.File)
+		}
+		if in.Drv == "qcow2" && in.NodeName != "" {
+			nodes[key] = in.NodeName
+		}
+	}
+	return nodes, nil
+}
+
+func cleanPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		p = a
+	}
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return filepath.Clean(p)
+}
+
+// liveSave runs a snapshot-save job covering every writable qcow2 node; the
+// RAM state goes to the first disk (the UEFI vars only when there is none).
+func (s *Store) liveSave(ctx context.Context, sc *snapshotCtx, tag, id string, progress ProgressFunc) error {
+	mon, err := s.Monitor(ctx, sc.spec.Name)
+	if err != nil {
+		return err
+	}
+	defer mon.Close()
+	nodes, err := liveNodes(ctx, mon, sc)
+	if err != nil {
+		return err
+	}
+	var devices []string
+	vmstate := ""
+	for _, im := range sc.imgs {
+		n, ok := nodes[im.Key]
+		if !ok {
+			return fmt.Errorf("disk %s is not attached to the running vm: restart it to attach it", im.Key)
+		}
+		devices = append(devices, n)
+		if vmstate == "" && im.Key != efiVarsFile {
+			vmstate = n
+		}
+	}
+	if vmstate == "" {
+		vmstate = devices[0]
+	}
+	return runJob(ctx, mon, "snapshot-save", map[string]any{"job-id": id, "tag": tag, "vmstate": vmstate, "devices": devices}, id, progress)
+}
+
+// jobPoll is how often a running job's progress is asked for (events wake
+// the wait earlier).
+const jobPoll = 200 * time.Millisecond
+
+// runJob starts a QMP job command and waits until it concludes, reporting
+// its progress; it dismisses the job and returns the job's own error. When
+// ctx ends first the job is left running in QEMU.
+func runJob(ctx context.Context, mon *emulator.Monitor, cmd string, args map[string]any, id string, progress ProgressFunc) error {
+	if err := mon.Execute(ctx, cmd, args, nil); err != nil {
+		return fmt.Errorf("%s: %w", cmd, err)
+	}
+	tick := time.NewTicker(jobPoll)
+	defer tick.Stop()
+	for {
+		var jobs []qmpJob
+		if err := mon.Execute(ctx, "query-jobs", nil, &jobs); err != nil {
+			return fmt.Errorf("%s: wait for job %s: %w", cmd, id, err)
+		}
+		j, ok := findJob(jobs, id)
+		if !ok {
+			return fmt.Errorf("%s: job %s vanished before vlab saw it conclude", cmd, id)
+		}
+		if progress != nil && j.TotalProgress > 0 {
+			progress(float64(j.CurrentProgress), float64(j.TotalProgress))
+		}
+		if j.Status == "concluded" {
+			_ = mon.Execute(context.WithoutCancel(ctx), "job-dismiss", map[string]any{"id": id}, nil)
+			if j.Error != "" {
+				return fmt.Errorf("%s: %s", cmd, j.Error)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: job %s still running in qemu: %w", cmd, id, ctx.Err())
+		case <-mon.Done():
+			return fmt.Errorf("%s: %w", cmd, mon.Err())
+		case <-tick.C:
+		case ev, ok := <-mon.Events():
+			if !ok {
+				return fmt.Errorf("%s: %w", cmd, emulator.ErrMonitorClosed)
+			}
+			_ = ev // any event (JOB_STATUS_CHANGE above all) is a reason to look again
+		}
+	}
+}
