@@ -78,6 +78,9 @@ var contractSteps = []contractStep{
 	{path: "cdrom insert", args: []string{"cdrom", "insert", "a", "g.iso"}},
 	{path: "cdrom eject", args: []string{"cdrom", "eject", "a"}},
 	{path: "iso rm", args: []string{"iso", "rm", "g.iso"}},
+	{path: "export", args: []string{"export", "a", "{tmp}/a.ova"}},
+	{path: "import", args: []string{"import", "{tmp}/a.ova", "--name", "imp"}},
+	{path: "gallery update", args: []string{"gallery", "update", "{http}/gallery.toml"}},
 	{path: "clone", args: []string{"clone", "a", "b"}},
 	{path: "delete", args: []string{"delete", "b", "--yes"}},
 	{path: "start", args: []string{"start", "a"}},
@@ -86,9 +89,16 @@ var contractSteps = []contractStep{
 	{path: "screenshot", args: []string{"screenshot", "a", "{tmp}/a.png"}},
 	{path: "vnc", args: []string{"vnc", "a", "--external"}, stream: true},
 	{path: "reset", args: []string{"reset", "a"}},
+	{path: "monitor", args: []string{"monitor", "a", "-c", "info status"}},
+	{path: "trace", args: []string{"trace", "a", "--list"}},
+	{path: "replay", args: []string{"replay", "a", "--list"}},
+	{path: "ssh", noJSON: "an interactive ssh session (or the guest command's own output); e2e guest tests drive it"},
+	{path: "exec", noJSON: "passes the guest command's output and exit status through unchanged"},
+	{path: "cp", noJSON: "copies files as scp does; its exit status says whether it worked"},
 	{path: "qmp", noJSON: "prints QEMU's own QMP replies verbatim (JSON already); e2e TestQMP* drive it"},
 	{path: "console", noJSON: "an interactive serial console; e2e tests attach through it"},
 	{path: "stop", args: []string{"stop", "a", "--force"}},
+	{path: "debug", args: []string{"debug", "a"}}, // starts the stopped VM with a stub; --json prints the gdb command instead of running it
 	{path: "completion bash", noJSON: "prints a shell script; TestCompletion* run it"},
 	{path: "completion zsh", noJSON: "prints a shell script"},
 	{path: "completion fish", noJSON: "prints a shell script"},
@@ -194,7 +204,16 @@ func contractWorld(t *testing.T, e *env) map[string]string {
 	if err := os.WriteFile(filepath.Join(tmp, "t.iso"), iso, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	_, self, _, _ := runtime.Caller(0)
+	gallery, err := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(self)), "machine", "gallery", "gallery.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, ".toml") {
+			http.ServeContent(w, r, "gallery.toml", time.Time{}, bytes.NewReader(gallery))
+			return
+		}
 		http.ServeContent(w, r, "g.iso", time.Time{}, bytes.NewReader(iso))
 	}))
 	t.Cleanup(srv.Close)

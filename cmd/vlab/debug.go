@@ -85,7 +85,7 @@ In a replay started with ` + "`vlab replay NAME --gdb`" + `, reverse-stepi and r
 			}
 			argv := gdbArgv(gdb, t, symbols, gdbArgs)
 			if a.json {
-				return printJSON(cmd.OutOrStdout(), debugJSON{Name: name, GDB: gdb, Argv: argv, GDBSocket: t.Socket,
+				return printResult(cmd.OutOrStdout(), debugJSON{Name: name, GDB: gdb, Argv: argv, GDBSocket: t.Socket,
 					GDBArch: t.GDBArch, Symbols: symbols, StartedNow: started})
 			}
 			if started {

@@ -45,7 +45,7 @@ func (a *app) galleryCmd() *cobra.Command {
 				if shown == nil {
 					shown = []machine.GalleryEntry{}
 				}
-				return printJSON(cmd.OutOrStdout(), galleryJSON{Source: g.Source, Images: shown})
+				return printResult(cmd.OutOrStdout(), galleryJSON{Source: g.Source, Images: shown})
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tARCH\tKIND\tPROFILE\tTITLE")
@@ -89,7 +89,7 @@ func (a *app) galleryUpdateCmd() *cobra.Command {
 				return err
 			}
 			if a.json {
-				return printJSON(cmd.OutOrStdout(), map[string]any{"source": g.Source, "images": len(g.Entries)})
+				return printResult(cmd.OutOrStdout(), map[string]any{"source": g.Source, "images": len(g.Entries)})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "gallery updated: %d images, kept in %s\n", len(g.Entries), g.Source)
 			return nil

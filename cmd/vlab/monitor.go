@@ -73,9 +73,9 @@ names; -c CMD runs one command (repeat -c for several) and prints its answer, fo
 				}
 				if a.json {
 					if len(outs) == 1 {
-						return printJSON(cmd.OutOrStdout(), outs[0])
+						return printResult(cmd.OutOrStdout(), outs[0])
 					}
-					return printJSON(cmd.OutOrStdout(), map[string]any{"name": name, "results": outs})
+					return printResult(cmd.OutOrStdout(), map[string]any{"name": name, "results": outs})
 				}
 				return nil
 			}

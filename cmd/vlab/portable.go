@@ -68,7 +68,7 @@ mapped is listed. Nothing is created unless the whole package checks out.`,
 				return err
 			}
 			if a.json {
-				return printJSON(cmd.OutOrStdout(), importToJSON(res))
+				return printResult(cmd.OutOrStdout(), importToJSON(res))
 			}
 			out := cmd.OutOrStdout()
 			for _, n := range res.Notes {
@@ -172,7 +172,7 @@ package into vlab gives the same VM. Host files (an ISO, a direct-boot kernel) a
 				for _, d := range res.Disks {
 					j.Disks = append(j.Disks, exportDiskJSON{File: d.File, Bytes: d.Size, CapacityBytes: d.Capacity})
 				}
-				return printJSON(cmd.OutOrStdout(), j)
+				return printResult(cmd.OutOrStdout(), j)
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "exported %s to %s (%s, %d disks)\n", args[0], res.Path, format, len(res.Disks))

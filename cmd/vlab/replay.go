@@ -54,7 +54,7 @@ reverse-continue. --list shows the recorded runs; --rm RUN deletes one.`,
 					if runs == nil {
 						runs = []machine.Run{}
 					}
-					return printJSON(cmd.OutOrStdout(), map[string]any{"name": name, "runs": runs})
+					return printResult(cmd.OutOrStdout(), map[string]any{"name": name, "runs": runs})
 				}
 				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "RUN\tRECORDED\tLOG BYTES\tDISKS")
@@ -67,7 +67,7 @@ reverse-continue. --list shows the recorded runs; --rm RUN deletes one.`,
 					return err
 				}
 				if a.json {
-					return printJSON(cmd.OutOrStdout(), map[string]any{"name": name, "removed": rm})
+					return printResult(cmd.OutOrStdout(), map[string]any{"name": name, "removed": rm})
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "removed run %s of %s\n", rm, name)
 				return nil
@@ -83,7 +83,7 @@ reverse-continue. --list shows the recorded runs; --rm RUN deletes one.`,
 			}
 			st, _ := s.Launched(name)
 			if a.json {
-				return printJSON(cmd.OutOrStdout(), map[string]any{"name": name, "run": run, "pid": st.PID})
+				return printResult(cmd.OutOrStdout(), map[string]any{"name": name, "run": run, "pid": st.PID})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "replaying run %s of %s (pid %d)\n", run, name, st.PID)
 			return nil

@@ -71,7 +71,7 @@ state. -d log items (int, guest_errors, cpu_reset, ...) are chosen per start: vl
 					}
 				}
 				if a.json {
-					return printJSON(cmd.OutOrStdout(), map[string]any{"name": name, "events": all})
+					return printResult(cmd.OutOrStdout(), map[string]any{"name": name, "events": all})
 				}
 				for _, e := range all {
 					fmt.Fprintf(cmd.OutOrStdout(), "%-60s %s\n", e.Name, e.State)
@@ -84,7 +84,7 @@ state. -d log items (int, guest_errors, cpu_reset, ...) are chosen per start: vl
 					return err
 				}
 				if a.json && !follow {
-					return printJSON(cmd.OutOrStdout(), traceJSON{Name: name, Enabled: !off, Events: names, Log: log})
+					return printResult(cmd.OutOrStdout(), traceJSON{Name: name, Enabled: !off, Events: names, Log: log})
 				}
 				verb := "tracing"
 				if off {
