@@ -43,8 +43,12 @@ func (a *app) sshCmd() *cobra.Command {
 		Example: `  vlab ssh dev
   vlab ssh dev -- uname -a`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) < 1 {
-				return usageError{fmt.Errorf("ssh takes NAME [-- CMD...]: see `%s --help`", cmd.CommandPath())}
+			n := len(args)
+			if at := cmd.ArgsLenAtDash(); at >= 0 {
+				n = at
+			}
+			if n != 1 {
+				return usageError{fmt.Errorf("ssh takes NAME, then a command after -- (got %d arguments before --): see `%s --help`", n, cmd.CommandPath())}
 			}
 			return nil
 		},
