@@ -148,6 +148,7 @@ func TestCDROMChange(t *testing.T) {
 	if got := e.queryCD("cd"); got != "" {
 		t.Errorf("after eject the drive holds %q", got)
 	}
+	v.Boot.ISO = "" // show --json omits an empty iso: decode into a cleared value
 	json.Unmarshal([]byte(e.ok("show", "cd", "--json")), &v)
 	if v.Boot.ISO != "" {
 		t.Errorf("eject not kept in the definition: %q", v.Boot.ISO)
