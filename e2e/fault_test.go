@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"vlab/internal/fixture"
 )
@@ -277,7 +279,10 @@ func faultOps() []faultOp {
 				return faultVM, "mark-B"
 			},
 		},
+		liveCreateOp(),
+		liveRestoreOp(),
 		cloneOp("clone-linked", "--linked"),
+		flattenOp(),
 		cloneOp("clone-full"),
 		{
 			name: "disk-convert",
@@ -434,4 +439,121 @@ func TestFaultInjection(t *testing.T) {
 			}
 		})
 	}
+}
+
+// liveWorld: f with two qcow2 disks marked A and a live snapshot s1 of
+// that (RAM and disks; the guest is started paused, so it is still at
+// the reset vector and writes nothing), then marked B (written while
+// stopped) and live snapshot s2 (current), and f left running paused.
+func liveWorld(t *testing.T) *faultWorld {
+	w := newFaultWorld(t, "qcow2", "qcow2")
+	w.markAll("mark-A")
+	w.e.ok("start", "--paused", faultVM)
+	w.e.ok("snapshot", "create", faultVM, "s1")
+	w.e.ok("stop", "--force", faultVM)
+	w.markAll("mark-B")
+	w.e.ok("start", "--paused", faultVM)
+	w.e.ok("snapshot", "create", faultVM, "s2")
+	return w
+}
+
+// settleLive waits until no snapshot job of f is pending (a job vlab
+// started may run on in QEMU after vlab was killed; the next vlab sees it
+// finish), then stops f so its images can be read.
+func (w *faultWorld) settleLive(t *testing.T) treeJSON {
+	t.Helper()
+	var tr treeJSON
+	for i := 0; ; i++ {
+		tr = w.e.tree(faultVM)
+		pending := false
+		for _, sn := range tr.Snapshots {
+			pending = pending || sn.Pending
+		}
+		if !pending {
+			break
+		}
+		if i == 300 {
+			t.Fatalf("a snapshot of f stays pending: %+v", tr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	w.e.ok("stop", "--force", faultVM)
+	return w.e.tree(faultVM)
+}
+
+func liveCreateOp() faultOp {
+	return faultOp{
+		name:  "snapshot-create-live",
+		setup: liveWorld,
+		args:  func(w *faultWorld) []string { return []string{"snapshot", "create", faultVM, "s3"} },
+		check: func(w *faultWorld, t *testing.T) (string, string) {
+			tr := w.settleLive(t)
+			sn, has := tr.get("s3")
+			for i := range w.e.show(faultVM).Disks {
+				p, _ := w.disk(faultVM, i)
+				if tags := imageTags(t, p); slices.Contains(tags, "s3") != has {
+					t.Errorf("disk %d holds snapshots %v but the list says s3 exists=%v: half-taken", i, tags, has)
+				}
+			}
+			if has && (!sn.Restorable || !sn.RAM || tr.Current != "s3") {
+				t.Errorf("s3 is listed but not a whole live snapshot: %+v (current %q)", sn, tr.Current)
+			}
+			if !has && tr.Current != "s2" {
+				t.Errorf("s3 was not taken but current is %q, want s2", tr.Current)
+			}
+			if m := w.marks(t, faultVM); !allEqual(m, "mark-B") {
+				t.Errorf("disks read %v, want mark-B everywhere", m)
+			}
+			return faultVM, "mark-B"
+		},
+	}
+}
+
+func liveRestoreOp() faultOp {
+	return faultOp{
+		name:  "snapshot-restore-live",
+		setup: liveWorld,
+		args:  func(w *faultWorld) []string { return []string{"snapshot", "restore", faultVM, "s1", "--yes"} },
+		check: func(w *faultWorld, t *testing.T) (string, string) {
+			tr := w.settleLive(t)
+			m := w.marks(t, faultVM)
+			want := map[string]string{"s1": "mark-A", "s2": "mark-B"}[tr.Current]
+			if want == "" || !allEqual(m, want) {
+				t.Errorf("current snapshot is %q but the disks read %v: restored half-way or reported wrongly", tr.Current, m)
+			}
+			for _, tag := range []string{"s1", "s2"} {
+				if sn, ok := tr.get(tag); !ok || !sn.Restorable || !sn.RAM {
+					t.Errorf("live snapshot %s after the kill: %+v (listed %v)", tag, sn, ok)
+				}
+			}
+			return faultVM, want
+		},
+	}
+}
+
+// flattenOp: f's disk sits on a chain of as many bases as vlab allows
+// (one linked clone after each change), so the next linked clone first
+// flattens f's disk into a plain image and then freezes it anew.
+func flattenOp() faultOp {
+	op := cloneOp("clone-linked-flatten", "--linked")
+	op.setup = func(t *testing.T) *faultWorld {
+		w := newFaultWorld(t, "qcow2", "qcow2")
+		for k := 1; k <= 8; k++ { // machine.maxBaseChain
+			w.markAll(fmt.Sprintf("mark-%d", k))
+			w.e.ok("clone", faultVM, fmt.Sprintf("c%d", k), "--linked")
+		}
+		w.markAll("mark-A")
+		return w
+	}
+	check := op.check
+	op.check = func(w *faultWorld, t *testing.T) (string, string) {
+		for k := 1; k <= 8; k++ { // the earlier clones keep what they were cloned from
+			vm := fmt.Sprintf("c%d", k)
+			if m := w.marks(t, vm); !allEqual(m, fmt.Sprintf("mark-%d", k)) || len(m) != 2 {
+				t.Errorf("the earlier clone %s reads %v, want mark-%d on both disks", vm, m, k)
+			}
+		}
+		return check(w, t)
+	}
+	return op
 }

@@ -76,6 +76,9 @@ func (s *Store) SnapshotCreate(ctx context.Context, name, tag string, opts Snaps
 	if err := writeMeta(sc.p, meta); err != nil {
 		return Snapshot{}, errors.Join(opErr, fmt.Errorf("create snapshot %q of vm %q: %w", tag, name, err))
 	}
+	if pending.Job != "" {
+		s.dismissJobOf(ctx, name, pending.Job)
+	}
 	if opErr != nil {
 		return Snapshot{}, fmt.Errorf("create snapshot %q of vm %q: %w", tag, name, opErr)
 	}
@@ -182,17 +185,38 @@ func (s *Store) liveSave(ctx context.Context, sc *snapshotCtx, tag, id string, p
 	return runJob(ctx, mon, "snapshot-save", map[string]any{"job-id": id, "tag": tag, "vmstate": vmstate, "devices": devices}, id, progress)
 }
 
+// dismissJob removes the concluded job id from QEMU once its outcome is
+// recorded. A failure only leaves a concluded job in QEMU's list.
+func dismissJob(ctx context.Context, mon *emulator.Monitor, id string) {
+	_ = mon.Execute(context.WithoutCancel(ctx), "job-dismiss", map[string]any{"id": id}, nil)
+}
+
+// dismissJobOf is dismissJob on a new connection to VM name's QEMU.
+func (s *Store) dismissJobOf(ctx context.Context, name, id string) {
+	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), qmpTimeout)
+	defer cancel()
+	if mon, err := s.Monitor(qctx, name); err == nil {
+		dismissJob(qctx, mon, id)
+		mon.Close()
+	}
+}
+
 // jobPoll is how often a running job's progress is asked for (events wake
 // the wait earlier).
 const jobPoll = 200 * time.Millisecond
 
 // runJob starts a QMP job command and waits until it concludes, reporting
-// its progress; it dismisses the job and returns the job's own error. When
-// ctx ends first the job is left running in QEMU.
+// its progress, and returns the job's own error. When ctx ends first the
+// job is left running in QEMU. A concluded job is left in QEMU too: the
+// caller dismisses it (dismissJob) only once it has recorded the outcome,
+// so a vlab killed in between leaves the next one the answer (settleJob)
+// instead of a job that is gone, which could mean "never ran" as well as
+// "done".
 func runJob(ctx context.Context, mon *emulator.Monitor, cmd string, args map[string]any, id string, progress ProgressFunc) error {
 	if err := mon.Execute(ctx, cmd, args, nil); err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
+	faultPoint("job:sent-" + cmd) // the job runs in QEMU; vlab may die while it does
 	tick := time.NewTicker(jobPoll)
 	defer tick.Stop()
 	for {
@@ -208,7 +232,6 @@ func runJob(ctx context.Context, mon *emulator.Monitor, cmd string, args map[str
 			progress(float64(j.CurrentProgress), float64(j.TotalProgress))
 		}
 		if j.Status == "concluded" {
-			_ = mon.Execute(context.WithoutCancel(ctx), "job-dismiss", map[string]any{"id": id}, nil)
 			if j.Error != "" {
 				return fmt.Errorf("%s: %s", cmd, j.Error)
 			}

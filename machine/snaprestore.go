@@ -177,7 +177,9 @@ func (s *Store) liveRestore(ctx context.Context, sc *snapshotCtx, sn Snapshot, p
 	if opErr != nil {
 		opErr = fmt.Errorf("restore snapshot %q of vm %q: %w (the vm is left paused)", sn.Tag, name, opErr)
 	}
-	return s.finishOp(ctx, sc, sn.Tag, opErr)
+	err = s.finishOp(ctx, sc, sn.Tag, opErr)
+	dismissJob(ctx, mon, id) // only now: the outcome is recorded
+	return err
 }
 
 func recordOf(m snapshotMeta, tag string) snapshotRecord {
@@ -242,7 +244,11 @@ func (s *Store) SnapshotDelete(ctx context.Context, name, tag string, opts Snaps
 	if opErr != nil {
 		opErr = fmt.Errorf("delete snapshot %q of vm %q: %w", tag, name, opErr)
 	}
-	return s.finishOp(ctx, sc, tag, opErr)
+	err = s.finishOp(ctx, sc, tag, opErr)
+	if pending.Job != "" {
+		s.dismissJobOf(ctx, name, pending.Job) // only now: the outcome is recorded
+	}
+	return err
 }
 
 func (s *Store) liveDelete(ctx context.Context, sc *snapshotCtx, sn Snapshot, id string, progress ProgressFunc) error {

@@ -158,7 +158,12 @@ func settlePending(m, out *snapshotMeta, imgs []snapshotImage, onDisk map[string
 					}
 				}
 			case opRestore:
-				if outcome != jobFailed && onDisk[pd.Tag] != nil {
+				// An offline restore is re-applied by settleOffline before
+				// this runs. A live one happened only if its job says so:
+				// a job QEMU does not know was never sent (vlab dismisses
+				// a job only after recording its outcome).
+				applied := outcome == jobSucceeded || (pd.Job == "" && outcome != jobFailed)
+				if applied && onDisk[pd.Tag] != nil {
 					out.Current = pd.Tag
 				}
 			}
