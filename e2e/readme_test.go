@@ -155,16 +155,22 @@ var (
 const readmeTCGReason = "TCG: /dev/kvm opens but this CPU exposes no vmx/svm (nested or paravirtual KVM cannot run ordinary guests)"
 
 func (n *readmeNormal) apply(out string) string {
-	for _, p := range n.paths {
-		out = strings.ReplaceAll(out, p[0], p[1])
-	}
 	for _, m := range reStartedPID.FindAllStringSubmatch(out, -1) {
 		if _, ok := n.pids[m[1]]; !ok {
 			n.pids[m[1]] = strconv.Itoa(41873 + len(n.pids))
 		}
 	}
-	for real, fixed := range n.pids {
-		out = regexp.MustCompile(`\b`+real+`\b`).ReplaceAllString(out, fixed)
+	if len(n.pids) > 0 {
+		// One pass, before the paths are rewritten (/run/user/1000 is no pid).
+		var alts []string
+		for real := range n.pids {
+			alts = append(alts, real)
+		}
+		re := regexp.MustCompile(`\b(` + strings.Join(alts, "|") + `)\b`)
+		out = re.ReplaceAllStringFunc(out, func(pid string) string { return n.pids[pid] })
+	}
+	for _, p := range n.paths {
+		out = strings.ReplaceAll(out, p[0], p[1])
 	}
 	out = reMAC.ReplaceAllStringFunc(out, func(mac string) string {
 		if _, ok := n.macs[mac]; !ok {
