@@ -91,7 +91,7 @@ func (a *app) galleryUpdateCmd() *cobra.Command {
 			if a.json {
 				return printResult(cmd.OutOrStdout(), map[string]any{"source": g.Source, "images": len(g.Entries)})
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "gallery updated: %d images, kept in %s\n", len(g.Entries), g.Source)
+			fmt.Fprintf(cmd.OutOrStdout(), "gallery updated: %s, kept in %s\n", count(len(g.Entries), "image", "images"), g.Source)
 			return nil
 		},
 	}

@@ -76,8 +76,9 @@ mapped is listed. Nothing is created unless the whole package checks out.`,
 			}
 			for _, vm := range res.VMs {
 				sp := vm.Spec
-				fmt.Fprintf(out, "imported %s (profile %s, %s, %s, %d cpu, %d disks, %d nics); start it with `vlab start %s`\n",
-					vm.Name, orNone(sp.Profile), sp.Arch, sp.Memory, sp.CPUs, len(sp.Disks), len(sp.NICs), vm.Name)
+				fmt.Fprintf(out, "imported %s (profile %s, %s, %s, %s, %s, %s); start it with `vlab start %s`\n",
+					vm.Name, orNone(sp.Profile), sp.Arch, sp.Memory, count(sp.CPUs, "CPU", "CPUs"),
+					count(len(sp.Disks), "disk", "disks"), count(len(sp.NICs), "NIC", "NICs"), vm.Name)
 				if len(vm.Dropped) > 0 {
 					fmt.Fprintf(out, "not imported: %s\n", strings.Join(vm.Dropped, ", "))
 				}
@@ -175,7 +176,7 @@ package into vlab gives the same VM. Host files (an ISO, a direct-boot kernel) a
 				return printResult(cmd.OutOrStdout(), j)
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "exported %s to %s (%s, %d disks)\n", args[0], res.Path, format, len(res.Disks))
+			fmt.Fprintf(out, "exported %s to %s (%s, %s)\n", args[0], res.Path, format, count(len(res.Disks), "disk", "disks"))
 			for _, n := range res.Notes {
 				fmt.Fprintf(out, "note: %s\n", n)
 			}

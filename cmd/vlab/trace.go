@@ -90,7 +90,7 @@ state. -d log items (int, guest_errors, cpu_reset, ...) are chosen per start: vl
 				if off {
 					verb = "stopped tracing"
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "%s %d events of %s; their lines go to %s\n", verb, len(names), name, log)
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s %s of %s; their lines go to %s\n", verb, count(len(names), "event", "events"), name, log)
 			}
 			if follow {
 				return followFile(ctx, log, cmd.OutOrStdout())

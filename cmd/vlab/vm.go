@@ -65,8 +65,8 @@ func (a *app) createCmd() *cobra.Command {
 			if a.json {
 				return a.printVM(cmd, s, spec.Name, "created", "")
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "created %s (%s, %s, %d cpu); start it with `vlab start %s`\n",
-				spec.Name, spec.Arch, spec.Memory, spec.CPUs, spec.Name)
+			fmt.Fprintf(cmd.OutOrStdout(), "created %s (%s, %s, %s); start it with `vlab start %s`\n",
+				spec.Name, spec.Arch, spec.Memory, count(spec.CPUs, "CPU", "CPUs"), spec.Name)
 			cp.report(cmd, spec) // profile notes, console hint
 			return nil
 		},
