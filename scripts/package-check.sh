@@ -10,13 +10,16 @@
 #         QEMU the Depends brought is what `vlab doctor` finds.
 #   .rpm  read with rpm's own tools (not nfpm's): files, Requires, arch,
 #         and the vlab in its payload prints the version.
+#   .goreleaser.yaml  its build flags, before hook and nfpms section match
+#         scripts/package.sh and packaging/nfpm.yaml (package-config-check.py).
 #
 #   scripts/package-check.sh      (as root, or through sudo; scripts/test.sh runs it)
 #
 # The clean root is cached as a tarball under
 # ${VLAB_TESTDATA:-~/.cache/vlab-testdata}/pkgcheck-bookworm-ARCH/, keyed by
 # the versions apt resolves for the Depends and the mmdebstrap command: a rerun
-# only unpacks it. Needs mmdebstrap, rpm, rpm2cpio, cpio (scripts/deps.sh).
+# only unpacks it. Needs mmdebstrap, rpm, rpm2cpio, cpio, python3-yaml
+# (scripts/deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,11 +35,12 @@ if [ "$(id -u)" -ne 0 ]; then
 	command -v sudo >/dev/null 2>&1 || die "not root and sudo is missing: run this script as root"
 	SUDO=(sudo)
 fi
-for tool in mmdebstrap dpkg-deb rpm rpm2cpio cpio apt-cache python3 sha256sum; do
+for tool in mmdebstrap dpkg-deb rpm rpm2cpio cpio apt-cache python3 flock; do
 	command -v "$tool" >/dev/null 2>&1 || die "$tool not found: run make deps"
 done
 
 start=$SECONDS
+python3 scripts/package-config-check.py || die ".goreleaser.yaml and packaging/nfpm.yaml disagree (above): change both"
 scripts/package.sh || die "scripts/package.sh failed"
 VERSION=$(scripts/package.sh --version)
 . scripts/goenv.sh

@@ -73,6 +73,7 @@ CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$VERSION" -o bi
 scripts/release-files.sh "$VERSION" bin/vlab
 
 mkdir -p dist
+rm -f dist/vlab_*.deb dist/vlab_*.rpm # only this build's packages in dist/
 for p in deb rpm; do
 	out=dist/vlab_${VERSION}_${ARCH}.$p
 	rm -f "$out"
