@@ -13,7 +13,7 @@ fixtures:
 
 # --- other targets below ---
 
-.PHONY: build test man bench lint demo install
+.PHONY: build test man bench lint demo install package
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
@@ -55,3 +55,10 @@ install: build
 	bin/vlab completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/vlab
 	bin/vlab completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_vlab
 	bin/vlab completion fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/vlab.fish
+
+# dist/vlab_<version>_<arch>.deb and .rpm (nfpm, packaging/nfpm.yaml): the
+# static binary, man pages, completions, LICENSE, README; they depend on
+# the distribution's QEMU. scripts/package-check.sh (run by make test)
+# installs the .deb into a clean Debian root.
+package:
+	./scripts/package.sh

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh installs what vlab's tests and demo need on a Debian 12 or Ubuntu
-# machine: QEMU for x86/ARM/PPC, firmware, ISO tools, busybox, VNC clients.
+# machine: QEMU for x86/ARM/PPC, firmware, ISO tools, busybox, VNC clients,
+# rpm's tools and a YAML reader (scripts/package-check.sh).
 # It is idempotent: it installs only what is missing, adds the foreign dpkg
 # architectures the fixtures need (arm64, ppc64el: busybox-static for the
 # guests) and runs `apt-get update` only when something is missing.
@@ -16,6 +17,7 @@ PACKAGES=(
 	passt gdb-multiarch util-linux e2fsprogs
 	libsixel-bin xterm x11-apps
 	mmdebstrap cloud-image-utils openssh-client
+	rpm rpm2cpio python3-yaml
 )
 # Guest arches whose busybox-static the fixtures take from apt, less the host's.
 FOREIGN_ARCHES=()
