@@ -187,11 +187,17 @@ func (s *Store) liveSave(ctx context.Context, sc *snapshotCtx, tag, id string, p
 const jobPoll = 200 * time.Millisecond
 
 // runJob starts a QMP job command and waits until it concludes, reporting
-// its progress; it dismisses the job and returns the job's own error. When
-// ctx ends first the job is left running in QEMU.
+// its progress: 0 of 1 once QEMU has accepted the job (QEMU 7.2 runs a
+// snapshot job in its main loop, answering nothing, so its own report
+// comes only at the end), then QEMU's figures. It dismisses the job and
+// returns the job's own error. When ctx ends first the job is left running
+// in QEMU.
 func runJob(ctx context.Context, mon *emulator.Monitor, cmd string, args map[string]any, id string, progress ProgressFunc) error {
 	if err := mon.Execute(ctx, cmd, args, nil); err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
+	}
+	if progress != nil {
+		progress(0, 1) // started: a display can show it is waiting
 	}
 	tick := time.NewTicker(jobPoll)
 	defer tick.Stop()
