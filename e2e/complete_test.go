@@ -88,6 +88,7 @@ func TestCompletionDynamic(t *testing.T) {
 	// running VMs as "NAME:" (no space after, the path follows).
 	want([]string{"cp", ""}, []string{"runner:"}, []string{"sleeper:", "runner"})
 	want([]string{"cp", "./f", "ru"}, []string{"runner:"}, nil)
+	want([]string{"cp", "runner:/etc/hostname", ""}, nil, []string{"runner:"}) // the other side is the host's
 	if d := e.completionDirective("cp", "./f", "ru"); d&2 == 0 {
 		t.Errorf("vlab __complete cp ./f ru: directive %d, want NoSpace (2) set", d)
 	}

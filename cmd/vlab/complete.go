@@ -261,6 +261,11 @@ func cpCompletion(a *app) cobra.CompletionFunc {
 		if len(args) >= 2 {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
+		if len(args) == 1 {
+			if _, _, remote := splitVMPath(args[0]); remote {
+				return nil, cobra.ShellCompDirectiveDefault // exactly one side is in a VM: DST is a host path
+			}
+		}
 		if _, _, remote := splitVMPath(toComplete); remote {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
