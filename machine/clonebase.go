@@ -223,7 +223,7 @@ func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *
 		if d.onBase == "" {
 			err = os.Link(d.path, frozen)
 		} else {
-			err = copyFile(ctx, d.path, frozen)
+			err = copyFile(ctx, d.path, frozen, nil)
 			if err == nil {
 				// The copy now lives in bases/ID/: name its backing
 				// file from there.

@@ -384,7 +384,7 @@ func (s *Store) fetchVerified(ctx context.Context, lib *ISOLibrary, rawURL, name
 		return ISO{}, err
 	}
 	h := sha512.New()
-	_, err = io.Copy(h, ctxReader{ctx, f})
+	_, err = io.Copy(h, ctxReader{ctx, f, nil})
 	f.Close()
 	if err != nil {
 		return ISO{}, fmt.Errorf("fetch %s: %w", rawURL, err)

@@ -185,6 +185,10 @@ type AddOptions struct {
 	Name    string // library name; default: the source's base name
 	Symlink bool   // link to the source instead of copying it
 	SHA256  string // when set, the file must have this checksum
+	// Progress reports the bytes read to checksum the file and then
+	// copied, out of twice its size (a link copies nothing: it jumps to
+	// the end). Called from Add's goroutine, ending at total on success.
+	Progress ProgressFunc
 }
 
 // Add puts the ISO file src into the library: a hard link when src is on
@@ -219,7 +223,13 @@ func (l *ISOLibrary) Add(ctx context.Context, src string, opts AddOptions) (ISO,
 	if _, err := os.Lstat(dst); err == nil {
 		return ISO{}, fmt.Errorf("add iso %s: %q is already in the library: remove it first with `vlab iso rm %s` or pick another --name", src, name, name)
 	}
-	sum, err := hashFile(ctx, abs)
+	var size int64
+	if fi, err := os.Stat(abs); err == nil {
+		size = fi.Size()
+	}
+	total := 2 * size
+	report := newByteReporter(opts.Progress, total)
+	sum, err := hashFile(ctx, abs, report.at(0))
 	if err != nil {
 		return ISO{}, fmt.Errorf("add iso %s: %w", src, err)
 	}
@@ -232,8 +242,8 @@ func (l *ISOLibrary) Add(ctx context.Context, src string, opts AddOptions) (ISO,
 	case opts.Symlink:
 		err = os.Symlink(abs, tmp)
 	default:
-		if err = os.Link(abs, tmp); err != nil {
-			err = copyFile(ctx, abs, tmp)
+		if err = linkFile(abs, tmp); err != nil {
+			err = copyFile(ctx, abs, tmp, report.at(size))
 		}
 	}
 	if err != nil {
@@ -255,6 +265,7 @@ func (l *ISOLibrary) Add(ctx context.Context, src string, opts AddOptions) (ISO,
 		os.Remove(tmp)
 		return ISO{}, err
 	}
+	report.finish()
 	return l.Get(name)
 }
 
@@ -563,21 +574,25 @@ func report(fn func(Progress), p Progress) {
 }
 
 // hashFile returns the hex SHA-256 of the file at path.
-func hashFile(ctx context.Context, path string) (string, error) {
+func hashFile(ctx context.Context, path string, counted func(n int64)) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, ctxReader{ctx, f}); err != nil {
+	if _, err := io.Copy(h, ctxReader{ctx, f, counted}); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// copyFile copies src to dst (which must not exist).
-func copyFile(ctx context.Context, src, dst string) error {
+// linkFile is os.Link; tests replace it to take the copy path.
+var linkFile = os.Link
+
+// copyFile copies src to dst (which must not exist), telling counted
+// (when not nil) how many bytes it has read so far.
+func copyFile(ctx context.Context, src, dst string, counted func(n int64)) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -587,7 +602,7 @@ func copyFile(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, ctxReader{ctx, in}); err != nil {
+	if _, err := io.Copy(out, ctxReader{ctx, in, counted}); err != nil {
 		out.Close()
 		os.Remove(dst)
 		return err
@@ -600,17 +615,66 @@ func copyFile(ctx context.Context, src, dst string) error {
 	return out.Close()
 }
 
-// ctxReader stops a long copy when ctx ends.
+// ctxReader stops a long copy when ctx ends, and tells counted (when not
+// nil) the bytes of each read.
 type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
+	ctx     context.Context
+	r       io.Reader
+	counted func(n int64)
 }
 
 func (c ctxReader) Read(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}
-	return c.r.Read(p)
+	n, err := c.r.Read(p)
+	if n > 0 && c.counted != nil {
+		c.counted(int64(n))
+	}
+	return n, err
+}
+
+// byteReporter turns the bytes of a multi-step job (checksum, then copy)
+// into ProgressFunc calls: increasing, at most one per 1% of total, and
+// ending at total.
+type byteReporter struct {
+	fn          ProgressFunc
+	total, done int64
+	last        int64 // done at the last call; -1 before the first
+}
+
+func newByteReporter(fn ProgressFunc, total int64) *byteReporter {
+	return &byteReporter{fn: fn, total: total, last: -1}
+}
+
+// at returns the counter of a step that starts base bytes into the job.
+func (r *byteReporter) at(base int64) func(n int64) {
+	if r.fn == nil || r.total <= 0 {
+		return nil
+	}
+	r.done = max(r.done, base)
+	r.report()
+	return func(n int64) {
+		r.done = min(r.done+n, r.total)
+		if r.done-r.last >= max(r.total/100, 1) || r.done == r.total {
+			r.report()
+		}
+	}
+}
+
+func (r *byteReporter) report() {
+	if r.done > r.last {
+		r.last = r.done
+		r.fn(float64(r.done), float64(r.total))
+	}
+}
+
+// finish reports the end (a link skipped the copy's bytes).
+func (r *byteReporter) finish() {
+	if r.fn != nil && r.total > 0 {
+		r.done = r.total
+		r.report()
+	}
 }
 
 // ISOUsers lists the VMs whose CD drive holds the file at path.

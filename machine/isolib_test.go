@@ -324,3 +324,68 @@ func TestParseContentRange(t *testing.T) {
 		}
 	}
 }
+
+// TestISOLibraryAddReportsProgress: Add's Progress sees the checksum and
+// the copy as one job of twice the file's size: increasing values, ending
+// at that total, whether the file is hard-linked or copied.
+func TestISOLibraryAddReportsProgress(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "big.iso")
+	if err := WriteSeedISO(src, "x", CloudInit{UserData: []byte("#cloud-config\n" + strings.Repeat("# pad\n", 200000))}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		noLink bool
+	}{{"linked.iso", false}, {"copied.iso", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.noLink {
+				old := linkFile
+				linkFile = func(string, string) error { return errors.New("cross-device link") }
+				t.Cleanup(func() { linkFile = old })
+			}
+			lib := &ISOLibrary{Dir: filepath.Join(dir, "lib-"+c.name)}
+			var got [][2]float64
+			e, err := lib.Add(context.Background(), src, AddOptions{Name: c.name, Progress: func(d, tot float64) {
+				got = append(got, [2]float64{d, tot})
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := float64(2 * fi.Size())
+			if len(got) < 3 {
+				t.Fatalf("progress = %v; want several reports", got)
+			}
+			for i, p := range got {
+				if p[1] != want {
+					t.Fatalf("report %d = %v; want total %v (checksum + copy)", i, p, want)
+				}
+				if i > 0 && p[0] <= got[i-1][0] {
+					t.Fatalf("report %d = %v after %v; want increasing", i, p, got[i-1])
+				}
+			}
+			if last := got[len(got)-1]; last[0] != want {
+				t.Errorf("last report %v; want it at the total %v", last, want)
+			}
+			if b, _ := os.ReadFile(e.Path); int64(len(b)) != fi.Size() {
+				t.Errorf("%s holds %d bytes, want %d", e.Path, len(b), fi.Size())
+			}
+			if c.noLink {
+				// the copy's own reports cover the second half
+				mid := 0
+				for _, p := range got {
+					if p[0] > float64(fi.Size()) && p[0] < want {
+						mid++
+					}
+				}
+				if mid == 0 {
+					t.Errorf("progress = %v; want reports during the copy", got)
+				}
+			}
+		})
+	}
+}

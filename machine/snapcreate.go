@@ -206,17 +206,22 @@ func (s *Store) dismissJobOf(ctx context.Context, name, id string) {
 const jobPoll = 200 * time.Millisecond
 
 // runJob starts a QMP job command and waits until it concludes, reporting
-// its progress, and returns the job's own error. When ctx ends first the
-// job is left running in QEMU. A concluded job is left in QEMU too: the
-// caller dismisses it (dismissJob) only once it has recorded the outcome,
-// so a vlab killed in between leaves the next one the answer (settleJob)
-// instead of a job that is gone, which could mean "never ran" as well as
-// "done".
+// its progress: 0 of 1 once QEMU has accepted the job (QEMU 7.2 runs a
+// snapshot job in its main loop, answering nothing, so its own report
+// comes only at the end), then QEMU's figures; it returns the job's own
+// error. When ctx ends first the job is left running in QEMU. A concluded
+// job is left in QEMU too: the caller dismisses it (dismissJob) only once
+// it has recorded the outcome, so a vlab killed in between leaves the next
+// one the answer (settleJob) instead of a job that is gone, which could
+// mean "never ran" as well as "done".
 func runJob(ctx context.Context, mon *emulator.Monitor, cmd string, args map[string]any, id string, progress ProgressFunc) error {
 	if err := mon.Execute(ctx, cmd, args, nil); err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
 	faultPoint("job:sent-" + cmd) // the job runs in QEMU; vlab may die while it does
+	if progress != nil {
+		progress(0, 1) // started: a display can show it is waiting
+	}
 	tick := time.NewTicker(jobPoll)
 	defer tick.Stop()
 	for {

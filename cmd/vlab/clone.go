@@ -2,9 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"strings"
-	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -40,7 +37,7 @@ that same state shares. --snapshot clones the disks as they were at that snapsho
 			if err != nil {
 				return err
 			}
-			bar := newCopyBar(cmd.ErrOrStderr(), "copying disks")
+			bar := newProgressBar(cmd.ErrOrStderr(), "copying disks")
 			opts.Progress = bar.update
 			err = s.Clone(cmd.Context(), args[0], args[1], opts)
 			bar.finish()
@@ -65,52 +62,4 @@ that same state shares. --snapshot clones the disks as they were at that snapsho
 	cmd.Flags().StringVar(&opts.Snapshot, "snapshot", "", "clone the disks as they were at this snapshot of SRC")
 	cmd.Flags().BoolVar(&a.json, "json", false, "print the new VM as JSON")
 	return cmd
-}
-
-// copyBar shows the progress of a disk copy on stderr: a bar redrawn in
-// place on a terminal, a line per 10% otherwise. Its update is safe to call
-// from the copying goroutine.
-type copyBar struct {
-	mu      sync.Mutex
-	w       io.Writer
-	what    string
-	tty     bool
-	lastTen int
-	drawn   bool
-}
-
-func newCopyBar(w io.Writer, what string) *copyBar {
-	return &copyBar{w: w, what: what, tty: isTerminal(w), lastTen: -1}
-}
-
-func (b *copyBar) update(done, total float64) {
-	if total <= 0 {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	pct := int(done * 100 / total)
-	pct = max(0, min(pct, 100))
-	if b.tty {
-		const width = 30
-		fill := pct * width / 100
-		fmt.Fprintf(b.w, "\r%s %3d%% [%s%s] %s / %s   ", b.what, pct, strings.Repeat("=", fill), strings.Repeat(" ", width-fill),
-			machine.Size(int64(done)).Human(), machine.Size(int64(total)).Human())
-		b.drawn = true
-		return
-	}
-	if pct/10 == b.lastTen {
-		return
-	}
-	b.lastTen = pct / 10
-	fmt.Fprintf(b.w, "%s %3d%% (%s / %s)\n", b.what, pct, machine.Size(int64(done)).Human(), machine.Size(int64(total)).Human())
-}
-
-func (b *copyBar) finish() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.drawn {
-		fmt.Fprintln(b.w)
-		b.drawn = false
-	}
 }

@@ -164,7 +164,7 @@ backing file, or whose data lives outside their folder, are refused.`,
 			if err != nil {
 				return err
 			}
-			bar := newCopyBar(cmd.ErrOrStderr(), "converting")
+			bar := newProgressBar(cmd.ErrOrStderr(), "converting")
 			opts.Progress = bar.update
 			d, err := s.DiskImport(cmd.Context(), args[0], args[1], opts)
 			bar.finish()
@@ -194,7 +194,7 @@ func (a *app) diskConvertCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			bar := newCopyBar(cmd.ErrOrStderr(), "converting")
+			bar := newProgressBar(cmd.ErrOrStderr(), "converting")
 			d, err := s.DiskConvert(cmd.Context(), args[0], args[1], bar.update)
 			bar.finish()
 			if err != nil {

@@ -61,15 +61,19 @@ func (f *imageFlags) run(cmd *cobra.Command, a *app, s *machine.Store, spec *mac
 	if _, err := s.Load(spec.Name); err == nil {
 		return fmt.Errorf("create vm %q: %w: pick another name or `vlab delete %s` first", spec.Name, machine.ErrExists, spec.Name)
 	}
-	bar := newProgressBar(cmd.ErrOrStderr())
-	img, _, err := s.ResolveImage(cmd.Context(), f.image, spec.Arch.String(), f.sha256, machine.FetchOptions{Progress: bar.update})
+	bar := newProgressBar(cmd.ErrOrStderr(), "downloading")
+	img, _, err := s.ResolveImage(cmd.Context(), f.image, spec.Arch.String(), f.sha256, machine.FetchOptions{Progress: bar.download})
 	bar.finish()
 	if err != nil {
 		return err
 	}
 	o.Image = img
 	machine.OfferSSHForward(spec, profiles.Profile{Family: "linux"})
-	if err := s.CreateFromImage(cmd.Context(), spec, o); err != nil {
+	conv := newProgressBar(cmd.ErrOrStderr(), "converting")
+	o.Progress = conv.update
+	err = s.CreateFromImage(cmd.Context(), spec, o)
+	conv.finish()
+	if err != nil {
 		return err
 	}
 	if a.json {

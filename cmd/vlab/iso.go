@@ -3,12 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -57,7 +55,10 @@ func (a *app) isoAddCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			bar := newProgressBar(cmd.ErrOrStderr(), "adding")
+			opts.Progress = bar.update
 			e, err := s.ISOs().Add(cmd.Context(), args[0], opts)
+			bar.finish()
 			if err != nil {
 				return err
 			}
@@ -162,8 +163,8 @@ func (a *app) isoGetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			bar := newProgressBar(cmd.ErrOrStderr())
-			opts.Progress = bar.update
+			bar := newProgressBar(cmd.ErrOrStderr(), "downloading")
+			opts.Progress = bar.download
 			e, err := s.ISOs().Download(cmd.Context(), args[0], opts)
 			bar.finish()
 			if err != nil {
@@ -181,66 +182,6 @@ func (a *app) isoGetCmd() *cobra.Command {
 	f.StringVar(&opts.Name, "name", "", "library name (default: the URL's file name)")
 	f.BoolVar(&a.json, "json", false, "print the entry as JSON")
 	return cmd
-}
-
-// progressBar draws download progress on stderr: a bar redrawn in place on
-// a terminal, a line per 10% otherwise (logs, CI).
-type progressBar struct {
-	w        io.Writer
-	tty      bool
-	started  time.Time
-	lastTen  int64
-	drawn    bool
-	announce bool
-}
-
-func newProgressBar(w io.Writer) *progressBar {
-	return &progressBar{w: w, tty: isTerminal(w), started: time.Now(), lastTen: -1, announce: true}
-}
-
-func (b *progressBar) update(p machine.Progress) {
-	if b.announce && p.Resumed > 0 {
-		fmt.Fprintf(b.w, "resuming at %s\n", machine.Size(p.Resumed).Human())
-	}
-	b.announce = false
-	pct := int64(-1)
-	if p.Total > 0 {
-		pct = min(max(p.Done, 0)*100/p.Total, 100) // a lying server must not break the bar
-	}
-	rate := ""
-	if el := time.Since(b.started).Seconds(); el > 0.5 && p.Done > p.Resumed {
-		rate = "  " + machine.Size(float64(p.Done-p.Resumed)/el).Human() + "/s"
-	}
-	total := "?"
-	if p.Total > 0 {
-		total = machine.Size(p.Total).Human()
-	}
-	if b.tty {
-		const width = 30
-		fill := 0
-		if pct >= 0 {
-			fill = int(pct) * width / 100
-		}
-		bar := strings.Repeat("=", fill) + strings.Repeat(" ", width-fill)
-		fmt.Fprintf(b.w, "\r%3d%% [%s] %s / %s%s   ", max(pct, 0), bar, machine.Size(p.Done).Human(), total, rate)
-		b.drawn = true
-		return
-	}
-	if pct >= 0 && pct/10 == b.lastTen {
-		return
-	}
-	b.lastTen = pct / 10
-	if pct < 0 {
-		fmt.Fprintf(b.w, "downloaded %s\n", machine.Size(p.Done).Human())
-		return
-	}
-	fmt.Fprintf(b.w, "%3d%% %s / %s%s\n", pct, machine.Size(p.Done).Human(), total, rate)
-}
-
-func (b *progressBar) finish() {
-	if b.drawn {
-		fmt.Fprintln(b.w)
-	}
 }
 
 func (a *app) cdromCmd() *cobra.Command {

@@ -60,7 +60,7 @@ mapped is listed. Nothing is created unless the whole package checks out.`,
 			if err != nil {
 				return err
 			}
-			bar := newCopyBar(cmd.ErrOrStderr(), "importing")
+			bar := newProgressBar(cmd.ErrOrStderr(), "importing")
 			opts.Progress = bar.update
 			res, err := portable.Import(cmd.Context(), s, args[0], opts)
 			bar.finish()
@@ -162,7 +162,7 @@ package into vlab gives the same VM. Host files (an ISO, a direct-boot kernel) a
 			if err != nil {
 				return err
 			}
-			bar := newCopyBar(cmd.ErrOrStderr(), "exporting")
+			bar := newProgressBar(cmd.ErrOrStderr(), "exporting")
 			res, err := portable.Export(cmd.Context(), s, args[0], args[1], portable.ExportOptions{Format: format, Progress: bar.update})
 			bar.finish()
 			if err != nil {

@@ -45,7 +45,9 @@ func (a *app) snapshotCreateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sn, err := s.SnapshotCreate(cmd.Context(), args[0], args[1], machine.SnapshotOptions{Description: desc})
+			bar := newStepBar(cmd.ErrOrStderr(), "saving snapshot") // a live snapshot's QEMU job
+			sn, err := s.SnapshotCreate(cmd.Context(), args[0], args[1], machine.SnapshotOptions{Description: desc, Progress: bar.update})
+			bar.finish()
 			if err != nil {
 				return err
 			}
@@ -191,7 +193,10 @@ func (a *app) snapshotRestoreCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := s.SnapshotRestore(cmd.Context(), name, tag, machine.SnapshotOptions{}); err != nil {
+			bar := newStepBar(cmd.ErrOrStderr(), "loading snapshot") // a live snapshot's QEMU job
+			err = s.SnapshotRestore(cmd.Context(), name, tag, machine.SnapshotOptions{Progress: bar.update})
+			bar.finish()
+			if err != nil {
 				return err
 			}
 			if a.json {
