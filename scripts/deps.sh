@@ -2,6 +2,7 @@
 # deps.sh installs what vlab's tests and demo need on a Debian 12 or Ubuntu
 # machine: QEMU for x86/ARM/PPC, firmware, ISO tools, busybox, VNC clients,
 # rpm's tools and a YAML reader (scripts/package-check.sh).
+# `scripts/deps.sh --demo` installs only what the demo needs (see below).
 # It is idempotent: it installs only what is missing, adds the foreign dpkg
 # architectures the fixtures need (arm64, ppc64el: busybox-static for the
 # guests) and runs `apt-get update` only when something is missing.
@@ -24,6 +25,18 @@ FOREIGN_ARCHES=()
 for a in amd64 arm64 ppc64el; do
 	[ "$a" = "$(dpkg --print-architecture)" ] || FOREIGN_ARCHES+=("$a")
 done
+
+# --demo installs only what scripts/demo.sh needs: QEMU for x86 with its
+# BIOS, qemu-img, and what the x86_64 guest fixture is built with (busybox,
+# cpio, kmod); no foreign dpkg architectures.
+if [ "${1:-}" = --demo ]; then
+	PACKAGES=(qemu-system-x86 qemu-utils seabios busybox-static cpio kmod ca-certificates)
+	FOREIGN_ARCHES=()
+	[ "$(dpkg --print-architecture)" = amd64 ] || FOREIGN_ARCHES=(amd64)
+elif [ $# -gt 0 ]; then
+	echo "deps: unknown argument $1: run scripts/deps.sh (everything the tests need) or scripts/deps.sh --demo" >&2
+	exit 2
+fi
 
 die() {
 	echo "deps: $*" >&2

@@ -329,6 +329,8 @@ resolve_all "${arches[@]}"
 for a in "${arches[@]}"; do
 	build_arch "$a"
 done
+# VLAB_FIXTURES_GUESTS_ONLY=1 (scripts/demo.sh) stops after the guests.
+[ "${VLAB_FIXTURES_GUESTS_ONLY:-}" = 1 ] && exit 0
 "$ROOT/scripts/fixtures-iso.sh" "${arches[@]}" # ISO fixtures of the install and detection tests
 # scripts/fixtures-cloud.sh builds the Debian cloud userland for the guest-workflow e2e test;
 # it joins this list with that test (it takes minutes and nothing uses it yet).
