@@ -11,8 +11,12 @@
 // return messages rather than change the root. The TUI is event-driven
 // (events.go): it lists every machine once, then follows Service.Changes —
 // one QMP event subscription per running VM and a file watch on the library
-// — re-reading only the machine a change names. Nothing is polled: an
-// untouched TUI wakes only for Bubble Tea's frame ticker.
+// — re-reading only the machine a change names. Nothing is polled, and an
+// untouched TUI does not wake at all: vlab builds against a copy of Bubble
+// Tea v2.1.1 (third_party/bubbletea, a replace in go.mod) whose renderer
+// flushes after a handled message instead of on a ticker FPS times a
+// second, the one cost left above issue 15's idle goal of 0.05 % of a core
+// (third_party/bubbletea/PATCH.md says what changed and how to update it).
 //
 // Run is the entry point; quitting leaves running machines running.
 package tui

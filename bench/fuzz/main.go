@@ -14,11 +14,11 @@ import (
 )
 
 func main() {
-	secs := flag.Int("seconds", 10, "seconds each target ran")
+	secs := flag.Int("seconds", 10, "the SECONDS given to scripts/fuzz.sh (each target ran SECONDS×3000 executions)")
 	path := flag.String("results", "bench/RESULTS.md", "results file to update")
 	flag.Parse()
 	var b strings.Builder
-	fmt.Fprintf(&b, "`scripts/fuzz.sh %d` runs every Go fuzz target for %d s, one at a time on one worker (`-parallel 1`,\n", *secs, *secs)
+	fmt.Fprintf(&b, "`scripts/fuzz.sh %d` runs every Go fuzz target for %d executions (about %d s at the slowest targets' rate), one at a time on one worker (`-parallel 1`,\n", *secs, *secs*3000, *secs)
 	b.WriteString("new inputs minimized for at most 1000 runs); execs/s is executions over the whole run, baseline coverage included.\n")
 	b.WriteString("Corpus: seed files in the package's `testdata/fuzz/FuzzXxx/` plus the inputs Go's fuzzer found\n")
 	b.WriteString("interesting so far (kept in `$(go env GOCACHE)/fuzz`, so it grows across runs on one machine).\n\n")
