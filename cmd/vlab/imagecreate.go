@@ -64,6 +64,9 @@ func (f *imageFlags) run(cmd *cobra.Command, a *app, s *machine.Store, spec *mac
 	bar := newProgressBar(cmd.ErrOrStderr())
 	img, _, err := s.ResolveImage(cmd.Context(), f.image, spec.Arch.String(), f.sha256, machine.FetchOptions{Progress: bar.update})
 	bar.finish()
+	if errors.Is(err, machine.ErrNoGalleryEntry) {
+		return usageError{err}
+	}
 	if err != nil {
 		return err
 	}
