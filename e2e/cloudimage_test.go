@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +60,7 @@ profile = "linux-bios"
 	hits := srv.hits["/images/debian-12-fixture.qcow2"]
 	boot := []string{"--kernel", c.Kernel, "--initrd", c.Initrd,
 		"--append", "root=/dev/vda rw console=ttyS0 no_timer_check",
-		"--display", "none", "--isolated", "--memory", "1G"}
+		"--display", "none", "--isolated", "--memory", "1G", "--disk", "2G"}
 
 	out := e.ok(append([]string{"create", "dev", "--image", "debian-fixture"}, boot...)...)
 	if !strings.Contains(out, "created dev") {
@@ -95,6 +96,16 @@ profile = "linux-bios"
 	// The guest command's output is passed through as it is, vlab adds nothing.
 	if out, errs, code := e.run("exec", "dev", "--", "sh", "-c", "echo out; echo err >&2; exit 7"); out != "out\n" || errs != "err\n" || code != 7 {
 		t.Errorf("exec with output and status 7: stdout %q, stderr %q, exit %d", out, errs, code)
+	}
+	// The seed's user has passwordless sudo, and the hostname resolves.
+	if out, errs, code := e.run("exec", "dev", "--", "sudo", "-n", "id", "-u"); out != "0\n" || errs != "" || code != 0 {
+		t.Errorf("sudo -n id -u: stdout %q, stderr %q, exit %d", out, errs, code)
+	}
+	// The root file system grew to --disk (cloud-init's resizefs).
+	if out := strings.TrimSpace(e.ok("exec", "dev", "--", "df", "--output=size", "-BM", "/")); !strings.HasSuffix(out, "M") || len(out) < 5 {
+		t.Errorf("df / = %q", out)
+	} else if mb, _ := strconv.Atoi(strings.TrimSuffix(out[strings.LastIndexAny(out, " \n")+1:], "M")); mb < 1800 {
+		t.Errorf("root file system is %d MiB, want it grown to the 2G --disk", mb)
 	}
 	// One argument stays one argument, spaces and quotes included.
 	if got := e.ok("exec", "dev", "--", "printf", "[%s]", "a b", "it's"); got != "[a b][it's]" {
