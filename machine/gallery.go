@@ -158,6 +158,16 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
+// ErrNoGalleryEntry is what Gallery.Find's errors wrap when the gallery
+// has no entry of that id for that arch (a user's typo, not a failure).
+var ErrNoGalleryEntry = errors.New("no such gallery entry")
+
+// galleryMiss is Find's error: its own message, ErrNoGalleryEntry beneath.
+type galleryMiss struct{ msg string }
+
+func (e galleryMiss) Error() string { return e.msg }
+func (e galleryMiss) Unwrap() error { return ErrNoGalleryEntry }
+
 // Find returns the entry id for arch. An unknown id names the closest ids.
 func (g Gallery) Find(id, arch string) (GalleryEntry, error) {
 	var archs []string
@@ -170,12 +180,12 @@ func (g Gallery) Find(id, arch string) (GalleryEntry, error) {
 		}
 	}
 	if len(archs) > 0 {
-		return GalleryEntry{}, fmt.Errorf("gallery: %s has no %s image (it has %s): pick --arch %s", id, arch, strings.Join(archs, ", "), archs[0])
+		return GalleryEntry{}, galleryMiss{fmt.Sprintf("gallery: %s has no %s image (it has %s): pick --arch %s", id, arch, strings.Join(archs, ", "), archs[0])}
 	}
 	if near := g.closeIDs(id); len(near) > 0 {
-		return GalleryEntry{}, fmt.Errorf("gallery: no image %q: did you mean %s? (`vlab gallery` lists them)", id, strings.Join(near, ", "))
+		return GalleryEntry{}, galleryMiss{fmt.Sprintf("gallery: no image %q: did you mean %s? (`vlab gallery` lists them)", id, strings.Join(near, ", "))}
 	}
-	return GalleryEntry{}, fmt.Errorf("gallery: no image %q: `vlab gallery` lists them", id)
+	return GalleryEntry{}, galleryMiss{fmt.Sprintf("gallery: no image %q: `vlab gallery` lists them", id)}
 }
 
 // closeIDs returns up to three ids near id: sharing its name part (debian

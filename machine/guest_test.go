@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -61,7 +62,7 @@ func TestSeedUserData(t *testing.T) {
 func TestSSHArgsNeverPromptAndPinTheHostKey(t *testing.T) {
 	tg := SSHTarget{Name: "dev", User: "vlab", Host: "127.0.0.1", Port: 40022, KnownHosts: "/k/known_hosts", Alias: "vlab-dev", Key: "/c/id", Seeded: true}
 	args := tg.SSHArgs(false, "uname -a")
-	for _, want := range []string{"BatchMode=yes", "StrictHostKeyChecking=yes", "HostKeyAlias=vlab-dev", "UserKnownHostsFile=/k/known_hosts", "40022"} {
+	for _, want := range []string{"BatchMode=yes", "StrictHostKeyChecking=yes", "HostKeyAlias=vlab-dev", "40022"} {
 		if !slices.Contains(args, want) && !slices.Contains(args, "-o") || !strings.Contains(strings.Join(args, " "), want) {
 			t.Errorf("ssh args %q lack %q", args, want)
 		}
@@ -69,7 +70,34 @@ func TestSSHArgsNeverPromptAndPinTheHostKey(t *testing.T) {
 	if args[len(args)-1] != "uname -a" || args[len(args)-2] != "--" {
 		t.Errorf("command not last after --: %q", args)
 	}
+	if !slices.Contains(args, `UserKnownHostsFile="/k/known_hosts"`) || !slices.Contains(args, `IdentityFile="/c/id"`) {
+		t.Errorf("ssh args %q: paths not quoted for ssh", args)
+	}
 	if q := ShellQuote([]string{"cat", "/tmp/a file", "it's"}); q != `cat '/tmp/a file' 'it'\''s'` {
 		t.Errorf("ShellQuote = %s", q)
+	}
+}
+
+// TestSSHArgsPathsWithSpaces: ssh itself reads the key and known_hosts
+// paths back whole (vlab's XDG folders may have spaces, quotes, '%').
+func TestSSHArgsPathsWithSpaces(t *testing.T) {
+	ssh, err := exec.LookPath("ssh")
+	if err != nil {
+		t.Skip("ssh not installed (openssh-client)")
+	}
+	dir := filepath.Join(t.TempDir(), `my "config" dir 100%`)
+	tg := SSHTarget{Name: "dev", User: "vlab", Host: "127.0.0.1", Port: 40022, KnownHosts: filepath.Join(dir, "known_hosts"),
+		Alias: "vlab-dev", Key: filepath.Join(dir, `id\key`), Seeded: true}
+	args := tg.SSHArgs(false, "")
+	out, err := exec.Command(ssh, append([]string{"-G"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ssh -G %q: %v\n%s", args, err, out)
+	}
+	// -G prints the known_hosts path expanded and the key path before its
+	// %-expansion (which happens when the key is loaded).
+	for _, want := range []string{"userknownhostsfile " + tg.KnownHosts + "\n", "identityfile " + strings.ReplaceAll(tg.Key, "%", "%%") + "\n"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("ssh -G lacks %q:\n%s", want, out)
+		}
 	}
 }

@@ -82,17 +82,26 @@ func (t SSHTarget) options() []string {
 		strict = "accept-new" // a VM vlab did not seed: learn its key once, then hold it
 	}
 	return []string{
-		"-o", "IdentityFile=" + t.Key,
+		"-o", "IdentityFile=" + sshConfigPath(t.Key),
 		"-o", "BatchMode=yes",
 		"-o", "PasswordAuthentication=no",
 		"-o", "KbdInteractiveAuthentication=no",
-		"-o", "UserKnownHostsFile=" + t.KnownHosts,
+		"-o", "UserKnownHostsFile=" + sshConfigPath(t.KnownHosts),
 		"-o", "GlobalKnownHostsFile=/dev/null",
 		"-o", "HostKeyAlias=" + t.Alias,
 		"-o", "StrictHostKeyChecking=" + strict,
 		"-o", "ConnectTimeout=15",
 		"-o", "LogLevel=ERROR",
 	}
+}
+
+// sshConfigPath writes a file path as an ssh -o value: ssh splits the
+// value at spaces (vlab's folders often have one) and expands %-tokens, so
+// the path is double-quoted with its quotes and backslashes escaped and
+// its '%' doubled.
+func sshConfigPath(p string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "%", "%%")
+	return `"` + r.Replace(p) + `"`
 }
 
 // SSHArgs is the argv (after "ssh") that runs command in the guest, or a

@@ -56,7 +56,7 @@ func (s *Store) ResolveImage(ctx context.Context, source, arch, sha256 string, o
 		return "", nil, err
 	}
 	if e.Kind != KindCloud {
-		return "", nil, fmt.Errorf("gallery: %s is an installer ISO, not a cloud image: use --os %s", e.ID, e.ID)
+		return "", nil, galleryMiss{fmt.Sprintf("gallery: %s is an installer ISO, not a cloud image: use --os %s", e.ID, e.ID)}
 	}
 	p, err := s.FetchGallery(ctx, e, opts)
 	return p, &e, err

@@ -13,12 +13,13 @@
 # The stamp names the package versions apt resolves and this script's hash:
 # a second run with the same versions builds nothing.
 # Needs: mmdebstrap, mke2fs (e2fsprogs), qemu-img (scripts/deps.sh).
+# e2fsprogs is in the image too: cloud-init's resizefs grows the root to --disk.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${VLAB_TESTDATA:-${XDG_CACHE_HOME:-$HOME/.cache}/vlab-testdata}
 DIR="$OUT/cloud-x86_64"
-PKGS=(linux-image-cloud-amd64 cloud-init openssh-server qemu-guest-agent systemd-sysv udev sudo kmod iproute2 netbase)
+PKGS=(linux-image-cloud-amd64 cloud-init openssh-server qemu-guest-agent systemd-sysv udev sudo kmod iproute2 netbase e2fsprogs)
 
 die() {
 	echo "fixtures-cloud: $*" >&2
@@ -79,7 +80,8 @@ cat >"$rootfs/etc/cloud/cloud.cfg.d/90-vlab-fixture.cfg" <<'EOF'
 datasource_list: [NoCloud, None]
 network: {config: disabled}
 ssh_genkeytypes: [ed25519]
-cloud_init_modules: [seed_random, bootcmd, write_files, growpart, resizefs, set_hostname, update_hostname, users_groups, ssh]
+manage_etc_hosts: true
+cloud_init_modules: [seed_random, bootcmd, write_files, growpart, resizefs, set_hostname, update_hostname, update_etc_hosts, users_groups, ssh]
 cloud_config_modules: [mounts, runcmd]
 cloud_final_modules: [scripts_per_once, scripts_user, final_message]
 EOF
@@ -93,6 +95,7 @@ cp "$rootfs/boot/vmlinuz-$kver" "$work/vmlinuz"
 cp "$rootfs/boot/initrd.img-$kver" "$work/initrd.img"
 
 used=$(du -sm "$rootfs" | cut -f1)
+: >"$work/rootfs.raw" # (mke2fs -q still says "Creating regular file" for a new one)
 "$MKE2FS" -q -t ext4 -L vlabroot -d "$rootfs" "$work/rootfs.raw" "$((used + used / 2 + 256))M" || die "mke2fs failed"
 qemu-img convert -q -f raw -O qcow2 -c "$work/rootfs.raw" "$work/rootfs.qcow2" || die "qemu-img convert failed"
 

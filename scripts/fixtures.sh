@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # fixtures.sh builds the real-guest test fixtures: for each guest arch a Debian
 # kernel (vmlinuz) and a busybox initramfs (initrd.img) that loads the kernel's
-# virtio/USB/input modules and runs the vlab test script (scripts/fixture-init).
+# virtio/USB/input modules and runs the vlab test script (scripts/fixture-init);
+# then the ISO fixtures (fixtures-iso.sh) and, with x86_64, the Debian cloud
+# userland of the guest-workflow test (fixtures-cloud.sh).
 #
 #   scripts/fixtures.sh [ARCH...]     ARCH: x86_64 aarch64 ppc64le
 #
@@ -332,5 +334,10 @@ done
 # VLAB_FIXTURES_GUESTS_ONLY=1 (scripts/demo.sh) stops after the guests.
 [ "${VLAB_FIXTURES_GUESTS_ONLY:-}" = 1 ] && exit 0
 "$ROOT/scripts/fixtures-iso.sh" "${arches[@]}" # ISO fixtures of the install and detection tests
-# scripts/fixtures-cloud.sh builds the Debian cloud userland for the guest-workflow e2e test;
-# it joins this list with that test (it takes minutes and nothing uses it yet).
+# The Debian cloud userland (cloud-init, sshd, guest agent) of the guest-workflow
+# e2e test (TestCloudImageWorkflow): x86_64 only; minutes the first time, then cached.
+for a in "${arches[@]}"; do
+	if [ "$a" = x86_64 ]; then
+		"$ROOT/scripts/fixtures-cloud.sh"
+	fi
+done

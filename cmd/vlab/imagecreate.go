@@ -18,7 +18,7 @@ type imageFlags struct {
 }
 
 func (f *imageFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.image, "image", "", "make the VM from a cloud image: a gallery id (`vlab gallery`), an http(s) URL or a qcow2/raw/vmdk file; gets a login user, your SSH key and an SSH forward")
+	fs.StringVar(&f.image, "image", "", "make the VM from a cloud image: a gallery id (`vlab gallery`), an http(s) URL or a qcow2/raw/vmdk file; gets a login user, your SSH key and an SSH forward; an image without a boot loader boots with --kernel/--initrd/--append")
 	fs.StringVar(&f.format, "image-format", "", "the --image file's format when it cannot be detected (raw)")
 	fs.StringVar(&f.sha256, "image-sha256", "", "expected SHA-256 of an --image URL")
 	fs.StringVar(&f.user, "user", machine.DefaultUser, "login user of an --image VM")
@@ -64,6 +64,9 @@ func (f *imageFlags) run(cmd *cobra.Command, a *app, s *machine.Store, spec *mac
 	bar := newProgressBar(cmd.ErrOrStderr(), "downloading")
 	img, _, err := s.ResolveImage(cmd.Context(), f.image, spec.Arch.String(), f.sha256, machine.FetchOptions{Progress: bar.download})
 	bar.finish()
+	if errors.Is(err, machine.ErrNoGalleryEntry) {
+		return usageError{err}
+	}
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -19,6 +20,12 @@ func main() {
 	ctx, stop := signalContext() // signals.go
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
+	var guest exitStatus
+	if errors.As(err, &guest) {
+		// `vlab exec`/`ssh NAME -- CMD`: the guest command's own output
+		// said what happened; vlab adds nothing, like ssh itself.
+		os.Exit(guest.code)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vlab: "+oneLine(err.Error()))
 		os.Exit(exitCode(err))

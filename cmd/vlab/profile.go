@@ -185,6 +185,7 @@ and vlab's built-in rules. An ISO neither knows is reported as unknown, never gu
 type createProfile struct {
 	name      string
 	cloudInit string
+	osID      string // --os: a gallery ISO entry
 
 	profile *profiles.Profile // resolved by prepare
 	why     string            // "detected from the ISO" or ""
@@ -194,12 +195,63 @@ type createProfile struct {
 func (cp *createProfile) register(f *pflag.FlagSet) {
 	f.StringVar(&cp.name, "profile", "", "OS profile with the right virtual hardware, see `vlab profiles` (default: detected from --iso)")
 	f.StringVar(&cp.cloudInit, "cloud-init", "", "cloud-init user-data file: builds a NoCloud seed ISO (volume id cidata) attached read-only")
+	f.StringVar(&cp.osID, "os", "", "install from the gallery: the installer ISO of this id (`vlab gallery`) is downloaded once, checksum-verified, and put in the CD drive with its OS profile")
+}
+
+// galleryISO resolves --os ID: the gallery entry for arch (an installer
+// ISO), downloaded into the ISO library unless it is there (resumed,
+// checked, with a progress bar on stderr). It returns the ISO's path; the
+// entry's profile becomes the VM's unless --profile names another.
+func (cp *createProfile) galleryISO(cmd *cobra.Command, a *app, arch emulator.Arch) (string, error) {
+	for _, other := range []string{"iso", "image"} {
+		if cmd.Flags().Changed(other) {
+			return "", usageError{fmt.Errorf("--os and --%s both give the VM's system: use one", other)}
+		}
+	}
+	s, err := a.open()
+	if err != nil {
+		return "", err
+	}
+	g, err := s.Gallery()
+	if err != nil {
+		return "", err
+	}
+	e, err := g.Find(cp.osID, arch.String())
+	if err != nil {
+		return "", usageError{err}
+	}
+	if e.Kind != machine.KindISO {
+		return "", usageError{fmt.Errorf("gallery: %s is a cloud image, not an installer ISO: use --image %s", e.ID, e.ID)}
+	}
+	if cp.name == "" {
+		cp.name, cp.why = e.Profile, "from gallery entry "+e.ID
+	}
+	bar := newProgressBar(cmd.ErrOrStderr())
+	p, err := s.FetchGallery(cmd.Context(), e, machine.FetchOptions{Progress: bar.update})
+	bar.finish()
+	if err != nil {
+		return "", err
+	}
+	return p, nil
 }
 
 // prepare resolves the profile (given, or detected from the ISO) and reads
 // the cloud-init file, and returns the arch the VM gets: --arch when given
 // (it must suit the profile), else the profile's.
 func (cp *createProfile) prepare(cmd *cobra.Command, a *app, sf *specFlags) (emulator.Arch, error) {
+	if cp.osID != "" {
+		ar, err := emulator.ParseArch(sf.arch)
+		if err != nil {
+			return emulator.ArchUnknown, usageError{err}
+		}
+		iso, err := cp.galleryISO(cmd, a, ar)
+		if err != nil {
+			return emulator.ArchUnknown, err
+		}
+		if err := cmd.Flags().Set("iso", iso); err != nil { // as if given: --iso PATH
+			return emulator.ArchUnknown, err
+		}
+	}
 	if sf.iso != "" {
 		iso, err := a.resolveISO(sf.iso)
 		if err != nil {

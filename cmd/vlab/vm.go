@@ -25,7 +25,10 @@ func (a *app) createCmd() *cobra.Command {
 		Short: "Define a new VM (and create its disk)",
 		Example: `  vlab create deb --iso ~/Downloads/debian-12.iso --disk 20G --memory 2G
   vlab create tiny --kernel vmlinuz --initrd initrd.img --append console=ttyS0 --display none
-  vlab create web --iso alpine.iso --forward tcp:8080:80 --forward tcp:2222:22`,
+  vlab create web --iso alpine.iso --forward tcp:8080:80 --forward tcp:2222:22
+  vlab create inst --os debian-12-netinst           # an installer ISO from ` + "`vlab gallery`" + `
+  vlab create dev --image debian-12 --disk 20G      # a cloud image: vlab start dev, then vlab ssh dev
+  vlab create fc --image rootfs.qcow2 --kernel vmlinuz --initrd initrd.img --append "root=/dev/vda console=ttyS0"`,
 		Args: gdbPortArgs(exactArgs("NAME")),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := a.open()

@@ -1,0 +1,155 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"vlab/internal/fixture"
+)
+
+// waitSSH waits until `vlab exec name -- true` succeeds (cloud-init has
+// created the user and sshd answers), printing the serial console on a
+// timeout.
+func (e *env) waitSSH(name string, timeout time.Duration) {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		_, errs, code := e.run("exec", name, "--", "true")
+		if code == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(e.show(name).SerialLog)
+			e.t.Fatalf("%s: ssh never answered (last: exit %d, %s)\nserial:\n%s", name, code, strings.TrimSpace(errs), tail(string(log), 4000))
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// TestCloudImageWorkflow: a real Debian userland (cloud-init, sshd) from a
+// gallery entry served over HTTP: `vlab create --image ID` downloads it
+// once (checksum-verified), seeds user vlab, vlab's key and hostname = NAME;
+// the guest boots with its own kernel and initrd (the image has no boot
+// loader); `vlab ssh`, `vlab exec` (exit status kept) and `vlab cp` both
+// ways (a file and a folder whose name has a space) work without a prompt.
+func TestCloudImageWorkflow(t *testing.T) {
+	fixture.Program(t, "qemu-system-x86_64")
+	fixture.Program(t, "qemu-img")
+	for _, p := range []string{"ssh", "scp", "ssh-keygen"} {
+		fixture.Program(t, p)
+	}
+	c := fixture.Cloud(t)
+	e := newEnv(t)
+	srv := e.serveGallery(map[string]http.HandlerFunc{"/images/debian-12-fixture.qcow2": serveFile(c.Image)}, `
+[[image]]
+id = "debian-fixture"
+title = "Debian 12 fixture userland"
+arch = "x86_64"
+kind = "cloud"
+url = "@URL@/images/debian-12-fixture.qcow2"
+sha256 = "`+c.SHA256+`"
+profile = "linux-bios"
+`)
+	hits := srv.hits["/images/debian-12-fixture.qcow2"]
+	boot := []string{"--kernel", c.Kernel, "--initrd", c.Initrd,
+		"--append", "root=/dev/vda rw console=ttyS0 no_timer_check",
+		"--display", "none", "--isolated", "--memory", "1G", "--disk", "2G"}
+
+	out := e.ok(append([]string{"create", "dev", "--image", "debian-fixture"}, boot...)...)
+	if !strings.Contains(out, "created dev") {
+		t.Errorf("create --image said %q", out)
+	}
+	if hits.Load() == 0 {
+		t.Fatal("create --image never asked the gallery's server for the image")
+	}
+	first := hits.Load()
+	// The same id again comes from the cache: no request reaches the server.
+	e.ok(append([]string{"create", "again", "--image", "debian-fixture"}, boot...)...)
+	if n := hits.Load(); n != first {
+		t.Errorf("second create --image of the same id asked the server again (%d requests, then %d)", first, n)
+	}
+	e.ok("delete", "again", "--yes")
+
+	e.ok("start", "dev")
+	e.waitSSH("dev", 8*time.Minute)
+
+	out = e.ok("ssh", "dev", "--", "uname", "-a")
+	if !strings.HasPrefix(out, "Linux ") {
+		t.Errorf("vlab ssh dev -- uname -a = %q, want Linux ...", out)
+	}
+	if got := strings.TrimSpace(e.ok("exec", "dev", "--", "hostname")); got != "dev" {
+		t.Errorf("hostname = %q, want dev (the VM's name)", got)
+	}
+	if got := strings.TrimSpace(e.ok("ssh", "dev", "--", "id", "-un")); got != "vlab" {
+		t.Errorf("ssh logs in as %q, want vlab", got)
+	}
+	if _, errs, code := e.run("exec", "dev", "--", "sh", "-c", "exit 3"); code != 3 {
+		t.Errorf("vlab exec dev -- sh -c 'exit 3' exited %d (%s), want 3", code, errs)
+	}
+	// The guest command's output is passed through as it is, vlab adds nothing.
+	if out, errs, code := e.run("exec", "dev", "--", "sh", "-c", "echo out; echo err >&2; exit 7"); out != "out\n" || errs != "err\n" || code != 7 {
+		t.Errorf("exec with output and status 7: stdout %q, stderr %q, exit %d", out, errs, code)
+	}
+	// The seed's user has passwordless sudo, and the hostname resolves.
+	if out, errs, code := e.run("exec", "dev", "--", "sudo", "-n", "id", "-u"); out != "0\n" || errs != "" || code != 0 {
+		t.Errorf("sudo -n id -u: stdout %q, stderr %q, exit %d", out, errs, code)
+	}
+	// The root file system grew to --disk (cloud-init's resizefs).
+	if out := strings.TrimSpace(e.ok("exec", "dev", "--", "df", "--output=size", "-BM", "/")); !strings.HasSuffix(out, "M") || len(out) < 5 {
+		t.Errorf("df / = %q", out)
+	} else if mb, _ := strconv.Atoi(strings.TrimSuffix(out[strings.LastIndexAny(out, " \n")+1:], "M")); mb < 1800 {
+		t.Errorf("root file system is %d MiB, want it grown to the 2G --disk", mb)
+	}
+	// One argument stays one argument, spaces and quotes included.
+	if got := e.ok("exec", "dev", "--", "printf", "[%s]", "a b", "it's"); got != "[a b][it's]" {
+		t.Errorf("exec printf = %q", got)
+	}
+
+	// cp, host → guest: a file and a folder whose name has a space.
+	host := filepath.Join(e.home, "work")
+	project := filepath.Join(host, "my project")
+	os.MkdirAll(filepath.Join(project, "sub dir"), 0o755)
+	stamp := fmt.Sprint(time.Now().UnixNano())
+	file := filepath.Join(host, "notes.txt")
+	files := map[string]string{
+		"notes.txt":                        "notes " + stamp + "\n",
+		"my project/main.go":               "package main // " + stamp + "\n",
+		"my project/sub dir/data file.bin": string(bytes.Repeat([]byte{0, 1, 2, 255}, 40000)),
+	}
+	for rel, data := range files {
+		if err := os.WriteFile(filepath.Join(host, rel), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.ok("exec", "dev", "--", "mkdir", "-p", "/tmp/in box")
+	e.ok("cp", file, "dev:/tmp/in box/")
+	e.ok("cp", project, "dev:/tmp/in box/")
+	for rel, data := range files {
+		got := e.ok("exec", "dev", "--", "cat", "/tmp/in box/"+rel)
+		if got != data {
+			t.Errorf("guest /tmp/in box/%s: %d bytes, want the host's %d", rel, len(got), len(data))
+		}
+	}
+
+	// cp, guest → host: the same file and folder back into another folder.
+	back := filepath.Join(e.home, "back here")
+	os.MkdirAll(back, 0o755)
+	e.ok("cp", "dev:/tmp/in box/notes.txt", back+"/")
+	e.ok("cp", "dev:/tmp/in box/my project", back+"/")
+	for rel, data := range files {
+		got, err := os.ReadFile(filepath.Join(back, rel))
+		if err != nil || string(got) != data {
+			t.Errorf("host %s after cp back: %d bytes (%v), want %d", rel, len(got), err, len(data))
+		}
+	}
+
+	e.ok("stop", "dev")
+	waitFor(t, "dev to stop", 3*time.Minute, func() bool { return e.state("dev") == "stopped" })
+}
