@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -143,26 +144,34 @@ func (a *app) exportCmd() *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
 		Use:   "export NAME OUT",
-		Short: "Write a stopped VM as an OVA (or an OVF folder) that VirtualBox, VMware and vlab import",
+		Short: "Write a stopped VM as an OVA, an OVF folder or a libvirt domain",
 		Long: `Export writes the VM as OVF 1.0: an .ova archive (descriptor first, a SHA256 manifest, disks as
 streamOptimized VMDK) or, with --format ovf, a new folder OUT holding the same files. A vlab section that
 other tools skip carries what OVF cannot say (arch, machine type, profile, forwards), so importing the
-package into vlab gives the same VM. Host files (an ISO, a direct-boot kernel) are not packed.`,
+package into vlab gives the same VM. Host files (an ISO, a direct-boot kernel) are not packed.
+
+With --format libvirt, OUT is a new (or empty) folder that receives OUT/NAME.xml, a libvirt domain,
+with qcow2 copies of the disks, the direct-boot kernel and initrd, and the UEFI variables beside it,
+all named by absolute path: ` + "`virsh define OUT/NAME.xml && virsh start NAME`" + ` runs the same guest.
+The serial console is logged to OUT/NAME-serial.log. What libvirt cannot express is listed.`,
 		Example: `  vlab export web web.ova
-  vlab export web ./web-ovf --format ovf`,
+  vlab export web ./web-ovf --format ovf
+  vlab export web ./web-libvirt --format libvirt`,
 		Args: exactArgs("NAME", "OUT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			switch format {
-			case "ova", "ovf":
-			default:
-				return usageError{fmt.Errorf("export format %q is unknown: use ova or ovf", format)}
+			if !slices.Contains(portable.Formats, format) {
+				return usageError{fmt.Errorf("export format %q is unknown: use one of %s", format, strings.Join(portable.Formats, ", "))}
 			}
 			s, err := a.open()
 			if err != nil {
 				return err
 			}
 			bar := newCopyBar(cmd.ErrOrStderr(), "exporting")
-			res, err := portable.Export(cmd.Context(), s, args[0], args[1], portable.ExportOptions{Format: format, Progress: bar.update})
+			export := portable.Export
+			if format == portable.FormatLibvirt {
+				export = portable.ExportLibvirt
+			}
+			res, err := export(cmd.Context(), s, args[0], args[1], portable.ExportOptions{Format: format, Progress: bar.update})
 			bar.finish()
 			if err != nil {
 				return err
@@ -176,13 +185,20 @@ package into vlab gives the same VM. Host files (an ISO, a direct-boot kernel) a
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "exported %s to %s (%s, %d disks)\n", args[0], res.Path, format, len(res.Disks))
+			if format == portable.FormatLibvirt {
+				fmt.Fprintf(out, "run it with `virsh define %s && virsh start %s`\n", res.Path, args[0])
+				if len(res.Notes) > 0 {
+					fmt.Fprintf(out, "not carried: %s\n", strings.Join(res.Notes, "; "))
+				}
+				return nil
+			}
 			for _, n := range res.Notes {
 				fmt.Fprintf(out, "note: %s\n", n)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "ova", "ova (one archive) or ovf (a folder)")
+	cmd.Flags().StringVar(&format, "format", "ova", "ova (one archive), ovf (a folder) or libvirt (a domain XML and its disks in a folder)")
 	cmd.Flags().BoolVar(&a.json, "json", false, "print what was written as JSON")
 	return cmd
 }
