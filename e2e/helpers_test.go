@@ -25,6 +25,13 @@ import (
 var vlabBin string
 
 func TestMain(m *testing.M) {
+	if root := os.Getenv(libvirtdHelperEnv); root != "" {
+		if err := libvirtdHelper(root); err != nil { // libvirtd_test.go
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "vlab-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

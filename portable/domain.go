@@ -62,8 +62,14 @@ type DomainBoot struct {
 
 // DomainFeature is <features>.
 type DomainFeature struct {
-	ACPI *struct{} `xml:"acpi,omitempty"`
-	APIC *struct{} `xml:"apic,omitempty"`
+	ACPI *struct{}  `xml:"acpi,omitempty"`
+	APIC *struct{}  `xml:"apic,omitempty"`
+	TCG  *DomainTCG `xml:"tcg,omitempty"`
+}
+
+// DomainTCG tunes TCG: the translation cache size (libvirt 8.0+).
+type DomainTCG struct {
+	TBCache DomainMemory `xml:"tb-cache"`
 }
 
 // DomainCPU is <cpu>: host-passthrough, maximum or a named model.

@@ -211,7 +211,10 @@ func libvirtDomain(spec *machine.Spec, cfg emulator.Config, r emulator.Resolved,
 		note("the gdb stub")
 	}
 	if r.Accel.Accel == emulator.AccelTCG && r.Accel.TBSizeMiB > 0 {
-		note("tcg tb-size %d MiB", r.Accel.TBSizeMiB)
+		if d.Features == nil {
+			d.Features = &DomainFeature{}
+		}
+		d.Features.TCG = &DomainTCG{TBCache: DomainMemory{Unit: "MiB", Value: r.Accel.TBSizeMiB}}
 	}
 	return d, notes
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"vlab/emulator"
 	"vlab/machine"
@@ -121,8 +122,9 @@ func ExportLibvirt(ctx context.Context, s *machine.Store, name, dir string, opts
 	if err := syncAll(work, names); err != nil {
 		return nil, fmt.Errorf("export %q: %w", name, noSpace(err, filepath.Dir(dir)))
 	}
-	// An empty dir is replaced; rename refuses one that filled meanwhile.
-	if err := os.Rename(work, dir); err != nil {
+	// rename(2) replaces an empty dir and refuses one that filled
+	// meanwhile (os.Rename refuses every existing folder).
+	if err := syscall.Rename(work, dir); err != nil {
 		return nil, fmt.Errorf("export %q: %s: %w", name, dir, err)
 	}
 	return res, nil
@@ -134,7 +136,7 @@ func checkExportDir(dir string) error {
 	fi, err := os.Lstat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if pi, err := os.Stat(filepath.Dir(dir)); err != nil || !pi.IsDir() {
-			return fmt.Errorf("%s does not exist: create it first", filepath.Dir(dir))
+			return fmt.Errorf("%s: no such folder: create it first", filepath.Dir(dir))
 		}
 		return nil
 	}

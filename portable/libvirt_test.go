@@ -196,7 +196,7 @@ func TestLibvirtDomainAArch64Virt(t *testing.T) {
 	spec := &machine.Spec{Name: "arm"}
 	cfg := emulator.Config{
 		Name: "arm", Arch: emulator.ArchAArch64, CPUs: 4, MemoryMiB: 2048,
-		Accel:  emulator.AccelChoice{Accel: emulator.AccelTCG, MultiThread: true},
+		Accel:  emulator.AccelChoice{Accel: emulator.AccelTCG, MultiThread: true, TBSizeMiB: 256},
 		Disks:  []emulator.Disk{{Path: "/vm/disk0.qcow2", Format: "qcow2"}},
 		CDROMs: []emulator.CDROM{{ID: "cd0", Path: "/isos/arm.iso"}},
 		Kernel: "/k/vmlinuz", Initrd: "/k/initrd.gz", Append: "console=ttyAMA0 vlab.marker=x",
@@ -213,6 +213,9 @@ func TestLibvirtDomainAArch64Virt(t *testing.T) {
 	}
 	if d.OS.Kernel != "/out/arm-kernel" || d.OS.Initrd != "/out/arm-initrd" || d.OS.Cmdline != "console=ttyAMA0 vlab.marker=x" {
 		t.Errorf("kernel %q initrd %q cmdline %q", d.OS.Kernel, d.OS.Initrd, d.OS.Cmdline)
+	}
+	if d.Features == nil || d.Features.TCG == nil || d.Features.TCG.TBCache.Value != 256 || d.Features.ACPI != nil {
+		t.Errorf("features = %+v, want the tcg tb-cache and no acpi (direct kernel boot on virt)", d.Features)
 	}
 	if d.CPU == nil || d.CPU.Mode != "maximum" {
 		t.Errorf("cpu = %+v, want maximum (-cpu max)", d.CPU)

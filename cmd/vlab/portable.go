@@ -200,5 +200,9 @@ The serial console is logged to OUT/NAME-serial.log. What libvirt cannot express
 	}
 	cmd.Flags().StringVar(&format, "format", "ova", "ova (one archive), ovf (a folder) or libvirt (a domain XML and its disks in a folder)")
 	cmd.Flags().BoolVar(&a.json, "json", false, "print what was written as JSON")
+	// Registered before wireCompletion, which would offer disk formats.
+	_ = cmd.RegisterFlagCompletionFunc("format", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return portable.Formats, cobra.ShellCompDirectiveNoFileComp
+	})
 	return cmd
 }
