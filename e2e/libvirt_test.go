@@ -187,3 +187,74 @@ func TestExportLibvirtRefusals(t *testing.T) {
 		t.Errorf("temporary folders left behind: %v", leftovers)
 	}
 }
+
+// TestExportLibvirtTo: `vlab export NAME --to URI --start` uploads the
+// disks and boot files into a storage pool of a running libvirtd, defines
+// the domain there and starts it; the guest boots and writes its disk.
+// A missing pool, a domain that exists already and --start without --to
+// are refused.
+func TestExportLibvirtTo(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const name = "rt"
+	g := guests["x86_64"]
+	e.createGuest(name, g, []string{"vlab.marker=remote-hand-off", "vlab.write=remote-wrote", "vlab.poweroff=1"}, "--disk", "32M")
+	_, errs, code := e.run("export", name, filepath.Join(e.home, "x"), "--start")
+	if code != 2 || !strings.Contains(errs, "--to") {
+		t.Errorf("--start without --to: exit %d, %q; want 2 naming --to", code, errs)
+	}
+	uri := startLibvirt(t)
+	virsh := func(args ...string) string {
+		t.Helper()
+		o, err := exec.Command("virsh", append([]string{"-c", uri}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("virsh %s: %v\n%s", strings.Join(args, " "), err, o)
+		}
+		return string(o)
+	}
+	e.fail([]string{"no storage pool vlab-missing", "--pool"}, "export", name, "--to", uri, "--pool", "vlab-missing")
+
+	const pool = "vlab-e2e"
+	poolDir := filepath.Join(e.home, "pool dir")
+	if err := os.MkdirAll(poolDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	virsh("pool-define-as", "--name", pool, "--type", "dir", "--target", poolDir)
+	virsh("pool-start", pool)
+	vols := []string{name + "-disk1.qcow2", name + "-kernel", name + "-initrd"}
+	t.Cleanup(func() {
+		exec.Command("virsh", "-c", uri, "destroy", name).Run()
+		exec.Command("virsh", "-c", uri, "undefine", name, "--nvram").Run()
+		for _, v := range vols {
+			exec.Command("virsh", "-c", uri, "vol-delete", "--pool", pool, v).Run()
+		}
+		exec.Command("virsh", "-c", uri, "pool-destroy", pool).Run()
+		exec.Command("virsh", "-c", uri, "pool-undefine", pool).Run()
+	})
+
+	out := e.ok("export", name, "--to", uri, "--pool", pool, "--start")
+	if !strings.Contains(out, "defined and started "+name) {
+		t.Errorf("export --to said:\n%s", out)
+	}
+	if list := virsh("list", "--all", "--name"); !strings.Contains(list, name) {
+		t.Errorf("virsh list --all does not show %s:\n%s", name, list)
+	}
+	list := virsh("vol-list", pool)
+	for _, v := range vols {
+		if !strings.Contains(list, v) {
+			t.Errorf("pool %s lacks volume %s:\n%s", pool, v, list)
+		}
+	}
+	serial := filepath.Join(poolDir, name+"-serial.log")
+	var log []byte
+	waitFor(t, "the guest's markers in "+serial, 3*time.Minute, func() bool {
+		log, _ = os.ReadFile(serial)
+		return bytes.Contains(log, []byte("VLAB-DISK-WROTE remote-wrote")) || bytes.Contains(log, []byte(fixture.MarkerError))
+	})
+	for _, w := range []string{"VLAB-MARKER remote-hand-off", "VLAB-DISK-READ EMPTY", "VLAB-DISK-WROTE remote-wrote"} {
+		if !bytes.Contains(log, []byte(w)) {
+			t.Errorf("serial log lacks %q:\n%s", w, tail(string(log), 3000))
+		}
+	}
+	e.fail([]string{"already has a domain " + name}, "export", name, "--to", uri, "--pool", pool)
+}

@@ -40,65 +40,19 @@ func ExportLibvirt(ctx context.Context, s *machine.Store, name, dir string, opts
 	if err := checkExportDir(dir); err != nil {
 		return nil, fmt.Errorf("export %q: %w", name, err)
 	}
-	cfg, host, err := s.ConfigFor(ctx, spec)
-	if err != nil {
-		return nil, fmt.Errorf("export %q: %w", name, err)
-	}
-	r, err := emulator.Resolve(cfg, host)
-	if err != nil {
-		return nil, fmt.Errorf("export %q: %w", name, err)
-	}
 	work, err := os.MkdirTemp(filepath.Dir(dir), ".vlab-export-")
 	if err != nil {
 		return nil, fmt.Errorf("export %q: %w", name, err)
 	}
 	defer os.RemoveAll(work)
-	files := libvirtFiles{SerialLog: filepath.Join(dir, name+"-serial.log")}
-	res := &ExportResult{Path: filepath.Join(dir, name+".xml")}
-	var total, done float64
-	for _, d := range spec.Disks {
-		total += float64(d.Size)
+	st, err := stageLibvirt(ctx, s, spec, work, opts.Progress)
+	if err != nil {
+		return nil, err
 	}
-	for i, d := range cfg.Disks {
-		file := fmt.Sprintf("%s-disk%d.qcow2", name, i+1)
-		step := func(cur, _ float64) {
-			if opts.Progress != nil {
-				opts.Progress(done+cur, total)
-			}
-		}
-		if err := machine.ConvertImage(ctx, host.QemuImg, d.Path, d.Format, filepath.Join(work, file), "qcow2", nil, step); err != nil {
-			return nil, fmt.Errorf("export %q: disk %d: %w", name, i+1, err)
-		}
-		done += float64(spec.Disks[i].Size)
-		fi, err := os.Stat(filepath.Join(work, file))
-		if err != nil {
-			return nil, err
-		}
-		files.Disks = append(files.Disks, filepath.Join(dir, file))
-		res.Disks = append(res.Disks, ExportDisk{File: file, Size: fi.Size(), Capacity: int64(spec.Disks[i].Size), Bus: r.DiskBuses[i]})
-	}
-	for _, c := range []struct {
-		src  string
-		dst  *string
-		kind string
-	}{{cfg.Kernel, &files.Kernel, "kernel"}, {cfg.Initrd, &files.Initrd, "initrd"}, {cfg.DTB, &files.DTB, "dtb"}} {
-		if c.src == "" {
-			continue
-		}
-		file := name + "-" + c.kind
-		if err := copyFile(c.src, filepath.Join(work, file)); err != nil {
-			return nil, fmt.Errorf("export %q: copy the %s: %w", name, c.kind, err)
-		}
-		*c.dst = filepath.Join(dir, file)
-	}
-	if r.UEFI {
-		// libvirt 9 reads NVRAM only as raw: convert vlab's qcow2 store.
-		file := name + "-VARS.fd"
-		if err := machine.ConvertImage(ctx, host.QemuImg, r.UEFIVars, "qcow2", filepath.Join(work, file), "raw", nil, nil); err != nil {
-			return nil, fmt.Errorf("export %q: uefi variables: %w", name, err)
-		}
-		files.NVRAM = filepath.Join(dir, file)
-	}
+	cfg, r := st.cfg, st.r
+	files := st.files.rebase(func(f string) string { return filepath.Join(dir, f) })
+	files.SerialLog = filepath.Join(dir, name+"-serial.log")
+	res := &ExportResult{Path: filepath.Join(dir, name+".xml"), Disks: st.disks}
 	d, notes := libvirtDomain(spec, cfg, r, files)
 	res.Notes = notes
 	data, err := marshalDomain(d)
@@ -128,6 +82,91 @@ func ExportLibvirt(ctx context.Context, s *machine.Store, name, dir string, opts
 		return nil, fmt.Errorf("export %q: %s: %w", name, dir, err)
 	}
 	return res, nil
+}
+
+// stagedLibvirt is a VM's files written for libvirt into a work folder:
+// files holds their bare names there.
+type stagedLibvirt struct {
+	cfg   emulator.Config
+	r     emulator.Resolved
+	files libvirtFiles
+	disks []ExportDisk
+}
+
+// rebase maps every file name of f through to.
+func (f libvirtFiles) rebase(to func(string) string) libvirtFiles {
+	m := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return to(s)
+	}
+	out := libvirtFiles{Kernel: m(f.Kernel), Initrd: m(f.Initrd), DTB: m(f.DTB), NVRAM: m(f.NVRAM), SerialLog: m(f.SerialLog)}
+	for _, d := range f.Disks {
+		out.Disks = append(out.Disks, m(d))
+	}
+	return out
+}
+
+// stageLibvirt writes into work what a libvirt domain of spec refers to:
+// qcow2 copies of the disks (NAME-diskN.qcow2), the direct-boot kernel,
+// initrd and dtb (NAME-kernel...), and the UEFI variables as raw
+// (NAME-VARS.fd: libvirt 9 reads NVRAM only as raw).
+func stageLibvirt(ctx context.Context, s *machine.Store, spec *machine.Spec, work string, progress machine.ProgressFunc) (*stagedLibvirt, error) {
+	name := spec.Name
+	cfg, host, err := s.ConfigFor(ctx, spec)
+	if err != nil {
+		return nil, fmt.Errorf("export %q: %w", name, err)
+	}
+	r, err := emulator.Resolve(cfg, host)
+	if err != nil {
+		return nil, fmt.Errorf("export %q: %w", name, err)
+	}
+	st := &stagedLibvirt{cfg: cfg, r: r}
+	var total, done float64
+	for _, d := range spec.Disks {
+		total += float64(d.Size)
+	}
+	for i, d := range cfg.Disks {
+		file := fmt.Sprintf("%s-disk%d.qcow2", name, i+1)
+		step := func(cur, _ float64) {
+			if progress != nil {
+				progress(done+cur, total)
+			}
+		}
+		if err := machine.ConvertImage(ctx, host.QemuImg, d.Path, d.Format, filepath.Join(work, file), "qcow2", nil, step); err != nil {
+			return nil, fmt.Errorf("export %q: disk %d: %w", name, i+1, noSpace(err, work))
+		}
+		done += float64(spec.Disks[i].Size)
+		fi, err := os.Stat(filepath.Join(work, file))
+		if err != nil {
+			return nil, err
+		}
+		st.files.Disks = append(st.files.Disks, file)
+		st.disks = append(st.disks, ExportDisk{File: file, Size: fi.Size(), Capacity: int64(spec.Disks[i].Size), Bus: r.DiskBuses[i]})
+	}
+	for _, c := range []struct {
+		src  string
+		dst  *string
+		kind string
+	}{{cfg.Kernel, &st.files.Kernel, "kernel"}, {cfg.Initrd, &st.files.Initrd, "initrd"}, {cfg.DTB, &st.files.DTB, "dtb"}} {
+		if c.src == "" {
+			continue
+		}
+		file := name + "-" + c.kind
+		if err := copyFile(c.src, filepath.Join(work, file)); err != nil {
+			return nil, fmt.Errorf("export %q: copy the %s: %w", name, c.kind, noSpace(err, work))
+		}
+		*c.dst = file
+	}
+	if r.UEFI {
+		file := name + "-VARS.fd"
+		if err := machine.ConvertImage(ctx, host.QemuImg, r.UEFIVars, "qcow2", filepath.Join(work, file), "raw", nil, nil); err != nil {
+			return nil, fmt.Errorf("export %q: uefi variables: %w", name, err)
+		}
+		st.files.NVRAM = file
+	}
+	return st, nil
 }
 
 // checkExportDir accepts a folder that does not exist yet (its parent
