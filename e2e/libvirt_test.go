@@ -188,9 +188,10 @@ func TestExportLibvirtRefusals(t *testing.T) {
 	}
 }
 
-// TestExportLibvirtTo: `vlab export NAME --to URI --start` uploads the
-// disks and boot files into a storage pool of a running libvirtd, defines
-// the domain there and starts it; the guest boots and writes its disk.
+// TestExportLibvirtTo: `vlab export NAME --to qemu+ssh://root@127.0.0.1/system
+// --start`, through a throwaway sshd, uploads the disks and boot files into
+// a storage pool of a running libvirtd, defines the domain there and starts
+// it; the guest boots and writes its disk.
 // A missing pool, a domain that exists already and --start without --to
 // are refused.
 func TestExportLibvirtTo(t *testing.T) {
@@ -203,7 +204,7 @@ func TestExportLibvirtTo(t *testing.T) {
 	if code != 2 || !strings.Contains(errs, "--to") {
 		t.Errorf("--start without --to: exit %d, %q; want 2 naming --to", code, errs)
 	}
-	uri := startLibvirt(t)
+	uri, sk := startLibvirtSSH(t)
 	virsh := func(args ...string) string {
 		t.Helper()
 		o, err := exec.Command("virsh", append([]string{"-c", uri}, args...)...).CombinedOutput()
@@ -212,7 +213,8 @@ func TestExportLibvirtTo(t *testing.T) {
 		}
 		return string(o)
 	}
-	e.fail([]string{"no storage pool vlab-missing", "--pool"}, "export", name, "--to", uri, "--pool", "vlab-missing")
+	e.fail([]string{"no storage pool vlab-missing", "--pool"}, "export", name, "--to", sk.uri, "--pool", "vlab-missing")
+	e.fail([]string{"cannot reach libvirt", "qemu:///system?socket=/nonexistent/sock"}, "export", name, "--to", "qemu:///system?socket=/nonexistent/sock")
 
 	const pool = "vlab-e2e"
 	poolDir := filepath.Join(e.home, "pool dir")
@@ -232,7 +234,7 @@ func TestExportLibvirtTo(t *testing.T) {
 		exec.Command("virsh", "-c", uri, "pool-undefine", pool).Run()
 	})
 
-	out := e.ok("export", name, "--to", uri, "--pool", pool, "--start")
+	out := e.ok("export", name, "--to", sk.uri, "--pool", pool, "--start")
 	if !strings.Contains(out, "defined and started "+name) {
 		t.Errorf("export --to said:\n%s", out)
 	}
@@ -256,5 +258,5 @@ func TestExportLibvirtTo(t *testing.T) {
 			t.Errorf("serial log lacks %q:\n%s", w, tail(string(log), 3000))
 		}
 	}
-	e.fail([]string{"already has a domain " + name}, "export", name, "--to", uri, "--pool", pool)
+	e.fail([]string{"already has a domain " + name}, "export", name, "--to", sk.uri, "--pool", pool)
 }

@@ -46,6 +46,112 @@ swtpm_group = "root"
 // when the test ends. Needs root.
 func startLibvirt(t *testing.T) string {
 	t.Helper()
+	return startLibvirtWith(t, nil)
+}
+
+// libvirtSSH is a throwaway sshd on loopback in front of the test's
+// libvirtd, for qemu+ssh:// URIs.
+type libvirtSSH struct {
+	uri string // qemu+ssh://root@127.0.0.1:PORT/system?keyfile=...&command=...
+}
+
+// sshWrapperName is a link to the test binary that virsh runs as its ssh
+// command (libvirt passes it no environment): it execs ssh with the
+// known_hosts beside it (strict checking), so the host's ~/.ssh is neither
+// used nor changed.
+const sshWrapperName = "vlab-e2e-ssh"
+
+// startLibvirtSSH is startLibvirt plus an sshd on a free loopback port
+// that sees the same libvirt socket (it runs in the private libvirtd's
+// mount namespace), a throwaway host key and a throwaway root key.
+func startLibvirtSSH(t *testing.T) (string, libvirtSSH) {
+	t.Helper()
+	fixture.Program(t, "/usr/sbin/sshd") // Debian openssh-server
+	fixture.Program(t, "ssh-keygen")
+	fixture.Program(t, "ssh")
+	var sk libvirtSSH
+	uri := startLibvirtWith(t, &sk)
+	return uri, sk
+}
+
+// sshdSetup writes the keys and the sshd configuration under dir and
+// returns the configuration file and the URI that reaches libvirt through
+// it.
+func sshdSetup(t *testing.T, dir string, sk *libvirtSSH) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"host_key", "id"} {
+		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "vlab-e2e", "-f", filepath.Join(dir, k)).CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen: %v: %s", err, out)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	pub, err := os.ReadFile(filepath.Join(dir, "id.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostPub, err := os.ReadFile(filepath.Join(dir, "host_key.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapper := filepath.Join(dir, sshWrapperName)
+	if err := os.Symlink(os.Args[0], wrapper); err != nil {
+		t.Fatal(err)
+	}
+	writes := map[string]string{
+		"authorized_keys": string(pub),
+		"known_hosts":     fmt.Sprintf("[127.0.0.1]:%d %s", port, hostPub),
+		"sshd_config": fmt.Sprintf("Port %d\nListenAddress 127.0.0.1\nHostKey %s\nAuthorizedKeysFile %s\nPidFile %s\n"+
+			"PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n",
+			port, filepath.Join(dir, "host_key"), filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "sshd.pid")),
+	}
+	for f, data := range writes {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { stopPidfile(filepath.Join(dir, "sshd.pid")) })
+	sk.uri = fmt.Sprintf("qemu+ssh://root@127.0.0.1:%d/system?keyfile=%s&command=%s", port, filepath.Join(dir, "id"), wrapper)
+	return filepath.Join(dir, "sshd_config")
+}
+
+// sshWrapper runs as virsh's ssh command: ssh checking the host key
+// against the test's known_hosts only.
+func sshWrapper() error {
+	knownHosts := filepath.Join(filepath.Dir(os.Args[0]), "known_hosts")
+	ssh, err := exec.LookPath("ssh")
+	if err != nil {
+		return err
+	}
+	args := append([]string{"ssh", "-o", "UserKnownHostsFile=" + knownHosts, "-o", "GlobalKnownHostsFile=/dev/null",
+		"-o", "StrictHostKeyChecking=yes", "-F", "/dev/null"}, os.Args[1:]...)
+	return syscall.Exec(ssh, args, os.Environ())
+}
+
+// startSSHD starts sshd with config, in the current mount namespace.
+func startSSHD(config string) error {
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { // its privilege separation folder
+		return err
+	}
+	if out, err := exec.Command("/usr/sbin/sshd", "-f", config).CombinedOutput(); err != nil {
+		return fmt.Errorf("sshd: %v: %s", err, out)
+	}
+	return nil
+}
+
+// sshdConfigEnv tells libvirtdHelper to start sshd with this configuration
+// in the private namespace too.
+const sshdConfigEnv = "VLAB_E2E_SSHD_CONFIG"
+
+func startLibvirtWith(t *testing.T, sk *libvirtSSH) string {
+	t.Helper()
 	for _, bin := range []string{"virsh", "libvirtd", "virtlogd", "virt-xml-validate"} {
 		fixture.Program(t, bin) // scripts/deps.sh installs libvirt
 	}
@@ -55,17 +161,26 @@ func startLibvirt(t *testing.T) string {
 		}
 		t.Skip("the libvirt test starts a privileged libvirtd: run it as root")
 	}
-	if c, err := net.Dial("unix", "/run/libvirt/libvirt-sock"); err == nil {
-		c.Close()
-		t.Log("using the libvirtd that already runs (qemu:///system)")
-		return "qemu:///system"
-	}
-	libvirtAccounts(t)
 	root, err := os.MkdirTemp("", "vlab-libvirtd-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(root) })
+	sshdConfig := ""
+	if sk != nil {
+		sshdConfig = sshdSetup(t, filepath.Join(root, "ssh"), sk)
+	}
+	if c, err := net.Dial("unix", "/run/libvirt/libvirt-sock"); err == nil {
+		c.Close()
+		t.Log("using the libvirtd that already runs (qemu:///system)")
+		if sshdConfig != "" {
+			if err := startSSHD(sshdConfig); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return "qemu:///system"
+	}
+	libvirtAccounts(t)
 	for _, d := range libvirtDirs {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
 			t.Fatal(err)
@@ -80,7 +195,7 @@ func startLibvirt(t *testing.T) string {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), libvirtdHelperEnv+"="+root)
+	cmd.Env = append(os.Environ(), libvirtdHelperEnv+"="+root, sshdConfigEnv+"="+sshdConfig)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("start a private libvirtd: %v\n%s", err, out)
@@ -161,6 +276,9 @@ func libvirtdHelper(root string) error {
 		if out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput(); err != nil {
 			return fmt.Errorf("%s: %v: %s", argv[0], err, out)
 		}
+	}
+	if config := os.Getenv(sshdConfigEnv); config != "" {
+		return startSSHD(config)
 	}
 	return nil
 }

@@ -45,6 +45,9 @@ func ExportTo(ctx context.Context, s *machine.Store, name, uri string, opts Remo
 	if err != nil {
 		return nil, err
 	}
+	if _, err := v.run(ctx, "uri"); err != nil {
+		return nil, fmt.Errorf("export %q: cannot reach libvirt at %s: %v: check the URI, ssh access and that libvirtd runs there", name, uri, err)
+	}
 	if _, err := v.run(ctx, "dominfo", "--domain", name); err == nil {
 		return nil, fmt.Errorf("export %q: %s already has a domain %s: undefine it there or export a VM of another name", name, uri, name)
 	}

@@ -16,7 +16,7 @@ PACKAGES=(
 	passt gdb-multiarch util-linux e2fsprogs
 	libsixel-bin xterm x11-apps
 	mmdebstrap cloud-image-utils openssh-client
-	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils
+	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils openssh-server
 )
 # Guest arches whose busybox-static the fixtures take from apt, less the host's.
 FOREIGN_ARCHES=()
