@@ -25,6 +25,17 @@ import (
 var vlabBin string
 
 func TestMain(m *testing.M) {
+	if filepath.Base(os.Args[0]) == sshWrapperName {
+		fmt.Fprintln(os.Stderr, sshWrapper()) // libvirtd_test.go; returns only on failure
+		os.Exit(255)
+	}
+	if root := os.Getenv(libvirtdHelperEnv); root != "" {
+		if err := libvirtdHelper(root); err != nil { // libvirtd_test.go
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "vlab-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

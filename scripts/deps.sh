@@ -19,6 +19,7 @@ PACKAGES=(
 	libsixel-bin xterm x11-apps
 	mmdebstrap cloud-image-utils openssh-client
 	rpm rpm2cpio python3-yaml
+	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils openssh-server
 )
 # Guest arches whose busybox-static the fixtures take from apt, less the host's.
 FOREIGN_ARCHES=()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -141,29 +142,57 @@ type exportDiskJSON struct {
 }
 
 func (a *app) exportCmd() *cobra.Command {
-	var format string
+	var format, to, pool string
+	var start bool
 	cmd := &cobra.Command{
-		Use:   "export NAME OUT",
-		Short: "Write a stopped VM as an OVA (or an OVF folder) that VirtualBox, VMware and vlab import",
+		Use:   "export NAME OUT | export NAME --to URI [--start]",
+		Short: "Write a stopped VM as an OVA, an OVF folder or a libvirt domain",
 		Long: `Export writes the VM as OVF 1.0: an .ova archive (descriptor first, a SHA256 manifest, disks as
 streamOptimized VMDK) or, with --format ovf, a new folder OUT holding the same files. A vlab section that
 other tools skip carries what OVF cannot say (arch, machine type, profile, forwards), so importing the
-package into vlab gives the same VM. Host files (an ISO, a direct-boot kernel) are not packed.`,
+package into vlab gives the same VM. Host files (an ISO, a direct-boot kernel) are not packed.
+
+With --format libvirt, OUT is a new (or empty) folder that receives OUT/NAME.xml, a libvirt domain,
+with qcow2 copies of the disks, the direct-boot kernel and initrd, and the UEFI variables beside it,
+all named by absolute path: ` + "`virsh define OUT/NAME.xml && virsh start NAME`" + ` runs the same guest.
+The serial console is logged to OUT/NAME-serial.log. What libvirt cannot express is listed.
+
+With --to URI (e.g. qemu+ssh://root@host/system) the domain goes straight onto that libvirt through
+virsh: its disks, kernel, initrd and UEFI variables are uploaded as volumes of a storage pool there
+(--pool, default "default") and the domain is defined; --start starts it.`,
 		Example: `  vlab export web web.ova
-  vlab export web ./web-ovf --format ovf`,
-		Args: exactArgs("NAME", "OUT"),
+  vlab export web ./web-ovf --format ovf
+  vlab export web ./web-libvirt --format libvirt
+  vlab export web --to qemu+ssh://root@server/system --start`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if to != "" {
+				return exactArgs("NAME")(cmd, args)
+			}
+			return exactArgs("NAME", "OUT")(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			switch format {
-			case "ova", "ovf":
-			default:
-				return usageError{fmt.Errorf("export format %q is unknown: use ova or ovf", format)}
+			if to == "" && (start || cmd.Flags().Changed("pool")) {
+				return usageError{fmt.Errorf("--start and --pool need --to URI: add --to qemu+ssh://user@host/system")}
+			}
+			if to != "" {
+				if cmd.Flags().Changed("format") && format != portable.FormatLibvirt {
+					return usageError{fmt.Errorf("--to writes a libvirt domain, not %s: drop --format", format)}
+				}
+				return a.exportTo(cmd, args[0], to, portable.RemoteOptions{Pool: pool, Start: start})
+			}
+			if !slices.Contains(portable.Formats, format) {
+				return usageError{fmt.Errorf("export format %q is unknown: use one of %s", format, strings.Join(portable.Formats, ", "))}
 			}
 			s, err := a.open()
 			if err != nil {
 				return err
 			}
 			bar := newProgressBar(cmd.ErrOrStderr(), "exporting")
-			res, err := portable.Export(cmd.Context(), s, args[0], args[1], portable.ExportOptions{Format: format, Progress: bar.update})
+			export := portable.Export
+			if format == portable.FormatLibvirt {
+				export = portable.ExportLibvirt
+			}
+			res, err := export(cmd.Context(), s, args[0], args[1], portable.ExportOptions{Format: format, Progress: bar.update})
 			bar.finish()
 			if err != nil {
 				return err
@@ -177,13 +206,59 @@ package into vlab gives the same VM. Host files (an ISO, a direct-boot kernel) a
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "exported %s to %s (%s, %s)\n", args[0], res.Path, format, count(len(res.Disks), "disk", "disks"))
+			if format == portable.FormatLibvirt {
+				fmt.Fprintf(out, "run it with `virsh define %s && virsh start %s`\n", res.Path, args[0])
+				if len(res.Notes) > 0 {
+					fmt.Fprintf(out, "not carried: %s\n", strings.Join(res.Notes, "; "))
+				}
+				return nil
+			}
 			for _, n := range res.Notes {
 				fmt.Fprintf(out, "note: %s\n", n)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "ova", "ova (one archive) or ovf (a folder)")
+	cmd.Flags().StringVar(&format, "format", "ova", "ova (one archive), ovf (a folder) or libvirt (a domain XML and its disks in a folder)")
 	cmd.Flags().BoolVar(&a.json, "json", false, "print what was written as JSON")
+	cmd.Flags().StringVar(&to, "to", "", "define the VM on the libvirt at this URI (e.g. qemu+ssh://root@host/system) instead of writing files")
+	cmd.Flags().StringVar(&pool, "pool", "default", "with --to: the storage pool there that receives the disks")
+	cmd.Flags().BoolVar(&start, "start", false, "with --to: start the domain once it is defined")
+	// Registered before wireCompletion, which would offer disk formats.
+	_ = cmd.RegisterFlagCompletionFunc("format", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return portable.Formats, cobra.ShellCompDirectiveNoFileComp
+	})
 	return cmd
+}
+
+// exportTo is `vlab export NAME --to URI`.
+func (a *app) exportTo(cmd *cobra.Command, name, uri string, opts portable.RemoteOptions) error {
+	s, err := a.open()
+	if err != nil {
+		return err
+	}
+	bar := newProgressBar(cmd.ErrOrStderr(), "exporting")
+	opts.Progress = bar.update
+	res, err := portable.ExportTo(cmd.Context(), s, name, uri, opts)
+	bar.finish()
+	if err != nil {
+		return err
+	}
+	if a.json {
+		j := exportJSON{Name: name, Format: portable.FormatLibvirt, Path: res.Path, Disks: []exportDiskJSON{}, Notes: nonNil(res.Notes)}
+		for _, d := range res.Disks {
+			j.Disks = append(j.Disks, exportDiskJSON{File: d.File, Bytes: d.Size, CapacityBytes: d.Capacity})
+		}
+		return printResult(cmd.OutOrStdout(), j)
+	}
+	out := cmd.OutOrStdout()
+	what := "defined"
+	if opts.Start {
+		what = "defined and started"
+	}
+	fmt.Fprintf(out, "%s %s on %s (%d disks in pool %s)\n", what, name, uri, len(res.Disks), opts.Pool)
+	if len(res.Notes) > 0 {
+		fmt.Fprintf(out, "not carried: %s\n", strings.Join(res.Notes, "; "))
+	}
+	return nil
 }

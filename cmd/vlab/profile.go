@@ -226,8 +226,8 @@ func (cp *createProfile) galleryISO(cmd *cobra.Command, a *app, arch emulator.Ar
 	if cp.name == "" {
 		cp.name, cp.why = e.Profile, "from gallery entry "+e.ID
 	}
-	bar := newProgressBar(cmd.ErrOrStderr())
-	p, err := s.FetchGallery(cmd.Context(), e, machine.FetchOptions{Progress: bar.update})
+	bar := newProgressBar(cmd.ErrOrStderr(), "downloading")
+	p, err := s.FetchGallery(cmd.Context(), e, machine.FetchOptions{Progress: bar.download})
 	bar.finish()
 	if err != nil {
 		return "", err
