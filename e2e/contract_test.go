@@ -20,6 +20,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -99,6 +100,9 @@ var contractSteps = []contractStep{
 	{path: "qmp", noJSON: "prints QEMU's own QMP replies verbatim (JSON already); e2e TestQMP* drive it"},
 	{path: "console", noJSON: "an interactive serial console; e2e tests attach through it"},
 	{path: "stop", args: []string{"stop", "a", "--force"}},
+	{path: "lab up", args: []string{"lab", "up", "{tmp}/lab.toml"}},
+	{path: "lab reset", args: []string{"lab", "reset", "{tmp}/lab.toml"}},
+	{path: "lab down", args: []string{"lab", "down", "{tmp}/lab.toml", "--force"}},
 	{path: "debug", args: []string{"debug", "a"}}, // starts the stopped VM with a stub; --json prints the gdb command instead of running it
 	{path: "completion bash", noJSON: "prints a shell script; TestCompletion* run it"},
 	{path: "completion zsh", noJSON: "prints a shell script"},
@@ -220,6 +224,11 @@ func contractWorld(t *testing.T, e *env) map[string]string {
 	t.Cleanup(srv.Close)
 	sum := sha256.Sum256(iso)
 	kernel, initrd := fixture.Guest(t, "x86_64")
+	lab := fmt.Sprintf("[[vm]]\nname = \"lab-a\"\nkernel = %q\ninitrd = %q\nappend = %q\nmemory = \"256M\"\n",
+		kernel, initrd, fixture.Append("x86_64"))
+	if err := os.WriteFile(filepath.Join(tmp, "lab.toml"), []byte(lab), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return map[string]string{
 		"{tmp}":        tmp,
 		"{http}":       srv.URL,

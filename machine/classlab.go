@@ -8,6 +8,9 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"vlab/emulator"
+	"vlab/profiles"
 )
 
 // ClassLab is a lab file: the VMs and lab networks a teacher hands to a
@@ -115,8 +118,29 @@ func ParseClassLab(file string, data []byte) (*ClassLab, error) {
 			}
 		}
 		if v.Snapshot != "" {
-			if err := ValidateName(v.Snapshot); err != nil {
+			if err := ValidateTag(v.Snapshot); err != nil {
 				return nil, bad("vm", i, "snapshot", "vm %q snapshot: %v", v.Name, err)
+			}
+			if v.Disk == "" {
+				return nil, bad("vm", i, "snapshot", "vm %q has a snapshot but no disk to keep it in: add disk = \"1G\"", v.Name)
+			}
+		}
+		if v.Arch != "" {
+			if _, err := emulator.ParseArch(v.Arch); err != nil {
+				return nil, bad("vm", i, "arch", "vm %q: %v", v.Name, err)
+			}
+		}
+		if v.Profile != "" {
+			if _, err := profiles.Get(v.Profile); err != nil {
+				return nil, bad("vm", i, "profile", "vm %q: %v", v.Name, err)
+			}
+		}
+		for _, sz := range []struct{ key, val string }{{"memory", v.Memory}, {"disk", v.Disk}} {
+			if sz.val == "" {
+				continue
+			}
+			if n, err := ParseSize(sz.val); err != nil || n == 0 {
+				return nil, bad("vm", i, sz.key, "vm %q: %s %q: write a size such as 512M or 2G", v.Name, sz.key, sz.val)
 			}
 		}
 		if v.CPUs < 0 {

@@ -16,6 +16,7 @@ name = "server"
 networks = ["lan"]
 forwards = ["tcp:8080:80"]
 snapshot = "clean"
+disk = "64M"
 
 [[vm]]
 name = "client"
@@ -42,10 +43,14 @@ func TestParseClassLabErrorsNameTheLine(t *testing.T) {
 	}{
 		{"typo", `snapshot = "clean"`, `snapshto = "clean"`, []string{"lab.toml:11:", `unknown key "vm.snapshto"`}},
 		{"syntax", `dhcp = true`, `dhcp = tru`, []string{"lab.toml:5:"}},
-		{"unknown network", "name = \"client\"\nnetworks = [\"lan\"]", "name = \"client\"\nnetworks = [\"wan\"]", []string{"lab.toml:15:", `network "wan"`}},
+		{"unknown network", "name = \"client\"\nnetworks = [\"lan\"]", "name = \"client\"\nnetworks = [\"wan\"]", []string{"lab.toml:16:", `network "wan"`}},
 		{"bad forward", `forwards = ["tcp:8080:80"]`, `forwards = ["tcp:80800:80"]`, []string{"lab.toml:10:", "tcp:80800:80"}},
-		{"bad vm name", `name = "client"`, `name = "../x"`, []string{"lab.toml:14:"}},
-		{"duplicate vm", `name = "client"`, `name = "server"`, []string{"lab.toml:14:", "twice"}},
+		{"bad vm name", `name = "client"`, `name = "../x"`, []string{"lab.toml:15:"}},
+		{"duplicate vm", `name = "client"`, `name = "server"`, []string{"lab.toml:15:", "twice"}},
+		{"snapshot without disk", `disk = "64M"`, `cpus = 1`, []string{"lab.toml:11:", "no disk", `disk = "1G"`}},
+		{"bad size", `disk = "64M"`, `disk = "64Q"`, []string{"lab.toml:12:", `disk "64Q"`, "512M"}},
+		{"unknown arch", `name = "client"`, "name = \"client\"\narch = \"vax\"", []string{"lab.toml:16:", "vax"}},
+		{"unknown profile", `name = "client"`, "name = \"client\"\nprofile = \"win3000\"", []string{"lab.toml:16:", "win3000"}},
 		{"bad subnet", `subnet = "10.77.1.0/24"`, `subnet = "lan"`, []string{"lab.toml:4:", "IPv4 CIDR"}},
 	}
 	for _, c := range cases {

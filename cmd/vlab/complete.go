@@ -58,6 +58,9 @@ var argCompletion = map[string][]completer{
 	"exec":             {vmsIn(stateRunning)},
 	"export":           {vmsIn(stateStopped)},
 	"import":           {}, // FILE.ova|FILE.ovf: the shell completes paths
+	"lab up":           {}, // FILE.toml: the shell completes paths
+	"lab down":         {},
+	"lab reset":        {},
 }
 
 // argFuncs are commands whose arguments need more than one completer per
@@ -87,7 +90,7 @@ var flagCompletion = map[string]completer{
 // flagOverride replaces flagCompletion for one command's flag of the same
 // name but another meaning, keyed "COMMAND PATH --FLAG".
 var flagOverride = map[string]completer{
-	"export --format":      fixed("ova", "ovf"),
+	"export --format":      fixed("ova", "ovf", "libvirt"),
 	"disk import --format": fixed(machine.ImportFormats...),
 	"replay --rm":          runIDs,
 }

@@ -82,6 +82,7 @@ for scripts, most with --json.`,
 		a.sshCmd(),
 		a.execCmd(),
 		a.cpCmd(),
+		a.labCmd(), // classlab.go
 	)
 	root.AddCommand(a.studentCmds()...) // debug.go, monitor.go, trace.go, replay.go
 	for _, c := range root.Commands() {
