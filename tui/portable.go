@@ -34,7 +34,16 @@ func parseExportTarget(s, home string) (out, format string, err error) {
 	if out == "" {
 		return "", "", errExportForms
 	}
-	return expandHome(out, home), format, nil
+	return absPath(expandHome(out, home)), format, nil
+}
+
+// absPath makes p absolute against the current folder, as the CLI does with
+// the files it is given (p as given when that fails).
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }
 
 // expandHome replaces a leading ~/ (or a lone ~) by home.
@@ -145,7 +154,7 @@ func (m *Model) importPrompt() *promptDialog {
 		return nil
 	}
 	return pathPrompt(newPrompt("Import an OVA or OVF package", "path of FILE.ova or FILE.ovf", "", validate, func(s string) tea.Cmd {
-		path := expandHome(s, home)
+		path := absPath(expandHome(s, home))
 		var sum ImportSummary
 		return m.startJob(jobSpec{
 			title: "importing " + path, op: "import",

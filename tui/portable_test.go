@@ -25,6 +25,7 @@ func TestParseExportTarget(t *testing.T) {
 		{"ovf:~/web-ovf", "/home/tester/web-ovf", FormatOVF},
 		{"libvirt:/srv/lv", "/srv/lv", FormatLibvirt},
 		{"libvirt:~", "/home/tester", FormatLibvirt},
+		{"ovf:/tmp/a/../b", "/tmp/b", FormatOVF},
 	} {
 		out, format, err := parseExportTarget(c.in, "/home/tester")
 		if err != nil || out != c.out || format != c.format {
