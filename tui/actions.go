@@ -125,6 +125,9 @@ func listActions() []listAction {
 			m.prompt = m.clonePrompt(ctx, name, true)
 			return nil
 		}},
+		{func(k *KeyMap) key.Binding { return k.Export }, func(m *Model, vm VM) tea.Cmd {
+			return m.exportAction(vm)
+		}},
 		{func(k *KeyMap) key.Binding { return k.Delete }, func(m *Model, vm VM) tea.Cmd {
 			name, svc, ctx := vm.Name, m.svc, m.ctx
 			if vm.State.Active() {

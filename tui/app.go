@@ -432,6 +432,8 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		}
 	case key.Matches(msg, k.New):
 		return m.openView(newWizard(m))
+	case key.Matches(msg, k.Import):
+		m.prompt = m.importPrompt()
 	default:
 		return m.machineAction(msg)
 	}

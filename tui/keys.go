@@ -13,6 +13,7 @@ type KeyMap struct {
 	New, Start, Stop, ForceStop, Pause, Reset     key.Binding
 	Console, Serial, Log, Snapshots, Edit         key.Binding
 	Clone, LinkedClone, Delete, Cmdline, Forwards key.Binding
+	Export, Import                                key.Binding
 
 	// List and app.
 	Filter, ClearFilter, Help, Quit key.Binding
@@ -53,6 +54,8 @@ func DefaultKeyMap() KeyMap {
 		Delete:      b([]string{"D"}, "D", "delete"),
 		Cmdline:     b([]string{"i"}, "i", "qemu cmdline"),
 		Forwards:    b([]string{"f"}, "f", "port forwards"),
+		Export:      b([]string{"o"}, "o", "export"),
+		Import:      b([]string{"I"}, "I", "import OVA/OVF"),
 
 		Filter:      b([]string{"/"}, "/", "filter"),
 		ClearFilter: b([]string{"esc"}, "esc", "clear filter"),
@@ -89,17 +92,18 @@ type bindings struct {
 func (b bindings) ShortHelp() []key.Binding  { return b.short }
 func (b bindings) FullHelp() [][]key.Binding { return b.full }
 
-// listHelp is the help of the main screen: movement, then New, the
-// actions of listActions in their order, help and quit, six to a column.
+// listHelp is the help of the main screen: movement, then New, Import, the
+// actions of listActions in their order, help and quit, seven to a column
+// (as many as the movement column holds).
 func (k KeyMap) listHelp() bindings {
-	all := []key.Binding{k.New}
+	all := []key.Binding{k.New, k.Import}
 	for _, a := range listActions() {
 		all = append(all, a.key(&k))
 	}
 	all = append(all, k.Help, k.Quit)
 	full := [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Filter}}
 	for len(all) > 0 {
-		n := min(6, len(all))
+		n := min(7, len(all))
 		full = append(full, all[:n])
 		all = all[n:]
 	}

@@ -17,6 +17,7 @@ import (
 	"vlab/console"
 	"vlab/emulator"
 	"vlab/machine"
+	"vlab/portable"
 	"vlab/profiles"
 	"vlab/tui/service"
 )
@@ -385,6 +386,39 @@ func machineProgress(step string, p ProgressFunc) machine.ProgressFunc {
 // Clone implements Service.
 func (s *MachineService) Clone(ctx context.Context, src, dst string, linked bool, progress ProgressFunc) error {
 	return s.store.Clone(ctx, src, dst, machine.CloneOptions{Linked: linked, Progress: machineProgress("copying disks", progress)})
+}
+
+// Export implements Service through package portable, as `vlab export`
+// does: an OVA or OVF package, or a libvirt domain folder.
+func (s *MachineService) Export(ctx context.Context, name, out, format string, progress ProgressFunc) (ExportSummary, error) {
+	export := portable.Export
+	switch format {
+	case FormatOVA, FormatOVF:
+	case FormatLibvirt:
+		export = portable.ExportLibvirt
+	default:
+		return ExportSummary{}, fmt.Errorf("export %q: format %q is unknown: use one of %s", name, format, strings.Join(portable.Formats, ", "))
+	}
+	res, err := export(ctx, s.store, name, out, portable.ExportOptions{Format: format, Progress: machineProgress("writing disks", progress)})
+	if err != nil {
+		return ExportSummary{}, err
+	}
+	return ExportSummary{Path: res.Path, Disks: len(res.Disks), Notes: res.Notes}, nil
+}
+
+// Import implements Service through package portable, as `vlab import`
+// does (each system named after its name in the package).
+func (s *MachineService) Import(ctx context.Context, path string, progress ProgressFunc) (ImportSummary, error) {
+	res, err := portable.Import(ctx, s.store, path, portable.ImportOptions{Progress: machineProgress("converting disks", progress)})
+	var sum ImportSummary
+	if res != nil {
+		sum.Notes = res.Notes
+		for _, vm := range res.VMs {
+			sum.Names = append(sum.Names, vm.Name)
+			sum.Dropped = append(sum.Dropped, vm.Dropped...)
+		}
+	}
+	return sum, err
 }
 
 // Update implements Service. A running VM can only change its ISO (a live

@@ -123,3 +123,79 @@ func TestMachineServiceLibrary(t *testing.T) {
 		t.Fatal("delete left the folder")
 	}
 }
+
+// TestMachineServiceExportImport runs export and import through the
+// adapter on a real (temporary) library: a stopped VM with a small disk is
+// written as an OVA and imported back (under its own name, so the original
+// is deleted first); the imported VM is then written as an OVF folder and a
+// libvirt domain.
+func TestMachineServiceExportImport(t *testing.T) {
+	fixture.Program(t, "qemu-img")
+	root := t.TempDir()
+	dirs := machine.Dirs{Config: filepath.Join(root, "c"), Data: filepath.Join(root, "d"), Runtime: filepath.Join(root, "r"),
+		State: filepath.Join(root, "s"), Cache: filepath.Join(root, "k")}
+	store, err := machine.Open(dirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := NewMachineService(store)
+	ctx := context.Background()
+	spec := machine.NewSpec("porter", emulator.ArchX86_64)
+	spec.CPUs, spec.Memory = 2, 512*machine.MiB
+	spec.Disks = []machine.DiskSpec{{File: "disk0.qcow2", Size: 16 * machine.MiB, Format: "qcow2"}}
+	if err := store.Create(ctx, spec); err != nil {
+		if strings.Contains(err.Error(), "no qemu") || strings.Contains(err.Error(), "probe") {
+			fixture.Need(t, "QEMU is missing: run make deps ("+err.Error()+")")
+		}
+		t.Fatal(err)
+	}
+	if _, err := svc.Export(ctx, "porter", filepath.Join(root, "x.zip"), "zip", nil); err == nil {
+		t.Fatal("an unknown format was accepted")
+	}
+	out := filepath.Join(t.TempDir(), "porter.ova")
+	var reports int
+	sum, err := svc.Export(ctx, "porter", out, FormatOVA, func(Progress) { reports++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Path != out || sum.Disks != 1 {
+		t.Fatalf("export summary %+v", sum)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Size() == 0 {
+		t.Fatalf("no package written: %v", err)
+	}
+	if _, err := svc.Export(ctx, "porter", out, FormatOVA, nil); err == nil {
+		t.Fatal("an existing file was overwritten")
+	}
+	if err := svc.Delete(ctx, "porter"); err != nil {
+		t.Fatal(err)
+	}
+	isum, err := svc.Import(ctx, out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(isum.Names) != 1 || isum.Names[0] != "porter" {
+		t.Fatalf("import summary %+v", isum)
+	}
+	vms, err := svc.List(ctx)
+	if err != nil || len(vms) != 1 || vms[0].Name != "porter" || vms[0].CPUs != 2 || vms[0].MemoryMiB != 512 || len(vms[0].Disks) != 1 {
+		t.Fatalf("list after import: %+v %v", vms, err)
+	}
+	if _, err := svc.Import(ctx, out, nil); err == nil {
+		t.Fatal("an import over a taken name succeeded")
+	}
+	for _, format := range []string{FormatOVF, FormatLibvirt} {
+		dir := filepath.Join(t.TempDir(), format)
+		sum, err := svc.Export(ctx, "porter", dir, format, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		if sum.Disks != 1 {
+			t.Fatalf("%s: summary %+v", format, sum)
+		}
+		if fi, err := os.Stat(sum.Path); err != nil || !strings.HasPrefix(sum.Path, dir) {
+			t.Fatalf("%s: wrote %q: %v %v", format, sum.Path, fi, err)
+		}
+	}
+	t.Logf("export progress reports: %d", reports)
+}

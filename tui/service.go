@@ -29,6 +29,9 @@ type (
 	ProgressFunc = service.ProgressFunc
 	Fixer        = service.Fixer
 	Change       = service.Change
+
+	ExportSummary = service.ExportSummary
+	ImportSummary = service.ImportSummary
 )
 
 // States (see service.State).
@@ -41,6 +44,13 @@ const (
 	StateCrashed  = service.StateCrashed
 	StateError    = service.StateError
 	StateInvalid  = service.StateInvalid
+)
+
+// Export formats (see Service.Export).
+const (
+	FormatOVA     = service.FormatOVA
+	FormatOVF     = service.FormatOVF
+	FormatLibvirt = service.FormatLibvirt
 )
 
 // Errors and helpers of package service.

@@ -55,6 +55,14 @@ type Service interface {
 	// A linked clone's disks are thin overlays on a frozen base of src's
 	// disks (src cannot be deleted while the clone exists).
 	Clone(ctx context.Context, src, dst string, linked bool, progress ProgressFunc) error
+	// Export writes stopped machine name to out in format: "ova" (one
+	// archive), "ovf" (a new folder) or "libvirt" (a folder with a domain
+	// XML and its disks); progress may be nil. An active machine is
+	// refused (its disks must be still).
+	Export(ctx context.Context, name, out string, format string, progress ProgressFunc) (ExportSummary, error)
+	// Import creates machines from the OVA or OVF package at path; progress
+	// may be nil.
+	Import(ctx context.Context, path string, progress ProgressFunc) (ImportSummary, error)
 	// Update replaces a machine's editable settings.
 	Update(ctx context.Context, name string, s Settings) error
 	// AddForward adds a port forward to NIC nic of a machine (-1: its first
@@ -302,6 +310,27 @@ func DefaultProfiles() []Profile {
 		out = append(out, Profile{Name: a.String(), Description: "generic " + a.String() + " machine", Arch: a})
 	}
 	return out
+}
+
+// Export formats (Service.Export).
+const (
+	FormatOVA     = "ova"
+	FormatOVF     = "ovf"
+	FormatLibvirt = "libvirt"
+)
+
+// ExportSummary is what an export wrote.
+type ExportSummary struct {
+	Path  string   // the archive, or the folder
+	Disks int      // disks written
+	Notes []string // what the package does not carry
+}
+
+// ImportSummary is what an import created.
+type ImportSummary struct {
+	Names   []string // the new machines, in package order
+	Dropped []string // what could not be mapped, e.g. "sound card"
+	Notes   []string // about the package (no manifest, certificates)
 }
 
 // Progress reports how far a long job got. Total 0 means the size is not

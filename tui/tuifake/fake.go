@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,6 +39,7 @@ type Service struct {
 	serialOut map[string][]byte
 	autoPort  int               // the last host port handed to an auto forward
 	linkedTo  map[string]string // linked clone -> its source
+	exports   []ExportCall
 
 	// StartDelay, when set, keeps a started machine in service.StateStarting for
 	// that long before it turns running (to exercise live updates).
@@ -658,6 +660,80 @@ func (f *Service) Clone(ctx context.Context, src, dst string, linked bool, progr
 	f.mu.Unlock()
 	f.notify(src, dst)
 	return nil
+}
+
+// ExportCall is one Export the fake was asked for.
+type ExportCall struct {
+	Name, Out, Format string
+}
+
+// Exports returns the exports asked for so far (also in Calls as
+// "Export NAME").
+func (f *Service) Exports() []ExportCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]ExportCall(nil), f.exports...)
+}
+
+// Export implements service.Service: it records the call, refuses an
+// active machine like the real one, and writes nothing.
+func (f *Service) Export(ctx context.Context, name, out, format string, progress service.ProgressFunc) (service.ExportSummary, error) {
+	f.mu.Lock()
+	err := f.begin("Export", name)
+	var vm *service.VM
+	if err == nil {
+		vm, err = f.get(name)
+	}
+	var disks int
+	if err == nil {
+		switch {
+		case vm.State.Active():
+			err = service.WithFix(fmt.Errorf("export %q: it is %s", name, vm.State), "stop it first (x)")
+		case format != service.FormatOVA && format != service.FormatOVF && format != service.FormatLibvirt:
+			err = fmt.Errorf("export %q: format %q is unknown", name, format)
+		default:
+			disks = len(vm.Disks)
+			f.exports = append(f.exports, ExportCall{Name: name, Out: out, Format: format})
+		}
+	}
+	f.mu.Unlock()
+	if err != nil {
+		return service.ExportSummary{}, err
+	}
+	if err := f.job(ctx, "writing disks", 1<<30, progress); err != nil {
+		return service.ExportSummary{}, err
+	}
+	sum := service.ExportSummary{Path: out, Disks: disks}
+	if format == service.FormatLibvirt {
+		sum.Notes = []string{"port forwards (user-mode NICs become libvirt's NAT network)"}
+	}
+	return sum, nil
+}
+
+// Import implements service.Service: it adds a stopped machine named after
+// the package's file name (without its extension), refusing a taken name.
+func (f *Service) Import(ctx context.Context, path string, progress service.ProgressFunc) (service.ImportSummary, error) {
+	base := filepath.Base(path)
+	name := strings.TrimSuffix(base, filepath.Ext(base))
+	f.mu.Lock()
+	err := f.begin("Import", path)
+	if err == nil {
+		if verr := f.validateNameLocked(name); verr != nil {
+			err = fmt.Errorf("import %s: %w", path, verr)
+		}
+	}
+	f.mu.Unlock()
+	if err != nil {
+		return service.ImportSummary{}, err
+	}
+	if err := f.job(ctx, "converting disks", 1<<30, progress); err != nil {
+		return service.ImportSummary{}, err
+	}
+	f.mu.Lock()
+	f.vms[name] = fakeVM(name, emulator.ArchX86_64)
+	f.mu.Unlock()
+	f.notify(name)
+	return service.ImportSummary{Names: []string{name}, Dropped: []string{"sound card"}}, nil
 }
 
 // Update implements service.Service.
