@@ -73,3 +73,25 @@ func TestParseClassLabErrorsNameTheLine(t *testing.T) {
 		}
 	}
 }
+
+// TestClassLabSpec: a lab file's VM becomes a Spec with the file's values,
+// its profile's, then vlab's defaults; lab NICs come first, then one
+// user-mode NIC for the forwards; an installer VM gets a disk.
+func TestClassLabSpec(t *testing.T) {
+	spec, err := classLabSpec(ClassLabVM{Name: "s", Kernel: "k", Memory: "300M", Disk: "1G",
+		Networks: []string{"a", "b"}, Forwards: []string{"tcp:8080:80"}}, "/labs/week3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Boot.Kernel != "/labs/week3/k" || spec.Memory != 300*MiB || spec.CPUs != 1 || len(spec.Disks) != 1 || spec.Disks[0].Size != GiB ||
+		len(spec.NICs) != 3 || spec.NICs[0].Lab != "a" || spec.NICs[1].Lab != "b" || spec.NICs[2].Mode != "user" || len(spec.NICs[2].Forwards) != 1 {
+		t.Errorf("spec %+v", spec)
+	}
+	inst, err := classLabSpec(ClassLabVM{Name: "c", Profile: "debian", ISO: "/isos/d.iso"}, "/labs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inst.Disks) != 1 || inst.Disks[0].Size == 0 || inst.Boot.Order != "dc" || inst.Profile != "debian" || len(inst.NICs) != 0 {
+		t.Errorf("installer spec %+v", inst)
+	}
+}

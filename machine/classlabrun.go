@@ -237,6 +237,11 @@ func classLabSpec(v ClassLabVM, dir string) (*Spec, error) {
 		}
 		spec.NICs = append(spec.NICs, nic)
 	}
+	if len(spec.Disks) == 0 && spec.Boot.ISO != "" {
+		// An installer needs somewhere to install to: the profile's size,
+		// else 20G (as `vlab create` does).
+		spec.Disks = []DiskSpec{{File: "disk0.qcow2", Format: "qcow2"}}
+	}
 	if v.Profile != "" {
 		p, err := profiles.Get(v.Profile)
 		if err != nil {
@@ -260,6 +265,11 @@ func classLabSpec(v ClassLabVM, dir string) (*Spec, error) {
 	}
 	if spec.Display == "" {
 		spec.Display = def.Display
+	}
+	for i := range spec.Disks {
+		if spec.Disks[i].Size == 0 {
+			spec.Disks[i].Size = 20 * GiB
+		}
 	}
 	if spec.Boot.ISO != "" && spec.Boot.Order == "" {
 		spec.Boot.Order = "dc" // an installer: CD first, then the disk it installs to
