@@ -137,7 +137,16 @@ func (b *builder) build() error {
 		b.add(socketChardev{id: id, path: p}.args()...)
 		b.add("-mon", newOpt("chardev="+id).raw("mode=control").String())
 	}
-	if cfg.Paths.Serial != "" {
+	switch {
+	case cfg.Instrument.Replay.Mode != ReplayOff && cfg.Paths.SerialLog != "":
+		// Recorded and replayed runs write the console to the log only. A
+		// socket console nobody is attached to refuses the UART's writes,
+		// the UART retries on a host timer the recording does not hold,
+		// and the replay then stalls at the first byte (seen with QEMU
+		// 7.2: an empty console, the replay ending at once).
+		b.add("-chardev", newOpt("file").set("id", SerialChardevID).set("path", cfg.Paths.SerialLog).raw("append=on").String())
+		b.add("-serial", "chardev:"+SerialChardevID)
+	case cfg.Paths.Serial != "":
 		b.add(socketChardev{id: SerialChardevID, path: cfg.Paths.Serial, logfile: cfg.Paths.SerialLog}.args()...)
 		b.add("-serial", "chardev:"+SerialChardevID)
 	}

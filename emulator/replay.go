@@ -38,11 +38,20 @@ const ReplayShift = 7
 type Replay struct {
 	Mode ReplayMode
 	File string // the replay log (rrfile), in the run's folder
-	// Snapshot names the disk snapshot QEMU takes at record start and loads
-	// at replay start (rrsnapshot): reverse debugging needs it. It needs a
-	// qcow2 disk to hold it; "" = none.
+	// Snapshot names the snapshot QEMU takes at record start and loads at
+	// replay start (rrsnapshot): reverse debugging needs it; "" = none.
 	Snapshot string
+	// State is the qcow2 image that holds the snapshot's VM state (RAM,
+	// devices), attached to no device. The guest's own disks cannot hold
+	// it: QEMU 7.2 writes the state through the first block backend it
+	// finds, a disk's blkreplay node, whose flush waits for a replay event
+	// that is only handled once the guest runs, and the record hangs
+	// before the first instruction. Required with Snapshot.
+	State string
 }
+
+// ReplayStateID is the block backend of a run's snapshot state image.
+const ReplayStateID = "rr-state"
 
 // args returns -icount for the run; nothing when off.
 func (r Replay) args() []string {
@@ -50,10 +59,15 @@ func (r Replay) args() []string {
 		return nil
 	}
 	o := newOpt("shift="+strconv.Itoa(ReplayShift)).raw("rr="+r.Mode.String()).set("rrfile", r.File)
-	if r.Snapshot != "" {
-		o.set("rrsnapshot", r.Snapshot)
+	if r.Snapshot == "" {
+		return []string{"-icount", o.String()}
 	}
-	return []string{"-icount", o.String()}
+	o.set("rrsnapshot", r.Snapshot)
+	// A -drive, not a -blockdev: QEMU keeps the VM state on the first
+	// snapshot-capable block backend, and -drive backends exist before
+	// any device attaches one to a disk's node.
+	state := newOpt("if=none").set("id", ReplayStateID).set("file", r.State).raw("format=qcow2")
+	return []string{"-icount", o.String(), "-drive", state.String()}
 }
 
 // CheckReplay refuses a configuration QEMU's record/replay cannot make
@@ -65,6 +79,9 @@ func CheckReplay(cfg Config) error {
 	}
 	if r.File == "" {
 		return errors.New("record/replay needs a log file (Instrument.Replay.File)")
+	}
+	if r.Snapshot != "" && r.State == "" {
+		return errors.New("record/replay snapshot needs a state image (Instrument.Replay.State)")
 	}
 	if cfg.Accel.Accel == AccelKVM {
 		return errors.New("record/replay needs TCG: KVM runs instructions QEMU cannot count; use --accel tcg")

@@ -27,6 +27,7 @@ type Status struct {
 	AccelReason string
 	Detail      string // why: the crash's last log line, the QMP error...
 	Disposable  bool
+	Replay      string // "record" or "replay" while a recorded or replayed run is up
 }
 
 // record is what vlab keeps about a QEMU it started, in the runtime dir.
@@ -36,6 +37,7 @@ type record struct {
 	AccelReason string `json:"accel_reason"`
 	LogOffset   int64  `json:"log_offset"` // qemu.log size before this run
 	Disposable  bool   `json:"disposable,omitempty"`
+	Replay      string `json:"replay,omitempty"` // "record" or "replay": the console is a file only
 }
 
 // exitRecord remembers how the last run ended when it did not end cleanly.
@@ -118,7 +120,7 @@ func (s *Store) status(ctx context.Context, name string, held bool) (Status, err
 		}
 	}
 	settleIntent(p, held)
-	st := Status{PID: rec.PID, StartedAt: rec.StartedAt, Accel: rec.Accel, AccelReason: rec.AccelReason, Disposable: rec.Disposable}
+	st := Status{PID: rec.PID, StartedAt: rec.StartedAt, Accel: rec.Accel, AccelReason: rec.AccelReason, Disposable: rec.Disposable, Replay: rec.Replay}
 	switch rec.Check() {
 	case emulator.LiveRunning:
 	default:
@@ -359,6 +361,9 @@ func (s *Store) Start(ctx context.Context, name string, opts StartOptions) error
 		return fmt.Errorf("start vm %q: %w", name, err)
 	}
 	rec := record{Accel: cfg.Accel.Accel.String(), AccelReason: cfg.Accel.Reason, LogOffset: offset, Disposable: opts.Disposable}
+	if m := cfg.Instrument.Replay.Mode; m != emulator.ReplayOff {
+		rec.Replay = m.String()
+	}
 	rec.StartedAt = time.Now()
 	if err := writeRecord(intentPath(p), startIntent{Record: rec, Argv: argv, Launcher: launcher}); err != nil {
 		sandbox.stop()
@@ -445,7 +450,7 @@ func (s *Store) Launched(name string) (st Status, ok bool) {
 		return Status{}, false
 	}
 	return Status{State: StateRunning, PID: rec.PID, StartedAt: rec.StartedAt, Accel: rec.Accel,
-		AccelReason: rec.AccelReason, Disposable: rec.Disposable}, true
+		AccelReason: rec.AccelReason, Disposable: rec.Disposable, Replay: rec.Replay}, true
 }
 
 // rotateLog keeps the previous boot's serial log as serial.log.1.

@@ -16,14 +16,18 @@ import (
 
 // A recorded run lives in the VM's folder under runs/<id>/: the spec it was
 // recorded with (replays rebuild the same command line from it through the
-// validator, never from a stored argv), QEMU's replay log and overlays of
-// the VM's disks that the run wrote to.
+// validator, never from a stored argv), QEMU's replay log, overlays of the
+// VM's disks that the run wrote to and the image holding the start snapshot.
 const (
 	runsDir       = "runs"
 	runSpecFile   = "machine.toml"
 	runLogFile    = "replay.bin"
 	runInfoFile   = "run.json"
-	runSnapshotID = "rr-start" // the disk snapshot replay starts from (rrsnapshot)
+	runSnapshotID = "rr-start"    // the snapshot replay starts from (rrsnapshot)
+	runStateFile  = "state.qcow2" // holds that snapshot's VM state
+	// runStateSize is the state image's virtual size; the VM state is
+	// kept past it, so it only has to be non-zero.
+	runStateSize Size = 1 << 20
 )
 
 // ErrNoRun is returned for a recorded run id that does not exist.
@@ -34,7 +38,7 @@ type Run struct {
 	ID       string    `json:"id"`
 	Time     time.Time `json:"time"`
 	LogBytes int64     `json:"log_bytes"` // size of the replay log
-	Disks    int       `json:"disks"`     // disk overlays (reverse debugging needs at least one)
+	Disks    int       `json:"disks"`     // disk overlays
 	Dir      string    `json:"dir"`
 }
 
@@ -100,15 +104,10 @@ func (s *Store) recordConfig(ctx context.Context, name string, host *emulator.Ho
 }
 
 // runDisks points cfg's writable disks at the run's overlays (hdN.qcow2),
-// creating them when create; with any disk the run starts from a snapshot
-// (rrsnapshot) so replays can seek, which reverse debugging needs.
+// creating them when create, and makes the run start from a snapshot
+// (rrsnapshot, its VM state in the run's state.qcow2) so replays can seek,
+// which reverse debugging needs.
 func (s *Store) runDisks(ctx context.Context, dir string, host *emulator.Host, cfg *emulator.Config, create bool) error {
-	if len(cfg.Disks) > 0 {
-		// A recording with disks (blkreplay overlays and the rrsnapshot
-		// start snapshot reverse debugging needs) hung QEMU 7.2 here
-		// before the guest ran; until that is understood, refuse it.
-		return errors.New("record/replay of a vm with disks is not supported yet: record a diskless (--kernel/--initrd) vm")
-	}
 	var disks []emulator.Disk
 	for i, d := range cfg.Disks {
 		if d.ReadOnly {
@@ -126,9 +125,15 @@ func (s *Store) runDisks(ctx context.Context, dir string, host *emulator.Host, c
 		disks = append(disks, d)
 	}
 	cfg.Disks = disks
-	if len(disks) > 0 {
-		cfg.Instrument.Replay.Snapshot = runSnapshotID
+	state := filepath.Join(dir, runStateFile)
+	if create {
+		if err := CreateDisk(ctx, host.QemuImg, state, "qcow2", runStateSize); err != nil {
+			return err
+		}
+	} else if _, err := os.Stat(state); err != nil {
+		return fmt.Errorf("run state image: %w", err)
 	}
+	cfg.Instrument.Replay.Snapshot, cfg.Instrument.Replay.State = runSnapshotID, state
 	return nil
 }
 

@@ -13,7 +13,7 @@ import (
 // startDebugFlags adds vlab start's --record, --log and --gdb-for-this-run
 // flags (the students' tools) to f.
 func startDebugFlags(f *pflag.FlagSet, o *machine.DebugOptions) {
-	f.BoolVar(&o.Record, "record", false, "record this run for deterministic replay (`vlab replay NAME`); TCG, no network, sound or USB")
+	f.BoolVar(&o.Record, "record", false, "record this run for deterministic replay (`vlab replay NAME`); TCG, no network, sound or USB; the console is written to serial.log only")
 	f.StringSliceVar(&o.LogItems, "log", nil, "QEMU -d log items for this run into the VM's trace.log (e.g. int,guest_errors; see qemu-system-* -d help)")
 }
 
@@ -25,8 +25,9 @@ func (a *app) replayCmd() *cobra.Command {
 		Short: "Replay a run recorded with `vlab start NAME --record` (the newest without RUN); list or delete runs",
 		Long: `Start the VM replaying a recorded run: the guest executes exactly as it did, with the recorded
 inputs (clock, interrupts, serial input, disk completions). --gdb opens a gdb stub so that
-` + "`vlab debug NAME`" + ` can step and, when the VM has a disk to hold the start snapshot, reverse-stepi and
-reverse-continue. --list shows the recorded runs; --rm RUN deletes one.`,
+` + "`vlab debug NAME`" + ` can step, reverse-stepi and reverse-continue (every run starts from a snapshot
+kept in the run's folder). Recorded and replayed runs write the console to the VM's serial.log only (no
+` + "`vlab console`" + `: input typed there would not be in the recording). --list shows the recorded runs; --rm RUN deletes one.`,
 		Example: `  vlab start tiny --record
   vlab replay tiny
   vlab replay tiny --gdb --paused && vlab debug tiny

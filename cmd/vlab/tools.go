@@ -116,6 +116,9 @@ and output is printed until the VM's console closes or vlab is interrupted.`,
 				return err
 			}
 			p := s.Paths(name)
+			if st, ok := s.Launched(name); ok && st.Replay != "" {
+				return fmt.Errorf("console %q: this run is a %s run, whose console is written to %s only (typed input would not be in the recording): follow it with `tail -f %q`", name, st.Replay, p.SerialLog, p.SerialLog)
+			}
 			ser, err := console.AttachSerial(cmd.Context(), p.Serial)
 			if err != nil {
 				if errors.Is(err, console.ErrSerialBusy) {
