@@ -98,6 +98,14 @@ func listActions() []listAction {
 			}
 			return m.openView(newSerialView(m, name))
 		}},
+		{func(k *KeyMap) key.Binding { return k.Monitor }, func(m *Model, vm VM) tea.Cmd {
+			name := vm.Name
+			if !vm.State.Active() {
+				m.setErr(WithFix(fmt.Errorf("QEMU monitor of %q: machine is %s", name, vm.State), "start it first (s)"))
+				return nil
+			}
+			return m.openView(newMonitorView(m, name))
+		}},
 		{func(k *KeyMap) key.Binding { return k.Log }, func(m *Model, vm VM) tea.Cmd {
 			name := vm.Name
 			return m.openView(newLogView(m, name))

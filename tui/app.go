@@ -507,7 +507,7 @@ func (m *Model) openView(v view) tea.Cmd {
 // viewTakesText reports whether the open view wants "?" as text.
 func (m *Model) viewTakesText() bool {
 	switch v := m.view.(type) {
-	case *serialView:
+	case *serialView, *monitorView:
 		return true
 	case *wizard:
 		return v.typing()

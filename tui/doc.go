@@ -1,7 +1,8 @@
 // Package tui is vlab's terminal workstation: a Bubble Tea program with a
 // list of machines beside a live detail pane, a new-VM wizard, an edit
-// screen, snapshot, serial console, qemu.log and command-line views, and the
-// confirmations, progress and status line around them.
+// screen, snapshot, serial console, QEMU monitor (HMP, with the trace log's
+// tail), qemu.log and command-line views, and the confirmations, progress
+// and status line around them.
 //
 // The screens talk to the rest of vlab only through the Service interface
 // (package tui/service, re-exported in service.go), so every screen is

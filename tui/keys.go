@@ -10,10 +10,10 @@ type KeyMap struct {
 	Up, Down, PageUp, PageDown, Top, Bottom key.Binding
 
 	// Machine actions on the list.
-	New, Start, Stop, ForceStop, Pause, Reset     key.Binding
-	Console, Serial, Log, Snapshots, Edit         key.Binding
-	Clone, LinkedClone, Delete, Cmdline, Forwards key.Binding
-	Export, Import                                key.Binding
+	New, Start, Stop, ForceStop, Pause, Reset key.Binding
+	Console, Serial, Monitor, Log, Snapshots  key.Binding
+	Edit, Clone, LinkedClone, Delete, Cmdline key.Binding
+	Forwards, Export, Import                  key.Binding
 
 	// List and app.
 	Filter, ClearFilter, Help, Quit key.Binding
@@ -23,6 +23,19 @@ type KeyMap struct {
 	Cycle, OpenPicker, Reload, Detach                 key.Binding
 	TakeSnap, RestoreSnap, DeleteSnap                 key.Binding
 	AddForward, RemoveForward                         key.Binding
+
+	// The monitor view: run the typed line, walk its history, complete a
+	// command name, show/hide and re-read the trace log, and the keys that
+	// run one command line each (listed in the view's footer).
+	RunLine, HistoryPrev, HistoryNext, Complete key.Binding
+	ToggleTrace, ReloadTrace                    key.Binding
+	MonitorShortcuts                            []MonitorShortcut
+}
+
+// MonitorShortcut is a key of the monitor view that runs one command line.
+type MonitorShortcut struct {
+	Key  key.Binding
+	Line string
 }
 
 // DefaultKeyMap returns vlab's key bindings.
@@ -46,6 +59,7 @@ func DefaultKeyMap() KeyMap {
 		Reset:       b([]string{"R"}, "R", "reset"),
 		Console:     b([]string{"v"}, "v", "VNC console"),
 		Serial:      b([]string{"c"}, "c", "serial"),
+		Monitor:     b([]string{"m"}, "m", "QEMU monitor"),
 		Log:         b([]string{"l"}, "l", "qemu.log"),
 		Snapshots:   b([]string{"t"}, "t", "snapshots"),
 		Edit:        b([]string{"e"}, "e", "edit"),
@@ -80,6 +94,21 @@ func DefaultKeyMap() KeyMap {
 
 		AddForward:    b([]string{"a"}, "a", "add forward"),
 		RemoveForward: b([]string{"d", "delete"}, "d", "remove forward"),
+
+		RunLine:     b([]string{"enter"}, "enter", "run"),
+		HistoryPrev: b([]string{"up", "ctrl+p"}, "↑/↓", "history"),
+		HistoryNext: b([]string{"down", "ctrl+n"}, "↓", "history"),
+		Complete:    b([]string{"tab"}, "tab", "complete"),
+		ToggleTrace: b([]string{"ctrl+t"}, "ctrl+t", "trace log"),
+		ReloadTrace: b([]string{"ctrl+r"}, "ctrl+r", "re-read trace"),
+		// F-keys, and alt+digit for terminals that keep F1 for themselves.
+		MonitorShortcuts: []MonitorShortcut{
+			{b([]string{"f1", "alt+1"}, "f1", "registers"), "info registers"},
+			{b([]string{"f2", "alt+2"}, "f2", "memory tree"), "info mtree -f"},
+			{b([]string{"f3", "alt+3"}, "f3", "PCI"), "info pci"},
+			{b([]string{"f4", "alt+4"}, "f4", "IRQs"), "info irq"},
+			{b([]string{"f5", "alt+5"}, "f5", "TLB"), "info tlb"},
+		},
 	}
 }
 

@@ -569,6 +569,30 @@ func (s *MachineService) LogTail(ctx context.Context, name string, max int) (str
 	return string(b), nil
 }
 
+// HMP implements Service through the store's human-monitor-command.
+func (s *MachineService) HMP(ctx context.Context, name, line string) (string, error) {
+	out, err := s.store.HMP(ctx, name, line)
+	if errors.Is(err, machine.ErrNotRunning) {
+		return "", WithFix(err, "start it first (s)")
+	}
+	if err != nil {
+		return "", err
+	}
+	return strings.ReplaceAll(out, "\r\n", "\n"), nil
+}
+
+// TraceTail implements Service: the end of machine.TraceLog.
+func (s *MachineService) TraceTail(ctx context.Context, name string, max int) (string, error) {
+	b, err := tail(machine.TraceLog(s.store.Paths(name)), int64(max))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil // never traced: no log yet
+	}
+	if err != nil {
+		return "", fmt.Errorf("read trace.log of %q: %w", name, err)
+	}
+	return string(b), nil
+}
+
 // HostLimits implements Service.
 func (s *MachineService) HostLimits(ctx context.Context) (HostLimits, error) {
 	l := HostLimits{CPUs: runtime.NumCPU()}

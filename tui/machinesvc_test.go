@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,6 +113,12 @@ func TestMachineServiceLibrary(t *testing.T) {
 	}
 	if _, err := svc.SerialAttach(ctx, "plain"); err == nil || fixOf(err) == "" {
 		t.Fatalf("serial of a stopped VM: %v", err)
+	}
+	if _, err := svc.HMP(ctx, "plain", "info status"); !errors.Is(err, machine.ErrNotRunning) || fixOf(err) == "" {
+		t.Fatalf("monitor of a stopped VM: %v", err)
+	}
+	if s, err := svc.TraceTail(ctx, "plain", 100); err != nil || s != "" {
+		t.Fatalf("trace log of a never-traced VM: %q %v", s, err)
 	}
 	if l, err := svc.HostLimits(ctx); err != nil || l.CPUs < 1 || l.FreeDiskBytes <= 0 {
 		t.Fatalf("host limits %+v %v", l, err)

@@ -62,9 +62,17 @@ func TestRealQEMUEventsReachTheModel(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	m := New(ctx, NewMachineService(store), Options{Env: []string{"TERM=xterm-256color"}, StatsInterval: time.Hour})
+	svc := NewMachineService(store)
+	m := New(ctx, svc, Options{Env: []string{"TERM=xterm-256color"}, StatsInterval: time.Hour})
 	tm, updates := newCountingFlow(t, m, 120, 30)
 	waitRow(t, tm, name, StateRunning)
+	// The monitor view's calls, on the real QEMU beside the TUI's own QMP.
+	if out, err := svc.HMP(ctx, name, "info status"); err != nil || out != "VM status: running\n" {
+		t.Fatalf("monitor info status: %q %v", out, err)
+	}
+	if out, err := svc.TraceTail(ctx, name, 1<<10); err != nil || out != "" {
+		t.Fatalf("trace log before any trace: %q %v", out, err)
+	}
 	time.Sleep(500 * time.Millisecond) // the watcher subscribes to QMP
 
 	start := time.Now()

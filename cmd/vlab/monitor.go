@@ -11,24 +11,9 @@ import (
 	"github.com/chzyer/readline"
 	"github.com/spf13/cobra"
 
+	"vlab/emulator"
 	"vlab/machine"
 )
-
-// hmpCommands are the human monitor's command names, for completion (QEMU
-// 7.2's `help`), and the `info` topics students use most.
-var hmpCommands = []string{
-	"info", "help", "stop", "cont", "c", "system_reset", "system_powerdown", "x", "xp", "p", "print",
-	"gdbserver", "log", "logfile", "trace-event", "singlestep", "sendkey", "screendump", "memsave",
-	"pmemsave", "savevm", "loadvm", "delvm", "mouse_move", "mouse_button", "nmi", "i", "o",
-	"device_add", "device_del", "qom-list", "qom-get", "qom-set", "replay_break", "replay_delete_break",
-	"replay_seek", "announce_self", "dump-guest-memory", "watchdog_action", "sum", "boot_set",
-	"commit", "eject", "change", "block_resize", "drive_del", "drive_add", "netdev_add", "netdev_del",
-	"set_link", "stopcapture", "wavcapture", "mce", "cpu", "balloon", "snapshot_blkdev", "migrate",
-}
-
-var hmpInfo = []string{"status", "registers", "mtree", "pci", "irq", "tlb", "cpus", "block", "network",
-	"qtree", "mem", "pic", "lapic", "roms", "chardev", "trace-events", "replay", "snapshots", "version",
-	"history", "jit", "kvm", "numa", "usb", "usernet", "vnc", "qom-tree", "memdev", "ramblock", "sync-profile"}
 
 // monitorJSON is `vlab monitor NAME -c CMD --json`.
 type monitorJSON struct {
@@ -93,10 +78,10 @@ names; -c CMD runs one command (repeat -c for several) and prints its answer, fo
 // monitorLoop is the interactive monitor: a readline prompt until EOF or quit.
 func (a *app) monitorLoop(cmd *cobra.Command, s *machine.Store, name string) error {
 	var items []readline.PrefixCompleterInterface
-	for _, c := range hmpCommands {
+	for _, c := range emulator.HMPCommands {
 		if c == "info" {
 			var sub []readline.PrefixCompleterInterface
-			for _, i := range hmpInfo {
+			for _, i := range emulator.HMPInfoTopics {
 				sub = append(sub, readline.PcItem(i))
 			}
 			items = append(items, readline.PcItem(c, sub...))

@@ -91,6 +91,15 @@ type Service interface {
 	SerialAttach(ctx context.Context, name string) (*Serial, error)
 	// LogTail returns up to max bytes from the end of the machine's qemu.log.
 	LogTail(ctx context.Context, name string, max int) (string, error)
+	// HMP runs one human monitor command line (`info registers`, `x/8i
+	// $pc`...) on a running machine, over QMP, and returns QEMU's answer
+	// with "\n" line ends. A command QEMU does not know is an answer, not an
+	// error; a machine that is not running is an error.
+	HMP(ctx context.Context, name, line string) (string, error)
+	// TraceTail returns up to max bytes from the end of the machine's trace
+	// log (where `vlab trace` sends events and -d items), "" when there is
+	// none yet.
+	TraceTail(ctx context.Context, name string, max int) (string, error)
 	// HostLimits bounds what the wizard and the edit screen accept.
 	HostLimits(ctx context.Context) (HostLimits, error)
 	// Profiles lists the OS presets the wizard offers.

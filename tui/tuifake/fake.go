@@ -29,6 +29,8 @@ type Service struct {
 	vms       map[string]*service.VM
 	snaps     map[string][]service.Snapshot
 	logs      map[string]string
+	traces    map[string]string // trace.log text per machine
+	hmp       []string          // monitor lines run, as "name: line"
 	fail      map[string]error
 	subs      []chan service.Change
 	limits    service.HostLimits
@@ -56,6 +58,7 @@ func New() *Service {
 		linkedTo:  map[string]string{},
 		snaps:     map[string][]service.Snapshot{},
 		logs:      map[string]string{},
+		traces:    map[string]string{},
 		fail:      map[string]error{},
 		serialOut: map[string][]byte{},
 		limits:    service.HostLimits{CPUs: 4, MemoryMiB: 8192, FreeDiskBytes: 100 << 30},
@@ -143,6 +146,21 @@ func (f *Service) SetLog(name, text string) {
 	f.mu.Lock()
 	f.logs[name] = text
 	f.mu.Unlock()
+}
+
+// SetTraceLog sets the trace.log text of a machine.
+func (f *Service) SetTraceLog(name, text string) {
+	f.mu.Lock()
+	f.traces[name] = text
+	f.mu.Unlock()
+}
+
+// HMPLines returns the monitor command lines run so far, each as
+// "NAME: LINE" (HMP is also in Calls as "HMP NAME").
+func (f *Service) HMPLines() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.hmp...)
 }
 
 // SetSerialOutput sets what a machine's serial console printed so far.
@@ -1007,6 +1025,144 @@ func (f *Service) LogTail(ctx context.Context, name string, max int) (string, er
 		return "", err
 	}
 	s := f.logs[name]
+	if max > 0 && len(s) > max {
+		s = s[len(s)-max:]
+	}
+	return s, nil
+}
+
+// HMP implements service.Service with canned answers in QEMU's words for
+// the common commands of an x86 guest; stop and cont pause and resume the
+// machine (as the QMP events would tell the TUI), trace-event adds a line
+// to its trace log, and a command the fake does not know gets QEMU's
+// "unknown command" answer.
+func (f *Service) HMP(ctx context.Context, name, line string) (string, error) {
+	f.mu.Lock()
+	err := f.begin("HMP", name)
+	var vm *service.VM
+	if err == nil {
+		vm, err = f.get(name)
+	}
+	if err == nil && !vm.State.Active() {
+		err = service.WithFix(fmt.Errorf("vm %q: %w", name, machine.ErrNotRunning), "start it first (s)")
+	}
+	if err != nil {
+		f.mu.Unlock()
+		return "", err
+	}
+	f.hmp = append(f.hmp, name+": "+line)
+	fields := strings.Fields(line)
+	cmd := ""
+	if len(fields) > 0 {
+		cmd = fields[0]
+	}
+	changed := false
+	var out string
+	switch {
+	case cmd == "":
+	case cmd == "info" && len(fields) > 1:
+		out = fakeInfo[fields[1]]
+		switch {
+		case fields[1] == "status":
+			out = "VM status: running\n"
+			if vm.State == service.StatePaused {
+				out = "VM status: paused\n"
+			}
+		case out == "":
+			out = "info: unknown topic '" + fields[1] + "'\n"
+		}
+	case cmd == "info":
+		out = "info subcommands: status registers mtree pci irq tlb cpus block network\n"
+	case cmd == "stop":
+		vm.State, changed = service.StatePaused, true
+	case cmd == "cont" || cmd == "c":
+		vm.State, changed = service.StateRunning, true
+	case cmd == "system_reset":
+		vm.Uptime = 0
+	case cmd == "trace-event" && len(fields) == 3:
+		f.traces[name] += fmt.Sprintf("%d@%d.%06d:trace_event_set_state %s %s\n", 4242, fakeEpoch.Unix(), len(f.hmp), fields[1], fields[2])
+	case cmd == "help":
+		out = strings.Join(emulator.HMPCommands, "\n") + "\n"
+	default:
+		found := false
+		for _, c := range emulator.HMPCommands {
+			found = found || c == cmd
+		}
+		if !found {
+			out = "unknown command: '" + cmd + "'\n"
+		}
+	}
+	f.mu.Unlock()
+	if changed {
+		f.notify(name)
+	}
+	return out, nil
+}
+
+// fakeInfo are the fake's answers to info TOPIC, shortened from QEMU 7.2's
+// for a q35 x86_64 guest.
+var fakeInfo = map[string]string{
+	"registers": `RAX=0000000000000000 RBX=ffffffff82a0c940 RCX=0000000000000001 RDX=0000000000000000
+RSI=0000000000000083 RDI=00000000000e3c14 RBP=ffffffff82a03e28 RSP=ffffffff82a03e08
+R8 =ffff88803ec1f1e0 R9 =0000000000000000 R10=0000000000000001 R11=0000000000000000
+R12=0000000000000000 R13=0000000000000000 R14=0000000000000000 R15=0000000000000000
+RIP=ffffffff81f7a20e RFL=00000246 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=1
+ES =0000 0000000000000000 00000000 00000000
+CS =0010 0000000000000000 ffffffff 00af9b00 DPL=0 CS64 [-RA]
+CR0=80050033 CR2=00007f3c2a1b4000 CR3=0000000002c0e000 CR4=00350ef0
+EFER=0000000000000d01
+`,
+	"mtree": `FlatView #0
+ AS "memory", root: system
+ Root memory region: system
+  0000000000000000-000000000009ffff (prio 0, ram): pc.ram KVM
+  00000000000a0000-00000000000bffff (prio 1, i/o): vga-lowmem
+  00000000000c0000-00000000000dffff (prio 0, rom): pc.ram @00000000000c0000 KVM
+  0000000000100000-000000003fffffff (prio 0, ram): pc.ram @0000000000100000 KVM
+  00000000fd000000-00000000fdffffff (prio 1, ram): vga.vram KVM
+  00000000fffc0000-00000000ffffffff (prio 0, rom): pc.bios KVM
+`,
+	"pci": `  Bus  0, device   0, function 0:
+    Host bridge: PCI device 8086:29c0
+      PCI subsystem 1af4:1100
+      id ""
+  Bus  0, device   1, function 0:
+    VGA controller: PCI device 1234:1111
+      PCI subsystem 1af4:1100
+      BAR0: 32 bit prefetchable memory at 0xfd000000 [0xfdffffff].
+      id ""
+  Bus  0, device   2, function 0:
+    Ethernet controller: PCI device 1af4:1000
+      PCI subsystem 1af4:0001
+      IRQ 10, pin A
+      BAR0: I/O at 0xc040 [0xc05f].
+      id "net0"
+`,
+	"irq": `IRQ statistics for ioapic:
+ 0: 1
+ 1: 9
+ 4: 1832
+ 8: 1
+10: 215
+`,
+	"tlb": `ffffffff81000000: 0000000001000000 --PDA---W
+ffffffff81200000: 0000000001200000 --PDA---W
+ffffffff81400000: 0000000001400000 --PDA---W
+ffff888000000000: 0000000000000000 X-PDA---W
+`,
+}
+
+// TraceTail implements service.Service.
+func (f *Service) TraceTail(ctx context.Context, name string, max int) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin("TraceTail", name); err != nil {
+		return "", err
+	}
+	if _, err := f.get(name); err != nil {
+		return "", err
+	}
+	s := f.traces[name]
 	if max > 0 && len(s) > max {
 		s = s[len(s)-max:]
 	}
