@@ -199,11 +199,13 @@ func TestRecordReplay(t *testing.T) {
 			t.Fatalf("replay %d printed VLAB-RANDOM %s, the recorded run %s", i, got, recorded)
 		}
 		// The replay ends with the recording: QEMU replays the recorded
-		// quit and exits; vlab sees a clean stop, not a crash.
+		// quit and exits; vlab sees a clean stop, not a crash. On a loaded
+		// host a replaying QEMU can be slow to answer QMP and show as
+		// unresponsive for a while: only an end state counts.
 		var st string
 		waitFor(t, "the replay to reach the end of the recording", 5*time.Minute, func() bool {
 			st = e.state("rr")
-			return st != "running"
+			return st == "stopped" || st == "crashed"
 		})
 		if st != "stopped" {
 			t.Fatalf("replay %d ended in state %q, want stopped", i, st)
