@@ -112,6 +112,9 @@ func (b *builder) build() error {
 	if err := checkPaths(cfg); err != nil {
 		return err
 	}
+	if err := b.checkShares(); err != nil { // share.go
+		return err
+	}
 	b.nodeNames = map[string]bool{}
 	b.deviceIDs = map[string]bool{}
 
@@ -129,6 +132,9 @@ func (b *builder) build() error {
 	mopts, err := b.machineArg(fw)
 	if err != nil {
 		return err
+	}
+	if b.sharedRAM() {
+		b.add("-object", newOpt("memory-backend-memfd").set("id", SharedRAMID).set("size", strconv.Itoa(cfg.MemoryMiB)+"M").raw("share=on").String())
 	}
 	b.add("-machine", mopts, "-cpu", b.cpu(), "-smp", strconv.Itoa(cfg.CPUs), "-m", strconv.Itoa(cfg.MemoryMiB)+"M")
 	b.addFirmwareNodes(fw)
@@ -171,6 +177,7 @@ func (b *builder) build() error {
 	if err := b.addSound(); err != nil {
 		return err
 	}
+	b.addShares() // share.go
 	if err := b.addKernel(); err != nil {
 		return err
 	}
@@ -473,6 +480,12 @@ func (b *builder) machineArg(fw firmwareChoice) (string, error) {
 			return "", errors.New("machine options pflash0/pflash1 conflict with uefi firmware")
 		}
 		o.raw("pflash0=" + EFICodeNode).raw("pflash1=" + EFIVarsNode)
+	}
+	if b.sharedRAM() {
+		if set["memory-backend"] {
+			return "", errors.New("machine option memory-backend conflicts with a virtiofs share (vlab backs RAM with a shared memfd)")
+		}
+		o.set("memory-backend", SharedRAMID)
 	}
 	return o.String(), nil
 }

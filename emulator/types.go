@@ -272,6 +272,7 @@ type Config struct {
 	RTCLocalTime bool
 	GDB          bool       // a gdb stub on the unix socket Paths.GDB (never TCP)
 	StartPaused  bool       // -S
+	Shares       []Share    // shared host folders (share.go)
 	Instrument   Instrument // -d log items, log file, record/replay (trace.go, replay.go)
 	Paths        Paths
 }

@@ -112,6 +112,9 @@ func (s *Store) config(spec *Spec, host *emulator.Host, accel emulator.Accel) (e
 			ReadOnly: d.ReadOnly,
 		})
 	}
+	if cfg.Shares, err = s.resolveShares(spec); err != nil { // virtiofsd.go
+		return emulator.Config{}, err
+	}
 	// Every VM with a CD-capable boot gets one drive, so an ISO can be
 	// inserted into a running VM later.
 	cfg.CDROMs = []emulator.CDROM{{ID: cdromID, Path: abs(spec.Boot.ISO)}}

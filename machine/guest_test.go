@@ -1,9 +1,11 @@
 package machine
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -11,7 +13,7 @@ import (
 func TestParseShareAndBadInput(t *testing.T) {
 	dir := t.TempDir()
 	sh, err := ParseShare(dir + ",tag=src,ro")
-	if err != nil || sh.Tag != "src" || !sh.ReadOnly || sh.GuestPath() != "/mnt/src" || sh.Kind != ShareVirtiofs {
+	if err != nil || sh.Tag != "src" || !sh.ReadOnly || sh.GuestPath() != "/mnt/src" || sh.Kind != "" {
 		t.Fatalf("ParseShare = %+v, %v", sh, err)
 	}
 	if d, err := ParseShare(dir); err != nil || d.Tag != filepath.Base(dir) {
@@ -35,6 +37,39 @@ func TestParseShareAndBadInput(t *testing.T) {
 	}
 }
 
+// TestShareMountScript runs the seed's mount command with a mount(8) that
+// knows no virtiofs: it falls back to 9p, read-only where asked.
+func TestShareMountScript(t *testing.T) {
+	bin, mnt := t.TempDir(), filepath.Join(t.TempDir(), "code dir")
+	logf := filepath.Join(bin, "log")
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+body), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("mountpoint", "exit 1\n")
+	write("mount", `echo "$*" >>`+strconv.Quote(logf)+`; [ "$2" = 9p ]`+"\n")
+	for _, ro := range []bool{false, true} {
+		os.Remove(logf)
+		cmd := exec.Command("/bin/sh", "-c", shareMountScript(ro), "vlab-share", "code", mnt)
+		cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin"}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ro=%v: %v: %s", ro, err, out)
+		}
+		log, _ := os.ReadFile(logf)
+		want := "-t virtiofs code " + mnt + "\n-t 9p -o trans=virtio,version=9p2000.L,msize=262144 code " + mnt + "\n"
+		if ro {
+			want = "-t virtiofs -o ro code " + mnt + "\n-t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro code " + mnt + "\n"
+		}
+		if string(log) != want {
+			t.Errorf("ro=%v: mount calls\n%s\nwant\n%s", ro, log, want)
+		}
+		if fi, err := os.Stat(mnt); err != nil || !fi.IsDir() {
+			t.Errorf("mount point not made: %v", err)
+		}
+	}
+}
+
 func TestSeedUserData(t *testing.T) {
 	dir := t.TempDir()
 	sh, _ := ParseShare(dir + ",tag=code,ro")
@@ -44,7 +79,7 @@ func TestSeedUserData(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(ud)
-	for _, want := range []string{"#cloud-config", `name: "dev"`, `"ssh-ed25519 AAAA k"`, "ed25519_private:", `["code", "/mnt/code", virtiofs, "ro,nofail"`, "ssh_pwauth: false"} {
+	for _, want := range []string{"#cloud-config", `name: "dev"`, `"ssh-ed25519 AAAA k"`, "ed25519_private:", `vlab-share, "code", "/mnt/code"]`, "ssh_pwauth: false"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("user-data lacks %q:\n%s", want, s)
 		}

@@ -29,8 +29,7 @@ const (
 // GuestInfo is what vlab knows about logging in to a VM it made from a
 // cloud image (guest.json in the VM folder).
 type GuestInfo struct {
-	User   string  `json:"user"`
-	Shares []Share `json:"shares,omitempty"`
+	User string `json:"user"`
 }
 
 var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
@@ -158,24 +157,24 @@ func cloudConfig(o SeedOptions) []byte {
 		fmt.Fprintf(&b, "  ed25519_private: %s\n  ed25519_public: %s\n", j(o.HostKey), j(o.HostPub))
 	}
 	if len(o.Shares) > 0 {
-		b.WriteString("mounts:\n")
-		for _, sh := range o.Shares {
-			opts := "defaults,nofail"
-			if sh.ReadOnly {
-				opts = "ro,nofail"
-			}
-			fstype := "virtiofs"
-			if sh.Kind == Share9P {
-				fstype, opts = "9p", opts+",trans=virtio,version=9p2000.L"
-			}
-			fmt.Fprintf(&b, "  - [%s, %s, %s, %s, \"0\", \"0\"]\n", j(sh.Tag), j(sh.GuestPath()), fstype, j(opts))
-		}
+		// Mounted by a boot command rather than fstab: the kind (virtiofs
+		// or 9p) is chosen at each start, so the guest tries both.
 		b.WriteString("bootcmd:\n")
 		for _, sh := range o.Shares {
-			fmt.Fprintf(&b, "  - [mkdir, -p, %s]\n", j(sh.GuestPath()))
+			fmt.Fprintf(&b, "  - [sh, -c, %s, vlab-share, %s, %s]\n", j(shareMountScript(sh.ReadOnly)), j(sh.Tag), j(sh.GuestPath()))
 		}
 	}
 	return b.Bytes()
+}
+
+// shareMountScript mounts share $1 at $2 (sh -c SCRIPT vlab-share TAG
+// PATH): virtiofs, else 9p; nothing when something is mounted there already.
+func shareMountScript(ro bool) string {
+	vfs, p9 := "", "trans=virtio,version=9p2000.L,msize=262144"
+	if ro {
+		vfs, p9 = "-o ro ", p9+",ro"
+	}
+	return `mkdir -p "$2" && { mountpoint -q "$2" || mount -t virtiofs ` + vfs + `"$1" "$2" || mount -t 9p -o ` + p9 + ` "$1" "$2"; }`
 }
 
 // userData returns the seed's user-data: vlab's cloud-config alone, or a

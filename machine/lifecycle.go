@@ -354,6 +354,11 @@ func (s *Store) Start(ctx context.Context, name string, opts StartOptions) error
 		return fmt.Errorf("start vm %q: %w", name, err)
 	}
 	sandbox, err := s.startSandbox(ctx, spec) // passt for sandbox NICs (sandbox.go)
+	if err == nil {
+		if err = sandbox.startShares(ctx, spec, cfg.Shares); err != nil { // virtiofsd.go
+			sandbox.stop()
+		}
+	}
 	if err != nil {
 		if opts.Disposable {
 			s.discardOverlays(name)

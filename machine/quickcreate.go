@@ -19,7 +19,6 @@ type ImageCreate struct {
 	Disk     Size   // grow the VM's copy to this size; 0 keeps the image's
 	User     string // login; default DefaultUser
 	UserData []byte // the user's own --cloud-init, merged into vlab's
-	Shares   []Share
 	Progress ProgressFunc
 }
 
@@ -75,7 +74,7 @@ func (s *Store) CreateFromImage(ctx context.Context, spec *Spec, o ImageCreate) 
 	if err := ValidateUser(o.User); err != nil {
 		return fmt.Errorf("create vm %q: %w", spec.Name, err)
 	}
-	if err := CheckShares(o.Shares); err != nil {
+	if err := CheckShares(spec.Shares); err != nil {
 		return fmt.Errorf("create vm %q: %w", spec.Name, err)
 	}
 	if len(o.UserData) > 0 {
@@ -140,7 +139,7 @@ func (s *Store) CreateFromImage(ctx context.Context, spec *Spec, o ImageCreate) 
 		return err
 	}
 	keys := append([]string{clientPub}, UserKeys()...)
-	so := SeedOptions{User: o.User, Keys: keys, HostKey: string(hostKey), HostPub: pubLine, Shares: o.Shares, UserData: o.UserData}
+	so := SeedOptions{User: o.User, Keys: keys, HostKey: string(hostKey), HostPub: pubLine, Shares: spec.Shares, UserData: o.UserData}
 	ud, err := so.userData()
 	if err != nil {
 		return fmt.Errorf("create vm %q: user-data: %w", spec.Name, err)
@@ -148,7 +147,7 @@ func (s *Store) CreateFromImage(ctx context.Context, spec *Spec, o ImageCreate) 
 	if err := s.SetCloudInit(ctx, spec.Name, CloudInit{UserData: ud}); err != nil {
 		return err
 	}
-	return s.writeGuestInfo(spec.Name, GuestInfo{User: o.User, Shares: o.Shares})
+	return s.writeGuestInfo(spec.Name, GuestInfo{User: o.User})
 }
 
 func (s *Store) writeGuestInfo(name string, gi GuestInfo) error {

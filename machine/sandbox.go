@@ -203,27 +203,27 @@ func (r *sandboxRun) start(ctx context.Context, spec *Spec, i int) error {
 		return fmt.Errorf("sandbox nic %s: open passt log: %w", id, err)
 	}
 	defer logf.Close()
-	if err := r.spawn(ctx, id, "passt", passtArgv(cfg), logf, cfg.Socket, cfg.Log); err != nil {
+	if err := r.spawn(ctx, "sandbox nic "+id, id, "passt", passtArgv(cfg), logf, cfg.Socket, cfg.Log); err != nil {
 		return err
 	}
 	fargv, err := SandboxFilterCommand(p.passtSocket(i), cfg.Socket)
 	if err != nil {
 		return fmt.Errorf("sandbox nic %s: %w", id, err)
 	}
-	if err := r.spawn(ctx, id+"-filter", "sandbox filter", fargv, logf, p.passtSocket(i), cfg.Log); err != nil {
+	if err := r.spawn(ctx, "sandbox nic "+id, id+"-filter", "sandbox filter", fargv, logf, p.passtSocket(i), cfg.Log); err != nil {
 		return err
 	}
 	r.bound[id] = bound
 	return nil
 }
 
-// spawn starts argv in its own session, records it, and waits until it
-// listens on sock.
-func (r *sandboxRun) spawn(ctx context.Context, id, what string, argv []string, logf *os.File, sock, logPath string) error {
+// spawn starts argv in its own session, records it under id, and waits
+// until it listens on sock. Errors start with who ("sandbox nic n0").
+func (r *sandboxRun) spawn(ctx context.Context, who, id, what string, argv []string, logf *os.File, sock, logPath string) error {
 	cmd := &exec.Cmd{Path: argv[0], Args: argv, Dir: "/", Stdout: logf, Stderr: logf,
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("sandbox nic %s: start %s: %w", id, what, err)
+		return fmt.Errorf("%s: start %s: %w", who, what, err)
 	}
 	exited := make(chan struct{})
 	go func() { // reap it while this vlab runs
@@ -234,13 +234,13 @@ func (r *sandboxRun) spawn(ctx context.Context, id, what string, argv []string, 
 	if err != nil {
 		_ = cmd.Process.Kill()
 		<-exited
-		return fmt.Errorf("sandbox nic %s: %w", id, err)
+		return fmt.Errorf("%s: %w", who, err)
 	}
 	r.procs = append(r.procs, passtProc{NIC: id, Socket: sock, Process: proc})
 	// Recorded before QEMU starts: a vlab killed in between leaves a passt
 	// that the next start or status check finds and stops.
 	if err := writeRecord(r.s.Paths(r.name).passtRecord(), r.procs); err != nil {
-		return fmt.Errorf("sandbox nic %s: record %s: %w", id, what, err)
+		return fmt.Errorf("%s: record %s: %w", who, what, err)
 	}
 	deadline := time.NewTimer(passtReady)
 	defer deadline.Stop()
@@ -248,9 +248,9 @@ func (r *sandboxRun) spawn(ctx context.Context, id, what string, argv []string, 
 		select {
 		case <-exited:
 			tail, _ := os.ReadFile(logPath)
-			return fmt.Errorf("sandbox nic %s: %s exited: %s (log %s)", id, what, oneLine(lastLine(string(tail))), logPath)
+			return fmt.Errorf("%s: %s exited: %s (log %s)", who, what, oneLine(lastLine(string(tail))), logPath)
 		case <-deadline.C:
-			return fmt.Errorf("sandbox nic %s: %s opened no socket within %s (log %s)", id, what, passtReady, logPath)
+			return fmt.Errorf("%s: %s opened no socket within %s (log %s)", who, what, passtReady, logPath)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(5 * time.Millisecond):
@@ -319,7 +319,8 @@ func stopPasst(pp passtProc) {
 func removePasstSockets(p Paths) {
 	socks, _ := filepath.Glob(filepath.Join(p.Run, "passt-*.sock"))
 	inner, _ := filepath.Glob(filepath.Join(p.Run, "pst-*.sock"))
-	for _, s := range append(socks, inner...) {
+	vfs, _ := filepath.Glob(filepath.Join(p.Run, "vfs-*.sock")) // virtiofsd.go
+	for _, s := range append(append(socks, inner...), vfs...) {
 		os.Remove(s)
 	}
 	os.Remove(p.passtRecord())

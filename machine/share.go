@@ -7,12 +7,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"vlab/emulator"
 )
 
-// Kinds of shared folders.
+// Kinds of shared folders. The empty kind is "auto": virtiofs where a
+// virtiofsd can serve it, 9p otherwise (ResolveShares, virtiofsd.go).
 const (
-	ShareVirtiofs = "virtiofs" // vhost-user-fs through the host's virtiofsd
-	Share9P       = "9p"       // virtio-9p, QEMU's own server
+	ShareVirtiofs = emulator.ShareVirtiofs // vhost-user-fs through the host's virtiofsd
+	Share9P       = emulator.Share9P       // virtio-9p, QEMU's own server
 )
 
 // Share is a host folder the guest mounts.
@@ -20,7 +23,7 @@ type Share struct {
 	HostDir  string `toml:"host_dir" json:"host_dir"`
 	Tag      string `toml:"tag" json:"tag"`
 	ReadOnly bool   `toml:"readonly,omitempty" json:"readonly,omitempty"`
-	Kind     string `toml:"kind,omitempty" json:"kind,omitempty"`   // virtiofs (default) or 9p
+	Kind     string `toml:"kind,omitempty" json:"kind,omitempty"`   // "" (auto), virtiofs or 9p
 	Mount    string `toml:"mount,omitempty" json:"mount,omitempty"` // in the guest; default /mnt/TAG
 }
 
@@ -34,11 +37,11 @@ func (s Share) GuestPath() string {
 
 var tagRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,35}$`)
 
-// ParseShare reads HOSTDIR[,tag=TAG][,ro][,9p][,mount=/PATH] and checks
-// that the folder exists.
+// ParseShare reads HOSTDIR[,tag=TAG][,ro][,9p|,virtiofs][,mount=/PATH]
+// and checks that the folder exists.
 func ParseShare(s string) (Share, error) {
 	parts := strings.Split(s, ",")
-	sh := Share{HostDir: parts[0], Kind: ShareVirtiofs}
+	sh := Share{HostDir: parts[0]}
 	if sh.HostDir == "" {
 		return Share{}, fmt.Errorf("share %q: no folder: write --share HOSTDIR[,tag=TAG][,ro]", s)
 	}
@@ -70,12 +73,16 @@ func ParseShare(s string) (Share, error) {
 	if err := sh.Validate(); err != nil {
 		return Share{}, err
 	}
+	if err := sh.CheckFolder(); err != nil {
+		return Share{}, err
+	}
 	return sh, nil
 }
 
-// Validate checks a share: an existing folder, a tag the guest can mount,
-// an absolute guest path.
-func (s Share) Validate() error {
+// CheckFolder reports whether the share's host folder exists and is a
+// folder (create, edit and every start check it; loading a spec does not,
+// so a VM whose shared folder went away still lists and edits).
+func (s Share) CheckFolder() error {
 	fi, err := os.Stat(s.HostDir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -85,6 +92,12 @@ func (s Share) Validate() error {
 	case !fi.IsDir():
 		return fmt.Errorf("share %s: not a folder: share the folder that holds it", s.HostDir)
 	}
+	return nil
+}
+
+// Validate checks a share's fields: an absolute folder path, a tag the
+// guest can mount, a known kind, an absolute guest path.
+func (s Share) Validate() error {
 	if !filepath.IsAbs(s.HostDir) || strings.ContainsAny(s.HostDir, ",\n") {
 		return fmt.Errorf("share %q: the folder's path must be absolute, without commas or newlines", s.HostDir)
 	}
@@ -100,8 +113,22 @@ func (s Share) Validate() error {
 	return nil
 }
 
-// CheckShares validates a list of shares: each one, and no tag twice.
+// CheckShares validates a list of shares: each one, its folder, and no
+// tag twice.
 func CheckShares(shares []Share) error {
+	if err := checkShareList(shares); err != nil {
+		return err
+	}
+	for _, s := range shares {
+		if err := s.CheckFolder(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkShareList validates each share's fields and that no tag repeats.
+func checkShareList(shares []Share) error {
 	seen := map[string]string{}
 	for _, s := range shares {
 		if err := s.Validate(); err != nil {

@@ -33,6 +33,9 @@ func (s *Store) SnapshotCreate(ctx context.Context, name, tag string, opts Snaps
 	if err := checkSnapshottable(name, sc.imgs); err != nil {
 		return Snapshot{}, fmt.Errorf("create snapshot %q: %w", tag, err)
 	}
+	if sc.live() && len(sc.spec.Shares) > 0 {
+		return Snapshot{}, fmt.Errorf("create snapshot %q of vm %q: %w", tag, name, errLiveShares(name))
+	}
 	pending := &pendingOp{Op: opCreate, Tag: tag, Parent: sc.meta.Current, Description: opts.Description, Since: time.Now().UTC()}
 	if sc.live() {
 		pending.Job = jobID("save")

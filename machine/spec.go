@@ -43,9 +43,10 @@ type Spec struct {
 	GDB         bool              `toml:"gdb,omitempty"`     // gdb stub on the private unix socket Paths.GDB
 	GDBPort     int               `toml:"gdb_port,omitzero"` // old files only: loading makes gdb_port = N gdb = true
 
-	Boot  Boot       `toml:"boot"`
-	Disks []DiskSpec `toml:"disk"`
-	NICs  []NICSpec  `toml:"nic"`
+	Boot   Boot       `toml:"boot"`
+	Disks  []DiskSpec `toml:"disk"`
+	NICs   []NICSpec  `toml:"nic"`
+	Shares []Share    `toml:"share,omitempty"` // shared host folders (share.go)
 }
 
 // Boot is the install or boot source.
@@ -278,6 +279,9 @@ func (s *Spec) Validate() error {
 		if n.Mode == emulator.NetTap && n.Tap == "" {
 			add("nic %d is tap but names no interface: add tap = \"tap0\"", i)
 		}
+	}
+	if err := checkShareList(s.Shares); err != nil { // share.go
+		errs = append(errs, err)
 	}
 	errs = append(errs, s.validateValues()...) // validate.go
 	return errors.Join(errs...)

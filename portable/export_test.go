@@ -41,6 +41,8 @@ func TestExportRoundTrip(t *testing.T) {
 		sp.NICs[0].Forwards = []machine.Forward{f}
 		sp.NICs[0].Restrict = true
 		sp.NICs = append(sp.NICs, machine.NICSpec{Mode: emulator.NetUser, Model: "rtl8139", MAC: "52:54:00:12:34:56"})
+		// A host folder: never taken from a package.
+		sp.Shares = []machine.Share{{HostDir: dir, Tag: "host"}}
 		return nil
 	})
 	if err != nil {
@@ -76,6 +78,10 @@ func TestExportRoundTrip(t *testing.T) {
 			a, _ := s.Load("orig")
 			b, _ := s.Load(name)
 			a.Name, b.Name = "", ""
+			if len(b.Shares) > 0 {
+				t.Errorf("the package brought shared folders %+v: host paths are never taken from a package", b.Shares)
+			}
+			a.Shares = nil
 			for i := range a.Disks {
 				a.Disks[i].File = b.Disks[i].File
 			}

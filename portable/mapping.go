@@ -304,8 +304,8 @@ func (h *hw) spec(sys VirtualSystem, name string) (*Mapped, error) {
 
 // applyVlab applies the vlab section of vlab's own export: the VM's
 // definition as it was, except its disk files and sizes (from the package)
-// and anything naming a host file (ISO, kernel, initrd, dtb), which is
-// never taken from a package.
+// and anything naming a host file (ISO, kernel, initrd, dtb, shared
+// folders), which is never taken from a package.
 func applyVlab(spec *machine.Spec, v *VlabSection) error {
 	var src machine.Spec
 	if _, err := toml.Decode(v.Spec, &src); err != nil {
@@ -316,6 +316,7 @@ func applyVlab(spec *machine.Spec, v *VlabSection) error {
 	spec.Name, spec.Schema, spec.LinkedTo = name, machine.SchemaVersion, ""
 	spec.Boot = machine.Boot{Order: src.Boot.Order}
 	spec.GDBPort = 0
+	spec.Shares = nil // host folders of the machine it came from
 	for i := range disks {
 		if i < len(src.Disks) {
 			disks[i].Bus, disks[i].ReadOnly = src.Disks[i].Bus, src.Disks[i].ReadOnly

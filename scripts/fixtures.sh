@@ -40,7 +40,9 @@ arch_info() {
 	case $1 in
 	x86_64)
 		DEBARCH=amd64 META=linux-image-amd64 GOARCH_=amd64 CONSOLE=ttyS0
-		EXTRA_MODULES=(button ahci) # ACPI power button; AHCI for sata disks (q35's ICH9 controller, imported VirtualBox VMs)
+		# ACPI power button; AHCI for sata disks (q35's ICH9 controller,
+		# imported VirtualBox VMs); 9p and virtiofs for shared folders.
+		EXTRA_MODULES=(button ahci 9pnet_virtio 9p fuse virtiofs)
 		;;
 	aarch64)
 		DEBARCH=arm64 META=linux-image-arm64 GOARCH_=arm64 CONSOLE=ttyAMA0

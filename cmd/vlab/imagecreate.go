@@ -14,7 +14,6 @@ import (
 // imageFlags are `vlab create --image SOURCE` and its companions.
 type imageFlags struct {
 	image, format, sha256, user, diskSize string
-	shares                                []string
 }
 
 func (f *imageFlags) register(fs *pflag.FlagSet) {
@@ -22,7 +21,6 @@ func (f *imageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.format, "image-format", "", "the --image file's format when it cannot be detected (raw)")
 	fs.StringVar(&f.sha256, "image-sha256", "", "expected SHA-256 of an --image URL")
 	fs.StringVar(&f.user, "user", machine.DefaultUser, "login user of an --image VM")
-	fs.StringArrayVar(&f.shares, "share", nil, "share a host folder with an --image VM: HOSTDIR[,tag=TAG][,ro] (repeatable; mounted at /mnt/TAG)")
 }
 
 // run creates spec from the image instead of `Store.Create`: --disk grows
@@ -35,22 +33,6 @@ func (f *imageFlags) run(cmd *cobra.Command, a *app, s *machine.Store, spec *mac
 			return usageError{fmt.Errorf("--disk: %w", err)}
 		}
 		o.Disk = size
-	}
-	for _, sh := range f.shares {
-		v, err := machine.ParseShare(sh)
-		if err != nil {
-			return usageError{fmt.Errorf("--share: %w", err)}
-		}
-		o.Shares = append(o.Shares, v)
-	}
-	if err := machine.CheckShares(o.Shares); err != nil {
-		return usageError{fmt.Errorf("--share: %w", err)}
-	}
-	if len(o.Shares) > 0 {
-		// The seed's mounts are ready, but QEMU does not get the
-		// virtiofsd/9p devices yet: refuse rather than boot a guest whose
-		// mount silently fails.
-		return usageError{errors.New("--share: shared folders are not started with the VM yet in this build: drop --share and use `vlab cp`")}
 	}
 	if err := machine.ValidateUser(f.user); err != nil {
 		return usageError{fmt.Errorf("--user: %w", err)}
@@ -84,7 +66,7 @@ func (f *imageFlags) run(cmd *cobra.Command, a *app, s *machine.Store, spec *mac
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "created %s from %s (user %s, ssh forward on a free loopback port); start it with `vlab start %s`, then `vlab ssh %s`\n",
 		spec.Name, f.image, f.user, spec.Name, spec.Name)
-	for _, sh := range o.Shares {
+	for _, sh := range spec.Shares {
 		fmt.Fprintf(cmd.OutOrStdout(), "share %s -> %s%s\n", sh.HostDir, sh.GuestPath(), map[bool]string{true: " (read-only)"}[sh.ReadOnly])
 	}
 	return nil

@@ -83,6 +83,7 @@ for scripts, most with --json.`,
 		a.execCmd(),
 		a.cpCmd(),
 		a.labCmd(), // classlab.go
+		a.shareCmd(),
 	)
 	root.AddCommand(a.studentCmds()...) // debug.go, monitor.go, trace.go, replay.go
 	for _, c := range root.Commands() {

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -22,6 +24,7 @@ type specFlags struct {
 	forwards                                                            []string
 	restrict                                                            bool
 	nics                                                                []string // --nic (issue 6, network.go)
+	shares, unshare                                                     []string // --share, --unshare TAG (machine/share.go)
 }
 
 func (sf *specFlags) register(f *pflag.FlagSet, create bool) {
@@ -45,7 +48,43 @@ func (sf *specFlags) register(f *pflag.FlagSet, create bool) {
 	f.StringArrayVar(&sf.nics, "nic", nil, "a NIC as MODE[,model=MODEL][,mac=MAC], MODE as for --net (repeatable; replaces the list)")
 	f.StringArrayVar(&sf.forwards, "forward", nil, "port forward proto:[hostaddr:]hostport:guestport, e.g. tcp:2222:22 (repeatable; replaces the list)")
 	f.BoolVar(&sf.restrict, "isolated", false, "user network with restrict=on: the guest reaches nothing outside; forwards still work")
+	f.StringArrayVar(&sf.shares, "share", nil, "share a host folder: HOSTDIR[,tag=TAG][,ro][,9p|,virtiofs][,mount=/PATH] (repeatable; the tag defaults to the folder's name; cloud images mount it at /mnt/TAG)")
+	if !create {
+		f.StringArrayVar(&sf.unshare, "unshare", nil, "stop sharing the folder with this tag (repeatable)")
+	}
 	registerGDB(f, &sf.gdb)
+}
+
+// applyShares removes the --unshare tags and adds the --share folders.
+func (sf *specFlags) applyShares(cmd *cobra.Command, spec *machine.Spec) error {
+	for _, tag := range sf.unshare {
+		i := slices.IndexFunc(spec.Shares, func(s machine.Share) bool { return s.Tag == tag })
+		if i < 0 {
+			var tags []string
+			for _, s := range spec.Shares {
+				tags = append(tags, s.Tag)
+			}
+			have := "it shares no folder"
+			if len(tags) > 0 {
+				have = "its tags: " + strings.Join(tags, ", ")
+			}
+			return usageError{fmt.Errorf("--unshare %s: %s has no share with that tag (%s)", tag, spec.Name, have)}
+		}
+		spec.Shares = slices.Delete(spec.Shares, i, i+1)
+	}
+	for _, v := range sf.shares {
+		sh, err := machine.ParseShare(v)
+		if err != nil {
+			return usageError{fmt.Errorf("--share: %w", err)}
+		}
+		spec.Shares = append(spec.Shares, sh)
+	}
+	if cmd.Flags().Changed("share") {
+		if err := machine.CheckShares(spec.Shares); err != nil {
+			return usageError{fmt.Errorf("--share: %w", err)}
+		}
+	}
+	return nil
 }
 
 // apply writes the flags the user set into spec.
@@ -159,6 +198,9 @@ func (sf *specFlags) apply(cmd *cobra.Command, spec *machine.Spec) error {
 			}
 			spec.NICs = append(spec.NICs, n)
 		}
+	}
+	if err := sf.applyShares(cmd, spec); err != nil {
+		return err
 	}
 	if set("isolated") && !set("net") && !set("nic") && len(spec.NICs) > 0 && spec.NICs[0].Mode == emulator.NetSandbox {
 		spec.NICs[0].Mode = emulator.NetUser // --isolated on a profile's sandbox default
