@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/hex"
@@ -449,25 +450,45 @@ func childrenOf(pid int) [][]string {
 // startXvfb starts an X server of the test's own and returns its DISPLAY.
 func startXvfb(t *testing.T) string {
 	t.Helper()
+	return startXvfbScreen(t, "1024x768x24")
+}
+
+// startXvfbScreen starts an X server of the test's own with one screen of
+// the given WxHxDEPTH and returns its DISPLAY. Xvfb picks a free display
+// number itself (-displayfd) and writes it once it accepts clients.
+func startXvfbScreen(t *testing.T, screen string) string {
+	t.Helper()
 	xvfb := fixture.Program(t, "Xvfb")
-	n := 600 + os.Getpid()%300
-	for ; ; n++ {
-		_, err1 := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n))
-		_, err2 := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n))
-		if os.IsNotExist(err1) && os.IsNotExist(err2) {
-			break
-		}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	x := exec.Command(xvfb, fmt.Sprintf(":%d", n), "-nolisten", "tcp", "-screen", "0", "1024x768x24")
-	if err := x.Start(); err != nil {
+	defer r.Close()
+	var stderr syncBuf
+	x := exec.Command(xvfb, "-displayfd", "3", "-nolisten", "tcp", "-screen", "0", screen)
+	x.ExtraFiles = []*os.File{w} // fd 3
+	x.Stderr = &stderr
+	err = x.Start()
+	w.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { x.Process.Kill(); x.Wait() })
-	waitFor(t, "Xvfb", 30*time.Second, func() bool {
-		_, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n))
-		return err == nil
-	})
-	return fmt.Sprintf(":%d", n)
+	got := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(r).ReadString('\n')
+		got <- strings.TrimSpace(line)
+	}()
+	select {
+	case n := <-got:
+		if _, err := strconv.Atoi(n); err != nil {
+			t.Fatalf("Xvfb -displayfd wrote %q\n%s", n, stderr.Bytes())
+		}
+		return ":" + n
+	case <-time.After(30 * time.Second):
+		t.Fatalf("Xvfb did not report its display in 30s\n%s", stderr.Bytes())
+	}
+	return ""
 }
 
 // TestVNCExternalSessionsShare (issue 12): a second `vlab vnc --external`

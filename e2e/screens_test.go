@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"compress/zlib"
 	"encoding/base64"
-	"encoding/binary"
-	"fmt"
 	"image"
-	"image/png"
+	_ "image/png" // readPNG decodes PNGs
 	"io"
-	"math/bits"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -236,98 +233,4 @@ func TestScreensSixelAndKitty(t *testing.T) {
 			t.Logf("%s: %.3f%% of the pixels differ by more than %d", mode, 100*d, tol)
 		}
 	}
-}
-
-// TestScreensSixelInXterm: `vlab vnc NAME --graphics sixel` in a real sixel
-// terminal (xterm -ti vt340 on an Xvfb of the test's own) paints the
-// guest's screen: the xwd capture of the X screen holds a large black
-// picture (the VGA text screen scaled into xterm's white window; text alone
-// would leave xterm's window white). The capture is saved as
-// bench/results/screens-xterm-vt340.png for the eye.
-func TestScreensSixelInXterm(t *testing.T) {
-	xterm := fixture.Program(t, "xterm")
-	xwd := fixture.Program(t, "xwd")
-	e := newEnv(t)
-	name := "screens-x"
-	e.createGuest(name, guests["x86_64"], []string{"vlab.vtshell=1"}, "--net", "none")
-	e.ok("start", name)
-	e.waitSerial(name, "VLAB-VTSHELL")
-	disp := startXvfb(t)
-	cmd := exec.Command(xterm, "-ti", "vt340", "-xrm", "XTerm*numColorRegisters: 256",
-		"-xrm", "XTerm*maxGraphicSize: 2000x2000", "-geometry", "120x40+0+0", "-bg", "white", "-fg", "black",
-		"-e", vlabBin, "vnc", name, "--graphics", "sixel")
-	cmd.Env = append(append([]string(nil), e.vars...), "DISPLAY="+disp)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	var shot *console.Frame
-	black, white, lit := 0, 0, 0
-	waitFor(t, "xterm to show the guest's screen", 2*time.Minute, func() bool {
-		b, err := exec.Command(xwd, "-root", "-silent", "-display", disp).Output()
-		if err != nil {
-			t.Logf("xwd: %v", err)
-			return false
-		}
-		if shot, err = decodeXWD(b); err != nil {
-			t.Fatalf("xwd output: %v", err)
-		}
-		black, white, lit = 0, 0, 0
-		for _, p := range shot.Pix {
-			switch {
-			case p == 0:
-				black++
-			case p == 0xffffff:
-				white++
-			default:
-				lit++
-			}
-		}
-		// xterm's white window, the guest's black screen in it, and the
-		// guest's text (VGA grey, palette-quantised) on that.
-		return white > 10000 && black > 100000 && lit > 2000
-	})
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, shot.Image()); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join("..", "bench", "results", "screens-xterm-vt340.png"), buf.Bytes(), 0o644); err != nil {
-		t.Errorf("save capture: %v", err)
-	}
-	t.Logf("capture: %dx%d, %d white, %d black, %d other pixels", shot.W, shot.H, white, black, lit)
-}
-
-// decodeXWD reads a TrueColor xwd dump (X11 window dump format, version 7)
-// as written by `xwd -root` on a 24-bit Xvfb.
-func decodeXWD(b []byte) (*console.Frame, error) {
-	if len(b) < 100 {
-		return nil, fmt.Errorf("short xwd header")
-	}
-	h := func(i int) uint32 { return binary.BigEndian.Uint32(b[4*i:]) }
-	hdr, version, w, ht := int(h(0)), h(1), int(h(4)), int(h(5))
-	byteOrder, bpp, bpl, ncolors := h(7), h(11), int(h(12)), int(h(19))
-	rm, gm, bm := h(14), h(15), h(16)
-	if version != 7 || bpp != 32 {
-		return nil, fmt.Errorf("xwd version %d, %d bits per pixel: want 7 and 32", version, bpp)
-	}
-	off := hdr + 12*ncolors
-	if len(b) < off+bpl*ht {
-		return nil, fmt.Errorf("xwd: %d bytes for %dx%d", len(b), w, ht)
-	}
-	shift := func(m uint32) uint { return uint(bits.TrailingZeros32(m)) }
-	f := &console.Frame{W: w, H: ht, Pix: make([]uint32, w*ht)}
-	for y := 0; y < ht; y++ {
-		row := b[off+y*bpl:]
-		for x := 0; x < w; x++ {
-			var p uint32
-			if byteOrder == 0 {
-				p = binary.LittleEndian.Uint32(row[4*x:])
-			} else {
-				p = binary.BigEndian.Uint32(row[4*x:])
-			}
-			r, g, bl := (p&rm)>>shift(rm), (p&gm)>>shift(gm), (p&bm)>>shift(bm)
-			f.Pix[y*w+x] = r<<16 | g<<8 | bl
-		}
-	}
-	return f, nil
 }
