@@ -1,7 +1,6 @@
 package portable
 
 import (
-	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -135,76 +134,43 @@ func exportNotes(spec *machine.Spec) []string {
 // (files in work) as an OVA at out, or as a folder out, via a temporary
 // name in work's folder.
 func writePackage(work, name string, desc []byte, disks []ExportDisk, out string, folder bool) error {
-	files := []string{name + ".ovf"}
-	if err := os.WriteFile(filepath.Join(work, files[0]), desc, 0o600); err != nil {
-		return err
-	}
+	ovfName, mfName := name+".ovf", name+".mf"
+	sums := map[string]string{}
+	var ms []packMember
 	for _, d := range disks {
-		files = append(files, d.File)
+		path := filepath.Join(work, d.File)
+		sum, err := sha256File(path)
+		if err != nil {
+			return err
+		}
+		sums[d.File] = sum
+		ms = append(ms, packMember{name: d.File, path: path, size: d.Size})
+	}
+	if !folder {
+		_, err := packOVA(out, work, ovfName, mfName, desc, ms, sums) // ovapack.go
+		return err
 	}
 	var mf strings.Builder
-	for _, f := range files {
-		sum, err := sha256File(filepath.Join(work, f))
-		if err != nil {
+	fmt.Fprintf(&mf, "SHA256(%s)= %s\n", ovfName, sha256Bytes(desc))
+	for _, d := range disks {
+		fmt.Fprintf(&mf, "SHA256(%s)= %s\n", d.File, sums[d.File])
+	}
+	for n, data := range map[string][]byte{ovfName: desc, mfName: []byte(mf.String())} {
+		if err := os.WriteFile(filepath.Join(work, n), data, 0o600); err != nil {
 			return err
 		}
-		fmt.Fprintf(&mf, "SHA256(%s)= %s\n", f, sum)
 	}
-	mfName := name + ".mf"
-	if err := os.WriteFile(filepath.Join(work, mfName), []byte(mf.String()), 0o600); err != nil {
+	order := []string{ovfName, mfName}
+	for _, d := range disks {
+		order = append(order, d.File)
+	}
+	if err := os.Chmod(work, 0o700); err != nil {
 		return err
 	}
-	order := append([]string{files[0], mfName}, files[1:]...)
-	if folder {
-		if err := os.Chmod(work, 0o700); err != nil {
-			return err
-		}
-		if err := syncAll(work, order); err != nil {
-			return err
-		}
-		return os.Rename(work, out)
-	}
-	tmp := filepath.Join(work, ".ova")
-	if err := writeTar(tmp, work, order); err != nil {
+	if err := syncAll(work, order); err != nil {
 		return err
 	}
-	return os.Rename(tmp, out)
-}
-
-// writeTar packs files of dir, in order, into a ustar archive at path,
-// synced to disk.
-func writeTar(path, dir string, files []string) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	tw := tar.NewWriter(f)
-	for _, name := range files {
-		src, err := os.Open(filepath.Join(dir, name))
-		if err != nil {
-			return err
-		}
-		fi, err := src.Stat()
-		if err != nil {
-			src.Close()
-			return err
-		}
-		hdr := &tar.Header{Name: name, Typeflag: tar.TypeReg, Size: fi.Size(), Mode: 0o600, ModTime: fi.ModTime(), Format: tar.FormatUSTAR}
-		if err := tw.WriteHeader(hdr); err != nil {
-			src.Close()
-			return err
-		}
-		_, err = io.Copy(tw, src)
-		src.Close()
-		if err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	return f.Sync()
+	return os.Rename(work, out)
 }
 
 func syncAll(dir string, files []string) error {
