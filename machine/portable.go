@@ -150,8 +150,10 @@ func magicFormat(h []byte) string {
 // source is checked (InspectSource) before anything is written. Like
 // Create, the VM folder is built under a temporary name, recorded by an
 // intent, and renamed into place at the end: a failure, a full disk or a
-// SIGKILL at any step leaves no VM and no file behind.
-func (s *Store) CreateImported(ctx context.Context, spec *Spec, srcs []DiskSource, progress ProgressFunc) (err error) {
+// SIGKILL at any step leaves no VM and no file behind. check, when given,
+// runs once the disks are written and before the VM is put in place: its
+// error (a package's manifest not matching) undoes everything.
+func (s *Store) CreateImported(ctx context.Context, spec *Spec, srcs []DiskSource, progress ProgressFunc, check func() error) (err error) {
 	var need int64
 	defer func() {
 		err = noSpace(fmt.Sprintf("import vm %q", spec.Name), err, filepath.Join(s.dirs.Data, "machines"), need)
@@ -205,6 +207,9 @@ func (s *Store) CreateImported(ctx context.Context, spec *Spec, srcs []DiskSourc
 			if err := CreateDisk(ctx, host.QemuImg, tp.DiskPath(d.File), d.Format, d.Size); err != nil {
 				return err
 			}
+		}
+		if check != nil {
+			return check()
 		}
 		return nil
 	})

@@ -34,10 +34,25 @@ type ImportResult struct {
 // Import creates VMs from the OVA or OVF at path. The package is verified
 // (Open) before anything is created; each VM appears whole or not at all.
 func Import(ctx context.Context, s *machine.Store, path string, opts ImportOptions) (*ImportResult, error) {
-	pkg, err := Open(path)
+	// The disks are converted while the manifest is verified, each
+	// reading the package once; no VM is put in place before both end
+	// (CreateImported's check), and a mismatch stops the conversion.
+	pkg, err := OpenUnverified(path)
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var verr error
+	done := make(chan struct{})
+	go func() {
+		verr = pkg.Verify()
+		close(done)
+		if verr != nil {
+			cancel() // done is closed first: a failed conversion sees why
+		}
+	}()
+	check := func() error { <-done; return verr }
 	systems, err := pick(pkg.Env.AllSystems(), opts.VSys)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", path, err)
@@ -62,7 +77,14 @@ func Import(ctx context.Context, s *machine.Store, path string, opts ImportOptio
 		mapped = append(mapped, m)
 	}
 	for i, m := range mapped {
-		if err := s.CreateImported(ctx, m.Spec, m.Sources, opts.Progress); err != nil {
+		if err := s.CreateImported(ctx, m.Spec, m.Sources, opts.Progress, check); err != nil {
+			select {
+			case <-done:
+				if verr != nil {
+					return nil, fmt.Errorf("import: %w", verr)
+				}
+			default:
+			}
 			return res, err
 		}
 		res.VMs = append(res.VMs, Imported{Name: m.Spec.Name, System: systems[i].ID, Spec: m.Spec, Dropped: m.Dropped})

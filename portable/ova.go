@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // maxDescriptor bounds what is read of a descriptor or manifest.
@@ -34,6 +35,11 @@ type Package struct {
 	Manifest string
 	Notes    []string // what was not used (certificates, stray files)
 	members  map[string]member
+
+	mf         []byte            // the manifest, verified by Verify
+	algs       map[string]string // file → digest algorithm, from mf
+	verifyOnce sync.Once
+	verifyErr  error
 }
 
 // member is where a file of the package lies: size bytes at offset of the
@@ -50,6 +56,60 @@ type member struct {
 // descriptor, and verifies the manifest's digests and every file the
 // descriptor references. It creates nothing.
 func Open(path string) (*Package, error) {
+	p, err := open(path, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Verify(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// OpenUnverified is Open without reading the disks of an OVA: their
+// digests are checked by Verify, which Import runs while it converts them
+// into a temporary folder (the whole package is read once, beside the
+// conversion, instead of before it). Names, links, references, the
+// descriptor and the manifest's own form are checked here as in Open.
+func OpenUnverified(path string) (*Package, error) { return open(path, true) }
+
+// Verify checks the manifest's digests, hashing the members the opening
+// skipped. It is safe to call more than once.
+func (p *Package) Verify() error {
+	p.verifyOnce.Do(func() {
+		if p.mf == nil {
+			return
+		}
+		for name, m := range p.members {
+			if m.sums != nil {
+				continue
+			}
+			hs := hashersFor(p.algs, name)
+			f, err := os.Open(m.path)
+			if err != nil {
+				p.verifyErr = fmt.Errorf("package %s: %w", p.Path, err)
+				return
+			}
+			n, err := io.Copy(multiHash(hs), io.NewSectionReader(f, m.offset, m.size))
+			f.Close()
+			if err == nil && n != m.size {
+				err = io.ErrUnexpectedEOF
+			}
+			if err != nil {
+				p.verifyErr = fmt.Errorf("package %s is truncated (%q cut off: %v): download it again", p.Path, name, err)
+				return
+			}
+			m.sums = sums(hs)
+			p.members[name] = m
+		}
+		if err := p.verify(p.mf); err != nil {
+			p.verifyErr = fmt.Errorf("package %s: %w", p.Path, err)
+		}
+	})
+	return p.verifyErr
+}
+
+func open(path string, lazy bool) (*Package, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -66,7 +126,7 @@ func Open(path string) (*Package, error) {
 		desc, mf, err = p.readDir()
 	} else {
 		p.OVA = true
-		desc, mf, err = p.readTar()
+		desc, mf, err = p.readTar(lazy)
 	}
 	if err != nil {
 		return nil, err
@@ -81,9 +141,7 @@ func Open(path string) (*Package, error) {
 		p.Notes = append(p.Notes, "no manifest: file digests not checked")
 		return p, nil
 	}
-	if err := p.verify(mf); err != nil {
-		return nil, fmt.Errorf("package %s: %w", path, err)
-	}
+	p.mf, p.algs = mf, manifestAlgs(mf)
 	return p, nil
 }
 
@@ -102,16 +160,24 @@ func (c *countReader) Read(b []byte) (int, error) {
 
 // readTar indexes and hashes the members of the OVA, refusing anything but
 // plain files with plain names, and returns the descriptor and manifest.
-func (p *Package) readTar() (desc, mf []byte, err error) {
+// With lazy set, members other than the descriptor and manifest are
+// skipped (seeked over) rather than hashed: Verify hashes them later.
+func (p *Package) readTar(lazy bool) (desc, mf []byte, err error) {
 	f, err := os.Open(p.Path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("package %s: %w", p.Path, err)
 	}
 	defer f.Close()
 	// The bufio layer reads ahead: offsets come from what tar consumed,
-	// counted above it.
+	// counted above it. Lazily, tar reads the file itself and seeks over
+	// the members' data: offsets come from the file's position.
 	cr := &countReader{r: bufio.NewReaderSize(f, 1<<20)}
 	tr := tar.NewReader(cr)
+	offset := func() int64 { return cr.n }
+	if lazy {
+		tr = tar.NewReader(f)
+		offset = func() int64 { n, _ := f.Seek(0, io.SeekCurrent); return n }
+	}
 	var algs map[string]string // file → algorithm, once the manifest is read
 	for first := true; ; first = false {
 		hdr, err := tr.Next()
@@ -134,8 +200,15 @@ func (p *Package) readTar() (desc, mf []byte, err error) {
 		if first && !strings.EqualFold(filepath.Ext(name), ".ovf") {
 			return nil, nil, fmt.Errorf("package %s starts with %q, not an .ovf descriptor: not an OVA", p.Path, name)
 		}
-		m := member{path: p.Path, offset: cr.n, size: hdr.Size}
+		m := member{path: p.Path, offset: offset(), size: hdr.Size}
 		small := first || strings.EqualFold(filepath.Ext(name), ".mf")
+		if lazy && !small {
+			p.members[name] = m // sums nil: Verify hashes it
+			if strings.EqualFold(filepath.Ext(name), ".cert") {
+				p.Notes = append(p.Notes, "certificate "+name+" not checked")
+			}
+			continue
+		}
 		var buf bytes.Buffer
 		hs := hashersFor(algs, name)
 		w := io.Writer(multiHash(hs))
