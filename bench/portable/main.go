@@ -20,8 +20,8 @@
 //   - import: `vlab import OUT.ova --name copy` against `qemu-img convert
 //     -f vmdk -O qcow2 OUT.vmdk OUT.qcow2`, the conversion import runs
 //     (portable/import.go, machine/portable.go: it reads the VMDK in place
-//     inside the OVA); import first reads the whole OVA to hash it against
-//     the manifest, and syncs the new disk. The imported VM is deleted
+//     inside the OVA); import hashes the OVA against the manifest beside
+//     the conversion (portable/import.go), and syncs the new disk. The imported VM is deleted
 //     (`vlab delete copy --yes`) after each round.
 //
 // Build vlab first, then run (the fixture kernel is not needed):
@@ -294,15 +294,15 @@ Where the difference goes, each step timed alone (median of 3) on the same files
 |---|---|
 | SHA256 of the VMDK in Go (export's manifest pass, a second read of the VMDK) | %s |
 | the archive's head inserted in front of the VMDK (fallocate INSERT_RANGE, no copy) + fsync (export's packing) | %s |
-| SHA256 of the OVA in Go (import's manifest check, a whole read before converting) | %s |
+| SHA256 of the OVA in Go (import's manifest check, run beside the conversion) | %s |
 | qemu-img convert of the VMDK read in place inside the OVA (import's --image-opts, raw offset) | %s |
 | qemu-img convert of the plain VMDK (the baseline above) | %s |
 | fsync of the new qcow2 (import's durability, not in the baseline) | %s |
 
 Export takes %s more than its conversion alone; its hash pass and packing, timed alone, add up to
-%s. Import takes %s more than its conversion alone; the whole read of the OVA for the manifest
-check, the fsync of the new disk and the extra cost of reading the VMDK inside the OVA, timed
-alone, add up to %s. These single-step times are as noisy as the rounds on the shared cores (the
+%s. Import takes %s more than its conversion alone; the read of the OVA for the manifest check
+(beside the conversion, so it costs less than alone on an idle machine), the fsync of the new disk
+and the extra cost of reading the VMDK inside the OVA, timed alone, add up to %s. These single-step times are as noisy as the rounds on the shared cores (the
 baseline's own import times ranged %s to %s in this run); what they do not cover is the CLI
 process, `+"`qemu-img info`"+` of the disk and vlab's intent and folder records. qemu-img convert itself does no hash, no copy and no fsync.
 
