@@ -656,7 +656,7 @@ func (m *Model) helpKeys() help.KeyMap {
 	case m.prompt != nil:
 		return bindings{short: []key.Binding{key.NewBinding(key.WithHelp("enter", "ok")), key.NewBinding(key.WithHelp("esc", "cancel"))}}
 	case m.dialog != nil:
-		return bindings{short: []key.Binding{key.NewBinding(key.WithHelp("enter", "ok")), m.keys.NextField, m.keys.Cycle, key.NewBinding(key.WithHelp("esc", "cancel"))}}
+		return bindings{short: []key.Binding{key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "ok")), m.keys.NextField, m.keys.Cycle, key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel"))}}
 	case m.view != nil:
 		return m.view.Help()
 	case m.filtering:

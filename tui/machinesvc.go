@@ -920,11 +920,10 @@ func (s *MachineService) AddShare(ctx context.Context, name string, sh Share) (S
 		return Share{}, err
 	}
 	err := s.stoppedUpdate(ctx, name, "share a folder with", func(spec *machine.Spec) error {
-		shares := append(append([]machine.Share(nil), spec.Shares...), sh)
-		if err := machine.CheckShares(shares); err != nil {
+		if err := service.CheckNewShare(spec.Shares, sh); err != nil {
 			return err
 		}
-		spec.Shares = shares
+		spec.Shares = append(spec.Shares, sh)
 		return nil
 	})
 	return sh, err

@@ -228,7 +228,8 @@ func (w *wizard) Help() help.KeyMap {
 	switch {
 	case w.galPick != nil:
 		return bindings{short: []key.Binding{
-			key.NewBinding(key.WithHelp("↑/↓", "move")), key.NewBinding(key.WithHelp("enter", "select")), key.NewBinding(key.WithHelp("esc", "close")),
+			key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "move")), key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "select")),
+			key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "close")),
 		}}
 	case w.picker != nil:
 		return bindings{short: []key.Binding{
@@ -589,7 +590,7 @@ func (w *wizard) goTo(s wizStep) tea.Cmd {
 	case stepHardware:
 		disk := w.hardware.fields[2]
 		if w.source.fields[srcFieldKind].Value() == srcCloud {
-			disk.label, disk.hint = "Disk (GiB)", "the image's copy grows to this size (0 or less than the image: its own size)"
+			disk.label, disk.hint = "Disk (GiB)", "0 keeps the image's own size"
 		} else {
 			w.boundHardware()
 		}
@@ -848,7 +849,7 @@ func (w *wizard) galleryView() string {
 	gp := w.galPick
 	what := map[string]string{KindISO: "installer ISOs", KindCloud: "cloud images"}[gp.kind]
 	s := st.PaneTitle.Render("The gallery's "+w.profile.Arch.String()+" "+what) + "\n" +
-		st.Muted.Render(fit("downloaded once into vlab's cache, checksum-verified, when the machine is created", max(10, w.width))) + "\n\n"
+		st.Muted.Render(fit("downloaded once, checksum-verified, when the machine is created", max(10, w.width))) + "\n\n"
 	if w.galleryErr != nil {
 		return s + st.FieldErr.Render("✗ gallery: "+w.galleryErr.Error())
 	}
@@ -920,9 +921,13 @@ func (w *wizard) pageView() string {
 		return s
 	case stepHardware:
 		h := w.m.host
-		return st.Bold.Render("Memory, CPUs and disk") + "  " +
+		s := st.Bold.Render("Memory, CPUs and disk") + "  " +
 			st.Muted.Render(fmt.Sprintf("(host: %d CPUs, %s RAM, %s free)", h.CPUs, fmtBytes(int64(h.MemoryMiB)<<20), fmtBytes(h.FreeDiskBytes))) +
 			"\n\n" + w.hardware.View(st)
+		if w.source.fields[srcFieldKind].Value() == srcCloud {
+			s += "\n\n" + st.Muted.Render(ansi.Truncate("The disk is the cloud image's copy: it grows to the size given (0: the image's own size).", max(10, w.width), "…"))
+		}
+		return s
 	case stepNetwork:
 		return st.Bold.Render("Network and display") + "\n\n" + w.network.View(st)
 	case stepReview:
@@ -964,15 +969,18 @@ func (w *wizard) reviewView() string {
 	switch {
 	case spec.OS != "":
 		e, _ := w.galleryEntry(spec.OS, KindISO)
-		row("Install", "ISO "+spec.OS+" from the gallery ("+e.Title+"), downloaded into the ISO library when created")
+		row("Install", "ISO "+spec.OS+" from the gallery, downloaded into the ISO library when created ("+e.Title+")")
 	case spec.Image != "":
 		src := "cloud image " + spec.Image
 		e, fromGallery := w.galleryEntry(spec.Image, KindCloud)
 		if fromGallery {
-			src += " from the gallery (" + e.Title + ")"
+			src += " from the gallery"
 		}
 		if fromGallery || isURL(spec.Image) {
 			src += ", downloaded when created"
+		}
+		if fromGallery {
+			src += " (" + e.Title + ")"
 		}
 		row("Install", src)
 		row("Login", "user "+orDefault(spec.User, machine.DefaultUser)+" with your SSH key; an SSH forward on a free port (S opens a shell)")

@@ -329,6 +329,21 @@ type Share = machine.Share
 // the Error why it cannot) and the Mount command for a Linux guest.
 type ShareView = machine.ShareView
 
+// CheckNewShare checks a share about to be added to a machine that has
+// shares: its fields and its folder (only its own: a missing folder of an
+// existing share is the start's business), and that its tag is free.
+func CheckNewShare(shares []Share, sh Share) error {
+	if err := machine.CheckShares([]Share{sh}); err != nil {
+		return err
+	}
+	for _, o := range shares {
+		if o.Tag == sh.Tag {
+			return WithFix(fmt.Errorf("share %s: tag %q is already used by %s", sh.HostDir, sh.Tag, o.HostDir), "give it another tag")
+		}
+	}
+	return nil
+}
+
 // CopyRequest is one copy between the host and a machine (Service.Copy).
 type CopyRequest struct {
 	ToVM      bool   // host → guest; false: guest → host

@@ -53,6 +53,9 @@ type Service struct {
 	StartDelay time.Duration
 	// JobSteps is how many progress reports Create/Clone/snapshot jobs send.
 	JobSteps int
+	// OnProgress, when set, sees every progress report of a job after it
+	// was sent (a test can hold a job there to look at its progress).
+	OnProgress func(service.Progress)
 }
 
 // New returns an empty fake with a 4-CPU, 8 GiB, 100 GiB-free host
@@ -592,8 +595,12 @@ func (f *Service) job(ctx context.Context, step string, total int64, progress se
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		p := service.Progress{Step: step, Done: total * i / n, Total: total}
 		if progress != nil {
-			progress(service.Progress{Step: step, Done: total * i / n, Total: total})
+			progress(p)
+		}
+		if f.OnProgress != nil {
+			f.OnProgress(p)
 		}
 	}
 	return nil
@@ -1408,11 +1415,10 @@ func (f *Service) AddShare(ctx context.Context, name string, sh service.Share) (
 		if vm.State.Active() {
 			return service.WithFix(fmt.Errorf("share a folder with %q: %w: shared folders change only while it is stopped", name, machine.ErrRunning), "stop it first (x)")
 		}
-		shares := append(append([]service.Share(nil), vm.Shares...), sh)
-		if err := machine.CheckShares(shares); err != nil {
+		if err := service.CheckNewShare(vm.Shares, sh); err != nil {
 			return err
 		}
-		vm.Shares = shares
+		vm.Shares = append(append([]service.Share(nil), vm.Shares...), sh)
 		return nil
 	})
 	return sh, err
