@@ -358,12 +358,7 @@ func (s *Store) FetchGallery(ctx context.Context, e GalleryEntry, opts FetchOpti
 			return "", fmt.Errorf("fetch %s: %w", e.ID, err)
 		}
 	}
-	lib := s.ISOs()
-	if e.Kind == KindCloud {
-		lib = &ISOLibrary{Dir: filepath.Join(s.dirs.Cache, imagesDirName)}
-	}
-	u, _ := url.Parse(e.URL)
-	name := e.ID + "-" + e.Arch + "-" + path.Base(u.Path)
+	lib, name := s.galleryLib(e)
 	var err error
 	for try := 0; try < 2; try++ {
 		var got ISO
@@ -376,6 +371,25 @@ func (s *Store) FetchGallery(ctx context.Context, e GalleryEntry, opts FetchOpti
 		}
 	}
 	return "", fmt.Errorf("fetch %s: %w (twice: the server or the gallery is wrong; nothing was kept)", e.ID, err)
+}
+
+// galleryLib is the library entry e is downloaded into (ISOs into the ISO
+// library, cloud images into the images folder) and its name there.
+func (s *Store) galleryLib(e GalleryEntry) (*ISOLibrary, string) {
+	lib := s.ISOs()
+	if e.Kind == KindCloud {
+		lib = &ISOLibrary{Dir: filepath.Join(s.dirs.Cache, imagesDirName)}
+	}
+	u, _ := url.Parse(e.URL)
+	return lib, e.ID + "-" + e.Arch + "-" + path.Base(u.Path)
+}
+
+// GalleryFile is the path FetchGallery keeps entry e at (the file need not
+// exist yet): what a VM made from it will use, e.g. in a command-line
+// preview before the download.
+func (s *Store) GalleryFile(e GalleryEntry) string {
+	lib, name := s.galleryLib(e)
+	return filepath.Join(lib.Dir, name)
 }
 
 // fetchVerified downloads into lib and checks want: a SHA-256 through the

@@ -98,6 +98,12 @@ func listActions() []listAction {
 			}
 			return m.openView(newSerialView(m, name))
 		}},
+		{func(k *KeyMap) key.Binding { return k.SSH }, func(m *Model, vm VM) tea.Cmd {
+			return m.sshAction(vm)
+		}},
+		{func(k *KeyMap) key.Binding { return k.Copy }, func(m *Model, vm VM) tea.Cmd {
+			return m.copyAction(vm)
+		}},
 		{func(k *KeyMap) key.Binding { return k.Monitor }, func(m *Model, vm VM) tea.Cmd {
 			name := vm.Name
 			if !vm.State.Active() {
@@ -119,6 +125,9 @@ func listActions() []listAction {
 		}},
 		{func(k *KeyMap) key.Binding { return k.Forwards }, func(m *Model, vm VM) tea.Cmd {
 			return m.openView(newForwardsView(m, vm))
+		}},
+		{func(k *KeyMap) key.Binding { return k.Shares }, func(m *Model, vm VM) tea.Cmd {
+			return m.openView(newSharesView(m, vm))
 		}},
 		{func(k *KeyMap) key.Binding { return k.Edit }, func(m *Model, vm VM) tea.Cmd {
 			return m.openView(newEditView(m, vm))

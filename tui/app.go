@@ -158,6 +158,7 @@ type Model struct {
 	view    view
 	confirm *confirmDialog
 	prompt  *promptDialog
+	dialog  *formDialog
 
 	spinner spinner.Model
 	bar     progress.Model
@@ -167,6 +168,10 @@ type Model struct {
 	quitArm bool
 
 	helpKey, helpText string // helpView's cache
+
+	// execProcess suspends the TUI to run a command in the terminal
+	// (tea.ExecProcess; tests replace it to see the command).
+	execProcess func(*exec.Cmd, tea.ExecCallback) tea.Cmd
 }
 
 // New returns the root model. ctx bounds every service call and the change
@@ -192,6 +197,8 @@ func New(ctx context.Context, svc Service, opts Options) *Model {
 		filter:  f,
 		spinner: spinner.New(spinner.WithSpinner(spinner.MiniDot), spinner.WithStyle(st.StatusMsg)),
 		bar:     progress.New(progress.WithDefaultBlend(), progress.WithoutPercentage()),
+
+		execProcess: tea.ExecProcess,
 	}
 	m.changes = svc.Changes(ctx)
 	m.layout()
@@ -320,6 +327,10 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		m.prompt = nil
 		return msg.run
 
+	case formResultMsg:
+		m.dialog = nil
+		return msg.run
+
 	case closeViewMsg:
 		m.view = nil
 		m.layout()
@@ -332,7 +343,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return m.handleClick(msg)
 
 	case tea.MouseWheelMsg:
-		if m.view == nil && m.confirm == nil && m.prompt == nil {
+		if m.view == nil && m.confirm == nil && m.prompt == nil && m.dialog == nil {
 			switch msg.Button {
 			case tea.MouseWheelUp:
 				m.list.Move(-1)
@@ -346,6 +357,8 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	switch {
 	case m.prompt != nil:
 		return m.prompt.Update(msg, &m.keys)
+	case m.dialog != nil:
+		return m.dialog.Update(msg, &m.keys)
 	case m.view != nil:
 		return m.view.Update(msg)
 	case m.filtering:
@@ -365,6 +378,9 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 	}
 	if m.prompt != nil {
 		return m.prompt.Update(msg, &m.keys)
+	}
+	if m.dialog != nil {
+		return m.dialog.Update(msg, &m.keys)
 	}
 	if m.view != nil {
 		if key.Matches(msg, m.keys.Help) && !m.viewTakesText() {
@@ -484,7 +500,7 @@ func (m *Model) openConsole(vm VM) tea.Cmd {
 }
 
 func (m *Model) handleClick(msg tea.MouseClickMsg) tea.Cmd {
-	if m.view != nil || m.confirm != nil || m.prompt != nil || msg.Button != tea.MouseLeft {
+	if m.view != nil || m.confirm != nil || m.prompt != nil || m.dialog != nil || msg.Button != tea.MouseLeft {
 		return nil
 	}
 	lw, _ := m.paneWidths()
@@ -639,6 +655,8 @@ func (m *Model) helpKeys() help.KeyMap {
 		return bindings{short: []key.Binding{m.keys.Yes, m.keys.No}}
 	case m.prompt != nil:
 		return bindings{short: []key.Binding{key.NewBinding(key.WithHelp("enter", "ok")), key.NewBinding(key.WithHelp("esc", "cancel"))}}
+	case m.dialog != nil:
+		return bindings{short: []key.Binding{key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "ok")), m.keys.NextField, m.keys.Cycle, key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel"))}}
 	case m.view != nil:
 		return m.view.Help()
 	case m.filtering:
@@ -701,6 +719,8 @@ func (m *Model) Render() string {
 		body = overlay(body, m.confirm.View(&m.styles, m.width), m.width, bodyH)
 	case m.prompt != nil:
 		body = overlay(body, m.prompt.View(&m.styles, m.width), m.width, bodyH)
+	case m.dialog != nil:
+		body = overlay(body, m.dialog.View(&m.styles, m.width), m.width, bodyH)
 	}
 	return m.titleBar() + "\n" + body + "\n" + m.statusLine() + "\n" + helpV
 }

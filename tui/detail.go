@@ -128,6 +128,11 @@ func detailLines(vm *VM, w, h int, st *Styles) []string {
 		ips[0] = vm.NICs[0].GuestIP
 	}
 	add(5, "Guest IP", strings.Join(ips, "\n"))
+	var shares []string
+	for _, sh := range vm.Shares {
+		shares = append(shares, sh.Tag+" "+sh.HostDir+roText(sh.ReadOnly))
+	}
+	add(4, "Shares", strings.Join(shares, "\n"))
 	add(4, "Snapshots", fmt.Sprint(vm.Snapshots))
 	add(2, "VNC", vm.VNC)
 	add(2, "Serial", vm.Serial)

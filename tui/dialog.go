@@ -106,6 +106,58 @@ func (p *promptDialog) View(st *Styles, maxW int) string {
 	return st.Dialog.Render(st.PaneTitle.Render(p.title) + "\n\n" + p.input.View() + "\n" + msg)
 }
 
+// formDialog asks for a few values at once (a copy's direction and paths,
+// a share's folder, tag and access): a form in a box. enter checks every
+// field, then check, and submits; esc cancels.
+type formDialog struct {
+	title  string
+	form   *form
+	note   string       // a muted line under the fields, "" for none
+	check  func() error // the whole form on enter (nil: none); no I/O
+	submit func() tea.Cmd
+	err    error
+}
+
+// formResultMsg closes the form dialog; run is the action (nil = cancelled).
+type formResultMsg struct{ run tea.Cmd }
+
+func (d *formDialog) Update(msg tea.Msg, k *KeyMap) tea.Cmd {
+	if km, ok := msg.(tea.KeyPressMsg); ok {
+		switch km.String() {
+		case "enter":
+			d.err = nil
+			if !d.form.valid() {
+				return nil
+			}
+			if d.check != nil {
+				if d.err = d.check(); d.err != nil {
+					return nil
+				}
+			}
+			run := d.submit()
+			return func() tea.Msg { return formResultMsg{run: run} }
+		case "esc":
+			return func() tea.Msg { return formResultMsg{} }
+		}
+	}
+	d.err = nil
+	return d.form.Update(msg, k)
+}
+
+func (d *formDialog) View(st *Styles, maxW int) string {
+	w := min(72, max(30, maxW-6))
+	d.form.width = w
+	msg := st.Muted.Render("enter ok · tab next field · esc cancel")
+	if d.err != nil {
+		msg = st.FieldErr.Render(ansi.Truncate("✗ "+d.err.Error(), w, "…"))
+	}
+	body := st.PaneTitle.Render(d.title) + "\n\n" + d.form.View(st) + "\n"
+	if d.note != "" {
+		body += "\n" + st.Muted.Render(ansi.Wrap(d.note, w, " "))
+	}
+	return st.Dialog.Render(body + "\n" + msg)
+}
+
 // overlay draws dialog centred over base (w×h cells).
 func overlay(base, dialog string, w, h int) string {
 	dw, dh := lipgloss.Width(dialog), lipgloss.Height(dialog)

@@ -1,8 +1,12 @@
 // Package tui is vlab's terminal workstation: a Bubble Tea program with a
-// list of machines beside a live detail pane, a new-VM wizard, an edit
-// screen, snapshot, serial console, QEMU monitor (HMP, with the trace log's
-// tail), qemu.log and command-line views, and the confirmations, progress
-// and status line around them.
+// list of machines beside a live detail pane, a new-VM wizard (an ISO, one
+// of the OS gallery's installers or cloud images — downloaded with a
+// progress bar — a URL or image file, a kernel, or nothing), an edit
+// screen, snapshot, port forwards, shared folders, serial console, QEMU
+// monitor (HMP, with the trace log's tail), qemu.log and command-line
+// views, a shell in the guest over SSH (the TUI suspends while it runs), a
+// copy dialog (scp either way), and the confirmations, progress and status
+// line around them.
 //
 // The screens talk to the rest of vlab only through the Service interface
 // (package tui/service, re-exported in service.go), so every screen is

@@ -79,7 +79,7 @@ func TestFlowCreateStartStopDelete(t *testing.T) {
 	waitOutput(t, tm, "Which operating system")
 	sendKeys(tm, "enter")
 	waitOutput(t, tm, "How is the operating system installed?")
-	sendKeys(tm, "right", "right", "enter") // boot from: none
+	sendKeys(tm, "left", "enter") // boot from: none (the last choice)
 	waitOutput(t, tm, "Memory, CPUs and disk")
 	sendKeys(tm, "enter")
 	waitOutput(t, tm, "Network and display")

@@ -4,7 +4,8 @@ import "charm.land/bubbles/v2/key"
 
 // KeyMap holds every key binding of the TUI. Destructive actions (force
 // stop, reset, delete, snapshot restore/delete) are shifted keys and always
-// ask for confirmation.
+// ask for confirmation; a few harmless ones are shifted too where the
+// lower-case key was taken (I import, S ssh, C copy, F shared folders).
 type KeyMap struct {
 	// Movement.
 	Up, Down, PageUp, PageDown, Top, Bottom key.Binding
@@ -14,6 +15,7 @@ type KeyMap struct {
 	Console, Serial, Monitor, Log, Snapshots  key.Binding
 	Edit, Clone, LinkedClone, Delete, Cmdline key.Binding
 	Forwards, Export, Import                  key.Binding
+	SSH, Copy, Shares                         key.Binding
 
 	// List and app.
 	Filter, ClearFilter, Help, Quit key.Binding
@@ -23,6 +25,7 @@ type KeyMap struct {
 	Cycle, OpenPicker, Reload, Detach                 key.Binding
 	TakeSnap, RestoreSnap, DeleteSnap                 key.Binding
 	AddForward, RemoveForward                         key.Binding
+	AddShare, RemoveShare, OpenGallery                key.Binding
 
 	// The monitor view: run the typed line, walk its history, complete a
 	// command name, show/hide and re-read the trace log, and the keys that
@@ -70,6 +73,9 @@ func DefaultKeyMap() KeyMap {
 		Forwards:    b([]string{"f"}, "f", "port forwards"),
 		Export:      b([]string{"o"}, "o", "export"),
 		Import:      b([]string{"I"}, "I", "import OVA/OVF"),
+		SSH:         b([]string{"S"}, "S", "ssh"),
+		Copy:        b([]string{"C"}, "C", "copy files"),
+		Shares:      b([]string{"F"}, "F", "shared folders"),
 
 		Filter:      b([]string{"/"}, "/", "filter"),
 		ClearFilter: b([]string{"esc"}, "esc", "clear filter"),
@@ -94,6 +100,9 @@ func DefaultKeyMap() KeyMap {
 
 		AddForward:    b([]string{"a"}, "a", "add forward"),
 		RemoveForward: b([]string{"d", "delete"}, "d", "remove forward"),
+		AddShare:      b([]string{"a"}, "a", "add share"),
+		RemoveShare:   b([]string{"d", "delete"}, "d", "remove share"),
+		OpenGallery:   b([]string{"ctrl+g"}, "ctrl+g", "gallery"),
 
 		RunLine:     b([]string{"enter"}, "enter", "run"),
 		HistoryPrev: b([]string{"up", "ctrl+p"}, "↑/↓", "history"),
@@ -122,8 +131,9 @@ func (b bindings) ShortHelp() []key.Binding  { return b.short }
 func (b bindings) FullHelp() [][]key.Binding { return b.full }
 
 // listHelp is the help of the main screen: movement, then New, Import, the
-// actions of listActions in their order, help and quit, seven to a column
-// (as many as the movement column holds).
+// actions of listActions in their order, help and quit, in three columns
+// at least seven tall (as many as the movement column holds), so that the
+// four columns fit in 80 cells.
 func (k KeyMap) listHelp() bindings {
 	all := []key.Binding{k.New, k.Import}
 	for _, a := range listActions() {
@@ -131,8 +141,9 @@ func (k KeyMap) listHelp() bindings {
 	}
 	all = append(all, k.Help, k.Quit)
 	full := [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Filter}}
+	per := max(7, (len(all)+2)/3)
 	for len(all) > 0 {
-		n := min(7, len(all))
+		n := min(per, len(all))
 		full = append(full, all[:n])
 		all = all[n:]
 	}

@@ -6,8 +6,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -112,6 +117,7 @@ func (s *MachineService) vm(ctx context.Context, name string, host *emulator.Hos
 	vm.BootOrder = bootWord(spec.Boot.Order)
 	vm.Display = spec.Display
 	vm.Accel = spec.Accel
+	vm.Shares = append([]Share(nil), spec.Shares...)
 	for i, d := range spec.Disks {
 		di := DiskInfo{Disk: emulator.Disk{Path: p.DiskPath(d.File), Format: orDefault(d.Format, "qcow2"), Bus: d.Bus, NodeName: fmt.Sprintf("hd%d", i)}, VirtualBytes: int64(d.Size)}
 		var st syscall.Stat_t
@@ -321,20 +327,143 @@ func newSpec(n NewVM) *machine.Spec {
 	if n.ISO != "" && spec.Boot.Order == "" {
 		spec.Boot.Order = "dc" // install: CD first, then the disk it installs to
 	}
+	spec.Shares = append([]machine.Share(nil), n.Shares...)
+	if n.Image != "" {
+		// As `vlab create --image`: the disk is the image's copy (added by
+		// CreateFromImage) and the guest gets an SSH forward.
+		spec.Disks = nil
+		machine.OfferSSHForward(spec, profiles.Profile{Family: "linux"})
+	}
 	return spec
 }
 
-// Create implements Service.
+// galleryEntry finds gallery entry id of kind for arch.
+func (s *MachineService) galleryEntry(id string, arch emulator.Arch, kind string) (machine.GalleryEntry, error) {
+	g, err := s.store.Gallery()
+	if err != nil {
+		return machine.GalleryEntry{}, err
+	}
+	e, err := g.Find(id, arch.String())
+	if err != nil {
+		return machine.GalleryEntry{}, err
+	}
+	if e.Kind != kind {
+		what := map[string]string{machine.KindISO: "an installer ISO", machine.KindCloud: "a cloud image"}
+		return machine.GalleryEntry{}, WithFix(fmt.Errorf("gallery: %s is %s, not %s", id, what[e.Kind], what[kind]), "choose it as the other install source")
+	}
+	return e, nil
+}
+
+// isGalleryID reports whether an image source names a gallery entry (not
+// a URL or a file): the gallery is asked first, so ids with dots
+// (ubuntu-24.04) are ids too.
+func (s *MachineService) isGalleryID(src string, arch emulator.Arch) bool {
+	if strings.Contains(src, "/") || strings.Contains(src, "://") {
+		return false
+	}
+	_, err := s.galleryEntry(src, arch, machine.KindCloud)
+	return err == nil
+}
+
+// downloadProgress reports a download as a job step with its sizes.
+func downloadProgress(what string, p ProgressFunc) func(machine.Progress) {
+	if p == nil {
+		return nil
+	}
+	return func(d machine.Progress) {
+		total := max(d.Total, 0)
+		step := "downloading " + what + " (" + fmtBytes(d.Done)
+		if total > 0 {
+			step += " of " + fmtBytes(total)
+		}
+		if d.Resumed > 0 {
+			step += ", resumed at " + fmtBytes(d.Resumed)
+		}
+		p(Progress{Step: step + ")", Done: d.Done, Total: total})
+	}
+}
+
+// Create implements Service: an empty or installer machine as `vlab
+// create` makes it, the gallery's installer ISO fetched first (`--os`), or
+// a machine from a cloud image (`--image`).
 func (s *MachineService) Create(ctx context.Context, n NewVM, progress ProgressFunc) error {
+	if err := s.ValidateName(n.Name); err != nil {
+		return fmt.Errorf("create vm %q: %w", n.Name, err)
+	}
+	if err := machine.CheckShares(n.Shares); err != nil {
+		return fmt.Errorf("create vm %q: %w", n.Name, err)
+	}
+	if n.OS != "" {
+		e, err := s.galleryEntry(n.OS, n.Arch, machine.KindISO)
+		if err != nil {
+			return err
+		}
+		if n.ISO, err = s.store.FetchGallery(ctx, e, machine.FetchOptions{Progress: downloadProgress(e.ID, progress)}); err != nil {
+			return err
+		}
+	}
+	if n.Image != "" {
+		return s.createFromImage(ctx, n, progress)
+	}
 	if progress != nil && n.DiskBytes > 0 {
 		progress(Progress{Step: "creating the disk"})
 	}
 	return s.store.Create(ctx, newSpec(n))
 }
 
-// PreviewCmdline implements Service.
-func (s *MachineService) PreviewCmdline(ctx context.Context, n NewVM) ([]string, error) {
+// createFromImage is `vlab create NAME --image SOURCE`: the image fetched
+// into the cache (a gallery id or a URL) or taken as it is (a file), then
+// copied into the new machine with its seed.
+func (s *MachineService) createFromImage(ctx context.Context, n NewVM, progress ProgressFunc) error {
+	var img string
+	var err error
+	if s.isGalleryID(n.Image, n.Arch) {
+		e, _ := s.galleryEntry(n.Image, n.Arch, machine.KindCloud)
+		img, err = s.store.FetchGallery(ctx, e, machine.FetchOptions{Progress: downloadProgress(e.ID, progress)})
+	} else {
+		what := n.Image
+		if u, perr := url.Parse(n.Image); perr == nil && u.Scheme != "" {
+			what = path.Base(u.Path)
+		}
+		img, _, err = s.store.ResolveImage(ctx, n.Image, n.Arch.String(), "", machine.FetchOptions{Progress: downloadProgress(what, progress)})
+	}
+	if err != nil {
+		return err
+	}
 	spec := newSpec(n)
+	if err := spec.Validate(); err != nil {
+		return fmt.Errorf("create vm %q: %w", n.Name, err)
+	}
+	return s.store.CreateFromImage(ctx, spec, machine.ImageCreate{
+		Image: img, Disk: machine.Size(n.DiskBytes), User: n.User,
+		Progress: machineProgress("copying the image", progress),
+	})
+}
+
+// Gallery implements Service.
+func (s *MachineService) Gallery(ctx context.Context) ([]GalleryEntry, error) {
+	g, err := s.store.Gallery()
+	if err != nil {
+		return nil, err
+	}
+	return g.Entries, nil
+}
+
+// PreviewCmdline implements Service. A gallery ISO shows at the path it
+// is downloaded to; an image machine's disk as the copy it gets (its
+// cloud-init seed is made when it is created).
+func (s *MachineService) PreviewCmdline(ctx context.Context, n NewVM) ([]string, error) {
+	if n.OS != "" {
+		e, err := s.galleryEntry(n.OS, n.Arch, machine.KindISO)
+		if err != nil {
+			return nil, err
+		}
+		n.ISO = s.store.GalleryFile(e)
+	}
+	spec := newSpec(n)
+	if n.Image != "" {
+		spec.Disks = []machine.DiskSpec{{File: "disk0.qcow2", Size: machine.Size(max(n.DiskBytes, 1<<30)), Format: "qcow2"}}
+	}
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("preview %q: %w", n.Name, err)
 	}
@@ -662,4 +791,164 @@ func (s *MachineService) Get(ctx context.Context, name string) (VM, error) {
 		s.mu.Unlock()
 	}
 	return vm, nil
+}
+
+// sshTarget is Store.SSHTarget with the TUI's fixes on its errors.
+func (s *MachineService) sshTarget(ctx context.Context, name string) (machine.SSHTarget, error) {
+	t, err := s.store.SSHTarget(ctx, name, "")
+	switch {
+	case errors.Is(err, machine.ErrNotRunning):
+		return t, WithFix(err, "start it first (s)")
+	case errors.Is(err, machine.ErrNoSSH):
+		return t, WithFix(err, "add tcp:auto:22 in its port forwards (f)")
+	}
+	return t, err
+}
+
+// lookSSH finds ssh or scp.
+func lookSSH(bin string) (string, error) {
+	p, err := exec.LookPath(bin)
+	if err != nil {
+		return "", WithFix(fmt.Errorf("%s not found", bin), "install openssh-client (apt-get install openssh-client)")
+	}
+	return p, nil
+}
+
+// SSH implements Service: `vlab ssh NAME`'s argv, with a terminal.
+func (s *MachineService) SSH(ctx context.Context, name string) ([]string, error) {
+	t, err := s.sshTarget(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	bin, err := lookSSH("ssh")
+	if err != nil {
+		return nil, err
+	}
+	return append([]string{bin}, t.SSHArgs(true, "")...), nil
+}
+
+// Copy implements Service as `vlab cp` does: scp -r through the machine's
+// SSH forward; scp's last words become the error.
+func (s *MachineService) Copy(ctx context.Context, name string, c CopyRequest) error {
+	argv, err := s.copyArgv(ctx, name, c)
+	if err != nil {
+		return err
+	}
+	var stderr strings.Builder
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		why := strings.TrimSpace(stderr.String())
+		if i := strings.LastIndexByte(why, '\n'); i >= 0 {
+			why = why[i+1:]
+		}
+		if why == "" {
+			why = err.Error()
+		}
+		return WithFix(fmt.Errorf("copy %s: scp failed: %s", copyText(name, c), why), "check both paths")
+	}
+	return nil
+}
+
+// copyArgv checks a copy as `vlab cp` does and returns its scp argv.
+func (s *MachineService) copyArgv(ctx context.Context, name string, c CopyRequest) ([]string, error) {
+	if err := checkCopy(name, c); err != nil {
+		return nil, err
+	}
+	t, err := s.sshTarget(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	bin, err := lookSSH("scp")
+	if err != nil {
+		return nil, err
+	}
+	src, dst := c.HostPath, t.Remote(c.GuestPath)
+	if !c.ToVM {
+		src, dst = dst, src
+	}
+	return append([]string{bin}, t.SCPArgs(true, src, dst)...), nil // -r: folders and files alike
+}
+
+// checkCopy refuses what `vlab cp` refuses: an empty path, a relative host
+// path, an upload of a host path that does not exist.
+func checkCopy(name string, c CopyRequest) error {
+	switch {
+	case c.HostPath == "" || c.GuestPath == "":
+		return fmt.Errorf("copy %s: empty path: give both the host and the guest path", copyText(name, c))
+	case !filepath.IsAbs(c.HostPath):
+		return fmt.Errorf("copy %s: the host path must be absolute", copyText(name, c))
+	case c.ToVM && !machine.LocalExists(c.HostPath):
+		return WithFix(fmt.Errorf("copy %s: %s does not exist on the host", copyText(name, c), c.HostPath), "check the path")
+	}
+	return nil
+}
+
+// copyText writes a copy as `vlab cp` arguments: SRC DST, the guest side
+// NAME:PATH.
+func copyText(name string, c CopyRequest) string {
+	if c.ToVM {
+		return c.HostPath + " " + name + ":" + c.GuestPath
+	}
+	return name + ":" + c.GuestPath + " " + c.HostPath
+}
+
+// Shares implements Service.
+func (s *MachineService) Shares(ctx context.Context, name string) ([]ShareView, error) {
+	return s.store.ShareViews(name)
+}
+
+// stoppedUpdate changes a stopped machine's spec under its lock; a running
+// one is refused with the fix.
+func (s *MachineService) stoppedUpdate(ctx context.Context, name, op string, fn func(*machine.Spec) error) error {
+	return s.store.Update(ctx, name, func(spec *machine.Spec) error {
+		st, err := s.store.Status(ctx, name)
+		if err != nil {
+			return err
+		}
+		if st.State.Active() {
+			return WithFix(fmt.Errorf("%s %q: %w: shared folders change only while it is stopped", op, name, machine.ErrRunning), "stop it first (x)")
+		}
+		return fn(spec)
+	})
+}
+
+// AddShare implements Service with `vlab edit --share`'s checks.
+func (s *MachineService) AddShare(ctx context.Context, name string, sh Share) (Share, error) {
+	sh = normShare(sh)
+	if err := sh.Validate(); err != nil {
+		return Share{}, err
+	}
+	err := s.stoppedUpdate(ctx, name, "share a folder with", func(spec *machine.Spec) error {
+		if err := service.CheckNewShare(spec.Shares, sh); err != nil {
+			return err
+		}
+		spec.Shares = append(spec.Shares, sh)
+		return nil
+	})
+	return sh, err
+}
+
+// normShare makes a share's folder absolute and gives it its default tag,
+// as machine.ParseShare does.
+func normShare(sh Share) Share {
+	if sh.HostDir != "" {
+		sh.HostDir = absPath(sh.HostDir)
+	}
+	if sh.Tag == "" && sh.HostDir != "" {
+		sh.Tag = filepath.Base(sh.HostDir)
+	}
+	return sh
+}
+
+// RemoveShare implements Service (`vlab edit --unshare TAG`).
+func (s *MachineService) RemoveShare(ctx context.Context, name, tag string) error {
+	return s.stoppedUpdate(ctx, name, "unshare a folder of", func(spec *machine.Spec) error {
+		i := slices.IndexFunc(spec.Shares, func(sh machine.Share) bool { return sh.Tag == tag })
+		if i < 0 {
+			return fmt.Errorf("unshare %s: %s has no share with that tag", tag, name)
+		}
+		spec.Shares = slices.Delete(spec.Shares, i, i+1)
+		return nil
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -205,4 +206,128 @@ func TestMachineServiceExportImport(t *testing.T) {
 		}
 	}
 	t.Logf("export progress reports: %d", reports)
+}
+
+// TestMachineServiceGuest runs the guest workflows through the adapter on
+// a real (temporary) library: the built-in gallery, a machine made from a
+// local cloud image (login user, SSH forward, grown disk, a share), its
+// shares added and removed, and ssh and copy refused on a stopped machine
+// with the fix. No network, no guest: a gallery ISO shows in the preview
+// at the path it would be downloaded to.
+func TestMachineServiceGuest(t *testing.T) {
+	qimg := fixture.Program(t, "qemu-img")
+	fixture.Program(t, "ssh-keygen")
+	root := t.TempDir()
+	t.Setenv("HOME", root) // no ~/.ssh keys of the user running the test
+	t.Setenv(machine.GalleryEnv, "")
+	dirs := machine.Dirs{Config: filepath.Join(root, "c"), Data: filepath.Join(root, "d"), Runtime: filepath.Join(root, "r"),
+		State: filepath.Join(root, "s"), Cache: filepath.Join(root, "k")}
+	store, err := machine.Open(dirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := NewMachineService(store)
+	ctx := context.Background()
+
+	g, err := svc.Gallery(ctx)
+	if err != nil || len(g) == 0 {
+		t.Fatalf("gallery: %d entries, %v", len(g), err)
+	}
+	var iso GalleryEntry
+	for _, e := range g {
+		if e.Kind == KindISO && e.Arch == "x86_64" {
+			iso = e
+		}
+	}
+	if iso.ID == "" {
+		t.Fatal("the built-in gallery has no x86_64 installer ISO")
+	}
+	argv, err := svc.PreviewCmdline(ctx, NewVM{Name: "inst", Arch: emulator.ArchX86_64, OS: iso.ID, MemoryMiB: 512, CPUs: 1, DiskBytes: 1 << 30, Net: emulator.NetUser, MAC: "52:54:00:00:00:0a", Display: emulator.DisplayNone})
+	if err != nil {
+		if strings.Contains(err.Error(), "no qemu") || strings.Contains(err.Error(), "probe") {
+			fixture.Need(t, "QEMU is missing: run make deps ("+err.Error()+")")
+		}
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(argv, " "), store.GalleryFile(iso)) {
+		t.Fatalf("the preview does not boot %s: %q", store.GalleryFile(iso), argv)
+	}
+	if err := svc.Create(ctx, NewVM{Name: "x", Arch: emulator.ArchX86_64, Image: "no-such-image", MemoryMiB: 256, CPUs: 1}, nil); !errors.Is(err, machine.ErrNoGalleryEntry) {
+		t.Fatalf("an unknown gallery id: %v", err)
+	}
+
+	img := filepath.Join(root, "cloud.qcow2")
+	if out, err := exec.Command(qimg, "create", "-q", "-f", "qcow2", img, "64M").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img create: %v: %s", err, out)
+	}
+	share := filepath.Join(root, "project")
+	if err := os.Mkdir(share, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var steps []string
+	n := NewVM{Name: "cloudy", Arch: emulator.ArchX86_64, Image: img, User: "dev", MemoryMiB: 256, CPUs: 1, DiskBytes: 128 << 20,
+		Net: emulator.NetUser, MAC: "52:54:00:00:00:0b", Display: emulator.DisplayNone, Shares: []Share{{HostDir: share, Tag: "project"}}}
+	if err := svc.Create(ctx, n, func(p Progress) { steps = append(steps, p.Step) }); err != nil {
+		t.Fatal(err)
+	}
+	vm, err := svc.Get(ctx, "cloudy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vm.Disks) != 2 || vm.Disks[0].VirtualBytes != 128<<20 || !strings.HasSuffix(vm.Disks[1].Path, ".iso") || len(vm.NICs) != 1 || len(vm.Shares) != 1 {
+		t.Fatalf("the image machine: %+v", vm)
+	}
+	if fw := vm.NICs[0].Forwards; len(fw) != 1 || fw[0].Rule.GuestPort != 22 || !fw[0].Auto() {
+		t.Fatalf("its forwards: %+v", fw)
+	}
+	if gi, ok := store.GuestInfoOf("cloudy"); !ok || gi.User != "dev" {
+		t.Fatalf("its login: %+v %v", gi, ok)
+	}
+	t.Logf("create steps: %q", steps)
+
+	// Stopped: ssh and copy say to start it; a missing upload is refused first.
+	if _, err := svc.SSH(ctx, "cloudy"); !errors.Is(err, machine.ErrNotRunning) || fixOf(err) != "start it first (s)" {
+		t.Fatalf("ssh to a stopped machine: %v (fix %q)", err, fixOf(err))
+	}
+	if err := svc.Copy(ctx, "cloudy", CopyRequest{ToVM: true, HostPath: filepath.Join(root, "nope"), GuestPath: "/tmp/"}); err == nil || !strings.Contains(err.Error(), "does not exist on the host") {
+		t.Fatalf("copy of a missing file: %v", err)
+	}
+	if err := svc.Copy(ctx, "cloudy", CopyRequest{ToVM: true, HostPath: img, GuestPath: "/tmp/"}); !errors.Is(err, machine.ErrNotRunning) || fixOf(err) == "" {
+		t.Fatalf("copy to a stopped machine: %v", err)
+	}
+	if err := svc.Copy(ctx, "cloudy", CopyRequest{HostPath: "rel", GuestPath: "/tmp/x"}); err == nil {
+		t.Fatal("a relative host path was accepted")
+	}
+
+	// Shares: listed with their mount command; added and removed.
+	views, err := svc.Shares(ctx, "cloudy")
+	if err != nil || len(views) != 1 || views[0].Tag != "project" || !strings.Contains(views[0].Mount, "/mnt/project") {
+		t.Fatalf("shares: %+v %v", views, err)
+	}
+	docs := filepath.Join(root, "docs")
+	if err := os.Mkdir(docs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sh, err := svc.AddShare(ctx, "cloudy", Share{HostDir: docs, ReadOnly: true})
+	if err != nil || sh.Tag != "docs" {
+		t.Fatalf("add share: %+v %v", sh, err)
+	}
+	if _, err := svc.AddShare(ctx, "cloudy", Share{HostDir: share, Tag: "docs"}); err == nil || fixOf(err) == "" {
+		t.Fatalf("a taken tag: %v", err)
+	}
+	if _, err := svc.AddShare(ctx, "cloudy", Share{HostDir: filepath.Join(root, "nope")}); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("a missing folder: %v", err)
+	}
+	if spec, _ := store.Load("cloudy"); len(spec.Shares) != 2 || spec.Shares[1] != (machine.Share{HostDir: docs, Tag: "docs", ReadOnly: true}) {
+		t.Fatalf("saved shares: %+v", spec.Shares)
+	}
+	if err := svc.RemoveShare(ctx, "cloudy", "project"); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.RemoveShare(ctx, "cloudy", "project"); err == nil {
+		t.Fatal("removing a share twice succeeded")
+	}
+	if spec, _ := store.Load("cloudy"); len(spec.Shares) != 1 || spec.Shares[0].Tag != "docs" {
+		t.Fatalf("saved shares after remove: %+v", spec.Shares)
+	}
 }

@@ -30,6 +30,11 @@ type (
 	Fixer        = service.Fixer
 	Change       = service.Change
 
+	GalleryEntry = service.GalleryEntry
+	Share        = service.Share
+	ShareView    = service.ShareView
+	CopyRequest  = service.CopyRequest
+
 	ExportSummary = service.ExportSummary
 	ImportSummary = service.ImportSummary
 )
@@ -44,6 +49,12 @@ const (
 	StateCrashed  = service.StateCrashed
 	StateError    = service.StateError
 	StateInvalid  = service.StateInvalid
+)
+
+// Kinds of gallery entries (see Service.Gallery).
+const (
+	KindISO   = service.KindISO
+	KindCloud = service.KindCloud
 )
 
 // Export formats (see Service.Export).

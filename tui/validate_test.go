@@ -16,7 +16,7 @@ func TestWizardRefusesWhatCreateRefuses(t *testing.T) {
 	h.press("enter")
 	h.typeText("generic ppc machine") // mac99
 	h.press("enter")
-	h.press("right", "right") // boot from: none
+	h.press("left") // boot from: none (the last choice)
 	h.press("enter")
 	h.press("backspace", "backspace", "backspace", "backspace")
 	h.typeText("3000")

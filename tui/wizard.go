@@ -36,8 +36,21 @@ var stepNames = []string{"Name", "OS", "Install", "Hardware", "Network", "Review
 // Install source choices.
 const (
 	srcISO    = "ISO image"
+	srcCloud  = "cloud image"
 	srcKernel = "kernel + initrd"
 	srcNone   = "none (empty disk)"
+)
+
+// The fields of the source page, in order (w.source.fields[i]).
+const (
+	srcFieldKind = iota
+	srcFieldISO
+	srcFieldImage
+	srcFieldUser
+	srcFieldKernel
+	srcFieldInitrd
+	srcFieldAppend
+	srcFieldShares
 )
 
 const (
@@ -77,6 +90,20 @@ type wizard struct {
 
 	picker    *filepicker.Model
 	pickField *field
+
+	gallery    []GalleryEntry // the OS gallery, all arches and kinds
+	galleryErr error
+	galPick    *galleryPick // the gallery list, open over the source page
+	shares     []Share      // the Shares field, parsed by the last source check
+}
+
+// galleryPick is the gallery list opened with ctrl+g from the ISO or the
+// cloud image field: the entries of that kind for the machine's arch.
+type galleryPick struct {
+	field  *field
+	kind   string
+	items  []GalleryEntry
+	cursor int
 }
 
 // Messages private to the wizard.
@@ -92,8 +119,14 @@ type (
 		err      error
 	}
 	sourceCheckMsg struct {
-		w   *wizard
-		err error
+		w      *wizard
+		shares []Share
+		err    error
+	}
+	wizGalleryMsg struct {
+		w       *wizard
+		entries []GalleryEntry
+		err     error
 	}
 	previewMsg struct {
 		w    *wizard
@@ -113,15 +146,23 @@ func newWizard(m *Model) *wizard {
 	w.search.CharLimit = 64
 
 	w.source = newForm(
-		choiceField("Boot from", []string{srcISO, srcKernel, srcNone}, srcISO),
-		textField("ISO image", "", "/path/to/installer.iso", nil),
+		choiceField("Boot from", []string{srcISO, srcCloud, srcKernel, srcNone}, srcISO),
+		textField("ISO image", "", "/path/to/installer.iso or a gallery id", nil),
+		textField("Image", "", "a gallery id (ctrl+g), an http(s) URL or a qcow2/raw file", nil),
+		textField("User", machine.DefaultUser, "login user", machine.ValidateUser),
 		textField("Kernel", "", "/path/to/vmlinuz", nil),
 		textField("Initrd", "", "/path/to/initrd (optional)", nil),
 		textField("Append", "", "console=ttyS0 (optional)", nil),
+		textField("Shares", "", "optional: DIR[,tag=T][,ro]; several separated by ;", nil),
 	)
-	w.source.fields[1].picker, w.source.fields[2].picker, w.source.fields[3].picker = true, true, true
-	w.source.fields[1].hint = "ctrl+o browses for the file"
-	w.source.fields[2].hint = "ctrl+o browses for the file"
+	for _, i := range []int{srcFieldISO, srcFieldImage, srcFieldKernel, srcFieldInitrd} {
+		w.source.fields[i].picker = true
+	}
+	w.source.fields[srcFieldISO].hint = "ctrl+g picks from the gallery · ctrl+o browses files"
+	w.source.fields[srcFieldImage].hint = "ctrl+g picks from the gallery · ctrl+o browses files · or an http(s) URL"
+	w.source.fields[srcFieldUser].hint = "gets your SSH key (and vlab's); S opens a shell once it runs"
+	w.source.fields[srcFieldKernel].hint = "ctrl+o browses for the file"
+	w.source.fields[srcFieldShares].hint = "host folders the guest mounts (cloud images at /mnt/TAG); F edits them later"
 	w.syncSource()
 	w.network = newForm(
 		choiceField("Network", netChoices, string(emulator.NetUser)),
@@ -141,6 +182,9 @@ func (w *wizard) Init() tea.Cmd {
 	return tea.Batch(w.name.input.Focus(), func() tea.Msg {
 		p, err := svc.Profiles(ctx)
 		return wizProfilesMsg{w: w, profiles: p, err: err}
+	}, func() tea.Msg {
+		g, err := svc.Gallery(ctx)
+		return wizGalleryMsg{w: w, entries: g, err: err}
 	}, hostCmd(ctx, svc))
 }
 
@@ -162,7 +206,7 @@ func (w *wizard) typing() bool {
 	case stepName, stepProfile:
 		return true
 	case stepSource:
-		return w.picker == nil && w.source.typing()
+		return w.picker == nil && w.galPick == nil && w.source.typing()
 	case stepHardware:
 		return w.hardware.typing()
 	case stepNetwork:
@@ -182,6 +226,11 @@ func (w *wizard) Help() help.KeyMap {
 		back = key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel"))
 	}
 	switch {
+	case w.galPick != nil:
+		return bindings{short: []key.Binding{
+			key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "move")), key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "select")),
+			key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "close")),
+		}}
 	case w.picker != nil:
 		return bindings{short: []key.Binding{
 			key.NewBinding(key.WithHelp("↑/↓", "move")), key.NewBinding(key.WithHelp("enter/→", "open/select")),
@@ -190,7 +239,7 @@ func (w *wizard) Help() help.KeyMap {
 	case w.step == stepProfile:
 		return bindings{short: []key.Binding{next, back, key.NewBinding(key.WithHelp("↑/↓", "choose")), key.NewBinding(key.WithHelp("type", "search"))}}
 	case w.step == stepSource:
-		return bindings{short: []key.Binding{next, back, k.NextField, k.Cycle, k.OpenPicker}}
+		return bindings{short: []key.Binding{next, back, k.NextField, k.Cycle, k.OpenPicker, k.OpenGallery}}
 	case w.step == stepHardware || w.step == stepNetwork:
 		return bindings{short: []key.Binding{next, back, k.NextField, k.Cycle}}
 	}
@@ -199,11 +248,83 @@ func (w *wizard) Help() help.KeyMap {
 
 // syncSource shows the fields of the chosen install source.
 func (w *wizard) syncSource() {
-	kind := w.source.fields[0].Value()
-	w.source.fields[1].hidden = kind != srcISO
-	for _, f := range w.source.fields[2:] {
-		f.hidden = kind != srcKernel
+	kind := w.source.fields[srcFieldKind].Value()
+	f := w.source.fields
+	f[srcFieldISO].hidden = kind != srcISO
+	f[srcFieldImage].hidden, f[srcFieldUser].hidden = kind != srcCloud, kind != srcCloud
+	for _, i := range []int{srcFieldKernel, srcFieldInitrd, srcFieldAppend} {
+		f[i].hidden = kind != srcKernel
 	}
+}
+
+// galleryOf returns the gallery entries of kind for the machine's arch.
+func (w *wizard) galleryOf(kind string) []GalleryEntry {
+	var out []GalleryEntry
+	for _, e := range w.gallery {
+		if e.Kind == kind && e.Arch == w.profile.Arch.String() {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// galleryEntry returns the gallery entry a source field names: a value
+// without a slash that is the id of an entry of kind for the machine's
+// arch (anything else is a file or a URL).
+func (w *wizard) galleryEntry(value, kind string) (GalleryEntry, bool) {
+	if value == "" || strings.Contains(value, "/") {
+		return GalleryEntry{}, false
+	}
+	for _, e := range w.galleryOf(kind) {
+		if e.ID == value {
+			return e, true
+		}
+	}
+	return GalleryEntry{}, false
+}
+
+// openGallery opens the gallery list for the chosen source (an installer
+// ISO or a cloud image).
+func (w *wizard) openGallery() {
+	f, kind := w.source.fields[srcFieldISO], KindISO
+	switch w.source.fields[srcFieldKind].Value() {
+	case srcCloud:
+		f, kind = w.source.fields[srcFieldImage], KindCloud
+	case srcISO:
+	default:
+		w.srcErr = errors.New("the gallery has installer ISOs and cloud images: choose one of those sources first")
+		return
+	}
+	gp := &galleryPick{field: f, kind: kind, items: w.galleryOf(kind)}
+	for i, e := range gp.items {
+		if e.ID == f.Value() {
+			gp.cursor = i
+		}
+	}
+	w.galPick, w.srcErr = gp, nil
+}
+
+func (w *wizard) updateGallery(msg tea.Msg) tea.Cmd {
+	km, ok := msg.(tea.KeyPressMsg)
+	if !ok {
+		return nil
+	}
+	gp := w.galPick
+	switch km.String() {
+	case "esc":
+		w.galPick = nil
+	case "up", "k", "ctrl+p", "shift+tab":
+		gp.cursor = max(0, gp.cursor-1)
+	case "down", "j", "ctrl+n", "tab":
+		gp.cursor = max(0, min(len(gp.items)-1, gp.cursor+1))
+	case "enter":
+		if len(gp.items) > 0 {
+			gp.field.input.SetValue(gp.items[gp.cursor].ID)
+			gp.field.check()
+		}
+		w.galPick = nil
+	}
+	return nil
 }
 
 // setProfile applies a profile's suggested sizes, bounded by the host.
@@ -323,8 +444,14 @@ func (w *wizard) Update(msg tea.Msg) tea.Cmd {
 		if msg.w == w {
 			w.srcErr = msg.err
 			if msg.err == nil {
+				w.shares = msg.shares
 				return w.goTo(stepHardware)
 			}
+		}
+		return nil
+	case wizGalleryMsg:
+		if msg.w == w {
+			w.gallery, w.galleryErr = msg.entries, msg.err
 		}
 		return nil
 	case previewMsg:
@@ -334,6 +461,9 @@ func (w *wizard) Update(msg tea.Msg) tea.Cmd {
 		return nil
 	}
 
+	if w.galPick != nil {
+		return w.updateGallery(msg)
+	}
 	if w.picker != nil {
 		return w.updatePicker(msg)
 	}
@@ -382,6 +512,10 @@ func (w *wizard) Update(msg tea.Msg) tea.Cmd {
 				return w.openPicker(f)
 			}
 		}
+		if isKey && key.Matches(km, w.m.keys.OpenGallery) {
+			w.openGallery()
+			return nil
+		}
 		cmd := w.source.Update(msg, &w.m.keys)
 		w.syncSource()
 		w.srcErr = nil
@@ -411,8 +545,11 @@ func (w *wizard) openPicker(f *field) tea.Cmd {
 		}
 	}
 	fp.CurrentDirectory = dir
-	if f == w.source.fields[1] {
+	switch f {
+	case w.source.fields[srcFieldISO]:
 		fp.AllowedTypes = []string{".iso", ".ISO", ".img", ".raw"}
+	case w.source.fields[srcFieldImage]:
+		fp.AllowedTypes = []string{".qcow2", ".img", ".raw", ".vmdk", ".vdi", ".vhdx"}
 	}
 	fp.SetHeight(max(3, w.height-5))
 	w.picker, w.pickField = &fp, f
@@ -432,7 +569,11 @@ func (w *wizard) updatePicker(msg tea.Msg) tea.Cmd {
 		w.picker, w.pickField = nil, nil
 		w.srcErr = nil
 	} else if ok, path := fp.DidSelectDisabledFile(msg); ok {
-		w.srcErr = fmt.Errorf("%s is not an ISO image (.iso, .img)", filepath.Base(path))
+		if w.pickField == w.source.fields[srcFieldImage] {
+			w.srcErr = fmt.Errorf("%s is not a disk image (.qcow2, .img, .raw, .vmdk, .vdi, .vhdx)", filepath.Base(path))
+		} else {
+			w.srcErr = fmt.Errorf("%s is not an ISO image (.iso, .img)", filepath.Base(path))
+		}
 	}
 	return cmd
 }
@@ -446,6 +587,13 @@ func (w *wizard) goTo(s wizStep) tea.Cmd {
 	switch s {
 	case stepName:
 		return w.name.input.Focus()
+	case stepHardware:
+		disk := w.hardware.fields[2]
+		if w.source.fields[srcFieldKind].Value() == srcCloud {
+			disk.label, disk.hint = "Disk (GiB)", "0 keeps the image's own size"
+		} else {
+			w.boundHardware()
+		}
 	case stepProfile:
 		w.refilterProfiles()
 		return w.search.Focus()
@@ -504,27 +652,50 @@ func (w *wizard) next() tea.Cmd {
 	return nil
 }
 
-// checkSource stats the install files off the UI goroutine.
+// checkSource stats the install files and the shared folders off the UI
+// goroutine. A gallery id or a URL is checked when the machine is created
+// (it is downloaded then).
 func (w *wizard) checkSource() tea.Cmd {
 	var paths []string
 	var what []string
-	switch w.source.fields[0].Value() {
+	f := w.source.fields
+	switch f[srcFieldKind].Value() {
 	case srcISO:
-		paths, what = []string{w.source.fields[1].Value()}, []string{"ISO image"}
+		paths, what = []string{f[srcFieldISO].Value()}, []string{"ISO image"}
 		if paths[0] == "" {
-			w.srcErr = errors.New("choose an ISO image (ctrl+o browses), or boot from a kernel or nothing")
+			w.srcErr = errors.New("choose an ISO image (ctrl+o browses, ctrl+g picks from the gallery), or another source")
 			return nil
 		}
+		if _, ok := w.galleryEntry(paths[0], KindISO); ok {
+			paths, what = nil, nil
+		}
+	case srcCloud:
+		img := f[srcFieldImage].Value()
+		switch {
+		case img == "":
+			w.srcErr = errors.New("choose a cloud image: ctrl+g picks one from the gallery, or give an http(s) URL or an image file")
+			return nil
+		case isURL(img):
+		default:
+			if _, ok := w.galleryEntry(img, KindCloud); !ok {
+				if e, ok := w.galleryEntry(img, KindISO); ok {
+					w.srcErr = fmt.Errorf("gallery: %s is an installer ISO, not a cloud image: choose it as the ISO image", e.ID)
+					return nil
+				}
+				paths, what = []string{img}, []string{"image"}
+			}
+		}
 	case srcKernel:
-		paths, what = []string{w.source.fields[2].Value()}, []string{"kernel"}
+		paths, what = []string{f[srcFieldKernel].Value()}, []string{"kernel"}
 		if paths[0] == "" {
 			w.srcErr = errors.New("choose a kernel (ctrl+o browses)")
 			return nil
 		}
-		if p := w.source.fields[3].Value(); p != "" {
+		if p := f[srcFieldInitrd].Value(); p != "" {
 			paths, what = append(paths, p), append(what, "initrd")
 		}
 	}
+	shareSpecs := splitShares(f[srcFieldShares].Value())
 	return func() tea.Msg {
 		for i, p := range paths {
 			fi, err := os.Stat(p)
@@ -535,25 +706,67 @@ func (w *wizard) checkSource() tea.Cmd {
 				return sourceCheckMsg{w: w, err: fmt.Errorf("%s %s is a directory", what[i], p)}
 			}
 		}
-		return sourceCheckMsg{w: w}
+		var shares []Share
+		for _, s := range shareSpecs {
+			sh, err := machine.ParseShare(s) // as --share reads it: the folder must exist
+			if err != nil {
+				return sourceCheckMsg{w: w, err: err}
+			}
+			shares = append(shares, sh)
+		}
+		if err := machine.CheckShares(shares); err != nil {
+			return sourceCheckMsg{w: w, err: err}
+		}
+		return sourceCheckMsg{w: w, shares: shares}
 	}
+}
+
+// splitShares splits the Shares field: share specs separated by ';' (a
+// share's own options are separated by ',').
+func splitShares(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ";") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// isURL reports whether s is an http(s) URL (a cloud image to download).
+func isURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
 }
 
 // spec builds the NewVM from the pages.
 func (w *wizard) spec() (NewVM, error) {
 	s := NewVM{Name: w.name.Value(), Profile: w.profile.Name, Arch: w.profile.Arch}
-	switch w.source.fields[0].Value() {
+	f := w.source.fields
+	image := ""
+	switch f[srcFieldKind].Value() {
 	case srcISO:
-		s.ISO = w.source.fields[1].Value()
+		s.ISO = f[srcFieldISO].Value()
+		if e, ok := w.galleryEntry(s.ISO, KindISO); ok {
+			s.ISO, s.OS = "", e.ID
+		}
+	case srcCloud:
+		s.Image, s.User = f[srcFieldImage].Value(), f[srcFieldUser].Value()
+		if _, ok := w.galleryEntry(s.Image, KindCloud); !ok && !isURL(s.Image) {
+			image, s.Image = s.Image, "" // a file: made absolute below
+		}
 	case srcKernel:
-		s.Kernel, s.Initrd, s.Append = w.source.fields[2].Value(), w.source.fields[3].Value(), w.source.fields[4].Value()
+		s.Kernel, s.Initrd, s.Append = f[srcFieldKernel].Value(), f[srcFieldInitrd].Value(), f[srcFieldAppend].Value()
 	}
 	var err error
-	for _, p := range []*string{&s.ISO, &s.Kernel, &s.Initrd} { // absolute, as the CLI makes them
+	for _, p := range []*string{&s.ISO, &s.Kernel, &s.Initrd, &image} { // absolute, as the CLI makes them
 		if *p, err = machine.AbsPath(*p); err != nil {
 			return s, err
 		}
 	}
+	if image != "" {
+		s.Image = image
+	}
+	s.Shares = w.shares
 	if s.MemoryMiB, err = strconv.Atoi(w.hardware.fields[0].Value()); err != nil {
 		return s, fmt.Errorf("memory: %w", err)
 	}
@@ -615,7 +828,9 @@ func (w *wizard) View() string {
 	}
 	head := strings.Join(steps, st.Muted.Render(" › "))
 	var body string
-	if w.picker != nil {
+	if w.galPick != nil {
+		body = w.galleryView()
+	} else if w.picker != nil {
 		body = st.PaneTitle.Render("Choose a file for "+w.pickField.label) + "\n" +
 			st.Muted.Render(w.picker.CurrentDirectory) + "\n\n" + w.picker.View()
 		if w.srcErr != nil {
@@ -625,6 +840,34 @@ func (w *wizard) View() string {
 		body = w.pageView()
 	}
 	return head + "\n\n" + body
+}
+
+// galleryView is the gallery list: the entries of one kind for the
+// machine's arch, id and title.
+func (w *wizard) galleryView() string {
+	st := &w.m.styles
+	gp := w.galPick
+	what := map[string]string{KindISO: "installer ISOs", KindCloud: "cloud images"}[gp.kind]
+	s := st.PaneTitle.Render("The gallery's "+w.profile.Arch.String()+" "+what) + "\n" +
+		st.Muted.Render(fit("downloaded once, checksum-verified, when the machine is created", max(10, w.width))) + "\n\n"
+	if w.galleryErr != nil {
+		return s + st.FieldErr.Render("✗ gallery: "+w.galleryErr.Error())
+	}
+	if len(gp.items) == 0 {
+		return s + st.Muted.Render("The gallery has no "+w.profile.Arch.String()+" "+what+": esc goes back (give a file or a URL instead).")
+	}
+	rows := max(1, w.height-6)
+	top := max(0, gp.cursor-rows+1)
+	for i := top; i < len(gp.items) && i < top+rows; i++ {
+		e := gp.items[i]
+		line := fit(fit(e.ID, 20)+" "+e.Title, max(10, w.width-2))
+		if i == gp.cursor {
+			s += st.Selected.Render("› "+line) + "\n"
+		} else {
+			s += "  " + line + "\n"
+		}
+	}
+	return strings.TrimSuffix(s, "\n")
 }
 
 func (w *wizard) pageView() string {
@@ -669,19 +912,42 @@ func (w *wizard) pageView() string {
 		return strings.TrimSuffix(s, "\n")
 	case stepSource:
 		s := st.Bold.Render("How is the operating system installed?") + "\n\n" + w.source.View(st)
+		if note := w.sourceNote(); note != "" && w.srcErr == nil {
+			s += "\n\n" + st.StatusOK.Render(ansi.Truncate(note, max(10, w.width), "…"))
+		}
 		if w.srcErr != nil {
 			s += "\n\n" + st.FieldErr.Render("✗ "+w.srcErr.Error())
 		}
 		return s
 	case stepHardware:
 		h := w.m.host
-		return st.Bold.Render("Memory, CPUs and disk") + "  " +
+		s := st.Bold.Render("Memory, CPUs and disk") + "  " +
 			st.Muted.Render(fmt.Sprintf("(host: %d CPUs, %s RAM, %s free)", h.CPUs, fmtBytes(int64(h.MemoryMiB)<<20), fmtBytes(h.FreeDiskBytes))) +
 			"\n\n" + w.hardware.View(st)
+		if w.source.fields[srcFieldKind].Value() == srcCloud {
+			s += "\n\n" + st.Muted.Render(ansi.Truncate("The disk is the cloud image's copy: it grows to the size given (0: the image's own size).", max(10, w.width), "…"))
+		}
+		return s
 	case stepNetwork:
 		return st.Bold.Render("Network and display") + "\n\n" + w.network.View(st)
 	case stepReview:
 		return w.reviewView()
+	}
+	return ""
+}
+
+// sourceNote says what a gallery id in the source fields stands for.
+func (w *wizard) sourceNote() string {
+	f := w.source.fields
+	switch f[srcFieldKind].Value() {
+	case srcISO:
+		if e, ok := w.galleryEntry(f[srcFieldISO].Value(), KindISO); ok {
+			return "✓ gallery: " + e.Title + " — downloaded into the ISO library when created"
+		}
+	case srcCloud:
+		if e, ok := w.galleryEntry(f[srcFieldImage].Value(), KindCloud); ok {
+			return "✓ gallery: " + e.Title + " — downloaded once into the cache when created"
+		}
 	}
 	return ""
 }
@@ -701,6 +967,23 @@ func (w *wizard) reviewView() string {
 	row("Name", spec.Name)
 	row("OS", fmt.Sprintf("%s (%s)", spec.Profile, spec.Arch))
 	switch {
+	case spec.OS != "":
+		e, _ := w.galleryEntry(spec.OS, KindISO)
+		row("Install", "ISO "+spec.OS+" from the gallery, downloaded into the ISO library when created ("+e.Title+")")
+	case spec.Image != "":
+		src := "cloud image " + spec.Image
+		e, fromGallery := w.galleryEntry(spec.Image, KindCloud)
+		if fromGallery {
+			src += " from the gallery"
+		}
+		if fromGallery || isURL(spec.Image) {
+			src += ", downloaded when created"
+		}
+		if fromGallery {
+			src += " (" + e.Title + ")"
+		}
+		row("Install", src)
+		row("Login", "user "+orDefault(spec.User, machine.DefaultUser)+" with your SSH key; an SSH forward on a free port (S opens a shell)")
 	case spec.ISO != "":
 		row("Install", "ISO "+spec.ISO)
 	case spec.Kernel != "":
@@ -709,7 +992,12 @@ func (w *wizard) reviewView() string {
 		row("Install", "nothing (empty disk)")
 	}
 	disk := "no disk"
-	if spec.DiskBytes > 0 {
+	switch {
+	case spec.Image != "" && spec.DiskBytes > 0:
+		disk = "the image's disk, grown to " + fmtBytes(spec.DiskBytes)
+	case spec.Image != "":
+		disk = "the image's disk"
+	case spec.DiskBytes > 0:
 		disk = fmtBytes(spec.DiskBytes) + " disk"
 	}
 	row("Hardware", fmt.Sprintf("%d vCPU · %s RAM · %s", spec.CPUs, fmtBytes(int64(spec.MemoryMiB)<<20), disk))
@@ -719,6 +1007,13 @@ func (w *wizard) reviewView() string {
 	}
 	row("Network", netS)
 	row("Display", string(spec.Display))
+	for i, sh := range spec.Shares {
+		label := ""
+		if i == 0 {
+			label = "Shares"
+		}
+		row(label, sh.HostDir+" → "+sh.Tag+" ("+sh.GuestPath()+")"+roText(sh.ReadOnly))
+	}
 	b.WriteString("\n" + st.PaneTitle.Render("QEMU command line") + "\n")
 	switch {
 	case w.previewErr != nil:

@@ -30,7 +30,7 @@ func wizardAt(t *testing.T, h *harness, s wizStep) *wizard {
 	if s == stepSource {
 		return w
 	}
-	h.press("right", "right") // boot from: none
+	h.press("left") // boot from: none (the last choice)
 	h.press("enter")
 	if s == stepHardware {
 		return w
@@ -223,7 +223,7 @@ func TestWizardCreates(t *testing.T) {
 	h.press("enter")
 	h.typeText("alpine")
 	h.press("enter")
-	h.press("right", "tab") // kernel + initrd
+	h.press("right", "right", "tab") // kernel + initrd
 	h.typeText("testdata/isos/tiny.iso")
 	h.press("tab")
 	h.press("tab")

@@ -100,6 +100,31 @@ type Service interface {
 	// log (where `vlab trace` sends events and -d items), "" when there is
 	// none yet.
 	TraceTail(ctx context.Context, name string, max int) (string, error)
+	// Gallery lists the OS gallery (`vlab gallery`): installer ISOs
+	// (KindISO) and cloud images (KindCloud), per arch. The wizard offers
+	// them; NewVM.OS and NewVM.Image name them by id.
+	Gallery(ctx context.Context) ([]GalleryEntry, error)
+	// SSH returns the argv (argv[0] the ssh binary) of an interactive SSH
+	// session into running machine name, as `vlab ssh NAME` runs it: its
+	// SSH forward, its login user, vlab's key, its own known_hosts. The TUI
+	// suspends while it runs. A machine that is not running, or has no
+	// forward to guest port 22, is an error with the fix.
+	SSH(ctx context.Context, name string) ([]string, error)
+	// Copy copies files or folders between the host and running machine
+	// name over SSH (scp -r, as `vlab cp` does) and returns when done. An
+	// upload whose host path does not exist is refused before anything
+	// runs.
+	Copy(ctx context.Context, name string, c CopyRequest) error
+	// Shares lists a machine's shared folders with the kind each gets at
+	// the next start and the guest command that mounts it.
+	Shares(ctx context.Context, name string) ([]ShareView, error)
+	// AddShare shares a host folder with stopped machine name (HostDir made
+	// absolute; Tag "" = the folder's name). The folder must exist and the
+	// tag be free; a running machine is refused (stop it first).
+	AddShare(ctx context.Context, name string, sh Share) (Share, error)
+	// RemoveShare stops sharing the folder with tag from stopped machine
+	// name.
+	RemoveShare(ctx context.Context, name, tag string) error
 	// HostLimits bounds what the wizard and the edit screen accept.
 	HostLimits(ctx context.Context) (HostLimits, error)
 	// Profiles lists the OS presets the wizard offers.
@@ -155,6 +180,7 @@ type VM struct {
 	BootOrder   string
 	NICs        []NIC
 	Display     emulator.Display
+	Shares      []Share // shared host folders, as saved
 	Snapshots   int
 	VNC         string // VNC socket (running only)
 	Serial      string // serial socket (running only)
@@ -230,13 +256,21 @@ type Stats struct {
 
 // NewVM is what the wizard collects.
 type NewVM struct {
-	Name      string
-	Profile   string
-	Arch      emulator.Arch
-	ISO       string // install from an ISO, or
-	Kernel    string // boot a kernel directly
-	Initrd    string
-	Append    string
+	Name    string
+	Profile string
+	Arch    emulator.Arch
+	ISO     string // install from an ISO, or
+	OS      string // from the gallery's installer ISO of this id (`vlab create --os`), downloaded into the ISO library, or
+	Image   string // from a cloud image (`vlab create --image`): a gallery id, an http(s) URL or an image file, or
+	Kernel  string // boot a kernel directly
+	Initrd  string
+	Append  string
+	// User is the login user of an Image machine ("" = vlab). An Image
+	// machine also gets vlab's SSH key, an SSH forward on an auto host port
+	// and a NoCloud seed; DiskBytes grows the image's copy (0 keeps its
+	// size).
+	User      string
+	Shares    []Share // shared host folders (checked: they exist)
 	MemoryMiB int
 	CPUs      int
 	DiskBytes int64 // 0 = no disk
@@ -274,6 +308,47 @@ func SettingsOf(vm VM) Settings {
 		s.Forwards = ForwardRules(vm.NICs[0].Forwards)
 	}
 	return s
+}
+
+// GalleryEntry is one OS download of the gallery (machine.GalleryEntry):
+// ID, Title, Arch, Kind (KindISO or KindCloud), URL, Profile.
+type GalleryEntry = machine.GalleryEntry
+
+// Kinds of gallery entries.
+const (
+	KindISO   = machine.KindISO   // an installer ISO: NewVM.OS
+	KindCloud = machine.KindCloud // a cloud image: NewVM.Image
+)
+
+// Share is a shared host folder of a machine (machine.Share): HostDir,
+// Tag, ReadOnly, Kind ("" auto, virtiofs or 9p), Mount (in the guest).
+type Share = machine.Share
+
+// ShareView is one share as the shares screen shows it
+// (machine.ShareView): the Share, the kind it Uses at the next start (or
+// the Error why it cannot) and the Mount command for a Linux guest.
+type ShareView = machine.ShareView
+
+// CheckNewShare checks a share about to be added to a machine that has
+// shares: its fields and its folder (only its own: a missing folder of an
+// existing share is the start's business), and that its tag is free.
+func CheckNewShare(shares []Share, sh Share) error {
+	if err := machine.CheckShares([]Share{sh}); err != nil {
+		return err
+	}
+	for _, o := range shares {
+		if o.Tag == sh.Tag {
+			return WithFix(fmt.Errorf("share %s: tag %q is already used by %s", sh.HostDir, sh.Tag, o.HostDir), "give it another tag")
+		}
+	}
+	return nil
+}
+
+// CopyRequest is one copy between the host and a machine (Service.Copy).
+type CopyRequest struct {
+	ToVM      bool   // host → guest; false: guest → host
+	HostPath  string // absolute
+	GuestPath string // as the guest reads it: relative to the login user's home
 }
 
 // Snapshot is one snapshot of a machine.

@@ -42,12 +42,20 @@ type Service struct {
 	autoPort  int               // the last host port handed to an auto forward
 	linkedTo  map[string]string // linked clone -> its source
 	exports   []ExportCall
+	gallery   []service.GalleryEntry
+	created   []service.NewVM   // every NewVM Create was asked for
+	users     map[string]string // login user of machines made from an image
+	sshArgv   [][]string        // SSH answers handed out
+	copies    []CopyCall        // Copy calls that passed the checks
 
 	// StartDelay, when set, keeps a started machine in service.StateStarting for
 	// that long before it turns running (to exercise live updates).
 	StartDelay time.Duration
 	// JobSteps is how many progress reports Create/Clone/snapshot jobs send.
 	JobSteps int
+	// OnProgress, when set, sees every progress report of a job after it
+	// was sent (a test can hold a job there to look at its progress).
+	OnProgress func(service.Progress)
 }
 
 // New returns an empty fake with a 4-CPU, 8 GiB, 100 GiB-free host
@@ -66,8 +74,64 @@ func New() *Service {
 			{Name: "debian-12", Description: "Debian 12 (bookworm)", Arch: emulator.ArchX86_64, MemoryMiB: 2048, CPUs: 2, DiskBytes: 20 << 30},
 			{Name: "alpine-arm64", Description: "Alpine Linux for ARM64", Arch: emulator.ArchAArch64, MemoryMiB: 512, CPUs: 1, DiskBytes: 2 << 30},
 		}, service.DefaultProfiles()...),
+		gallery:  DefaultGallery(),
+		users:    map[string]string{},
 		JobSteps: 4,
 	}
+}
+
+// DefaultGallery is the fake's gallery: cloud images and installer ISOs
+// for x86_64 and aarch64, shaped like vlab's own.
+func DefaultGallery() []service.GalleryEntry {
+	e := func(id, title, arch, kind, profile, file string) service.GalleryEntry {
+		return service.GalleryEntry{ID: id, Title: title, Arch: arch, Kind: kind, Profile: profile,
+			URL: "https://images.example.org/" + id + "/" + file, SHA256: strings.Repeat("ab", 32)}
+	}
+	return []service.GalleryEntry{
+		e("debian-12", "Debian 12 (bookworm) generic cloud image", "x86_64", service.KindCloud, "linux-bios", "debian-12-genericcloud-amd64.qcow2"),
+		e("debian-12", "Debian 12 (bookworm) generic cloud image", "aarch64", service.KindCloud, "debian-arm64", "debian-12-genericcloud-arm64.qcow2"),
+		e("debian-12-netinst", "Debian 12 network installer", "x86_64", service.KindISO, "debian", "debian-12.8.0-amd64-netinst.iso"),
+		e("ubuntu-24.04", "Ubuntu 24.04 LTS cloud image", "x86_64", service.KindCloud, "ubuntu", "ubuntu-24.04-server-cloudimg-amd64.img"),
+		e("fedora-41", "Fedora 41 Cloud Base", "x86_64", service.KindCloud, "linux-bios", "Fedora-Cloud-Base-Generic-41-1.4.x86_64.qcow2"),
+		e("alpine-3.20", "Alpine Linux 3.20 standard ISO", "x86_64", service.KindISO, "linux-bios", "alpine-standard-3.20.3-x86_64.iso"),
+	}
+}
+
+// SetGallery replaces the gallery.
+func (f *Service) SetGallery(g []service.GalleryEntry) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gallery = append([]service.GalleryEntry(nil), g...)
+}
+
+// Created returns every NewVM Create was asked for (also the failed ones),
+// in order.
+func (f *Service) Created() []service.NewVM {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]service.NewVM(nil), f.created...)
+}
+
+// SSHArgvs returns the argvs SSH handed out, in order.
+func (f *Service) SSHArgvs() [][]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([][]string(nil), f.sshArgv...)
+}
+
+// CopyCall is one Copy that passed the checks: the request and the scp
+// argv the real service would run for it (the fake runs nothing).
+type CopyCall struct {
+	Name string
+	Req  service.CopyRequest
+	Argv []string
+}
+
+// Copies returns the copies made so far.
+func (f *Service) Copies() []CopyCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]CopyCall(nil), f.copies...)
 }
 
 // Machine returns a stopped machine named name with one disk and one
@@ -393,6 +457,7 @@ func (f *Service) Get(ctx context.Context, name string) (service.VM, error) {
 	}
 	v := *vm
 	v.NICs = copyNICs(vm.NICs)
+	v.Shares = append([]service.Share(nil), vm.Shares...)
 	v.Snapshots = len(f.snaps[vm.Name])
 	return v, nil
 }
@@ -410,6 +475,7 @@ func (f *Service) List(ctx context.Context) ([]service.VM, error) {
 	for _, vm := range f.vms {
 		v := *vm
 		v.NICs = copyNICs(vm.NICs)
+		v.Shares = append([]service.Share(nil), vm.Shares...)
 		v.Snapshots = len(f.snaps[vm.Name])
 		out = append(out, v)
 	}
@@ -441,15 +507,48 @@ func (f *Service) get(name string) (*service.VM, error) {
 // Create implements service.Service.
 func (f *Service) Create(ctx context.Context, spec service.NewVM, progress service.ProgressFunc) error {
 	f.mu.Lock()
+	f.created = append(f.created, spec)
 	err := f.begin("Create", spec.Name)
 	if err == nil {
 		err = f.validateNameLocked(spec.Name)
 	}
+	var iso, img *service.GalleryEntry
+	if err == nil && spec.OS != "" {
+		iso, err = f.findLocked(spec.OS, spec.Arch, service.KindISO)
+	}
+	if err == nil && spec.Image != "" && !strings.ContainsAny(spec.Image, "/") {
+		img, err = f.findLocked(spec.Image, spec.Arch, service.KindCloud)
+	}
 	f.mu.Unlock()
+	if err == nil {
+		err = machine.CheckShares(spec.Shares)
+	}
 	if err != nil {
 		return err
 	}
-	if spec.DiskBytes > 0 {
+	// Downloads report their bytes, as the real one does.
+	switch {
+	case iso != nil:
+		if err := f.job(ctx, "downloading "+iso.ID, 600<<20, progress); err != nil {
+			return err
+		}
+		spec.ISO = "/var/cache/vlab/isos/" + iso.ID + "-" + iso.Arch + ".iso"
+	case img != nil:
+		if err := f.job(ctx, "downloading "+img.ID, 400<<20, progress); err != nil {
+			return err
+		}
+	case strings.HasPrefix(spec.Image, "http://") || strings.HasPrefix(spec.Image, "https://"):
+		if err := f.job(ctx, "downloading "+filepath.Base(spec.Image), 400<<20, progress); err != nil {
+			return err
+		}
+	}
+	switch {
+	case spec.Image != "":
+		if err := f.job(ctx, "copying the image", 100, progress); err != nil {
+			return err
+		}
+		spec.DiskBytes = max(spec.DiskBytes, 2<<30)
+	case spec.DiskBytes > 0:
 		if err := f.job(ctx, "creating disk", spec.DiskBytes, progress); err != nil {
 			return err
 		}
@@ -475,7 +574,14 @@ func (f *Service) Create(ctx context.Context, spec service.NewVM, progress servi
 	if spec.ISO != "" {
 		vm.BootOrder = "cd"
 	}
+	vm.Shares = append([]service.Share(nil), spec.Shares...)
 	f.mu.Lock()
+	if spec.Image != "" { // as `vlab create --image`: a login user and an SSH forward
+		f.users[vm.Name] = orDefault(spec.User, "vlab")
+		if len(vm.NICs) > 0 && (vm.NICs[0].Kind == emulator.NetUser || vm.NICs[0].Kind == emulator.NetSandbox) {
+			vm.NICs[0].Forwards = append(vm.NICs[0].Forwards, service.PortForward{Rule: emulator.Forward{Proto: "tcp", HostAddr: "127.0.0.1", GuestPort: 22}})
+		}
+	}
 	f.vms[vm.Name] = vm
 	f.mu.Unlock()
 	f.notify(vm.Name)
@@ -489,8 +595,12 @@ func (f *Service) job(ctx context.Context, step string, total int64, progress se
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		p := service.Progress{Step: step, Done: total * i / n, Total: total}
 		if progress != nil {
-			progress(service.Progress{Step: step, Done: total * i / n, Total: total})
+			progress(p)
+		}
+		if f.OnProgress != nil {
+			f.OnProgress(p)
 		}
 	}
 	return nil
@@ -1167,6 +1277,174 @@ func (f *Service) TraceTail(ctx context.Context, name string, max int) (string, 
 		s = s[len(s)-max:]
 	}
 	return s, nil
+}
+
+// findLocked finds gallery entry id of kind for arch. Caller holds mu.
+func (f *Service) findLocked(id string, arch emulator.Arch, kind string) (*service.GalleryEntry, error) {
+	for _, e := range f.gallery {
+		if e.ID == id && e.Arch == arch.String() {
+			if e.Kind != kind {
+				return nil, fmt.Errorf("gallery: %s is a %s entry, not %s", id, e.Kind, kind)
+			}
+			return &e, nil
+		}
+	}
+	return nil, fmt.Errorf("gallery: no %s image %q: `vlab gallery` lists them", arch, id)
+}
+
+// Gallery implements service.Service.
+func (f *Service) Gallery(ctx context.Context) ([]service.GalleryEntry, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail["Gallery"]; err != nil { // FailNext works; the call is not recorded (every wizard makes it)
+		delete(f.fail, "Gallery")
+		return nil, err
+	}
+	return append([]service.GalleryEntry(nil), f.gallery...), nil
+}
+
+// target is the SSH target the real service would find for vm: its bound
+// forward to guest port 22, its login user, vlab's key and its own
+// known_hosts (fixed paths). Caller holds mu.
+func (f *Service) target(vm *service.VM) (machine.SSHTarget, error) {
+	if !vm.State.Active() {
+		return machine.SSHTarget{}, service.WithFix(fmt.Errorf("ssh to vm %q: %w (%s)", vm.Name, machine.ErrNotRunning, vm.State), "start it first (s)")
+	}
+	t := machine.SSHTarget{Name: vm.Name, User: orDefault(f.users[vm.Name], "vlab"), Host: "127.0.0.1",
+		KnownHosts: "/var/lib/vlab/" + vm.Name + "/known_hosts", Alias: "vlab-" + vm.Name,
+		Key: "/home/tester/.config/vlab/id_ed25519", Seeded: f.users[vm.Name] != ""}
+	for _, n := range vm.NICs {
+		for _, fw := range n.Forwards {
+			if t.Port == 0 && orDefault(fw.Rule.Proto, "tcp") == "tcp" && fw.Rule.GuestPort == 22 && fw.BoundPort != 0 {
+				t.Port = fw.BoundPort
+			}
+		}
+	}
+	if t.Port == 0 {
+		return machine.SSHTarget{}, service.WithFix(fmt.Errorf("ssh to vm %q: %w to guest port 22", vm.Name, machine.ErrNoSSH), "add tcp:auto:22 in its port forwards (f)")
+	}
+	return t, nil
+}
+
+// SSH implements service.Service: the argv `vlab ssh` would run (built by
+// machine.SSHTarget.SSHArgs from the fake's target), recorded; nothing
+// runs.
+func (f *Service) SSH(ctx context.Context, name string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin("SSH", name); err != nil {
+		return nil, err
+	}
+	vm, err := f.get(name)
+	if err != nil {
+		return nil, err
+	}
+	t, err := f.target(vm)
+	if err != nil {
+		return nil, err
+	}
+	argv := append([]string{"ssh"}, t.SSHArgs(true, "")...)
+	f.sshArgv = append(f.sshArgv, argv)
+	return argv, nil
+}
+
+// Copy implements service.Service with `vlab cp`'s checks; a copy that
+// passes them is recorded with its scp argv, and nothing runs.
+func (f *Service) Copy(ctx context.Context, name string, c service.CopyRequest) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin("Copy", name); err != nil {
+		return err
+	}
+	vm, err := f.get(name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case c.HostPath == "" || c.GuestPath == "":
+		return fmt.Errorf("copy to/from %q: empty path: give both the host and the guest path", name)
+	case !filepath.IsAbs(c.HostPath):
+		return fmt.Errorf("copy to/from %q: the host path must be absolute", name)
+	case c.ToVM && !machine.LocalExists(c.HostPath):
+		return service.WithFix(fmt.Errorf("copy to %q: %s does not exist on the host", name, c.HostPath), "check the path")
+	}
+	t, err := f.target(vm)
+	if err != nil {
+		return err
+	}
+	src, dst := c.HostPath, t.Remote(c.GuestPath)
+	if !c.ToVM {
+		src, dst = dst, src
+	}
+	f.copies = append(f.copies, CopyCall{Name: name, Req: c, Argv: append([]string{"scp"}, t.SCPArgs(true, src, dst)...)})
+	return nil
+}
+
+// Shares implements service.Service: the saved shares, each served by
+// 9p (the fake host has no virtiofsd), with machine.MountCommand.
+func (f *Service) Shares(ctx context.Context, name string) ([]service.ShareView, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin("Shares", name); err != nil {
+		return nil, err
+	}
+	vm, err := f.get(name)
+	if err != nil {
+		return nil, err
+	}
+	var out []service.ShareView
+	for _, sh := range vm.Shares {
+		kind := orDefault(sh.Kind, machine.Share9P)
+		out = append(out, service.ShareView{Share: sh, Uses: kind, Mount: machine.MountCommand(sh, kind)})
+	}
+	return out, nil
+}
+
+// AddShare implements service.Service with the real checks (the folder
+// exists, the tag is free) and refuses an active machine.
+func (f *Service) AddShare(ctx context.Context, name string, sh service.Share) (service.Share, error) {
+	if sh.HostDir != "" && !filepath.IsAbs(sh.HostDir) {
+		if abs, err := filepath.Abs(sh.HostDir); err == nil {
+			sh.HostDir = abs
+		}
+	}
+	if sh.Tag == "" && sh.HostDir != "" {
+		sh.Tag = filepath.Base(sh.HostDir)
+	}
+	err := f.simple("AddShare", name, func(vm *service.VM) error {
+		if vm.State.Active() {
+			return service.WithFix(fmt.Errorf("share a folder with %q: %w: shared folders change only while it is stopped", name, machine.ErrRunning), "stop it first (x)")
+		}
+		if err := service.CheckNewShare(vm.Shares, sh); err != nil {
+			return err
+		}
+		vm.Shares = append(append([]service.Share(nil), vm.Shares...), sh)
+		return nil
+	})
+	return sh, err
+}
+
+// RemoveShare implements service.Service.
+func (f *Service) RemoveShare(ctx context.Context, name, tag string) error {
+	return f.simple("RemoveShare", name, func(vm *service.VM) error {
+		if vm.State.Active() {
+			return service.WithFix(fmt.Errorf("unshare a folder of %q: %w: shared folders change only while it is stopped", name, machine.ErrRunning), "stop it first (x)")
+		}
+		for i, sh := range vm.Shares {
+			if sh.Tag == tag {
+				vm.Shares = append(vm.Shares[:i:i], vm.Shares[i+1:]...)
+				return nil
+			}
+		}
+		return fmt.Errorf("unshare %s: %s has no share with that tag", tag, name)
+	})
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
 }
 
 // service.HostLimits implements service.Service.
