@@ -221,3 +221,29 @@ func TestGalleryUpdateKeepsACheckedCopy(t *testing.T) {
 		t.Errorf("a refused update changed the gallery: %+v %v", g, err)
 	}
 }
+
+// TestResolveImageDottedGalleryID: an id with dots (ubuntu-24.04) is a
+// gallery id, not a file name; a missing file with an image extension
+// says so.
+func TestResolveImageDottedGalleryID(t *testing.T) {
+	data := randomData(64 << 10)
+	ts := httptest.NewServer(&flakyServer{data: data})
+	defer ts.Close()
+	s := emptyStore(t)
+	galleryWith(t, s, GalleryEntry{ID: "distro-24.04", Arch: "x86_64", Kind: KindCloud, URL: ts.URL + "/d.qcow2", SHA256: sumOf(data), Profile: "debian"})
+	got, e, err := s.ResolveImage(context.Background(), "distro-24.04", "x86_64", "", FetchOptions{})
+	if err != nil || e == nil || e.ID != "distro-24.04" {
+		t.Fatalf("ResolveImage(distro-24.04) = %q, %+v, %v: want the gallery entry", got, e, err)
+	}
+	if b, _ := os.ReadFile(got); !bytes.Equal(b, data) {
+		t.Error("fetched file differs from the served one")
+	}
+	_, _, err = s.ResolveImage(context.Background(), "distro-24.10", "x86_64", "", FetchOptions{})
+	if !errors.Is(err, ErrNoGalleryEntry) || !strings.Contains(err.Error(), "distro-24.04") {
+		t.Errorf("unknown dotted id: %v, want a gallery miss naming distro-24.04", err)
+	}
+	_, _, err = s.ResolveImage(context.Background(), "missing.qcow2", "x86_64", "", FetchOptions{})
+	if err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("missing.qcow2: %v, want no such file", err)
+	}
+}

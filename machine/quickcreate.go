@@ -40,7 +40,9 @@ func (s *Store) ResolveImage(ctx context.Context, source, arch, sha256 string, o
 		}
 		return got.Path, nil, nil
 	}
-	if strings.ContainsAny(source, "/.") || fileExists(source) {
+	// A path, or an existing file; otherwise a gallery id, which may hold
+	// dots (ubuntu-24.04).
+	if strings.Contains(source, "/") || fileExists(source) {
 		if _, err := os.Stat(source); err != nil {
 			return "", nil, fmt.Errorf("image %s: %w: give a gallery id (`vlab gallery`), a URL or an image file", source, err)
 		}
@@ -52,6 +54,10 @@ func (s *Store) ResolveImage(ctx context.Context, source, arch, sha256 string, o
 	}
 	e, err := g.Find(source, arch)
 	if err != nil {
+		if ext := path.Ext(source); ext != "" && strings.Trim(ext[1:], "0123456789") != "" {
+			// "disk.qcow2": a file that is not there rather than an id.
+			return "", nil, galleryMiss{fmt.Sprintf("image %s: no such file, and no gallery id either: check the path (or `vlab gallery` for ids)", source)}
+		}
 		return "", nil, err
 	}
 	if e.Kind != KindCloud {
