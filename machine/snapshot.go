@@ -28,6 +28,9 @@ type Snapshot struct {
 	Description string    `json:"description,omitempty"`
 	Time        time.Time `json:"time"`
 	RAM         bool      `json:"ram"`  // RAM and device state saved: restoring resumes the running guest
+	// Frozen is how many guest filesystems the guest agent froze while
+	// the snapshot was taken (0: none, or no agent answered).
+	Frozen int `json:"frozen,omitempty"`
 	Size        int64     `json:"size"` // bytes of saved RAM/device state (0 for disk-only)
 	Current     bool      `json:"current"`
 	// Restorable is false when an image the snapshot covers no longer holds
@@ -124,6 +127,7 @@ type snapshotRecord struct {
 	Files       []string  `json:"files"`             // images it was taken on (keys, see snapshotImage)
 	VMState     string    `json:"vmstate,omitempty"` // image holding the RAM state
 	External    bool      `json:"external,omitempty"`
+	Frozen      int       `json:"frozen,omitempty"` // guest filesystems the agent froze for it
 }
 
 // Pending operations.
