@@ -27,12 +27,12 @@ type Snapshot struct {
 	Parent      string    `json:"parent,omitempty"` // "" for a root
 	Description string    `json:"description,omitempty"`
 	Time        time.Time `json:"time"`
-	RAM         bool      `json:"ram"`  // RAM and device state saved: restoring resumes the running guest
+	RAM         bool      `json:"ram"` // RAM and device state saved: restoring resumes the running guest
 	// Frozen is how many guest filesystems the guest agent froze while
 	// the snapshot was taken (0: none, or no agent answered).
-	Frozen int `json:"frozen,omitempty"`
-	Size        int64     `json:"size"` // bytes of saved RAM/device state (0 for disk-only)
-	Current     bool      `json:"current"`
+	Frozen  int   `json:"frozen,omitempty"`
+	Size    int64 `json:"size"` // bytes of saved RAM/device state (0 for disk-only)
+	Current bool  `json:"current"`
 	// Restorable is false when an image the snapshot covers no longer holds
 	// it (deleted outside vlab, or a job that was interrupted).
 	Restorable bool     `json:"restorable"`

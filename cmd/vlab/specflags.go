@@ -19,6 +19,7 @@ type specFlags struct {
 	accel, display, netMode, firmware, boot                             string
 	cpus                                                                int
 	gdb                                                                 bool
+	agent                                                               string // --agent on|off
 	forwards                                                            []string
 	restrict                                                            bool
 	nics                                                                []string // --nic (issue 6, network.go)
@@ -46,6 +47,24 @@ func (sf *specFlags) register(f *pflag.FlagSet, create bool) {
 	f.StringArrayVar(&sf.forwards, "forward", nil, "port forward proto:[hostaddr:]hostport:guestport, e.g. tcp:2222:22 (repeatable; replaces the list)")
 	f.BoolVar(&sf.restrict, "isolated", false, "user network with restrict=on: the guest reaches nothing outside; forwards still work")
 	registerGDB(f, &sf.gdb)
+	f.StringVar(&sf.agent, "agent", "", "QEMU guest agent channel: on or off (default: on for Linux profiles and cloud images; used by exec, cp, snapshot freeze and stop)")
+}
+
+// applyAgent writes --agent into spec. create calls it again after the
+// profile's default (machine.OfferAgent), so the flag wins.
+func (sf *specFlags) applyAgent(cmd *cobra.Command, spec *machine.Spec) error {
+	if !cmd.Flags().Changed("agent") {
+		return nil
+	}
+	switch sf.agent {
+	case "on", "true", "yes":
+		spec.Agent = true
+	case "off", "false", "no":
+		spec.Agent = false
+	default:
+		return usageError{fmt.Errorf("--agent %q: use on or off", sf.agent)}
+	}
+	return nil
 }
 
 // apply writes the flags the user set into spec.
@@ -63,6 +82,9 @@ func (sf *specFlags) apply(cmd *cobra.Command, spec *machine.Spec) error {
 	}
 	if set("gdb") {
 		spec.GDB = sf.gdb
+	}
+	if err := sf.applyAgent(cmd, spec); err != nil {
+		return err
 	}
 	if set("memory") {
 		if spec.Memory, err = machine.ParseSize(sf.memory); err != nil {
