@@ -186,19 +186,23 @@ func (s *Store) thawAfterRestore(ctx context.Context, name string) {
 
 // agentShutdown asks VM name's guest agent to power the guest off and
 // waits up to wait for QEMU to exit. It reports whether QEMU is gone; a VM
-// without an answering agent is left alone (false).
+// without an answering agent is left alone (false). qemu-ga answers a
+// guest-shutdown it carried out with silence and one whose shutdown(8)
+// failed with an error (seen in a guest without logind: `shutdown +0`
+// needs it); then the agent runs poweroff itself (systemctl as root works
+// without logind).
 func (s *Store) agentShutdown(ctx context.Context, name string, proc *emulator.Process, wait time.Duration) bool {
 	c, err := s.agent(ctx, name)
 	if err != nil {
 		return false
 	}
-	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	err = c.Shutdown(sctx, "powerdown")
-	cancel()
-	c.close()
-	if err != nil {
-		return false
-	}
+	defer c.close()
+	refused := make(chan error, 1)
+	go func() {
+		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		refused <- c.Shutdown(sctx, "powerdown")
+	}()
 	if wait <= 0 {
 		wait = emulator.DefaultPowerdownTimeout
 	}
@@ -210,6 +214,15 @@ func (s *Store) agentShutdown(ctx context.Context, name string, proc *emulator.P
 		select {
 		case <-ctx.Done():
 			return false
+		case err := <-refused:
+			if err != nil {
+				ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_, perr := c.Exec(ectx, emulator.ExecRequest{Path: "poweroff", Args: []string{}})
+				cancel()
+				if perr != nil {
+					return false
+				}
+			}
 		case <-time.After(delay):
 		}
 	}
