@@ -21,7 +21,7 @@ func (e *env) waitSSH(name string, timeout time.Duration) {
 	e.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		_, errs, code := e.run("exec", name, "--", "true")
+		_, errs, code := e.run("exec", "--via", "ssh", name, "--", "true")
 		if code == 0 {
 			return
 		}
@@ -38,7 +38,9 @@ func (e *env) waitSSH(name string, timeout time.Duration) {
 // once (checksum-verified), seeds user vlab, vlab's key and hostname = NAME;
 // the guest boots with its own kernel and initrd (the image has no boot
 // loader); `vlab ssh`, `vlab exec` (exit status kept) and `vlab cp` both
-// ways (a file and a folder whose name has a space) work without a prompt.
+// ways (a file and a folder whose name has a space) work without a prompt,
+// through SSH and through the QEMU guest agent; a live snapshot freezes the
+// guest's filesystems through the agent, and stop asks the agent first.
 func TestCloudImageWorkflow(t *testing.T) {
 	fixture.Program(t, "qemu-system-x86_64")
 	fixture.Program(t, "qemu-img")
@@ -90,12 +92,25 @@ profile = "linux-bios"
 	if got := strings.TrimSpace(e.ok("ssh", "dev", "--", "id", "-un")); got != "vlab" {
 		t.Errorf("ssh logs in as %q, want vlab", got)
 	}
-	if _, errs, code := e.run("exec", "dev", "--", "sh", "-c", "exit 3"); code != 3 {
-		t.Errorf("vlab exec dev -- sh -c 'exit 3' exited %d (%s), want 3", code, errs)
-	}
-	// The guest command's output is passed through as it is, vlab adds nothing.
-	if out, errs, code := e.run("exec", "dev", "--", "sh", "-c", "echo out; echo err >&2; exit 7"); out != "out\n" || errs != "err\n" || code != 7 {
-		t.Errorf("exec with output and status 7: stdout %q, stderr %q, exit %d", out, errs, code)
+	// exec and cp work through SSH and through the guest agent alike.
+	e.waitAgent("dev", 3*time.Minute)
+	vias := []string{"ssh", "agent"}
+	for _, via := range vias {
+		if _, errs, code := e.run("exec", "--via", via, "dev", "--", "sh", "-c", "exit 3"); code != 3 {
+			t.Errorf("vlab exec --via %s dev -- sh -c 'exit 3' exited %d (%s), want 3", via, code, errs)
+		}
+		// The guest command's output is passed through as it is, vlab adds nothing.
+		if out, errs, code := e.run("exec", "--via", via, "dev", "--", "sh", "-c", "echo out; echo err >&2; exit 7"); out != "out\n" || errs != "err\n" || code != 7 {
+			t.Errorf("exec --via %s with output and status 7: stdout %q, stderr %q, exit %d", via, out, errs, code)
+		}
+		// One argument stays one argument, spaces and quotes included.
+		if got := e.ok("exec", "--via", via, "dev", "--", "printf", "[%s]", "a b", "it's"); got != "[a b][it's]" {
+			t.Errorf("exec --via %s printf = %q", via, got)
+		}
+		// The login user, in its home, with stdin passed on.
+		if out, errs, code := e.runIn("piped\n", "exec", "--via", via, "dev", "--", "sh", "-c", "id -un; pwd; cat"); out != "vlab\n/home/vlab\npiped\n" || code != 0 {
+			t.Errorf("exec --via %s as whom, where, stdin: stdout %q, stderr %q, exit %d", via, out, errs, code)
+		}
 	}
 	// The seed's user has passwordless sudo, and the hostname resolves.
 	if out, errs, code := e.run("exec", "dev", "--", "sudo", "-n", "id", "-u"); out != "0\n" || errs != "" || code != 0 {
@@ -106,10 +121,6 @@ profile = "linux-bios"
 		t.Errorf("df / = %q", out)
 	} else if mb, _ := strconv.Atoi(strings.TrimSuffix(out[strings.LastIndexAny(out, " \n")+1:], "M")); mb < 1800 {
 		t.Errorf("root file system is %d MiB, want it grown to the 2G --disk", mb)
-	}
-	// One argument stays one argument, spaces and quotes included.
-	if got := e.ok("exec", "dev", "--", "printf", "[%s]", "a b", "it's"); got != "[a b][it's]" {
-		t.Errorf("exec printf = %q", got)
 	}
 
 	// cp, host → guest: a file and a folder whose name has a space.
@@ -128,28 +139,71 @@ profile = "linux-bios"
 			t.Fatal(err)
 		}
 	}
-	e.ok("exec", "dev", "--", "mkdir", "-p", "/tmp/in box")
-	e.ok("cp", file, "dev:/tmp/in box/")
-	e.ok("cp", project, "dev:/tmp/in box/")
-	for rel, data := range files {
-		got := e.ok("exec", "dev", "--", "cat", "/tmp/in box/"+rel)
-		if got != data {
-			t.Errorf("guest /tmp/in box/%s: %d bytes, want the host's %d", rel, len(got), len(data))
+	for _, via := range vias {
+		box := "/tmp/in box " + via
+		e.ok("exec", "dev", "--", "mkdir", "-p", box)
+		e.ok("cp", "--via", via, file, "dev:"+box+"/")
+		e.ok("cp", "--via", via, project, "dev:"+box+"/")
+		for rel, data := range files {
+			got := e.ok("exec", "dev", "--", "cat", box+"/"+rel)
+			if got != data {
+				t.Errorf("--via %s: guest %s/%s: %d bytes, want the host's %d", via, box, rel, len(got), len(data))
+			}
+		}
+		if via == "agent" {
+			// The copy belongs to the login user, as over scp.
+			if got := e.ok("exec", "dev", "--", "stat", "-c", "%U", box+"/my project/sub dir/data file.bin"); got != "vlab\n" {
+				t.Errorf("cp --via agent: the copy belongs to %q, want vlab", got)
+			}
+		}
+
+		// cp, guest → host: the same file and folder back into another folder.
+		back := filepath.Join(e.home, "back here "+via)
+		os.MkdirAll(back, 0o755)
+		e.ok("cp", "--via", via, "dev:"+box+"/notes.txt", back+"/")
+		e.ok("cp", "--via", via, "dev:"+box+"/my project", back+"/")
+		for rel, data := range files {
+			got, err := os.ReadFile(filepath.Join(back, rel))
+			if err != nil || string(got) != data {
+				t.Errorf("--via %s: host %s after cp back: %d bytes (%v), want %d", via, rel, len(got), err, len(data))
+			}
 		}
 	}
 
-	// cp, guest → host: the same file and folder back into another folder.
-	back := filepath.Join(e.home, "back here")
-	os.MkdirAll(back, 0o755)
-	e.ok("cp", "dev:/tmp/in box/notes.txt", back+"/")
-	e.ok("cp", "dev:/tmp/in box/my project", back+"/")
-	for rel, data := range files {
-		got, err := os.ReadFile(filepath.Join(back, rel))
-		if err != nil || string(got) != data {
-			t.Errorf("host %s after cp back: %d bytes (%v), want %d", rel, len(got), err, len(data))
-		}
+	// A live snapshot freezes the guest's filesystems through the agent
+	// for the save, and thaws them after.
+	out = e.ok("snapshot", "create", "dev", "frozen")
+	if !strings.Contains(out, "filesystems frozen: ") || strings.Contains(out, "filesystems frozen: 0") {
+		t.Errorf("snapshot create said %q, want the frozen filesystems counted", out)
+	}
+	if j := e.ok("exec", "--via", "agent", "--user", "root", "dev", "--", "journalctl", "--no-pager", "-o", "cat", "-t", "qemu-ga"); !strings.Contains(j, "guest-fsfreeze called") {
+		t.Errorf("the guest agent's log shows no freeze:\n%s", tail(j, 2000))
+	}
+	if got := e.ok("exec", "--via", "agent", "dev", "--", "sh", "-c", "echo thawed > after-snapshot && sync && cat after-snapshot"); got != "thawed\n" {
+		t.Errorf("a write after the snapshot: %q", got)
 	}
 
-	e.ok("stop", "dev")
+	// stop asks the guest agent first.
+	if out := e.ok("stop", "dev"); !strings.Contains(out, "(agent)") {
+		t.Errorf("vlab stop dev said %q, want it stopped through the agent", out)
+	}
+
 	waitFor(t, "dev to stop", 3*time.Minute, func() bool { return e.state("dev") == "stopped" })
+}
+
+// waitAgent waits until the guest agent of name answers `vlab exec --via
+// agent`.
+func (e *env) waitAgent(name string, timeout time.Duration) {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		_, errs, code := e.run("exec", "--via", "agent", name, "--", "true")
+		if code == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s: the guest agent never answered (last: exit %d, %s)", name, code, strings.TrimSpace(errs))
+		}
+		time.Sleep(2 * time.Second)
+	}
 }

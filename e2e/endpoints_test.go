@@ -206,7 +206,7 @@ func TestEndpointsOwnerOnly(t *testing.T) {
 	for _, bad := range [][]string{{"--gdb", "1234"}, {"--gdb=1234"}} {
 		e.fail([]string{"--gdb takes no port", "target remote"}, append([]string{"create", "x"}, bad...)...)
 	}
-	e.createGuest(name, guests["x86_64"], []string{"vlab.net=1"})
+	e.createGuest(name, guests["x86_64"], []string{"vlab.net=1"}, "--agent", "on") // the guest agent's socket too
 	toml := filepath.Join(e.show(name).Dir, "machine.toml")
 	data, err := os.ReadFile(toml)
 	if err != nil {
@@ -283,7 +283,7 @@ func TestEndpointsOwnerOnly(t *testing.T) {
 			socks = append(socks, p)
 		}
 	}
-	want := append(append([]string(nil), s.QMPSockets...), s.VNCSocket, filepath.Join(run, "vnc-ext.sock"), s.SerialSocket, shownGDB.GDBSocket)
+	want := append(append([]string(nil), s.QMPSockets...), s.VNCSocket, filepath.Join(run, "vnc-ext.sock"), s.SerialSocket, shownGDB.GDBSocket, filepath.Join(run, "qga.sock"))
 	for _, w := range want {
 		if !containsStr(socks, w) {
 			t.Errorf("socket %s missing from the runtime dir (has %q)", w, socks)

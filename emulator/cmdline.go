@@ -194,6 +194,9 @@ func (b *builder) build() error {
 		b.add(socketChardev{id: GDBChardevID, path: cfg.Paths.GDB}.args()...)
 		b.add("-gdb", "chardev:"+GDBChardevID)
 	}
+	if err := b.addAgent(); err != nil { // agentdev.go
+		return err
+	}
 	if cfg.StartPaused {
 		b.add("-S")
 	}

@@ -98,6 +98,22 @@ func baseConfig(root, name string, arch Arch) Config {
 	}
 }
 
+// agentConfig is a headless guest with the guest agent channel.
+func agentConfig(r string, arch Arch) Config {
+	c := baseConfig(r, "cloud", arch)
+	c.Disks = []Disk{{Path: dataPath(r, "cloud", "disk0.qcow2")}}
+	c.Display = DisplayNone
+	c.Agent = true
+	c.Paths.Agent = filepath.Join(r, "run", "cloud", "qga.sock")
+	switch arch {
+	case ArchAArch64:
+		c.Kernel, c.Initrd = isoPath(r, "vmlinuz-arm64"), isoPath(r, "initrd-arm64.img")
+	case ArchPPC64:
+		c.Kernel, c.Initrd = isoPath(r, "vmlinux-ppc64el"), isoPath(r, "initrd-ppc64el.img")
+	}
+	return c
+}
+
 func dataPath(root, name, file string) string { return filepath.Join(root, "data", name, file) }
 
 func isoPath(root, file string) string { return filepath.Join(root, "iso", file) }
@@ -296,6 +312,9 @@ func cmdCases() []cmdCase {
 			c.Display, c.Input, c.VGA, c.Sound = DisplayVNC, InputVirtioTablet, "virtio", "hda"
 			return c
 		}},
+		{name: "agent", host: goldenHost, cfg: func(r string) Config { return agentConfig(r, ArchX86_64) }},
+		{name: "agent", host: goldenHost, cfg: func(r string) Config { return agentConfig(r, ArchAArch64) }},
+		{name: "agent", host: goldenHost, cfg: func(r string) Config { return agentConfig(r, ArchPPC64) }, elfKernel: "ppc64le"},
 		{name: "buses", host: goldenHost, cfg: func(r string) Config {
 			c := baseConfig(r, "pc-buses", ArchI386)
 			c.Disks = []Disk{

@@ -11,6 +11,15 @@
 // events to a single consumer without correlating replies by id. QMP itself is
 // a small line-delimited JSON protocol, so the client here is short.
 //
+// The guest agent client (qga.go) is our own as well: qemu-ga speaks the
+// same JSON but without a greeting, serves one client at a time, and keeps
+// replies meant for an earlier client in its channel, so every connection
+// starts with guest-sync-delimited (a random id; the reply follows a 0xFF
+// byte that resynchronises the stream). The guest is untrusted: replies are
+// read through size bounds and checked against what was asked for. Its
+// channel is a virtio-serial port on a unix socket in the VM's private
+// runtime folder (agentdev.go).
+//
 // emulator knows nothing of vlab's on-disk library: every path comes in
 // through Config and the supervisor's options.
 package emulator

@@ -243,6 +243,7 @@ type Paths struct {
 	Pidfile   string
 	EFIVars   string // per-VM UEFI variable store (qcow2), when Firmware is UEFI
 	GDB       string // gdb stub unix socket, when Config.GDB
+	Agent     string // guest agent channel unix socket, when Config.Agent
 }
 
 // Config is everything Cmdline needs to know about one guest. It is derived
@@ -273,6 +274,7 @@ type Config struct {
 	GDB          bool       // a gdb stub on the unix socket Paths.GDB (never TCP)
 	StartPaused  bool       // -S
 	Shares       []Share    // shared host folders (share.go)
+	Agent        bool       // a virtio-serial channel for qemu-guest-agent on the unix socket Paths.Agent (agentdev.go)
 	Instrument   Instrument // -d log items, log file, record/replay (trace.go, replay.go)
 	Paths        Paths
 }

@@ -95,6 +95,9 @@ func (s *Store) config(spec *Spec, host *emulator.Host, accel emulator.Accel) (e
 	if spec.GDB {
 		cfg.Paths.GDB = p.GDB
 	}
+	if spec.Agent {
+		cfg.Agent, cfg.Paths.Agent = true, p.Agent
+	}
 	if needsEFIVars(spec) {
 		cfg.Firmware = emulator.FirmwareUEFI
 		cfg.Paths.EFIVars = p.EFIVars

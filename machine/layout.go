@@ -49,6 +49,8 @@ const (
 	vncSock     = "vnc.sock"
 	serialSock  = "serial.sock"
 	gdbSock     = "gdb.sock"
+	agentSock   = "qga.sock" // guest agent channel
+	agentLock   = "qga.lock" // held by the one vlab talking to the agent
 	vncPassFile = "vnc-ext.pass"
 	qemuLogFile = "qemu.log"
 	serialLog   = "serial.log"
@@ -86,6 +88,8 @@ type Paths struct {
 	VNC       string
 	Serial    string
 	GDB       string // gdb stub socket (when the spec asks for one)
+	Agent     string // guest agent channel socket (when the spec asks for one)
+	AgentLock string
 	VNCPass   string // one-time password the open `vlab vnc --external` endpoints share (0600)
 	StopMark  string
 	LastExit  string
@@ -122,6 +126,8 @@ func (d Dirs) PathsFor(name string) Paths {
 		VNC:       filepath.Join(run, vncSock),
 		Serial:    filepath.Join(run, serialSock),
 		GDB:       filepath.Join(run, gdbSock),
+		Agent:     filepath.Join(run, agentSock),
+		AgentLock: filepath.Join(run, agentLock),
 		VNCPass:   filepath.Join(run, vncPassFile),
 		StopMark:  filepath.Join(run, stopMarker),
 		LastExit:  filepath.Join(run, exitFile),

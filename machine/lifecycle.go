@@ -223,7 +223,7 @@ func (s *Store) cleanRuntime(p Paths) {
 	os.Remove(p.StopMark)
 	os.Remove(p.Pidfile)
 	os.Remove(p.VNCPass) // the shared one-time password died with the run
-	for _, sock := range append(append([]string{}, p.QMP...), p.VNC, emulator.ExternalVNCSocket(p.VNC), p.Serial, p.GDB) {
+	for _, sock := range append(append([]string{}, p.QMP...), p.VNC, emulator.ExternalVNCSocket(p.VNC), p.Serial, p.GDB, p.Agent) {
 		for try := 0; try < 25; try++ {
 			if err := emulator.RemoveStaleSocket(sock); !errors.Is(err, emulator.ErrSocketInUse) {
 				break
@@ -474,8 +474,10 @@ type StopOptions struct {
 	QuitTimeout time.Duration
 }
 
-// Stop ends VM name: ACPI power-down, then quit, then SIGKILL. It returns
-// how it finally ended ("powerdown", "quit" or "kill").
+// Stop ends VM name: the guest agent's guest-shutdown when the VM has an
+// agent that answers, else (or when the guest is still up after
+// opts.Timeout) ACPI power-down, then quit, then SIGKILL. It returns how it
+// finally ended ("agent", "powerdown", "quit" or "kill").
 func (s *Store) Stop(ctx context.Context, name string, opts StopOptions) (string, error) {
 	if err := ValidateName(name); err != nil {
 		return "", err
@@ -500,7 +502,11 @@ func (s *Store) Stop(ctx context.Context, name string, opts StopOptions) (string
 			_ = writeRecord(p.StopMark, stopMark{Stopper: self})
 		}
 	}
+	byAgent := !opts.Force && s.agentShutdown(ctx, name, &rec.Process, opts.Timeout) // agent.go: guest-shutdown first
 	res, err := emulator.Stop(ctx, &rec.Process, p.QMP, emulator.StopOptions{Force: opts.Force, PowerdownTimeout: opts.Timeout, QuitTimeout: opts.QuitTimeout})
+	if byAgent && err == nil && res.Method == emulator.StopNotRunning {
+		res.Method = StopAgent
+	}
 	// What follows runs to the end even when the stop was interrupted: the
 	// marker goes, and a QEMU that is gone is cleaned up, so the next status
 	// is the truth (running if QEMU still runs, stopped if not).

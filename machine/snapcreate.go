@@ -50,8 +50,13 @@ func (s *Store) SnapshotCreate(ctx context.Context, name, tag string, opts Snaps
 	}
 	faultPoint("snapshot-create:pending")
 	var opErr error
+	frozen := 0
 	if sc.live() {
-		opErr = s.liveSave(ctx, sc, tag, pending.Job, opts.Progress)
+		// With a guest agent, the guest's filesystems are frozen for the
+		// save (agent.go), so the disks hold what the guest wrote.
+		frozen, opErr = s.freezeDuring(ctx, name, func() error {
+			return s.liveSave(ctx, sc, tag, pending.Job, opts.Progress)
+		})
 	} else {
 		opErr = offlineCreate(ctx, sc, tag)
 	}
@@ -71,6 +76,13 @@ func (s *Store) SnapshotCreate(ctx context.Context, name, tag string, opts Snaps
 		outcome = jobFailed
 	}
 	meta, tree := reconcile(sc.meta, sc.imgs, found, outcome)
+	if frozen > 0 {
+		for i := range meta.Snapshots {
+			if meta.Snapshots[i].Tag == tag {
+				meta.Snapshots[i].Frozen = frozen
+			}
+		}
+	}
 	if opErr != nil {
 		// A failed job may have left a partial snapshot behind: do not let
 		// it become current.
@@ -86,6 +98,7 @@ func (s *Store) SnapshotCreate(ctx context.Context, name, tag string, opts Snaps
 		return Snapshot{}, fmt.Errorf("create snapshot %q of vm %q: %w", tag, name, opErr)
 	}
 	sn, ok := tree.Get(tag)
+	sn.Frozen = frozen
 	if !ok {
 		return Snapshot{}, fmt.Errorf("create snapshot %q of vm %q: qemu reported success but no image holds it", tag, name)
 	}

@@ -34,7 +34,13 @@ func (s *Store) SnapshotRestore(ctx context.Context, name, tag string, opts Snap
 		return s.offlineRestore(ctx, sc, sn)
 	case sc.live():
 		defer l.unlock()
-		return s.liveRestore(ctx, sc, sn, opts.Progress, false)
+		if err := s.liveRestore(ctx, sc, sn, opts.Progress, false); err != nil {
+			return err
+		}
+		if sn.Frozen > 0 {
+			s.thawAfterRestore(ctx, name) // agent.go: it was saved frozen
+		}
+		return nil
 	}
 	// A live snapshot of a stopped VM: start it paused, load, continue.
 	// Start takes the VM lock itself.
@@ -55,6 +61,9 @@ func (s *Store) SnapshotRestore(ctx context.Context, name, tag string, opts Snap
 			err = errors.Join(err, serr)
 		}
 		return err
+	}
+	if sn.Frozen > 0 {
+		s.thawAfterRestore(ctx, name) // agent.go: it was saved frozen
 	}
 	return nil
 }

@@ -27,9 +27,12 @@ type Snapshot struct {
 	Parent      string    `json:"parent,omitempty"` // "" for a root
 	Description string    `json:"description,omitempty"`
 	Time        time.Time `json:"time"`
-	RAM         bool      `json:"ram"`  // RAM and device state saved: restoring resumes the running guest
-	Size        int64     `json:"size"` // bytes of saved RAM/device state (0 for disk-only)
-	Current     bool      `json:"current"`
+	RAM         bool      `json:"ram"` // RAM and device state saved: restoring resumes the running guest
+	// Frozen is how many guest filesystems the guest agent froze while
+	// the snapshot was taken (0: none, or no agent answered).
+	Frozen  int   `json:"frozen,omitempty"`
+	Size    int64 `json:"size"` // bytes of saved RAM/device state (0 for disk-only)
+	Current bool  `json:"current"`
 	// Restorable is false when an image the snapshot covers no longer holds
 	// it (deleted outside vlab, or a job that was interrupted).
 	Restorable bool     `json:"restorable"`
@@ -124,6 +127,7 @@ type snapshotRecord struct {
 	Files       []string  `json:"files"`             // images it was taken on (keys, see snapshotImage)
 	VMState     string    `json:"vmstate,omitempty"` // image holding the RAM state
 	External    bool      `json:"external,omitempty"`
+	Frozen      int       `json:"frozen,omitempty"` // guest filesystems the agent froze for it
 }
 
 // Pending operations.

@@ -178,7 +178,7 @@ func snapshotView(out snapshotMeta, imgs []snapshotImage, onDisk map[string]*sna
 	tree := Tree{Current: out.Current}
 	for _, r := range out.Snapshots {
 		sn := Snapshot{
-			Tag: r.Tag, Parent: r.Parent, Description: r.Description, Time: r.Time, RAM: r.RAM, Size: r.Size,
+			Tag: r.Tag, Parent: r.Parent, Description: r.Description, Time: r.Time, RAM: r.RAM, Size: r.Size, Frozen: r.Frozen,
 			Current: r.Tag == out.Current, External: r.External, Pending: r.Tag == pendingTag,
 		}
 		covers := r.Files

@@ -42,6 +42,10 @@ type Spec struct {
 	RTCLocal    bool              `toml:"rtc_localtime,omitempty"`
 	GDB         bool              `toml:"gdb,omitempty"`     // gdb stub on the private unix socket Paths.GDB
 	GDBPort     int               `toml:"gdb_port,omitzero"` // old files only: loading makes gdb_port = N gdb = true
+	// Agent gives the guest a virtio-serial channel for qemu-guest-agent
+	// (exec, cp, filesystem freeze for snapshots, shutdown). Linux profiles
+	// and cloud images turn it on at create.
+	Agent bool `toml:"agent,omitempty"`
 
 	Boot   Boot       `toml:"boot"`
 	Disks  []DiskSpec `toml:"disk"`

@@ -73,6 +73,9 @@ func (s *Spec) validateValues() []error {
 	if s.LinkedTo != "" {
 		add(ValidateName(s.LinkedTo), "linked_to: %w")
 	}
+	if s.Agent && s.Arch != emulator.ArchUnknown && !emulator.AgentSupported(s.Arch, s.Machine) {
+		errs = append(errs, fmt.Errorf("agent: machine %s has no PCI bus for the guest agent channel: set agent = false (--agent off)", s.Machine))
+	}
 	return errs
 }
 

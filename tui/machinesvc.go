@@ -315,6 +315,7 @@ func newSpec(n NewVM) *machine.Spec {
 	}
 	if p, err := profiles.Get(n.Profile); err == nil {
 		machine.ApplyProfile(spec, p)
+		machine.OfferAgent(spec, p)
 	}
 	spec.CPUs, spec.Memory = n.CPUs, machine.Size(n.MemoryMiB)*machine.MiB
 	if spec.Machine == "" {

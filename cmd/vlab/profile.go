@@ -323,6 +323,7 @@ func (cp *createProfile) apply(spec *machine.Spec) {
 	}
 	machine.ApplyProfile(spec, *cp.profile)
 	machine.OfferSSHForward(spec, *cp.profile) // Linux: ssh on an auto host port (network.go)
+	machine.OfferAgent(spec, *cp.profile)      // Linux: the guest agent channel (agent.go)
 	if spec.Machine == "" {
 		spec.Machine = emulator.DefaultMachine(spec.Arch)
 	}

@@ -58,6 +58,9 @@ func (a *app) snapshotCreateCmd() *cobra.Command {
 			if sn.RAM {
 				kind = "live: RAM state " + machine.Size(sn.Size).Human() + " and disks"
 			}
+			if sn.Frozen > 0 {
+				kind += fmt.Sprintf("; filesystems frozen: %d, by the guest agent", sn.Frozen)
+			}
 			parent := ""
 			if sn.Parent != "" {
 				parent = ", after " + sn.Parent

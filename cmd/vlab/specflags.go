@@ -21,6 +21,7 @@ type specFlags struct {
 	accel, display, netMode, firmware, boot                             string
 	cpus                                                                int
 	gdb                                                                 bool
+	agent                                                               string // --agent on|off
 	forwards                                                            []string
 	restrict                                                            bool
 	nics                                                                []string // --nic (issue 6, network.go)
@@ -53,6 +54,24 @@ func (sf *specFlags) register(f *pflag.FlagSet, create bool) {
 		f.StringArrayVar(&sf.unshare, "unshare", nil, "stop sharing the folder with this tag (repeatable)")
 	}
 	registerGDB(f, &sf.gdb)
+	f.StringVar(&sf.agent, "agent", "", "QEMU guest agent channel: on or off (default: on for Linux profiles and cloud images; used by exec, cp, snapshot freeze and stop)")
+}
+
+// applyAgent writes --agent into spec. create calls it again after the
+// profile's default (machine.OfferAgent), so the flag wins.
+func (sf *specFlags) applyAgent(cmd *cobra.Command, spec *machine.Spec) error {
+	if !cmd.Flags().Changed("agent") {
+		return nil
+	}
+	switch sf.agent {
+	case "on", "true", "yes":
+		spec.Agent = true
+	case "off", "false", "no":
+		spec.Agent = false
+	default:
+		return usageError{fmt.Errorf("--agent %q: use on or off", sf.agent)}
+	}
+	return nil
 }
 
 // applyShares removes the --unshare tags and adds the --share folders.
@@ -102,6 +121,9 @@ func (sf *specFlags) apply(cmd *cobra.Command, spec *machine.Spec) error {
 	}
 	if set("gdb") {
 		spec.GDB = sf.gdb
+	}
+	if err := sf.applyAgent(cmd, spec); err != nil {
+		return err
 	}
 	if set("memory") {
 		if spec.Memory, err = machine.ParseSize(sf.memory); err != nil {

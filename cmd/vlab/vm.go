@@ -14,6 +14,7 @@ import (
 
 	"vlab/emulator"
 	"vlab/machine"
+	"vlab/profiles"
 )
 
 func (a *app) createCmd() *cobra.Command {
@@ -49,6 +50,12 @@ func (a *app) createCmd() *cobra.Command {
 				return err
 			}
 			cp.apply(spec)
+			if img.image != "" {
+				machine.OfferAgent(spec, profiles.Profile{Family: "linux"}) // cloud images carry qemu-guest-agent
+			}
+			if err := sf.applyAgent(cmd, spec); err != nil { // --agent over the profile's default
+				return err
+			}
 			if len(spec.Disks) == 0 && spec.Boot.ISO != "" {
 				// An installer needs somewhere to install to.
 				spec.Disks = []machine.DiskSpec{{File: "disk0.qcow2", Size: 20 * machine.GiB, Format: "qcow2"}}
