@@ -189,6 +189,44 @@ profile = "linux-bios"
 	}
 
 	waitFor(t, "dev to stop", 3*time.Minute, func() bool { return e.state("dev") == "stopped" })
+
+	// Shared folders added to the stopped VM mount at its next boot (the
+	// seed's boot command reads them from fw_cfg): read-write and
+	// read-only, a host path with a space in it.
+	code, docs := filepath.Join(t.TempDir(), "my code"), filepath.Join(t.TempDir(), "docs")
+	for _, d := range []string{code, docs} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "hello.txt"), []byte("from "+filepath.Base(d)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.ok("edit", "dev", "--share", code+",tag=code", "--share", docs+",tag=docs,ro")
+	e.ok("start", "dev")
+	e.waitSSH("dev", 8*time.Minute)
+	if got := e.ok("exec", "dev", "--", "cat", "/mnt/code/hello.txt", "/mnt/docs/hello.txt"); got != "from my code\nfrom docs\n" {
+		t.Errorf("the guest reads %q from its shares", got)
+	}
+	e.ok("exec", "dev", "--", "sudo", "-n", "sh", "-c", "echo from the guest > /mnt/code/back.txt")
+	if b, err := os.ReadFile(filepath.Join(code, "back.txt")); err != nil || string(b) != "from the guest\n" {
+		t.Errorf("the guest's write to the read-write share: host has %q, %v", b, err)
+	}
+	if _, errs, code := e.run("exec", "dev", "--", "sudo", "-n", "sh", "-c", "echo x > /mnt/docs/x.txt"); code == 0 || !strings.Contains(errs, "Read-only") {
+		t.Errorf("a write to the read-only share: exit %d, %q; want a read-only file system error", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(docs, "x.txt")); err == nil {
+		t.Error("the guest wrote into the read-only share on the host")
+	}
+	// Even root in the guest cannot make the read-only share writable: the
+	// host serves it read-only.
+	e.run("exec", "dev", "--", "sudo", "-n", "mount", "-o", "remount,rw", "/mnt/docs")
+	e.run("exec", "dev", "--", "sudo", "-n", "sh", "-c", "echo x > /mnt/docs/x.txt")
+	if _, err := os.Stat(filepath.Join(docs, "x.txt")); err == nil {
+		t.Error("after a remount rw in the guest, its write reached the read-only share on the host")
+	}
+	e.fail([]string{"shared folders", "vlab stop dev"}, "snapshot", "create", "dev", "with-shares")
+	e.ok("stop", "dev")
 }
 
 // waitAgent waits until the guest agent of name answers `vlab exec --via

@@ -27,6 +27,32 @@ type Share struct {
 	Dir      string // 9p: the host folder QEMU serves
 	Socket   string // virtiofs: the vhost-user socket virtiofsd listens on
 	ReadOnly bool   // 9p: QEMU refuses writes; virtiofs: the daemon's view is read-only
+	Mount    string // where the guest mounts it (told through SharesFwCfg)
+}
+
+// SharesFwCfg is the fw_cfg file that tells the guest its shares, one line
+// each: "TAG KIND ro|rw MOUNTPOINT". A guest reads it at
+// /sys/firmware/qemu_fw_cfg/by_name/opt/org.vlab/shares/raw (module
+// qemu_fw_cfg) and mounts what it lists, so shares added after the guest
+// was set up mount too. It holds no host path. Boards without fw_cfg
+// (pseries) do not get it.
+const SharesFwCfg = "opt/org.vlab/shares"
+
+// sharesTable is the content of SharesFwCfg.
+func sharesTable(shares []Share) string {
+	var b strings.Builder
+	for _, s := range shares {
+		mode := "rw"
+		if s.ReadOnly {
+			mode = "ro"
+		}
+		mount := s.Mount
+		if mount == "" {
+			mount = "/mnt/" + s.Tag
+		}
+		fmt.Fprintf(&b, "%s %s %s %s\n", s.Tag, s.Kind, mode, mount)
+	}
+	return b.String()
 }
 
 // shareTagRE is what a mount tag may be: a word the guest can type on a
@@ -65,6 +91,9 @@ func (b *builder) checkShares() error {
 			return fmt.Errorf("share tag %q is used twice: give each share its own tag", s.Tag)
 		}
 		seen[s.Tag] = true
+		if s.Mount != "" && (!strings.HasPrefix(s.Mount, "/") || strings.ContainsAny(s.Mount, " \t\n")) {
+			return fmt.Errorf("share %q: mount point %q must be an absolute guest path without blanks", s.Tag, s.Mount)
+		}
 		switch s.Kind {
 		case ShareVirtiofs:
 			if !filepath.IsAbs(s.Socket) {
@@ -109,5 +138,8 @@ func (b *builder) addShares() {
 			b.add("-chardev", newOpt("socket").set("id", shareCharID(i)).set("path", s.Socket).String())
 			b.add("-device", newOpt("vhost-user-fs-pci").set("id", "vlab-share"+strconv.Itoa(i)).set("chardev", shareCharID(i)).set("tag", s.Tag).String())
 		}
+	}
+	if len(b.cfg.Shares) > 0 && b.board.name != "pseries" {
+		b.add("-fw_cfg", newOpt("name="+SharesFwCfg).set("string", sharesTable(b.cfg.Shares)).String())
 	}
 }

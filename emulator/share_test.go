@@ -33,6 +33,10 @@ func TestCmdlineShares(t *testing.T) {
 	if got := values(argv, "-fsdev"); !slices.Equal(got, []string{"local,id=vlab-fs1,path=/home/u/my,,docs,security_model=mapped-xattr,readonly=on"}) {
 		t.Errorf("-fsdev %q", got)
 	}
+	wantFw := "name=" + SharesFwCfg + ",string=code virtiofs rw /mnt/code\ndocs 9p ro /mnt/docs\n"
+	if got := values(argv, "-fw_cfg"); !slices.Equal(got, []string{wantFw}) {
+		t.Errorf("-fw_cfg %q, want %q", got, wantFw)
+	}
 	devs := values(argv, "-device")
 	for _, want := range []string{"vhost-user-fs-pci,id=vlab-share0,chardev=vlab-vfs0,tag=code", "virtio-9p-pci,id=vlab-share1,fsdev=vlab-fs1,mount_tag=docs"} {
 		if !slices.Contains(devs, want) {

@@ -37,36 +37,49 @@ func TestParseShareAndBadInput(t *testing.T) {
 	}
 }
 
-// TestShareMountScript runs the seed's mount command with a mount(8) that
-// knows no virtiofs: it falls back to 9p, read-only where asked.
+// TestShareMountScript runs the seed's mount command with a fake mount(8)
+// that knows no virtiofs: from the fw_cfg list when the guest has it (its
+// kinds as given), else from the list of create time (virtiofs, then 9p);
+// read-only where asked; a mount point in use is left alone.
 func TestShareMountScript(t *testing.T) {
-	bin, mnt := t.TempDir(), filepath.Join(t.TempDir(), "code dir")
+	bin, root := t.TempDir(), t.TempDir()
 	logf := filepath.Join(bin, "log")
 	write := func(name, body string) {
 		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+body), 0o700); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write("mountpoint", "exit 1\n")
+	busy := filepath.Join(root, "busy")
+	write("mountpoint", `[ "$2" = `+strconv.Quote(busy)+` ]`+"\n")
+	write("modprobe", "exit 1\n")
 	write("mount", `echo "$*" >>`+strconv.Quote(logf)+`; [ "$2" = 9p ]`+"\n")
-	for _, ro := range []bool{false, true} {
+	code, docs := filepath.Join(root, "code dir"), filepath.Join(root, "docs")
+	static := "code auto rw " + code + "\ndocs auto ro " + docs + "\n"
+	fwcfg := filepath.Join(root, "fwcfg")
+	if err := os.WriteFile(fwcfg, []byte("code virtiofs rw "+code+"\nnew 9p ro "+docs+"\nold 9p rw "+busy+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p9 := "-t 9p -o trans=virtio,version=9p2000.L,msize=262144,"
+	for _, c := range []struct {
+		fw   string
+		want string
+	}{
+		{filepath.Join(root, "none"), "-t virtiofs -o rw code " + code + "\n" + p9 + "rw code " + code + "\n-t virtiofs -o ro docs " + docs + "\n" + p9 + "ro docs " + docs + "\n"},
+		{fwcfg, "-t virtiofs -o rw code " + code + "\n" + p9 + "ro new " + docs + "\n"},
+	} {
 		os.Remove(logf)
-		cmd := exec.Command("/bin/sh", "-c", shareMountScript(ro), "vlab-share", "code", mnt)
+		cmd := exec.Command("/bin/sh", "-c", shareMountScript, "vlab-shares", static, c.fw)
 		cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin"}
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("ro=%v: %v: %s", ro, err, out)
+			t.Fatalf("fw_cfg %s: %v: %s", c.fw, err, out)
 		}
 		log, _ := os.ReadFile(logf)
-		want := "-t virtiofs code " + mnt + "\n-t 9p -o trans=virtio,version=9p2000.L,msize=262144 code " + mnt + "\n"
-		if ro {
-			want = "-t virtiofs -o ro code " + mnt + "\n-t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro code " + mnt + "\n"
+		if string(log) != c.want {
+			t.Errorf("fw_cfg %s: mount calls\n%s\nwant\n%s", c.fw, log, c.want)
 		}
-		if string(log) != want {
-			t.Errorf("ro=%v: mount calls\n%s\nwant\n%s", ro, log, want)
-		}
-		if fi, err := os.Stat(mnt); err != nil || !fi.IsDir() {
-			t.Errorf("mount point not made: %v", err)
-		}
+	}
+	if fi, err := os.Stat(code); err != nil || !fi.IsDir() {
+		t.Errorf("mount point not made: %v", err)
 	}
 }
 
@@ -79,7 +92,7 @@ func TestSeedUserData(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(ud)
-	for _, want := range []string{"#cloud-config", `name: "dev"`, `"ssh-ed25519 AAAA k"`, "ed25519_private:", `vlab-share, "code", "/mnt/code"]`, "ssh_pwauth: false"} {
+	for _, want := range []string{"#cloud-config", `name: "dev"`, `"ssh-ed25519 AAAA k"`, "ed25519_private:", `vlab-shares, "code auto ro /mnt/code\n"`, "ssh_pwauth: false"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("user-data lacks %q:\n%s", want, s)
 		}

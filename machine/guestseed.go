@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"vlab/emulator"
 )
 
 // Files of the guest workflow (vlab ssh/exec/cp) in a VM's folder and in
@@ -156,26 +158,42 @@ func cloudConfig(o SeedOptions) []byte {
 		b.WriteString("ssh_deletekeys: true\nssh_keys:\n")
 		fmt.Fprintf(&b, "  ed25519_private: %s\n  ed25519_public: %s\n", j(o.HostKey), j(o.HostPub))
 	}
-	if len(o.Shares) > 0 {
-		// Mounted by a boot command rather than fstab: the kind (virtiofs
-		// or 9p) is chosen at each start, so the guest tries both.
-		b.WriteString("bootcmd:\n")
-		for _, sh := range o.Shares {
-			fmt.Fprintf(&b, "  - [sh, -c, %s, vlab-share, %s, %s]\n", j(shareMountScript(sh.ReadOnly)), j(sh.Tag), j(sh.GuestPath()))
+	// Every boot mounts the shares the VM has then (read from fw_cfg, so
+	// shares added later with `vlab edit --share` mount too; the list of
+	// create time where the board has no fw_cfg).
+	var static strings.Builder
+	for _, sh := range o.Shares {
+		mode := "rw"
+		if sh.ReadOnly {
+			mode = "ro"
 		}
+		fmt.Fprintf(&static, "%s auto %s %s\n", sh.Tag, mode, sh.GuestPath())
 	}
+	b.WriteString("bootcmd:\n")
+	fmt.Fprintf(&b, "  - [sh, -c, %s, vlab-shares, %s, %s]\n", j(shareMountScript), j(static.String()), j(sharesFwCfgPath))
 	return b.Bytes()
 }
 
-// shareMountScript mounts share $1 at $2 (sh -c SCRIPT vlab-share TAG
-// PATH): virtiofs, else 9p; nothing when something is mounted there already.
-func shareMountScript(ro bool) string {
-	vfs, p9 := "", "trans=virtio,version=9p2000.L,msize=262144"
-	if ro {
-		vfs, p9 = "-o ro ", p9+",ro"
-	}
-	return `mkdir -p "$2" && { mountpoint -q "$2" || mount -t virtiofs ` + vfs + `"$1" "$2" || mount -t 9p -o ` + p9 + ` "$1" "$2"; }`
-}
+// sharesFwCfgPath is where a Linux guest reads emulator.SharesFwCfg.
+const sharesFwCfgPath = "/sys/firmware/qemu_fw_cfg/by_name/" + emulator.SharesFwCfg + "/raw"
+
+// shareMountScript mounts the shares listed one per line as "TAG KIND
+// ro|rw MOUNTPOINT" in the file $2 (fw_cfg), or else in $1 (the list of
+// create time, kind "auto": virtiofs, else 9p); a mount point in use is
+// left alone.
+const shareMountScript = `modprobe -q qemu_fw_cfg 2>/dev/null
+if [ -r "$2" ]; then list=$(cat "$2"); else list=$1; fi
+printf '%s\n' "$list" | while read -r tag kind mode dir; do
+  [ -n "$dir" ] || continue
+  mkdir -p "$dir" || continue
+  mountpoint -q "$dir" && continue
+  case $kind in
+  virtiofs) mount -t virtiofs -o "$mode" "$tag" "$dir" ;;
+  9p) mount -t 9p -o "trans=virtio,version=9p2000.L,msize=262144,$mode" "$tag" "$dir" ;;
+  *) mount -t virtiofs -o "$mode" "$tag" "$dir" || mount -t 9p -o "trans=virtio,version=9p2000.L,msize=262144,$mode" "$tag" "$dir" ;;
+  esac
+done
+exit 0`
 
 // userData returns the seed's user-data: vlab's cloud-config alone, or a
 // MIME multipart of it and the user's own user-data (cloud-init merges the

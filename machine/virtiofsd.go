@@ -140,7 +140,7 @@ func (s *Store) resolveShares(spec *Spec) ([]emulator.Share, error) {
 				kind = Share9P
 			}
 		}
-		es := emulator.Share{Kind: kind, Tag: sh.Tag, ReadOnly: sh.ReadOnly}
+		es := emulator.Share{Kind: kind, Tag: sh.Tag, ReadOnly: sh.ReadOnly, Mount: sh.GuestPath()}
 		if kind == ShareVirtiofs {
 			es.Socket = p.shareSocket(i)
 		} else {
