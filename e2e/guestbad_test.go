@@ -39,12 +39,15 @@ func TestGuestBadInput(t *testing.T) {
 
 	// A running VM without a forward to guest port 22: add one.
 	g := guests["x86_64"]
-	e.createGuest("nossh", g, nil, "--display", "none", "--isolated")
+	// It has an agent channel, but no agent runs in the guest: the channel
+	// stays closed, and auto falls through to SSH.
+	e.createGuest("nossh", g, nil, "--display", "none", "--isolated", "--agent", "on")
 	e.ok("start", "nossh")
 	e.waitSerial("nossh", fixture.MarkerBootOK)
 	for _, args := range [][]string{{"ssh", "nossh"}, {"ssh", "nossh", "--", "uname"}, {"exec", "nossh", "--", "true"}, {"cp", "nossh:/etc/hostname", e.home}} {
 		e.fail([]string{`"nossh"`, "no ssh forward", "vlab net forward add nossh tcp:auto:22"}, args...)
 	}
+	e.fail([]string{`"nossh"`, "no guest agent", "not opened the agent's channel", "qemu-guest-agent"}, "exec", "--via", "agent", "nossh", "--", "true")
 	e.ok("stop", "--force", "nossh")
 	waitFor(t, "nossh to stop", time.Minute, func() bool { return e.state("nossh") == "stopped" })
 }

@@ -77,6 +77,11 @@ func (s *Store) agent(ctx context.Context, name string) (*agentConn, error) {
 	if fi, err := os.Lstat(p.Agent); err != nil || fi.Mode()&os.ModeSocket == 0 {
 		return nil, fmt.Errorf("vm %q: %w channel in this run (started before the agent was turned on?): restart the vm", name, ErrNoAgent)
 	}
+	// The guest opens its end of the channel when its agent runs: a closed
+	// one means nothing will answer, so vlab does not wait for it.
+	if open, known := s.agentPortOpen(ctx, name); known && !open {
+		return nil, fmt.Errorf("vm %q: %w running in the guest (it has not opened the agent's channel): install and start qemu-guest-agent in the guest", name, ErrNoAgent)
+	}
 	lctx, cancel := context.WithTimeout(ctx, agentCallTimeout)
 	defer cancel()
 	l, err := lock(lctx, p.AgentLock)
@@ -99,6 +104,27 @@ func (s *Store) agent(ctx context.Context, name string) (*agentConn, error) {
 		return nil, fmt.Errorf("vm %q: %w answering within %s (is qemu-guest-agent installed and running in the guest?): %v", name, ErrNoAgent, AgentProbeTimeout, err)
 	}
 	return &agentConn{Agent: ag, name: name, lock: l}, nil
+}
+
+// agentPortOpen asks QEMU whether the guest has opened the agent's
+// virtio-serial port (query-chardev's frontend-open of the channel's
+// chardev). known is false when QEMU could not tell.
+func (s *Store) agentPortOpen(ctx context.Context, name string) (open, known bool) {
+	qctx, cancel := context.WithTimeout(ctx, AgentProbeTimeout)
+	defer cancel()
+	var devs []struct {
+		Label        string `json:"label"`
+		FrontendOpen bool   `json:"frontend-open"`
+	}
+	if err := s.QMP(qctx, name, "query-chardev", nil, &devs); err != nil {
+		return false, false
+	}
+	for _, d := range devs {
+		if d.Label == emulator.AgentChardevID {
+			return d.FrontendOpen, true
+		}
+	}
+	return false, false
 }
 
 // AgentPing reports whether VM name's guest agent answers.
