@@ -381,25 +381,27 @@ func checkParents(root *os.Root, rel string) error {
 	return nil
 }
 
-// extractEntry writes one entry at rel (its parents checked).
+// extractEntry writes one entry at rel (its parents checked). Modes come
+// from the guest, so only its owner bits are kept: what vlab writes is
+// 0600/0700 (SECURITY.md), and a folder already on the host keeps its own.
 func extractEntry(root *os.Root, rel string, hdr *tar.Header, tr *tar.Reader) error {
 	if dir := filepath.Dir(rel); dir != "." {
-		if err := root.MkdirAll(dir, 0o755); err != nil {
+		if err := root.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}
 	}
-	mode := fs.FileMode(hdr.Mode) & 0o777
+	mode := fs.FileMode(hdr.Mode)&0o700 | 0o600
 	old, lerr := root.Lstat(rel)
 	exists := lerr == nil
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		if exists && old.IsDir() {
-			return root.Chmod(rel, mode|0o700)
+			return nil
 		}
 		if exists {
 			return errors.New("exists and is not a folder")
 		}
-		return root.Mkdir(rel, mode|0o700)
+		return root.Mkdir(rel, 0o700)
 	case tar.TypeReg:
 		if exists && old.IsDir() {
 			return errors.New("is a folder on the host, a file in the guest")

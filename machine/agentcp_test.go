@@ -136,3 +136,48 @@ func TestTopName(t *testing.T) {
 		}
 	}
 }
+
+// TestExtractTarKeepsOwnerModes: modes from the guest never widen what
+// lands on the host — files and folders are 0600/0700 at most — and a
+// folder already on the host keeps its own mode.
+func TestExtractTarKeepsOwnerModes(t *testing.T) {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for _, h := range []*tar.Header{
+		{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o777},
+		{Name: "d/run", Typeflag: tar.TypeReg, Mode: 0o4777, Size: 1},
+		{Name: "d/data", Typeflag: tar.TypeReg, Mode: 0o666, Size: 1},
+		{Name: "d/deep/f", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			tw.Write([]byte("x"))
+		}
+	}
+	tw.Close()
+	dst := t.TempDir()
+	if err := extractTar(bytes.NewReader(b.Bytes()), dst, "d"); err != nil {
+		t.Fatal(err)
+	}
+	for rel, want := range map[string]os.FileMode{"d": 0o700, "d/run": 0o700, "d/data": 0o600, "d/deep": 0o700, "d/deep/f": 0o600} {
+		fi, err := os.Stat(filepath.Join(dst, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode() & (os.ModePerm | os.ModeSetuid); got != want {
+			t.Errorf("%s: mode %v, want %v", rel, got, want)
+		}
+	}
+	// Again into the same place: the host's folder keeps its mode.
+	if err := os.Chmod(filepath.Join(dst, "d"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := extractTar(bytes.NewReader(b.Bytes()), dst, "d"); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dst, "d")); fi.Mode().Perm() != 0o750 {
+		t.Errorf("existing folder: mode %v, want it left at 0750", fi.Mode().Perm())
+	}
+}
