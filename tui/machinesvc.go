@@ -355,17 +355,6 @@ func (s *MachineService) galleryEntry(id string, arch emulator.Arch, kind string
 	return e, nil
 }
 
-// isGalleryID reports whether an image source names a gallery entry (not
-// a URL or a file): the gallery is asked first, so ids with dots
-// (ubuntu-24.04) are ids too.
-func (s *MachineService) isGalleryID(src string, arch emulator.Arch) bool {
-	if strings.Contains(src, "/") || strings.Contains(src, "://") {
-		return false
-	}
-	_, err := s.galleryEntry(src, arch, machine.KindCloud)
-	return err == nil
-}
-
 // downloadProgress reports a download as a job step with its sizes.
 func downloadProgress(what string, p ProgressFunc) func(machine.Progress) {
 	if p == nil {
@@ -416,18 +405,13 @@ func (s *MachineService) Create(ctx context.Context, n NewVM, progress ProgressF
 // into the cache (a gallery id or a URL) or taken as it is (a file), then
 // copied into the new machine with its seed.
 func (s *MachineService) createFromImage(ctx context.Context, n NewVM, progress ProgressFunc) error {
-	var img string
-	var err error
-	if s.isGalleryID(n.Image, n.Arch) {
-		e, _ := s.galleryEntry(n.Image, n.Arch, machine.KindCloud)
-		img, err = s.store.FetchGallery(ctx, e, machine.FetchOptions{Progress: downloadProgress(e.ID, progress)})
-	} else {
-		what := n.Image
-		if u, perr := url.Parse(n.Image); perr == nil && u.Scheme != "" {
-			what = path.Base(u.Path)
-		}
-		img, _, err = s.store.ResolveImage(ctx, n.Image, n.Arch.String(), "", machine.FetchOptions{Progress: downloadProgress(what, progress)})
+	what := n.Image
+	if u, perr := url.Parse(n.Image); perr == nil && u.Scheme != "" {
+		what = path.Base(u.Path)
 	}
+	// ResolveImage asks the gallery for anything that is neither a URL
+	// nor a file (ids with dots included), as `vlab create --image` does.
+	img, _, err := s.store.ResolveImage(ctx, n.Image, n.Arch.String(), "", machine.FetchOptions{Progress: downloadProgress(what, progress)})
 	if err != nil {
 		return err
 	}
