@@ -29,6 +29,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,22 +156,22 @@ func (s *Store) resolveShares(spec *Spec) ([]emulator.Share, error) {
 // until each listens; the processes join run's record, so every clean-up
 // of the run stops them.
 func (r *sandboxRun) startShares(ctx context.Context, spec *Spec, shares []emulator.Share) error {
-	var v virtiofsd
+	if !slices.ContainsFunc(shares, func(es emulator.Share) bool { return es.Kind == ShareVirtiofs }) {
+		return nil
+	}
+	v, err := findVirtiofsd()
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("shares: find vlab's own executable: %w", err)
+	}
+	p := r.s.Paths(spec.Name)
 	for i, es := range shares {
 		if es.Kind != ShareVirtiofs {
 			continue
 		}
-		if v.Path == "" {
-			var err error
-			if v, err = findVirtiofsd(); err != nil {
-				return err
-			}
-		}
-		self, err := os.Executable()
-		if err != nil {
-			return fmt.Errorf("share %s: find vlab's own executable: %w", es.Tag, err)
-		}
-		p := r.s.Paths(spec.Name)
 		os.Remove(es.Socket)
 		logPath := p.shareLog(es.Tag)
 		logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)

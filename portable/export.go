@@ -147,7 +147,7 @@ func writePackage(work, name string, desc []byte, disks []ExportDisk, out string
 		ms = append(ms, packMember{name: d.File, path: path, size: d.Size})
 	}
 	if !folder {
-		_, err := packOVA(out, work, ovfName, mfName, desc, ms, sums) // ovapack.go
+		_, err := packOVA(out, ovfName, mfName, desc, ms, sums) // ovapack.go
 		return err
 	}
 	var mf strings.Builder

@@ -59,7 +59,7 @@ type packMember struct {
 // packOVA writes the OVA at path: the descriptor desc, then a manifest of
 // SHA-256 sums (sums holds the disks' ones, by file name), then the disks.
 // It returns how the archive was built ("insert" or "copy").
-func packOVA(path, work, ovfName, mfName string, desc []byte, disks []packMember, sums map[string]string) (string, error) {
+func packOVA(path, ovfName, mfName string, desc []byte, disks []packMember, sums map[string]string) (string, error) {
 	mtime := time.Now()
 	manifest := func(desc []byte) []byte {
 		var mf strings.Builder

@@ -46,7 +46,7 @@ func TestPackOVA(t *testing.T) {
 				got = "copy"
 				err = writeTarFile(out, append([]packMember{{name: "vm.ovf", data: desc}, {name: "vm.mf", data: []byte("x")}}, ms...), time.Now())
 			} else {
-				got, err = packOVA(out, work, "vm.ovf", "vm.mf", desc, ms, sums)
+				got, err = packOVA(out, "vm.ovf", "vm.mf", desc, ms, sums)
 			}
 			if err != nil {
 				t.Fatal(err)
