@@ -30,9 +30,10 @@ test:
 demo:
 	./scripts/demo.sh
 
-# Man pages for every command, generated from the command tree.
-man: build
-	bin/vlab man man
+# Man pages for every command, generated from the command tree by a vlab
+# built with the man page generator (-tags mangen; not in bin/vlab).
+man:
+	rm -rf man && go run -tags mangen ./cmd/vlab man man
 
 # Benchmarks; results are written to bench/RESULTS.md.
 bench: build fixtures
@@ -45,8 +46,7 @@ lint:
 # Install bin/vlab, its man pages and shell completions under PREFIX
 # (default /usr/local; DESTDIR for packaging), e.g. make install PREFIX=$$HOME/.local
 PREFIX ?= /usr/local
-install: build
-	rm -rf man && bin/vlab man man
+install: build man
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions \
 		$(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d

@@ -510,7 +510,7 @@ func (p *prober) readCache(file string) *probeCache {
 
 // writeCache writes c atomically (temp file + rename).
 func writeCache(file string, c *probeCache) error {
-	b, err := json.MarshalIndent(c, "", "  ")
+	b, err := json.Marshal(c) // compact: every vlab start decodes it
 	if err != nil {
 		return fmt.Errorf("write probe cache: %w", err)
 	}

@@ -20,6 +20,7 @@ PACKAGES=(
 	mmdebstrap cloud-image-utils openssh-client
 	rpm rpm2cpio python3-yaml
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils openssh-server
+	memtest86+
 )
 # Guest arches whose busybox-static the fixtures take from apt, less the host's.
 FOREIGN_ARCHES=()

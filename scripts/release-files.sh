@@ -2,7 +2,8 @@
 # release-files.sh writes what vlab's archives and packages ship beside the
 # binary, generated from the command tree so they never drift from it:
 #
-#   man/*.1.gz         one man page per command (`vlab man DIR`), gzipped
+#   man/*.1.gz         one man page per command (`vlab man DIR` of a vlab built
+#                      with -tags mangen), gzipped
 #   completions/       vlab.bash, _vlab (zsh), vlab.fish (`vlab completion`)
 #
 #   scripts/release-files.sh VERSION [VLAB]
@@ -30,8 +31,15 @@ if [ -z "$vlab" ]; then
 fi
 [ -x "$vlab" ] || die "$vlab is not an executable vlab binary"
 
+# The man page generator is not in the shipped binary (cmd/vlab/man.go): a
+# vlab built with it, from the same tree and version, writes the pages.
+command -v go >/dev/null 2>&1 || . scripts/goenv.sh
+mangen=$(mktemp -d)
+trap 'rm -rf "$mangen" ${tmp:+"$tmp"}' EXIT
+CGO_ENABLED=0 go build -tags mangen -ldflags "-X main.version=$version" -o "$mangen/vlab" ./cmd/vlab ||
+	die "go build -tags mangen ./cmd/vlab failed"
 rm -rf man completions
-"$vlab" man man || die "$vlab man man failed"
+"$mangen/vlab" man man || die "vlab man man failed"
 compgen -G 'man/*.1' >/dev/null || die "$vlab man wrote no man pages"
 gzip -9n man/*.1
 mkdir -p completions

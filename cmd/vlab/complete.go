@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"vlab/emulator"
 	"vlab/machine"
@@ -114,33 +115,28 @@ func (a *app) wireCompletion(root *cobra.Command) {
 				return comps[len(args)](cmd, a, args), cobra.ShellCompDirectiveNoFileComp
 			}
 		}
-		for name, comp := range flagCompletion {
-			if c.LocalFlags().Lookup(name) == nil {
-				continue
-			}
-			if o, ok := flagOverride[path+" --"+name]; ok {
-				comp = o
-			}
+		// One pass over the command's own flags: LocalFlags builds a new
+		// set on every call, and this runs for every command at start-up.
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			name := f.Name
+			comp, ok := flagOverride[path+" --"+name]
 			dir := cobra.ShellCompDirectiveNoFileComp
-			if fileFlags[name] {
-				dir = cobra.ShellCompDirectiveDefault // a library name or a file
+			if general, isGeneral := flagCompletion[name]; isGeneral {
+				if !ok {
+					comp = general
+				}
+				ok = true
+				if fileFlags[name] {
+					dir = cobra.ShellCompDirectiveDefault // a library name or a file
+				}
+			}
+			if !ok {
+				return
 			}
 			_ = c.RegisterFlagCompletionFunc(name, func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 				return comp(cmd, a, args), dir
 			})
-		}
-		for key, comp := range flagOverride {
-			fpath, name, _ := strings.Cut(key, " --")
-			if fpath != path || c.LocalFlags().Lookup(name) == nil {
-				continue
-			}
-			if _, done := flagCompletion[name]; done {
-				continue // registered above
-			}
-			_ = c.RegisterFlagCompletionFunc(name, func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-				return comp(cmd, a, args), cobra.ShellCompDirectiveNoFileComp
-			})
-		}
+		})
 		for _, sub := range c.Commands() {
 			walk(sub)
 		}

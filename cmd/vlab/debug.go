@@ -136,8 +136,3 @@ func gdbArgv(gdb string, t machine.DebugTarget, symbols string, user []string) [
 	argv = append(argv, "-ex", "target remote "+t.Socket)
 	return append(argv, user...)
 }
-
-// studentCmds are the commands for studying a guest's insides.
-func (a *app) studentCmds() []*cobra.Command {
-	return []*cobra.Command{a.debugCmd(), a.monitorCmd(), a.traceCmd(), a.replayCmd()}
-}

@@ -18,7 +18,7 @@ func main() {
 	// owner-only too.
 	syscall.Umask(0o077)
 	ctx, stop := signalContext() // signals.go
-	err := newRootCmd().ExecuteContext(ctx)
+	err := newRootCmd(os.Args[1:]).ExecuteContext(ctx)
 	stop()
 	var guest exitStatus
 	if errors.As(err, &guest) {

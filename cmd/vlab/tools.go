@@ -13,7 +13,6 @@ import (
 
 	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
-	"github.com/spf13/cobra/doc"
 
 	"vlab/console"
 	"vlab/emulator"
@@ -310,20 +309,4 @@ func fixIf(cond bool, fix string) string {
 		return fix
 	}
 	return ""
-}
-
-func manCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:    "man DIR",
-		Short:  "Write man pages for every command into DIR",
-		Hidden: true,
-		Args:   exactArgs("DIR"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := os.MkdirAll(args[0], 0o755); err != nil {
-				return err
-			}
-			hdr := &doc.GenManHeader{Title: "VLAB", Section: "1", Source: "vlab " + version}
-			return doc.GenManTree(cmd.Root(), hdr, args[0])
-		},
-	}
 }
