@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
+
+	"vlab/internal/lazyre"
 )
 
 // Kinds of shared folder devices.
@@ -57,11 +58,11 @@ func sharesTable(shares []Share) string {
 
 // shareTagRE is what a mount tag may be: a word the guest can type on a
 // mount command line, at most 36 bytes (virtio-fs's tag field).
-var shareTagRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,35}$`)
+var shareTagRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]{0,35}$`)
 
 // CheckShareTag reports whether tag is usable as a mount tag.
 func CheckShareTag(tag string) error {
-	if !shareTagRE.MatchString(tag) {
+	if !shareTagRE().MatchString(tag) {
 		return fmt.Errorf("share tag %q: use letters, digits, '.', '_' or '-' (at most 36)", tag)
 	}
 	return nil

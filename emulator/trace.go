@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"regexp"
 	"slices"
 	"strings"
+
+	"vlab/internal/lazyre"
 )
 
 // Instrument is what one start adds for studying a guest: QEMU's -d log
@@ -35,7 +36,7 @@ func (in Instrument) args() []string {
 
 // logItemName is what a -d item looks like; anything else (a comma, "=",
 // a path) could add an option.
-var logItemName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+var logItemName = lazyre.New(`^[a-z][a-z0-9_]*$`)
 
 // ParseLogItemsHelp reads `qemu-system-* -d help`: one item per line, its
 // name first ("int        show interrupts/exceptions in short format").
@@ -44,7 +45,7 @@ func ParseLogItemsHelp(out string) []string {
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) < 2 || !logItemName.MatchString(f[0]) || f[0] == "tid" {
+		if len(f) < 2 || !logItemName().MatchString(f[0]) || f[0] == "tid" {
 			continue // "Log items (comma separated):", "trace:PATTERN"; tid needs a %d file name
 		}
 		items = append(items, f[0])
@@ -57,7 +58,7 @@ func ParseLogItemsHelp(out string) []string {
 func CheckLogItems(items, known []string) error {
 	var bad []string
 	for _, it := range items {
-		if !logItemName.MatchString(it) || (len(known) > 0 && !slices.Contains(known, it)) {
+		if !logItemName().MatchString(it) || (len(known) > 0 && !slices.Contains(known, it)) {
 			bad = append(bad, fmt.Sprintf("%q", it))
 		}
 	}
@@ -78,12 +79,12 @@ type TraceEvent struct {
 }
 
 // tracePattern is a trace event name or a glob of them.
-var tracePattern = regexp.MustCompile(`^[A-Za-z0-9_*?]+$`)
+var tracePattern = lazyre.New(`^[A-Za-z0-9_*?]+$`)
 
 // CheckTracePattern refuses a trace event pattern that is not an event
 // name with * and ? wildcards.
 func CheckTracePattern(p string) error {
-	if !tracePattern.MatchString(p) {
+	if !tracePattern().MatchString(p) {
 		return fmt.Errorf("trace event pattern %q: use an event name from `vlab trace NAME --list`, * and ? match any characters", p)
 	}
 	return nil

@@ -10,9 +10,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
+
+	"vlab/internal/lazyre"
 )
 
 // Copies through the guest agent go through a tar file in the guest's
@@ -38,7 +39,7 @@ const (
 	agentIOTimeout = time.Minute
 )
 
-var guestTmpRE = regexp.MustCompile(`^/tmp/vlab-cp\.[A-Za-z0-9]{10}$`)
+var guestTmpRE = lazyre.New(`^/tmp/vlab-cp\.[A-Za-z0-9]{10}$`)
 
 // copyInScript extracts $2 (whose single top-level entry is $3) to $1 as
 // scp -r would: into $1 when it is a folder, else as $1.
@@ -74,7 +75,7 @@ func (c *agentConn) guestTemp(ctx context.Context, user string) (string, func(),
 		return "", nil, fmt.Errorf("cp: temporary file in the guest: %w", err)
 	}
 	tmp := strings.TrimSpace(string(r.Stdout))
-	if !guestTmpRE.MatchString(tmp) {
+	if !guestTmpRE().MatchString(tmp) {
 		return "", nil, fmt.Errorf("cp: the guest's mktemp answered %q, not a %s path", clipText(tmp, 80), guestTmpTemplate)
 	}
 	return tmp, func() {

@@ -10,6 +10,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"vlab/emulator"
+	"vlab/internal/lazyre"
 	"vlab/profiles"
 )
 
@@ -160,15 +161,15 @@ func newTOMLIndex(data []byte) tomlIndex {
 	return tomlIndex{lines: strings.Split(string(data), "\n")}
 }
 
-var tomlHeader = regexp.MustCompile(`^\s*\[\[\s*([A-Za-z0-9_-]+)\s*\]\]`)
-var tomlAnyHeader = regexp.MustCompile(`^\s*\[`)
+var tomlHeader = lazyre.New(`^\s*\[\[\s*([A-Za-z0-9_-]+)\s*\]\]`)
+var tomlAnyHeader = lazyre.New(`^\s*\[`)
 
 // keyLine returns the 1-based line of key in the n-th [[table]] (0-based),
 // or of the table's header when the key is not written there.
 func (x tomlIndex) keyLine(table string, n int, key string) int {
 	seen, start := -1, -1
 	for i, l := range x.lines {
-		if m := tomlHeader.FindStringSubmatch(l); m != nil && m[1] == table {
+		if m := tomlHeader().FindStringSubmatch(l); m != nil && m[1] == table {
 			seen++
 			if seen == n {
 				start = i
@@ -180,7 +181,7 @@ func (x tomlIndex) keyLine(table string, n int, key string) int {
 		return 1
 	}
 	re := regexp.MustCompile(`^\s*"?` + regexp.QuoteMeta(key) + `"?\s*=`)
-	for i := start + 1; i < len(x.lines) && !tomlAnyHeader.MatchString(x.lines[i]); i++ {
+	for i := start + 1; i < len(x.lines) && !tomlAnyHeader().MatchString(x.lines[i]); i++ {
 		if re.MatchString(x.lines[i]) {
 			return i + 1
 		}

@@ -12,10 +12,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"vlab/internal/lazyre"
 )
 
 // ProgressFunc receives progress reports of a long operation (a disk
@@ -99,7 +100,7 @@ func readImageInfo(ctx context.Context, qemuImg, path, format string, shared boo
 }
 
 // progressRE matches one `qemu-img convert -p` report: "(12.34/100%)".
-var progressRE = regexp.MustCompile(`\((\d+(?:\.\d+)?)/100%\)`)
+var progressRE = lazyre.New(`\((\d+(?:\.\d+)?)/100%\)`)
 
 // scanProgress reads `qemu-img -p` output (reports separated by carriage
 // returns) and calls report with each percentage. Other text is returned,
@@ -110,7 +111,7 @@ func scanProgress(r io.Reader, report func(pct float64)) string {
 	sc.Split(splitCRLF)
 	for sc.Scan() {
 		line := sc.Text()
-		if m := progressRE.FindStringSubmatch(line); m != nil {
+		if m := progressRE().FindStringSubmatch(line); m != nil {
 			if pct, err := strconv.ParseFloat(m[1], 64); err == nil && report != nil {
 				report(pct)
 			}

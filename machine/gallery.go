@@ -15,13 +15,13 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/BurntSushi/toml"
 
 	"vlab/emulator"
+	"vlab/internal/lazyre"
 	"vlab/profiles"
 )
 
@@ -70,7 +70,7 @@ type Gallery struct {
 	Source  string         `toml:"-"` // "built-in", or the file it was read from
 }
 
-var galleryIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+var galleryIDRE = lazyre.New(`^[a-z0-9][a-z0-9._-]*$`)
 
 // ParseGallery reads and checks a gallery file: every entry has an id, a
 // known arch and kind, an http(s) URL, a checksum (pinned or a sums URL)
@@ -88,7 +88,7 @@ func ParseGallery(data []byte) (Gallery, error) {
 	seen := map[string]bool{}
 	for i, e := range g.Entries {
 		bad := func(why string) { errs = append(errs, fmt.Errorf("gallery entry %d (%q): %s", i+1, e.ID, why)) }
-		if !galleryIDRE.MatchString(e.ID) {
+		if !galleryIDRE().MatchString(e.ID) {
 			bad("id must be lower-case letters, digits, '.', '_' or '-'")
 		}
 		if _, err := emulator.ParseArch(e.Arch); err != nil {
@@ -306,7 +306,7 @@ func httpGetSmall(ctx context.Context, client *http.Client, rawURL string, limit
 }
 
 // bsdSumRE matches "SHA256 (file) = hex" lines (Fedora, FreeBSD).
-var bsdSumRE = regexp.MustCompile(`^(SHA256|SHA512) \((.+)\) = ([0-9a-fA-F]+)$`)
+var bsdSumRE = lazyre.New(`^(SHA256|SHA512) \((.+)\) = ([0-9a-fA-F]+)$`)
 
 // SumFor finds file's checksum in a checksum list (GNU "hex  file" or
 // "hex *file", or BSD "SHA256 (file) = hex" lines). It returns the hex
@@ -316,7 +316,7 @@ func SumFor(list []byte, file string) (string, error) {
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		var sum, name string
-		if m := bsdSumRE.FindStringSubmatch(line); m != nil {
+		if m := bsdSumRE().FindStringSubmatch(line); m != nil {
 			sum, name = m[3], m[2]
 		} else if f := strings.Fields(line); len(f) == 2 {
 			sum, name = f[0], strings.TrimPrefix(f[1], "*")

@@ -11,10 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"vlab/emulator"
+	"vlab/internal/lazyre"
 )
 
 // Files of the guest workflow (vlab ssh/exec/cp) in a VM's folder and in
@@ -34,11 +34,11 @@ type GuestInfo struct {
 	User string `json:"user"`
 }
 
-var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+var userRE = lazyre.New(`^[a-z_][a-z0-9_-]{0,31}$`)
 
 // ValidateUser checks a guest login name.
 func ValidateUser(u string) error {
-	if !userRE.MatchString(u) {
+	if !userRE().MatchString(u) {
 		return fmt.Errorf("user %q: use lower-case letters, digits, '_' or '-' (at most 32, starting with a letter)", u)
 	}
 	return nil

@@ -11,9 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
+
+	"vlab/internal/lazyre"
 )
 
 // Image is a disk image from outside vlab (an import, a disk attached from
@@ -126,12 +127,12 @@ func checkImageRefs(abs string, info imageInfo) error {
 }
 
 // protocolRE matches a QEMU protocol prefix ("json:", "nbd:", "http:").
-var protocolRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*:`)
+var protocolRE = lazyre.New(`^[A-Za-z][A-Za-z0-9+.-]*:`)
 
 // checkExtent refuses a VMDK extent of image abs that is a protocol name or
 // lies outside the image's folder dir.
 func checkExtent(abs, dir, name string) error {
-	if protocolRE.MatchString(name) {
+	if protocolRE().MatchString(name) {
 		return fmt.Errorf("image %s names extent %s, a protocol filename: refusing to read it; import a self-contained image", abs, printable(name))
 	}
 	f := name
@@ -146,7 +147,7 @@ func checkExtent(abs, dir, name string) error {
 
 // extentRE matches an extent line of a VMDK descriptor: access, size in
 // sectors, type and a quoted file name.
-var extentRE = regexp.MustCompile(`(?m)^\s*(?:RW|RDONLY|NOACCESS)\s+\d+\s+\w+\s+"([^"]*)"`)
+var extentRE = lazyre.New(`(?m)^\s*(?:RW|RDONLY|NOACCESS)\s+\d+\s+\w+\s+"([^"]*)"`)
 
 // checkVMDKDescriptor reads a text VMDK descriptor at abs (a binary sparse
 // VMDK carries its descriptor inside and needs no extent files) and refuses
@@ -167,7 +168,7 @@ func checkVMDKDescriptor(abs string) error {
 		return nil
 	}
 	dir := filepath.Dir(abs)
-	for _, m := range extentRE.FindAllSubmatch(head, -1) {
+	for _, m := range extentRE().FindAllSubmatch(head, -1) {
 		if err := checkExtent(abs, dir, string(m[1])); err != nil {
 			return err
 		}

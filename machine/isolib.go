@@ -15,11 +15,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"vlab/internal/lazyre"
 )
 
 // ErrChecksum is returned when a file's SHA-256 is not the expected one.
@@ -56,7 +57,7 @@ type ISO struct {
 	Linked bool      `json:"linked,omitempty"` // a symlink to Source, not a copy
 }
 
-var isoNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
+var isoNameRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
 
 // ValidateISOName checks a library name: one plain file name.
 func ValidateISOName(name string) error {
@@ -65,7 +66,7 @@ func ValidateISOName(name string) error {
 		return errors.New("iso name is empty")
 	case len(name) > 200:
 		return fmt.Errorf("iso name is %d bytes long: use at most 200", len(name))
-	case !isoNameRE.MatchString(name) || strings.HasSuffix(name, partSuffix) || name == isoIndexFile:
+	case !isoNameRE().MatchString(name) || strings.HasSuffix(name, partSuffix) || name == isoIndexFile:
 		return fmt.Errorf("iso name %q is invalid: use letters, digits, '.', '_', '+' or '-', e.g. debian-12.iso", printable(name))
 	}
 	return nil

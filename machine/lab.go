@@ -58,7 +58,7 @@ func ValidateLabName(name string) error {
 		return errors.New("lab name is empty: use letters, digits, '.', '_' or '-', e.g. lab1")
 	case len(name) > MaxLabNameLen:
 		return fmt.Errorf("lab name is %d bytes long: use at most %d", len(name), MaxLabNameLen)
-	case !nameRE.MatchString(name):
+	case !nameRE().MatchString(name):
 		return fmt.Errorf("lab name %q is invalid: use letters, digits, '.', '_' or '-' and start with a letter or digit, e.g. lab1", printable(name))
 	}
 	return nil

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"vlab/emulator"
+	"vlab/internal/lazyre"
 )
 
 // Kinds of shared folders. The empty kind is "auto": virtiofs where a
@@ -35,7 +35,7 @@ func (s Share) GuestPath() string {
 	return "/mnt/" + s.Tag
 }
 
-var tagRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,35}$`)
+var tagRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]{0,35}$`)
 
 // ParseShare reads HOSTDIR[,tag=TAG][,ro][,9p|,virtiofs][,mount=/PATH]
 // and checks that the folder exists.
@@ -101,7 +101,7 @@ func (s Share) Validate() error {
 	if !filepath.IsAbs(s.HostDir) || strings.ContainsAny(s.HostDir, ",\n") {
 		return fmt.Errorf("share %q: the folder's path must be absolute, without commas or newlines", s.HostDir)
 	}
-	if !tagRE.MatchString(s.Tag) {
+	if !tagRE().MatchString(s.Tag) {
 		return fmt.Errorf("share %s: tag %q: use letters, digits, '.', '_' or '-' (at most 36): give one with ,tag=NAME", s.HostDir, s.Tag)
 	}
 	if s.Kind != "" && s.Kind != ShareVirtiofs && s.Kind != Share9P {

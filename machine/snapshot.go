@@ -98,7 +98,7 @@ func ValidateTag(tag string) error {
 		return errors.New("snapshot tag is empty: use e.g. before-upgrade")
 	case len(tag) > MaxTagLen:
 		return fmt.Errorf("snapshot tag is %d bytes long: use at most %d", len(tag), MaxTagLen)
-	case !nameRE.MatchString(tag):
+	case !nameRE().MatchString(tag):
 		return fmt.Errorf("snapshot tag %q is invalid: use letters, digits, '.', '_' or '-', e.g. before-upgrade", printable(tag))
 	case strings.Trim(tag, "0123456789") == "":
 		return fmt.Errorf("snapshot tag %q is only digits (QEMU reads it as a snapshot id): add a letter, e.g. s%s", tag, tag)

@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"vlab/emulator"
+	"vlab/internal/lazyre"
 )
 
 // SchemaVersion is the machine.toml schema this vlab writes. Older files are
@@ -161,7 +161,7 @@ func (f *Forward) UnmarshalText(b []byte) error {
 // nameRE is the shape of every name vlab makes a file or folder of (VM
 // names, snapshot tags, lab names): a letter or digit, then letters,
 // digits, '.', '_' and '-'.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+var nameRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // MaxNameLen bounds VM names so every derived path and socket stays usable.
 const MaxNameLen = 64
@@ -174,7 +174,7 @@ func ValidateName(name string) error {
 		return errors.New("vm name is empty: use letters, digits, '.', '_' or '-', e.g. debian-12")
 	case len(name) > MaxNameLen:
 		return fmt.Errorf("vm name is %d bytes long: use at most %d", len(name), MaxNameLen)
-	case !nameRE.MatchString(name):
+	case !nameRE().MatchString(name):
 		return fmt.Errorf("vm name %q is invalid: use letters, digits, '.', '_' or '-' and start with a letter or digit, e.g. debian-12", printable(name))
 	}
 	return nil

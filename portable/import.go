@@ -3,9 +3,9 @@ package portable
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strings"
 
+	"vlab/internal/lazyre"
 	"vlab/machine"
 )
 
@@ -121,11 +121,11 @@ func titles(all []VirtualSystem) []string {
 	return out
 }
 
-var badNameChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+var badNameChars = lazyre.New(`[^A-Za-z0-9._-]+`)
 
 // vmName turns a system's name into a vlab VM name.
 func vmName(title string) string {
-	n := strings.Trim(badNameChars.ReplaceAllString(title, "-"), "-._")
+	n := strings.Trim(badNameChars().ReplaceAllString(title, "-"), "-._")
 	if len(n) > machine.MaxNameLen {
 		n = n[:machine.MaxNameLen]
 	}

@@ -2,13 +2,13 @@ package portable
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/BurntSushi/toml"
 
 	"vlab/emulator"
+	"vlab/internal/lazyre"
 	"vlab/machine"
 	"vlab/profiles"
 )
@@ -142,14 +142,14 @@ func (h *hw) item(p *Package, it Item) error {
 }
 
 // hostDiskRE matches a disk HostResource: ovf:/disk/ID or /disk/ID.
-var hostDiskRE = regexp.MustCompile(`^(?:ovf:)?/disk/(.+)$`)
+var hostDiskRE = lazyre.New(`^(?:ovf:)?/disk/(.+)$`)
 
 // disk maps a disk item to a disk of the spec and its source file.
 func (h *hw) disk(p *Package, it Item) error {
 	if len(it.HostResource) == 0 {
 		return fmt.Errorf("disk %q names no HostResource", printable(it.ElementName))
 	}
-	m := hostDiskRE.FindStringSubmatch(it.HostResource[0])
+	m := hostDiskRE().FindStringSubmatch(it.HostResource[0])
 	if m == nil {
 		return fmt.Errorf("disk %q: HostResource %q is not ovf:/disk/ID", printable(it.ElementName), printable(it.HostResource[0]))
 	}

@@ -15,9 +15,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
+
+	"vlab/internal/lazyre"
 )
 
 // maxDescriptor bounds what is read of a descriptor or manifest.
@@ -362,7 +363,7 @@ func (p *Package) checkReferences() error {
 }
 
 // manifestRE matches a manifest line: ALG(file)= hex.
-var manifestRE = regexp.MustCompile(`^\s*(SHA1|SHA256|SHA512)\s*\((.+)\)\s*=\s*([0-9A-Fa-f]+)\s*$`)
+var manifestRE = lazyre.New(`^\s*(SHA1|SHA256|SHA512)\s*\((.+)\)\s*=\s*([0-9A-Fa-f]+)\s*$`)
 
 // manifestAlgs maps each file of a manifest to its digest algorithm.
 func manifestAlgs(mf []byte) map[string]string {
@@ -371,7 +372,7 @@ func manifestAlgs(mf []byte) map[string]string {
 	}
 	out := map[string]string{}
 	for _, line := range strings.Split(string(mf), "\n") {
-		if m := manifestRE.FindStringSubmatch(line); m != nil {
+		if m := manifestRE().FindStringSubmatch(line); m != nil {
 			out[m[2]] = m[1]
 		}
 	}
@@ -386,7 +387,7 @@ func (p *Package) verify(mf []byte) error {
 		if strings.TrimSpace(line) == "" {
 			continue
 		}
-		m := manifestRE.FindStringSubmatch(line)
+		m := manifestRE().FindStringSubmatch(line)
 		if m == nil {
 			return fmt.Errorf("manifest line %d is not ALG(file)= digest: the package is damaged", i+1)
 		}
