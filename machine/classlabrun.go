@@ -188,10 +188,12 @@ func (s *Store) classLabNetwork(ctx context.Context, n ClassLabNetwork) error {
 	return nil
 }
 
-// classLabSpec builds the Spec of a lab file's VM: the file's values, then
-// its profile's, then vlab's defaults. Each lab network is one NIC, in file
-// order (the guest's first NICs: the lab is what the class works on); a VM
-// with forwards gets a user-mode NIC after them that carries the forwards.
+// classLabSpec builds the Spec of a lab file's VM through Build, as `vlab
+// create` would with the same values: the file's values are what the
+// request sets, its profile fills the rest. Each lab network is one NIC, in
+// file order (the guest's first NICs: the lab is what the class works on);
+// a VM with forwards gets a user-mode NIC after them that carries the
+// forwards.
 func classLabSpec(v ClassLabVM, dir string) (*Spec, error) {
 	arch := emulator.ArchUnknown
 	if v.Arch != "" {
@@ -201,20 +203,13 @@ func classLabSpec(v ClassLabVM, dir string) (*Spec, error) {
 		}
 		arch = a
 	}
-	spec := &Spec{Schema: SchemaVersion, Name: v.Name, Arch: arch, CPUs: v.CPUs}
-	if v.Memory != "" {
-		m, err := ParseSize(v.Memory)
+	var prof *profiles.Profile
+	if v.Profile != "" {
+		p, err := profiles.Get(v.Profile)
 		if err != nil {
-			return nil, fmt.Errorf("memory: %w", err)
+			return nil, err
 		}
-		spec.Memory = m
-	}
-	if v.Disk != "" {
-		d, err := ParseSize(v.Disk)
-		if err != nil {
-			return nil, fmt.Errorf("disk: %w", err)
-		}
-		spec.Disks = []DiskSpec{{File: "disk0.qcow2", Size: d, Format: "qcow2"}}
+		prof = &p
 	}
 	abs := func(p string) string {
 		if p == "" || filepath.IsAbs(p) {
@@ -222,62 +217,45 @@ func classLabSpec(v ClassLabVM, dir string) (*Spec, error) {
 		}
 		return filepath.Join(dir, p)
 	}
-	spec.Boot = Boot{ISO: abs(v.ISO), Kernel: abs(v.Kernel), Initrd: abs(v.Initrd), Append: v.Append}
-	for _, n := range v.Networks {
-		spec.NICs = append(spec.NICs, NICSpec{Mode: NetLab, Lab: n})
-	}
-	if len(v.Forwards) > 0 {
-		nic := NICSpec{Mode: emulator.NetUser}
-		for _, f := range v.Forwards {
-			fw, err := ParseForward(f)
+	return Build(Request{Name: v.Name, Arch: arch, Profile: prof, Set: func(spec *Spec) error {
+		if v.CPUs > 0 {
+			spec.CPUs = v.CPUs
+		}
+		if v.Memory != "" {
+			m, err := ParseSize(v.Memory)
 			if err != nil {
-				return nil, err
+				return fmt.Errorf("memory: %w", err)
 			}
-			nic.Forwards = append(nic.Forwards, fw)
+			spec.Memory = m
 		}
-		spec.NICs = append(spec.NICs, nic)
-	}
-	if len(spec.Disks) == 0 && spec.Boot.ISO != "" {
-		// An installer needs somewhere to install to: the profile's size,
-		// else 20G (as `vlab create` does).
-		spec.Disks = []DiskSpec{{File: "disk0.qcow2", Format: "qcow2"}}
-	}
-	if v.Profile != "" {
-		p, err := profiles.Get(v.Profile)
-		if err != nil {
-			return nil, err
+		if v.Disk != "" {
+			d, err := ParseSize(v.Disk)
+			if err != nil {
+				return fmt.Errorf("disk: %w", err)
+			}
+			spec.Disks = []DiskSpec{{File: "disk0.qcow2", Size: d, Format: "qcow2"}}
 		}
-		ApplyProfile(spec, p)
-	}
-	def := NewSpec(v.Name, spec.Arch)
-	if spec.Arch == emulator.ArchUnknown {
-		def = NewSpec(v.Name, emulator.ArchX86_64)
-		spec.Arch = def.Arch
-	}
-	if spec.Machine == "" {
-		spec.Machine = def.Machine
-	}
-	if spec.CPUs == 0 {
-		spec.CPUs = def.CPUs
-	}
-	if spec.Memory == 0 {
-		spec.Memory = def.Memory
-	}
-	if spec.Display == "" {
-		spec.Display = def.Display
-	}
-	for i := range spec.Disks {
-		if spec.Disks[i].Size == 0 {
-			spec.Disks[i].Size = 20 * GiB
+		spec.Boot = Boot{ISO: abs(v.ISO), Kernel: abs(v.Kernel), Initrd: abs(v.Initrd), Append: v.Append}
+		if spec.Boot.ISO != "" {
+			spec.Boot.Order = "dc" // an installer: CD first, then the disk it installs to
 		}
-	}
-	if spec.Boot.ISO != "" && spec.Boot.Order == "" {
-		spec.Boot.Order = "dc" // an installer: CD first, then the disk it installs to
-	}
-	if err := spec.Validate(); err != nil {
-		return nil, err
-	}
-	return spec, nil
+		spec.NICs = nil
+		for _, n := range v.Networks {
+			spec.NICs = append(spec.NICs, NICSpec{Mode: NetLab, Lab: n})
+		}
+		if len(v.Forwards) > 0 {
+			nic := NICSpec{Mode: emulator.NetUser}
+			for _, f := range v.Forwards {
+				fw, err := ParseForward(f)
+				if err != nil {
+					return err
+				}
+				nic.Forwards = append(nic.Forwards, fw)
+			}
+			spec.NICs = append(spec.NICs, nic)
+		}
+		return nil
+	}})
 }
 
 // classLabFits reports how an existing VM contradicts its lab file entry:

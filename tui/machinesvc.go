@@ -300,42 +300,40 @@ func (s *MachineService) Stats(ctx context.Context) ([]Stats, error) {
 	return out, nil
 }
 
-// spec builds the machine Spec the wizard describes.
-func newSpec(n NewVM) *machine.Spec {
-	spec := &machine.Spec{Schema: machine.SchemaVersion, Name: n.Name, Arch: n.Arch, Display: n.Display}
-	if n.DiskBytes > 0 {
-		spec.Disks = []machine.DiskSpec{{File: "disk0.qcow2", Size: machine.Size(n.DiskBytes), Format: "qcow2"}}
-	}
-	if n.Net != emulator.NetNone {
-		nic := machine.NICSpec{Mode: n.Net, MAC: n.MAC}
-		for _, f := range n.Forwards {
-			nic.Forwards = append(nic.Forwards, machine.Forward{Proto: f.Proto, HostAddr: orDefault(f.HostAddr, "127.0.0.1"), HostPort: f.HostPort, GuestPort: f.GuestPort})
-		}
-		spec.NICs = []machine.NICSpec{nic}
-	}
+// newSpec builds the machine Spec the wizard describes through
+// machine.Build, as `vlab create` does with the same values: the form's
+// fields are what the request sets, the profile fills the rest.
+func newSpec(n NewVM) (*machine.Spec, error) {
+	var prof *profiles.Profile
 	if p, err := profiles.Get(n.Profile); err == nil {
-		machine.ApplyProfile(spec, p)
-		machine.OfferAgent(spec, p)
+		prof = &p
 	}
-	spec.CPUs, spec.Memory = n.CPUs, machine.Size(n.MemoryMiB)*machine.MiB
-	if spec.Machine == "" {
-		spec.Machine = emulator.DefaultMachine(spec.Arch)
-	}
-	if spec.Display == "" {
-		spec.Display = emulator.DisplayVNC
-	}
-	spec.Boot = machine.Boot{ISO: n.ISO, Kernel: n.Kernel, Initrd: n.Initrd, Append: n.Append, Order: spec.Boot.Order}
-	if n.ISO != "" && spec.Boot.Order == "" {
-		spec.Boot.Order = "dc" // install: CD first, then the disk it installs to
-	}
-	spec.Shares = append([]machine.Share(nil), n.Shares...)
-	if n.Image != "" {
-		// As `vlab create --image`: the disk is the image's copy (added by
-		// CreateFromImage) and the guest gets an SSH forward.
-		spec.Disks = nil
-		machine.OfferSSHForward(spec, profiles.Profile{Family: "linux"})
-	}
-	return spec
+	return machine.Build(machine.Request{
+		Name: n.Name, Arch: n.Arch, Profile: prof, Image: n.Image != "", NoDisk: n.DiskBytes <= 0,
+		Set: func(spec *machine.Spec) error {
+			if n.Display != "" {
+				spec.Display = n.Display
+			}
+			if n.DiskBytes > 0 && n.Image == "" { // an image's disk is its copy (CreateFromImage)
+				spec.Disks = []machine.DiskSpec{{File: "disk0.qcow2", Size: machine.Size(n.DiskBytes), Format: "qcow2"}}
+			}
+			spec.NICs = nil
+			if n.Net != emulator.NetNone {
+				nic := machine.NICSpec{Mode: n.Net, MAC: n.MAC}
+				for _, f := range n.Forwards {
+					nic.Forwards = append(nic.Forwards, machine.Forward{Proto: f.Proto, HostAddr: orDefault(f.HostAddr, "127.0.0.1"), HostPort: f.HostPort, GuestPort: f.GuestPort})
+				}
+				spec.NICs = []machine.NICSpec{nic}
+			}
+			spec.CPUs, spec.Memory = n.CPUs, machine.Size(n.MemoryMiB)*machine.MiB
+			spec.Boot = machine.Boot{ISO: n.ISO, Kernel: n.Kernel, Initrd: n.Initrd, Append: n.Append}
+			if n.ISO != "" {
+				spec.Boot.Order = "dc" // install: CD first, then the disk it installs to
+			}
+			spec.Shares = append([]machine.Share(nil), n.Shares...)
+			return nil
+		},
+	})
 }
 
 // galleryEntry finds gallery entry id of kind for arch.
@@ -398,7 +396,11 @@ func (s *MachineService) Create(ctx context.Context, n NewVM, progress ProgressF
 	if progress != nil && n.DiskBytes > 0 {
 		progress(Progress{Step: "creating the disk"})
 	}
-	return s.store.Create(ctx, newSpec(n))
+	spec, err := newSpec(n)
+	if err != nil {
+		return fmt.Errorf("create vm %q: %w", n.Name, err)
+	}
+	return s.store.Create(ctx, spec)
 }
 
 // createFromImage is `vlab create NAME --image SOURCE`: the image fetched
@@ -415,8 +417,8 @@ func (s *MachineService) createFromImage(ctx context.Context, n NewVM, progress 
 	if err != nil {
 		return err
 	}
-	spec := newSpec(n)
-	if err := spec.Validate(); err != nil {
+	spec, err := newSpec(n)
+	if err != nil {
 		return fmt.Errorf("create vm %q: %w", n.Name, err)
 	}
 	return s.store.CreateFromImage(ctx, spec, machine.ImageCreate{
@@ -445,12 +447,12 @@ func (s *MachineService) PreviewCmdline(ctx context.Context, n NewVM) ([]string,
 		}
 		n.ISO = s.store.GalleryFile(e)
 	}
-	spec := newSpec(n)
-	if n.Image != "" {
-		spec.Disks = []machine.DiskSpec{{File: "disk0.qcow2", Size: machine.Size(max(n.DiskBytes, 1<<30)), Format: "qcow2"}}
-	}
-	if err := spec.Validate(); err != nil {
+	spec, err := newSpec(n)
+	if err != nil {
 		return nil, fmt.Errorf("preview %q: %w", n.Name, err)
+	}
+	if n.Image != "" { // the image's copy, as CreateFromImage adds it
+		spec.Disks = []machine.DiskSpec{{File: "disk0.qcow2", Size: machine.Size(max(n.DiskBytes, 1<<30)), Format: "qcow2"}}
 	}
 	cfg, host, err := s.store.ConfigFor(ctx, spec)
 	if err != nil {

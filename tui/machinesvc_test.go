@@ -26,8 +26,11 @@ func TestBootOrderWords(t *testing.T) {
 }
 
 func TestNewSpecFromWizard(t *testing.T) {
-	spec := newSpec(NewVM{Name: "w", Arch: emulator.ArchX86_64, ISO: "/x.iso", MemoryMiB: 768, CPUs: 2, DiskBytes: 4 << 30,
+	spec, err := newSpec(NewVM{Name: "w", Arch: emulator.ArchX86_64, ISO: "/x.iso", MemoryMiB: 768, CPUs: 2, DiskBytes: 4 << 30,
 		Net: emulator.NetUser, MAC: "52:54:00:00:00:07", Forwards: []emulator.Forward{{Proto: "tcp", HostPort: 2222, GuestPort: 22}}, Display: emulator.DisplayVNC})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if spec.Memory != 768*machine.MiB || spec.CPUs != 2 || spec.Boot.ISO != "/x.iso" || spec.Boot.Order != "dc" {
 		t.Fatalf("spec %+v", spec)
 	}
@@ -43,7 +46,10 @@ func TestNewSpecFromWizard(t *testing.T) {
 	if err := spec.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	none := newSpec(NewVM{Name: "n", Arch: emulator.ArchAArch64, MemoryMiB: 256, CPUs: 1, Net: emulator.NetNone, Display: emulator.DisplayNone})
+	none, err := newSpec(NewVM{Name: "n", Arch: emulator.ArchAArch64, MemoryMiB: 256, CPUs: 1, Net: emulator.NetNone, Display: emulator.DisplayNone})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(none.NICs) != 0 || len(none.Disks) != 0 {
 		t.Fatalf("spec without net and disk: %+v", none)
 	}
@@ -329,5 +335,32 @@ func TestMachineServiceGuest(t *testing.T) {
 	}
 	if spec, _ := store.Load("cloudy"); len(spec.Shares) != 1 || spec.Shares[0].Tag != "docs" {
 		t.Fatalf("saved shares after remove: %+v", spec.Shares)
+	}
+}
+
+// The wizard's VM is made by machine.Build like `vlab create`'s: a Linux
+// profile brings its SSH forward and agent channel (the wizard's own
+// builder once forgot the forward).
+func TestNewSpecOffersWhatCreateOffers(t *testing.T) {
+	spec, err := newSpec(NewVM{Name: "d", Profile: "debian", Arch: emulator.ArchX86_64, ISO: "/x.iso", MemoryMiB: 1024, CPUs: 1,
+		DiskBytes: 8 << 30, Net: emulator.NetUser, Display: emulator.DisplayVNC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ssh := 0
+	for _, f := range spec.NICs[0].Forwards {
+		if f.GuestPort == 22 && f.HostAddr == "127.0.0.1" {
+			ssh++
+		}
+	}
+	if ssh != 1 || !spec.Agent || spec.Profile != "debian" || spec.Disks[0].Bus != "virtio" {
+		t.Fatalf("spec %+v", spec)
+	}
+	live, err := newSpec(NewVM{Name: "l", Arch: emulator.ArchX86_64, ISO: "/live.iso", MemoryMiB: 512, CPUs: 1, Net: emulator.NetUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(live.Disks) != 0 {
+		t.Fatalf("the wizard's no-disk choice got disks %+v", live.Disks)
 	}
 }

@@ -10,7 +10,7 @@ import (
 // shows the same one-line error for the same input before anything is
 // created. It does no I/O.
 func checkNewVM(n NewVM) error {
-	if err := newSpec(n).Validate(); err != nil {
+	if _, err := newSpec(n); err != nil {
 		return errors.New(strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	return nil

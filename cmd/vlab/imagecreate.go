@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"vlab/machine"
-	"vlab/profiles"
 )
 
 // imageFlags are `vlab create --image SOURCE` and its companions.
@@ -52,8 +51,7 @@ func (f *imageFlags) run(cmd *cobra.Command, a *app, s *machine.Store, spec *mac
 	if err != nil {
 		return err
 	}
-	o.Image = img
-	machine.OfferSSHForward(spec, profiles.Profile{Family: "linux"})
+	o.Image = img // the SSH forward and agent channel: machine.Build (Request.Image)
 	conv := newProgressBar(cmd.ErrOrStderr(), "converting")
 	o.Progress = conv.update
 	err = s.CreateFromImage(cmd.Context(), spec, o)

@@ -301,34 +301,6 @@ func (cp *createProfile) prepare(cmd *cobra.Command, a *app, sf *specFlags) (emu
 	return ar, nil
 }
 
-// clearDefaults zeroes what NewSpec filled in and the user did not set, so
-// the profile's values apply. Call it before specFlags.apply.
-func (cp *createProfile) clearDefaults(spec *machine.Spec) {
-	if cp.profile == nil {
-		return
-	}
-	spec.Machine, spec.CPUs, spec.Memory = "", 0, 0
-	if cp.profile.Net != "" && len(spec.NICs) == 1 && spec.NICs[0].Mode == emulator.NetUser {
-		spec.NICs[0].Mode = cp.profile.Net // e.g. sandbox for old systems; --net/--nic override it
-	}
-}
-
-// apply gives an installer VM its empty disk and applies the profile.
-func (cp *createProfile) apply(spec *machine.Spec) {
-	if cp.profile == nil {
-		return
-	}
-	if len(spec.Disks) == 0 && spec.Boot.ISO != "" && spec.Boot.Kernel == "" {
-		spec.Disks = []machine.DiskSpec{{File: "disk0.qcow2", Format: "qcow2"}} // size from the profile
-	}
-	machine.ApplyProfile(spec, *cp.profile)
-	machine.OfferSSHForward(spec, *cp.profile) // Linux: ssh on an auto host port (network.go)
-	machine.OfferAgent(spec, *cp.profile)      // Linux: the guest agent channel (agent.go)
-	if spec.Machine == "" {
-		spec.Machine = emulator.DefaultMachine(spec.Arch)
-	}
-}
-
 // finish attaches the cloud-init seed to the created VM, deleting the VM
 // again when that fails.
 func (cp *createProfile) finish(cmd *cobra.Command, s *machine.Store, spec *machine.Spec) error {

@@ -57,21 +57,30 @@ func (sf *specFlags) register(f *pflag.FlagSet, create bool) {
 	f.StringVar(&sf.agent, "agent", "", "QEMU guest agent channel: on or off (default: on for Linux profiles and cloud images; used by exec, cp, snapshot freeze and stop)")
 }
 
-// applyAgent writes --agent into spec. create calls it again after the
-// profile's default (machine.OfferAgent), so the flag wins.
-func (sf *specFlags) applyAgent(cmd *cobra.Command, spec *machine.Spec) error {
+// agentChoice is --agent: nil when not given.
+func (sf *specFlags) agentChoice(cmd *cobra.Command) (*bool, error) {
 	if !cmd.Flags().Changed("agent") {
-		return nil
+		return nil, nil
 	}
+	var on bool
 	switch sf.agent {
 	case "on", "true", "yes":
-		spec.Agent = true
+		on = true
 	case "off", "false", "no":
-		spec.Agent = false
 	default:
-		return usageError{fmt.Errorf("--agent %q: use on or off", sf.agent)}
+		return nil, usageError{fmt.Errorf("--agent %q: use on or off", sf.agent)}
 	}
-	return nil
+	return &on, nil
+}
+
+// applyAgent writes --agent into spec (create gives it to machine.Build,
+// which applies it after the profile's default).
+func (sf *specFlags) applyAgent(cmd *cobra.Command, spec *machine.Spec) error {
+	on, err := sf.agentChoice(cmd)
+	if on != nil {
+		spec.Agent = *on
+	}
+	return err
 }
 
 // applyShares removes the --unshare tags and adds the --share folders.

@@ -14,7 +14,6 @@ import (
 
 	"vlab/emulator"
 	"vlab/machine"
-	"vlab/profiles"
 )
 
 func (a *app) createCmd() *cobra.Command {
@@ -41,27 +40,23 @@ func (a *app) createCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			spec := machine.NewSpec(args[0], ar)
-			cp.clearDefaults(spec)
 			if img.image != "" {
 				sf.disk = img.disk(cmd, sf.disk) // --disk grows the image instead
 			}
-			if err := sf.apply(cmd, spec); err != nil {
+			agent, err := sf.agentChoice(cmd) // --agent over the profile's default
+			if err != nil {
 				return err
 			}
-			cp.apply(spec)
-			if img.image != "" {
-				machine.OfferAgent(spec, profiles.Profile{Family: "linux"}) // cloud images carry qemu-guest-agent
+			var setErr error
+			spec, err := machine.Build(machine.Request{
+				Name: args[0], Arch: ar, Profile: cp.profile, Image: img.image != "", Agent: agent,
+				Set: func(spec *machine.Spec) error { setErr = sf.apply(cmd, spec); return setErr },
+			})
+			if setErr != nil {
+				return setErr
 			}
-			if err := sf.applyAgent(cmd, spec); err != nil { // --agent over the profile's default
-				return err
-			}
-			if len(spec.Disks) == 0 && spec.Boot.ISO != "" {
-				// An installer needs somewhere to install to.
-				spec.Disks = []machine.DiskSpec{{File: "disk0.qcow2", Size: 20 * machine.GiB, Format: "qcow2"}}
-			}
-			if err := spec.Validate(); err != nil { // a bad flag value
-				return usageError{fmt.Errorf("create vm %q: %s", spec.Name, oneLine(err.Error()))}
+			if err != nil { // a bad flag value
+				return usageError{fmt.Errorf("create vm %q: %s", args[0], oneLine(err.Error()))}
 			}
 			if img.image != "" {
 				return img.run(cmd, a, s, spec, &sf, &cp)
