@@ -915,7 +915,7 @@ func materialize(t *testing.T, cfg Config, h *Host) {
 		}
 	}
 	run := func(args ...string) {
-		if out, err := exec.Command(h.QemuImg, args...).CombinedOutput(); err != nil {
+		if out, err := exec.Command(string(h.QemuImg), args...).CombinedOutput(); err != nil {
 			t.Fatalf("qemu-img %q: %v: %s", args, err, out)
 		}
 	}

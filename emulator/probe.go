@@ -107,7 +107,7 @@ func (p *prober) probe(ctx context.Context) (*Host, error) {
 		}()
 	}
 	if path, err := p.lookPath("qemu-img"); err == nil {
-		h.QemuImg = path
+		h.QemuImg = QemuImg(path)
 	}
 	p.readVolatile(h)
 	h.Firmware = p.firmware.find(p.exists)
@@ -477,7 +477,7 @@ func hostFiles(h *Host) []string {
 		}
 	}
 	if h.QemuImg != "" {
-		files = append(files, h.QemuImg)
+		files = append(files, string(h.QemuImg))
 	}
 	return files
 }

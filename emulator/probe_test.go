@@ -304,7 +304,7 @@ func TestProbeFakeHost(t *testing.T) {
 	if _, ok := h.Binaries[ArchPPC64]; ok {
 		t.Error("ppc64 listed without a binary")
 	}
-	if h.QemuImg != filepath.Join(f.bin, "qemu-img") {
+	if string(h.QemuImg) != filepath.Join(f.bin, "qemu-img") {
 		t.Errorf("QemuImg = %q", h.QemuImg)
 	}
 	if h.KVM != (KVMStatus{DevExists: true, DevRW: true}) {

@@ -287,7 +287,7 @@ type Host struct {
 	KVM         KVMStatus
 	Firmware    FirmwareFiles
 	MemTotalMiB int
-	QemuImg     string // path of qemu-img, "" when missing
+	QemuImg     QemuImg // path of qemu-img, "" when missing; runs it (qemuimg.go)
 
 	// partial: a query of some binary failed or timed out, so its lists
 	// may be incomplete; such a probe is used once, never cached.

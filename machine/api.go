@@ -9,10 +9,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -350,16 +348,9 @@ func (s *Store) Create(ctx context.Context, spec *Spec) (err error) {
 }
 
 // CreateDisk creates an empty disk image with qemu-img.
-func CreateDisk(ctx context.Context, qemuImg, path, format string, size Size) error {
-	if qemuImg == "" {
-		return fmt.Errorf("create disk %s: qemu-img not found (install it: apt-get install qemu-utils)", path)
-	}
-	if format == "" {
-		format = "qcow2"
-	}
-	out, err := exec.CommandContext(ctx, qemuImg, "create", "-q", "-f", format, path, strconv.FormatInt(int64(size), 10)).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("create disk %s: %s", path, oneLine(strings.TrimSpace(string(out))+" "+err.Error()))
+func CreateDisk(ctx context.Context, qimg emulator.QemuImg, path, format string, size Size) error {
+	if err := qimg.Create(ctx, emulator.ImgCreate{Path: path, Format: format, Size: int64(size)}); err != nil {
+		return fmt.Errorf("create disk %s: %w", path, err)
 	}
 	return privateFile(path)
 }
@@ -380,12 +371,10 @@ func createEFIVars(ctx context.Context, h *emulator.Host, arch emulator.Arch, ds
 	if err != nil {
 		return err
 	}
-	if h.QemuImg == "" {
-		return errors.New("create uefi vars: qemu-img not found (install it: apt-get install qemu-utils)")
-	}
-	out, err := exec.CommandContext(ctx, h.QemuImg, "convert", "-q", "-f", "raw", "-O", "qcow2", tmpl, dst).CombinedOutput()
+	err = h.QemuImg.Convert(ctx, emulator.ImgConvert{Src: emulator.ImgSource{Path: tmpl, Format: "raw"}, Dst: dst, DstFormat: "qcow2"}, nil)
 	if err != nil {
-		return fmt.Errorf("create uefi vars from %s: %s", tmpl, oneLine(strings.TrimSpace(string(out))+" "+err.Error()))
+		os.Remove(dst)
+		return fmt.Errorf("create uefi vars from %s: %w", tmpl, err)
 	}
 	return privateFile(dst)
 }

@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
+
+	"vlab/emulator"
 )
 
 // makeBase builds a base folder with fill in a temp folder and renames it
@@ -130,7 +130,7 @@ const maxBaseChain = 8
 // Before the base is renamed in, record (the clone's intent record) is
 // given the base and the overlays, so that a killed vlab's freeze is
 // finished by the next one (see intent.go).
-func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *Spec, sc *snapshotCtx, infos []imageInfo, record func(base string, tops map[string]string) error) (string, error) {
+func (s *Store) freezeInPlace(ctx context.Context, qimg emulator.QemuImg, sp Paths, spec *Spec, sc *snapshotCtx, infos []imageInfo, record func(base string, tops map[string]string) error) (string, error) {
 	if len(sc.tree.Snapshots) > 0 {
 		return "", nil
 	}
@@ -228,8 +228,8 @@ func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *
 				// The copy now lives in bases/ID/: name its backing
 				// file from there.
 				below := filepath.Join("..", filepath.Base(d.onBase), name)
-				if out, rerr := runCmd(ctx, qimg, "rebase", "-u", "-f", "qcow2", "-b", below, "-F", "qcow2", frozen); rerr != nil {
-					err = fmt.Errorf("qemu-img rebase: %s", oneLine(strings.TrimSpace(out)))
+				if rerr := qimg.Rebase(ctx, frozen, below); rerr != nil {
+					err = fmt.Errorf("qemu-img rebase: %w", rerr)
 				}
 			}
 		}
@@ -240,9 +240,10 @@ func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *
 		tops[n] = filepath.Join(sp.Dir, ".freeze-"+filepath.Base(d.path))
 		backing := filepath.Join(basesDir, id, name)
 		// -u: the backing file exists only once the base is renamed in.
-		if out, err := runCmd(ctx, qimg, "create", "-q", "-f", "qcow2", "-u", "-b", backing, "-F", "qcow2", tops[n], strconv.FormatInt(d.size, 10)); err != nil {
+		top := emulator.ImgCreate{Path: tops[n], Size: d.size, Backing: backing, BackingFormat: "qcow2", Unsafe: true}
+		if err := qimg.Create(ctx, top); err != nil {
 			cleanup()
-			return "", fmt.Errorf("create overlay on %s: %s", backing, oneLine(strings.TrimSpace(out)))
+			return "", fmt.Errorf("create overlay on %s: %w", backing, err)
 		}
 		if err := privateFile(tops[n]); err != nil {
 			cleanup()
@@ -292,7 +293,7 @@ func (s *Store) freezeInPlace(ctx context.Context, qimg string, sp Paths, spec *
 
 // flattenDisk rewrites the qcow2 overlay at path as a plain image holding
 // everything its backing chain shows, in a temp file renamed over it.
-func flattenDisk(ctx context.Context, qimg, path string) error {
+func flattenDisk(ctx context.Context, qimg emulator.QemuImg, path string) error {
 	tmp := filepath.Join(filepath.Dir(path), ".flat-"+filepath.Base(path))
 	os.Remove(tmp)
 	if err := ConvertImage(ctx, qimg, path, "qcow2", tmp, "qcow2", nil, nil); err != nil {
@@ -330,7 +331,7 @@ func baseOf(dir, bases string, info imageInfo) (string, bool) {
 
 // chainLength counts the bases below and including base dir: 1 for a base
 // of plain images.
-func chainLength(ctx context.Context, qimg, bases, dir string) (int, error) {
+func chainLength(ctx context.Context, qimg emulator.QemuImg, bases, dir string) (int, error) {
 	n := 0
 	for dir != "" && n <= maxBaseChain {
 		n++
@@ -352,8 +353,8 @@ func chainLength(ctx context.Context, qimg, bases, dir string) (int, error) {
 
 // holdsOwnData reports whether the qcow2 overlay at path has any cluster
 // of its own (data or zeroes written over its backing file).
-func holdsOwnData(ctx context.Context, qimg, path string) (bool, error) {
-	out, err := exec.CommandContext(ctx, qimg, "map", "--output=json", "-f", "qcow2", path).Output()
+func holdsOwnData(ctx context.Context, qimg emulator.QemuImg, path string) (bool, error) {
+	out, err := qimg.Map(ctx, path, "qcow2")
 	if err != nil {
 		return false, fmt.Errorf("qemu-img map %s: %w", path, err)
 	}

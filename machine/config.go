@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"vlab/emulator"
 )
@@ -181,13 +180,9 @@ func (s *Store) discardOverlays(name string) {
 	os.RemoveAll(filepath.Join(s.Paths(name).Dir, "disposable"))
 }
 
-func createOverlay(ctx context.Context, qemuImg, backing, format, overlay string) error {
-	if qemuImg == "" {
-		return fmt.Errorf("create overlay: qemu-img not found (install it: apt-get install qemu-utils)")
-	}
-	out, err := runCmd(ctx, qemuImg, "create", "-q", "-f", "qcow2", "-b", backing, "-F", format, overlay)
-	if err != nil {
-		return fmt.Errorf("create overlay on %s: %s", backing, strings.TrimSpace(out))
+func createOverlay(ctx context.Context, qimg emulator.QemuImg, backing, format, overlay string) error {
+	if err := qimg.Create(ctx, emulator.ImgCreate{Path: overlay, Backing: backing, BackingFormat: format}); err != nil {
+		return fmt.Errorf("create overlay on %s: %w", backing, err)
 	}
 	return privateFile(overlay)
 }

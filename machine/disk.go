@@ -1,22 +1,18 @@
 package machine
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"vlab/internal/lazyre"
+	"vlab/emulator"
 )
 
 // ProgressFunc receives progress reports of a long operation (a disk
@@ -76,21 +72,10 @@ func parseImageInfo(data []byte) (imageInfo, error) {
 // readImageInfo runs `qemu-img info --output=json` on path. shared adds -U,
 // so an image a running QEMU holds can be read (its metadata may be a moment
 // old). format "" lets qemu-img probe; vlab passes it for its own images.
-func readImageInfo(ctx context.Context, qemuImg, path, format string, shared bool) (imageInfo, error) {
-	args := []string{"info", "--output=json"}
-	if shared {
-		args = append(args, "-U")
-	}
-	if format != "" {
-		args = append(args, "-f", format)
-	}
-	args = append(args, path)
-	cmd := exec.CommandContext(ctx, qemuImg, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+func readImageInfo(ctx context.Context, qimg emulator.QemuImg, path, format string, shared bool) (imageInfo, error) {
+	out, err := qimg.Info(ctx, emulator.ImgSource{Path: path, Format: format}, shared)
 	if err != nil {
-		return imageInfo{}, fmt.Errorf("inspect image %s: %s", path, oneLine(strings.TrimSpace(stderr.String())+" "+err.Error()))
+		return imageInfo{}, fmt.Errorf("inspect image %s: %w", path, err)
 	}
 	info, err := parseImageInfo(out)
 	if err != nil {
@@ -99,100 +84,39 @@ func readImageInfo(ctx context.Context, qemuImg, path, format string, shared boo
 	return info, nil
 }
 
-// progressRE matches one `qemu-img convert -p` report: "(12.34/100%)".
-var progressRE = lazyre.New(`\((\d+(?:\.\d+)?)/100%\)`)
-
-// scanProgress reads `qemu-img -p` output (reports separated by carriage
-// returns) and calls report with each percentage. Other text is returned,
-// for error messages.
-func scanProgress(r io.Reader, report func(pct float64)) string {
-	var other strings.Builder
-	sc := bufio.NewScanner(r)
-	sc.Split(splitCRLF)
-	for sc.Scan() {
-		line := sc.Text()
-		if m := progressRE().FindStringSubmatch(line); m != nil {
-			if pct, err := strconv.ParseFloat(m[1], 64); err == nil && report != nil {
-				report(pct)
-			}
-			continue
-		}
-		if t := strings.TrimSpace(line); t != "" && other.Len() < 4096 {
-			other.WriteString(t)
-			other.WriteByte(' ')
-		}
-	}
-	return strings.TrimSpace(other.String())
-}
-
-// splitCRLF is bufio.ScanLines that also ends a token at '\r'.
-func splitCRLF(data []byte, atEOF bool) (int, []byte, error) {
-	if atEOF && len(data) == 0 {
-		return 0, nil, nil
-	}
-	if i := bytes.IndexAny(data, "\r\n"); i >= 0 {
-		return i + 1, data[:i], nil
-	}
-	if atEOF {
-		return len(data), data, nil
-	}
-	return 0, nil, nil
-}
-
 // ConvertImage copies src (format srcFormat; "" refuses to guess and is an
 // error) into a new dstFormat image at dst with `qemu-img convert -p`,
 // reporting progress in bytes of src's virtual size. extra are options put
 // before the file names (e.g. "-l", "snapshot.name=TAG"). On failure dst is
 // removed.
-func ConvertImage(ctx context.Context, qemuImg, src, srcFormat, dst, dstFormat string, extra []string, progress ProgressFunc) error {
-	if qemuImg == "" {
-		return errors.New("convert image: qemu-img not found (install it: apt-get install qemu-utils)")
-	}
+func ConvertImage(ctx context.Context, qimg emulator.QemuImg, src, srcFormat, dst, dstFormat string, extra []string, progress ProgressFunc) error {
 	if srcFormat == "" {
 		return fmt.Errorf("convert image %s: no source format given", src)
 	}
 	total := 100.0
-	if info, err := readImageInfo(ctx, qemuImg, src, srcFormat, true); err == nil && info.VirtualSize > 0 {
+	if info, err := readImageInfo(ctx, qimg, src, srcFormat, true); err == nil && info.VirtualSize > 0 {
 		total = float64(info.VirtualSize)
 	}
-	return convertImage(ctx, qemuImg, src, []string{"-f", srcFormat, src}, total, dst, dstFormat, extra, progress)
+	return convertImage(ctx, qimg, src, emulator.ImgSource{Path: src, Format: srcFormat}, total, dst, dstFormat, extra, progress)
 }
 
-// convertImage runs `qemu-img convert -p` from srcArgs (the options and
-// name that open the source) to a new dstFormat image at dst, owner-only.
-func convertImage(ctx context.Context, qemuImg, src string, srcArgs []string, total float64, dst, dstFormat string, extra []string, progress ProgressFunc) error {
-	if qemuImg == "" {
-		return errors.New("convert image: qemu-img not found (install it: apt-get install qemu-utils)")
-	}
+// convertImage copies the image from (src names it in messages) to a new
+// dstFormat image at dst, owner-only and on disk, with progress in bytes of
+// total.
+func convertImage(ctx context.Context, qimg emulator.QemuImg, src string, from emulator.ImgSource, total float64, dst, dstFormat string, extra []string, progress ProgressFunc) error {
 	if total <= 0 {
 		total = 100
 	}
-	args := []string{"convert", "-p", "-O", dstFormat}
-	args = append(args, extra...)
-	args = append(args, srcArgs...)
-	args = append(args, dst)
-	cmd := exec.CommandContext(ctx, qemuImg, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return fmt.Errorf("convert image %s: %w", src, err)
+	var report func(pct float64)
+	if progress != nil {
+		report = func(pct float64) { progress(pct/100*total, total) }
 	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("convert image %s: %w", src, err)
-	}
-	rest := scanProgress(stdout, func(pct float64) {
-		if progress != nil {
-			progress(pct/100*total, total)
-		}
-	})
-	if err := cmd.Wait(); err != nil {
+	if err := qimg.Convert(ctx, emulator.ImgConvert{Src: from, Dst: dst, DstFormat: dstFormat, Extra: extra}, report); err != nil {
 		os.Remove(dst)
-		msg := strings.TrimSpace(stderr.String() + " " + rest)
 		if ctx.Err() != nil {
 			return fmt.Errorf("convert image %s: %w", src, ctx.Err())
 		}
-		return fmt.Errorf("convert image %s: %s", src, oneLine(msg+" "+err.Error()))
+		return fmt.Errorf("convert image %s: %w", src, err)
 	}
 	if err := privateFile(dst); err != nil {
 		os.Remove(dst)
@@ -237,13 +161,13 @@ func (s *Store) saveSpecLocked(spec *Spec) error {
 }
 
 // qemuImg returns the path of qemu-img, or an error naming the package.
-func (s *Store) qemuImg(ctx context.Context) (string, error) {
+func (s *Store) qemuImg(ctx context.Context) (emulator.QemuImg, error) {
 	h, err := s.Host(ctx)
 	if err != nil {
 		return "", err
 	}
 	if h.QemuImg == "" {
-		return "", errors.New("qemu-img not found (install it: apt-get install qemu-utils)")
+		return "", emulator.ErrNoQemuImg
 	}
 	return h.QemuImg, nil
 }
@@ -432,8 +356,8 @@ func (s *Store) DiskResize(ctx context.Context, name, ref string, size Size) err
 	case int64(size) == info.VirtualSize:
 		return fmt.Errorf("resize disk %s of vm %q: it is already %s", d.File, name, size)
 	}
-	if out, err := runCmd(ctx, qimg, "resize", "-q", "-f", format, path, strconv.FormatInt(int64(size), 10)); err != nil {
-		return fmt.Errorf("resize disk %s of vm %q: %s", d.File, name, oneLine(strings.TrimSpace(out)))
+	if err := qimg.Resize(ctx, path, format, int64(size)); err != nil {
+		return fmt.Errorf("resize disk %s of vm %q: %w", d.File, name, err)
 	}
 	d.Size = size
 	if err := s.saveSpecLocked(spec); err != nil {

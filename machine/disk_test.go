@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,19 +13,6 @@ import (
 
 	"vlab/emulator"
 )
-
-func TestScanProgress(t *testing.T) {
-	// What qemu-img convert -p writes to a pipe, with an error after it.
-	out := "    (0.00/100%)\r    (4.00/100%)\r    (12.50/100%)\r    (100.00/100%)\r\nqemu-img: error while writing at byte 0: No space left on device\n"
-	var got []float64
-	rest := scanProgress(strings.NewReader(out), func(p float64) { got = append(got, p) })
-	if want := []float64{0, 4, 12.5, 100}; !reflect.DeepEqual(got, want) {
-		t.Errorf("percentages = %v; want %v", got, want)
-	}
-	if !strings.Contains(rest, "No space left on device") {
-		t.Errorf("other text = %q; want the error line", rest)
-	}
-}
 
 func TestParseImageInfo(t *testing.T) {
 	data := `{"snapshots":[{"vm-clock-nsec":92122604,"name":"s1","date-sec":1795298250,"date-nsec":500707000,

@@ -9,11 +9,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 
+	"vlab/emulator"
 	"vlab/internal/lazyre"
 )
 
@@ -36,8 +36,8 @@ type Image struct {
 // or protocol filename, or a VMDK extent outside its own folder: any of
 // these would make vlab copy a host file (a private key, another VM's disk)
 // into a guest.
-func InspectImage(ctx context.Context, qemuImg, path, format string) (Image, error) {
-	info, err := inspectImage(ctx, qemuImg, path, format)
+func InspectImage(ctx context.Context, qimg emulator.QemuImg, path, format string) (Image, error) {
+	info, err := inspectImage(ctx, qimg, path, format)
 	if err != nil {
 		return Image{}, err
 	}
@@ -46,9 +46,9 @@ func InspectImage(ctx context.Context, qemuImg, path, format string) (Image, err
 }
 
 // inspectImage is InspectImage returning all that qemu-img said.
-func inspectImage(ctx context.Context, qemuImg, path, format string) (imageInfo, error) {
-	if qemuImg == "" {
-		return imageInfo{}, errors.New("inspect image: qemu-img not found (install it: apt-get install qemu-utils)")
+func inspectImage(ctx context.Context, qimg emulator.QemuImg, path, format string) (imageInfo, error) {
+	if qimg == "" {
+		return imageInfo{}, fmt.Errorf("inspect image: %w", emulator.ErrNoQemuImg)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -81,17 +81,13 @@ func inspectImage(ctx context.Context, qemuImg, path, format string) (imageInfo,
 			return imageInfo{}, err
 		}
 	}
-	opts := safeImageOpts(format, abs)
+	opts := emulator.FileImageOpts(format, abs)
 	if format == "qcow2" {
-		// Never open an external data file, even to describe it.
-		opts += ",data-file.driver=null-co"
+		opts += emulator.NoDataFile // never open an external data file, even to describe it
 	}
-	cmd := exec.CommandContext(ctx, qemuImg, "info", "--output=json", "--image-opts", opts)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := qimg.Info(ctx, emulator.ImgSource{Opts: opts}, false)
 	if err != nil {
-		return imageInfo{}, fmt.Errorf("image %s cannot be read as %s: %s", path, format, oneLine(strings.TrimSpace(stderr.String())+" "+err.Error()))
+		return imageInfo{}, fmt.Errorf("image %s cannot be read as %s: %w", path, format, err)
 	}
 	info, err := parseImageInfo(out)
 	if err != nil {
@@ -209,16 +205,10 @@ func detectFormat(path string) (string, error) {
 	return "raw", nil
 }
 
-// safeImageOpts is the --image-opts string that opens path as a plain file
-// in format: QEMU never parses path as a json: or protocol name.
-func safeImageOpts(format, path string) string {
-	return "driver=" + format + ",file.driver=file,file.filename=" + strings.ReplaceAll(path, ",", ",,")
-}
-
 // ConvertInspected copies img (checked by InspectImage) into a new image of
 // dstFormat at dst, opening it as InspectImage did, with progress in bytes.
 // On failure dst is removed.
-func ConvertInspected(ctx context.Context, qemuImg string, img Image, dst, dstFormat string, extra []string, progress ProgressFunc) error {
-	src := []string{"--image-opts", safeImageOpts(img.Format, img.Path)}
-	return convertImage(ctx, qemuImg, img.Path, src, float64(img.VirtualSize), dst, dstFormat, extra, progress)
+func ConvertInspected(ctx context.Context, qimg emulator.QemuImg, img Image, dst, dstFormat string, extra []string, progress ProgressFunc) error {
+	src := emulator.ImgSource{Opts: emulator.FileImageOpts(img.Format, img.Path)}
+	return convertImage(ctx, qimg, img.Path, src, float64(img.VirtualSize), dst, dstFormat, extra, progress)
 }

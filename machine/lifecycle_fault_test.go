@@ -63,7 +63,7 @@ func fakeQEMUHost() *emulator.Host {
 			emulator.ArchX86_64: {Path: os.Args[0], Version: "7.2.0", Accels: []string{"tcg"}, Machines: []string{"pc", "q35", "none"}},
 		},
 		MemTotalMiB: 4096,
-		QemuImg:     qemuImg,
+		QemuImg:     emulator.QemuImg(qemuImg),
 	}
 }
 

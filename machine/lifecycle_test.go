@@ -37,7 +37,7 @@ func fakeStore(t *testing.T, mode fakeqemu.Mode) *Store {
 			emulator.ArchX86_64: {Path: os.Args[0], Version: "7.2.0", Accels: []string{"tcg"}, Machines: []string{"pc", "q35", "none"}},
 		},
 		MemTotalMiB: 4096,
-		QemuImg:     qemuImg,
+		QemuImg:     emulator.QemuImg(qemuImg),
 	}
 	t.Cleanup(func() {
 		names, _ := s.Names()

@@ -9,10 +9,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"vlab/emulator"
@@ -45,8 +43,8 @@ func (src DiskSource) label() string {
 // its format and virtual size. A member of an archive must be a
 // self-contained image: a text VMDK descriptor naming extent files is
 // refused there.
-func InspectSource(ctx context.Context, qemuImg string, src DiskSource) (Image, error) {
-	info, _, err := inspectSource(ctx, qemuImg, src)
+func InspectSource(ctx context.Context, qimg emulator.QemuImg, src DiskSource) (Image, error) {
+	info, _, err := inspectSource(ctx, qimg, src)
 	if err != nil {
 		return Image{}, err
 	}
@@ -55,17 +53,17 @@ func InspectSource(ctx context.Context, qemuImg string, src DiskSource) (Image, 
 
 // inspectSource is InspectSource returning what qemu-img said and the
 // --image-opts string that opens src safely.
-func inspectSource(ctx context.Context, qemuImg string, src DiskSource) (imageInfo, string, error) {
+func inspectSource(ctx context.Context, qimg emulator.QemuImg, src DiskSource) (imageInfo, string, error) {
 	if !src.member() {
-		info, err := inspectImage(ctx, qemuImg, src.Path, src.Format)
+		info, err := inspectImage(ctx, qimg, src.Path, src.Format)
 		if err != nil {
 			return imageInfo{}, "", err
 		}
 		abs, _ := filepath.Abs(src.Path)
-		return info, safeImageOpts(info.Format, abs), nil
+		return info, emulator.FileImageOpts(info.Format, abs), nil
 	}
-	if qemuImg == "" {
-		return imageInfo{}, "", errors.New("inspect image: qemu-img not found (install it: apt-get install qemu-utils)")
+	if qimg == "" {
+		return imageInfo{}, "", fmt.Errorf("inspect image: %w", emulator.ErrNoQemuImg)
 	}
 	head, err := readAt(src.Path, src.Offset, min(src.Length, 512))
 	if err != nil {
@@ -85,18 +83,13 @@ func inspectSource(ctx context.Context, qemuImg string, src DiskSource) (imageIn
 	if err != nil {
 		return imageInfo{}, "", err
 	}
-	opts := "driver=" + format + ",file.driver=raw,file.offset=" + strconv.FormatInt(src.Offset, 10) +
-		",file.size=" + strconv.FormatInt(src.Length, 10) +
-		",file.file.driver=file,file.file.filename=" + strings.ReplaceAll(abs, ",", ",,")
+	opts := emulator.SliceImageOpts(format, abs, src.Offset, src.Length)
 	if format == "qcow2" {
-		opts += ",data-file.driver=null-co"
+		opts += emulator.NoDataFile
 	}
-	cmd := exec.CommandContext(ctx, qemuImg, "info", "--output=json", "--image-opts", opts)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := qimg.Info(ctx, emulator.ImgSource{Opts: opts}, false)
 	if err != nil {
-		return imageInfo{}, "", fmt.Errorf("image %s cannot be read as %s: %s", src.label(), format, oneLine(strings.TrimSpace(stderr.String())+" "+err.Error()))
+		return imageInfo{}, "", fmt.Errorf("image %s cannot be read as %s: %w", src.label(), format, err)
 	}
 	info, err := parseImageInfo(out)
 	if err != nil {
@@ -197,7 +190,7 @@ func (s *Store) CreateImported(ctx context.Context, spec *Spec, srcs []DiskSourc
 				}
 			}
 			dst := tp.DiskPath(spec.Disks[i].File)
-			if err := convertImage(ctx, host.QemuImg, src.label(), []string{"--image-opts", opts[i]}, float64(spec.Disks[i].Size), dst, "qcow2", nil, step); err != nil {
+			if err := convertImage(ctx, host.QemuImg, src.label(), emulator.ImgSource{Opts: opts[i]}, float64(spec.Disks[i].Size), dst, "qcow2", nil, step); err != nil {
 				return err
 			}
 			done += float64(spec.Disks[i].Size)

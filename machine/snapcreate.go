@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"vlab/emulator"
@@ -109,11 +108,11 @@ func (s *Store) SnapshotCreate(ctx context.Context, name, tag string, opts Snaps
 // removes the tag from the images that got it.
 func offlineCreate(ctx context.Context, sc *snapshotCtx, tag string) error {
 	for i, im := range sc.imgs {
-		if out, err := runCmd(ctx, sc.qimg, "snapshot", "-c", tag, im.Path); err != nil {
+		if err := sc.qimg.Snapshot(ctx, emulator.SnapshotCreate, tag, im.Path); err != nil {
 			for _, done := range sc.imgs[:i] {
-				_, _ = runCmd(context.WithoutCancel(ctx), sc.qimg, "snapshot", "-d", tag, done.Path)
+				_ = sc.qimg.Snapshot(context.WithoutCancel(ctx), emulator.SnapshotDelete, tag, done.Path)
 			}
-			return fmt.Errorf("qemu-img snapshot %s: %s", im.Key, oneLine(strings.TrimSpace(out)))
+			return fmt.Errorf("qemu-img snapshot %s: %w", im.Key, err)
 		}
 		faultPoint("snapshot-create:took-" + filepath.Base(im.Key))
 	}

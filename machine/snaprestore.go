@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"vlab/emulator"
 )
 
 // SnapshotRestore reverts VM name to snapshot tag, which becomes current.
@@ -99,8 +101,8 @@ func (s *Store) offlineRestore(ctx context.Context, sc *snapshotCtx, sn Snapshot
 		if !slices.Contains(sn.Files, im.Key) {
 			continue
 		}
-		if out, err := runCmd(ctx, sc.qimg, "snapshot", "-a", sn.Tag, im.Path); err != nil {
-			opErr = fmt.Errorf("restore snapshot %q of vm %q: qemu-img snapshot %s: %s", sn.Tag, name, im.Key, oneLine(strings.TrimSpace(out)))
+		if err := sc.qimg.Snapshot(ctx, emulator.SnapshotApply, sn.Tag, im.Path); err != nil {
+			opErr = fmt.Errorf("restore snapshot %q of vm %q: qemu-img snapshot %s: %w", sn.Tag, name, im.Key, err)
 			break
 		}
 		faultPoint("snapshot-restore:applied-" + filepath.Base(im.Key))
@@ -243,8 +245,8 @@ func (s *Store) SnapshotDelete(ctx context.Context, name, tag string, opts Snaps
 			if !slices.Contains(sn.Files, im.Key) {
 				continue
 			}
-			if out, err := runCmd(ctx, sc.qimg, "snapshot", "-d", tag, im.Path); err != nil {
-				opErr = fmt.Errorf("qemu-img snapshot %s: %s", im.Key, oneLine(strings.TrimSpace(out)))
+			if err := sc.qimg.Snapshot(ctx, emulator.SnapshotDelete, tag, im.Path); err != nil {
+				opErr = fmt.Errorf("qemu-img snapshot %s: %w", im.Key, err)
 				break
 			}
 			faultPoint("snapshot-delete:deleted-" + filepath.Base(im.Key))

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"vlab/emulator"
 )
 
 // Errors snapshot callers branch on.
@@ -224,13 +226,13 @@ func checkSnapshottable(name string, imgs []snapshotImage) error {
 
 // imageSnapshots reads the internal snapshots of every qcow2 image (with -U:
 // a running QEMU may hold them).
-func imageSnapshots(ctx context.Context, qemuImg string, imgs []snapshotImage) (map[string][]imageSnapshot, error) {
+func imageSnapshots(ctx context.Context, qimg emulator.QemuImg, imgs []snapshotImage) (map[string][]imageSnapshot, error) {
 	out := map[string][]imageSnapshot{}
 	for _, im := range imgs {
 		if im.Format != "qcow2" {
 			continue
 		}
-		info, err := readImageInfo(ctx, qemuImg, im.Path, im.Format, true)
+		info, err := readImageInfo(ctx, qimg, im.Path, im.Format, true)
 		if err != nil {
 			return nil, err
 		}

@@ -7,8 +7,9 @@ import (
 	"os"
 	"slices"
 	"sort"
-	"strings"
 	"time"
+
+	"vlab/emulator"
 )
 
 // jobOutcome is what QEMU says about a pending operation's job.
@@ -272,7 +273,7 @@ type snapshotCtx struct {
 	spec  *Spec
 	p     Paths
 	imgs  []snapshotImage
-	qimg  string
+	qimg  emulator.QemuImg
 	state Status
 	meta  snapshotMeta
 	tree  Tree
@@ -334,7 +335,7 @@ func (s *Store) loadSnapshots(ctx context.Context, name string, write bool) (*sn
 // restore is applied again to every image (qemu-img snapshot -a is
 // idempotent) so that no disk is left at another moment than the rest; a
 // delete is finished.
-func settleOffline(ctx context.Context, qimg string, imgs []snapshotImage, m snapshotMeta, found map[string][]imageSnapshot) error {
+func settleOffline(ctx context.Context, qimg emulator.QemuImg, imgs []snapshotImage, m snapshotMeta, found map[string][]imageSnapshot) error {
 	pd := m.Pending
 	var holders []snapshotImage
 	qcow := 0
@@ -347,26 +348,26 @@ func settleOffline(ctx context.Context, qimg string, imgs []snapshotImage, m sna
 			holders = append(holders, im)
 		}
 	}
-	var flag string
+	var op emulator.SnapshotOp
 	switch pd.Op {
 	case opCreate:
 		if len(holders) == qcow {
 			return nil // it reached every image: reconcile keeps it
 		}
-		flag = "-d"
+		op = emulator.SnapshotDelete
 	case opRestore:
 		if len(holders) < qcow {
 			return fmt.Errorf("images lack it: restore another snapshot")
 		}
-		flag = "-a"
+		op = emulator.SnapshotApply
 	case opDelete:
-		flag = "-d"
+		op = emulator.SnapshotDelete
 	default:
 		return nil
 	}
 	for _, im := range holders {
-		if out, err := runCmd(ctx, qimg, "snapshot", flag, pd.Tag, im.Path); err != nil {
-			return fmt.Errorf("qemu-img snapshot %s: %s", im.Key, oneLine(strings.TrimSpace(out)))
+		if err := qimg.Snapshot(ctx, op, pd.Tag, im.Path); err != nil {
+			return fmt.Errorf("qemu-img snapshot %s: %w", im.Key, err)
 		}
 	}
 	return nil

@@ -202,7 +202,7 @@ func (a *app) doctorCmd() *cobra.Command {
 				}
 				checks = append(checks, c)
 			}
-			checks = append(checks, check{What: "qemu-img", OK: h.QemuImg != "", Info: orMissing(h.QemuImg), Fix: fixIf(h.QemuImg == "", "sudo apt-get install qemu-utils")})
+			checks = append(checks, check{What: "qemu-img", OK: h.QemuImg != "", Info: orMissing(string(h.QemuImg)), Fix: fixIf(h.QemuImg == "", "sudo apt-get install qemu-utils")})
 			kvm := check{What: "kvm", OK: h.KVM.DevRW && h.KVM.CPUVirt}
 			switch {
 			case !h.KVM.DevExists:
