@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,7 +110,7 @@ and output is printed until the VM's console closes or vlab is interrupted.`,
 				return err
 			}
 			name := args[0]
-			if err := requireActive(cmd.Context(), s, "console", name); err != nil {
+			if err := s.RequireActive(cmd.Context(), "console", name); err != nil {
 				return err
 			}
 			p := s.Paths(name)
@@ -149,19 +148,6 @@ and output is printed until the VM's console closes or vlab is interrupted.`,
 			return err
 		},
 	}
-}
-
-// requireActive returns nil when VM name runs (or is starting, paused...),
-// else an error naming op that says how to start it.
-func requireActive(ctx context.Context, s *machine.Store, op, name string) error {
-	st, err := s.Status(ctx, name)
-	if err != nil {
-		return err
-	}
-	if !st.State.Active() {
-		return fmt.Errorf("%s %q: %w (state %s): start it with `vlab start %s`", op, name, machine.ErrNotRunning, st.State, name)
-	}
-	return nil
 }
 
 // check is one line of `vlab doctor`.

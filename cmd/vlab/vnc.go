@@ -18,7 +18,8 @@ import (
 	"vlab/machine"
 )
 
-// vncTimeout bounds connecting to a VM's VNC or QMP socket.
+// vncTimeout bounds connecting to a VM's VNC or QMP socket (machine's
+// screenTimeout for a screenshot).
 const vncTimeout = 15 * time.Second
 
 func (a *app) vncCmd() *cobra.Command {
@@ -119,7 +120,7 @@ func vncReady(ctx context.Context, s *machine.Store, name string) error {
 	if spec.Display != emulator.DisplayVNC {
 		return fmt.Errorf("vnc %q: the vm has no graphical console (display %s): use `vlab console %s`, or set display = \"vnc\" in its machine.toml", name, spec.Display, name)
 	}
-	return requireActive(ctx, s, "vnc", name)
+	return s.RequireActive(ctx, "vnc", name)
 }
 
 // setVNCPassword returns the function that sets the password of name's
