@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// screenTimeout bounds a QMP exchange made for a VM's screen, connecting
-// included (what cmd's vncTimeout bounded for `vlab screenshot`).
+// screenTimeout bounds a QMP exchange made for a VM's screen (a screendump,
+// setting the VNC password), connecting included.
 const screenTimeout = 15 * time.Second
 
 // Screenshot saves what running VM name's display shows to out as a PNG

@@ -89,3 +89,45 @@ func TestRequireActive(t *testing.T) {
 		t.Errorf("RequireActive on a missing VM = %v, want ErrNotFound", err)
 	}
 }
+
+func TestVNCDisplayRefuses(t *testing.T) {
+	headless := NewSpec("srv", emulator.ArchX86_64)
+	headless.Display = emulator.DisplayNone
+	s := testStore(t, headless)
+	ctx := context.Background()
+	_, err := s.VNCDisplay(ctx, "srv")
+	want := "vnc \"srv\": the vm has no graphical console (display none): use `vlab console srv`, or set display = \"vnc\" in its machine.toml"
+	if err == nil || err.Error() != want {
+		t.Errorf("VNCDisplay on a headless VM = %v\nwant %s", err, want)
+	}
+	s = testStore(t, NewSpec("web", emulator.ArchX86_64))
+	if _, err := s.VNCDisplay(ctx, "web"); !errors.Is(err, ErrNotRunning) || err.Error() != "vnc \"web\": vm is not running (state stopped): start it with `vlab start web`" {
+		t.Errorf("VNCDisplay on a stopped VM = %v", err)
+	}
+	if _, err := s.VNCDisplay(ctx, "nosuch"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("VNCDisplay on a missing VM = %v, want ErrNotFound", err)
+	}
+}
+
+func TestConfiguredViewer(t *testing.T) {
+	s := emptyStore(t)
+	if v := s.ConfiguredViewer(); v != "" {
+		t.Errorf("no config.toml: viewer %q", v)
+	}
+	if err := os.MkdirAll(s.Dirs().Config, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(s.Dirs().Config, "config.toml")
+	if err := os.WriteFile(cfg, []byte("viewer = \"vinagre {host}::{port}\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v := s.ConfiguredViewer(); v != "vinagre {host}::{port}" {
+		t.Errorf("viewer %q", v)
+	}
+	if err := os.WriteFile(cfg, []byte("viewer = [broken"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v := s.ConfiguredViewer(); v != "" {
+		t.Errorf("unreadable config.toml: viewer %q", v)
+	}
+}
