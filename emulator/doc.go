@@ -20,6 +20,10 @@
 // channel is a virtio-serial port on a unix socket in the VM's private
 // runtime folder (agentdev.go).
 //
+// Monitor.Screendump has QEMU save the guest's screen as PNG, decoding and
+// re-encoding the PPM that QEMU before 7.1 writes (ppm.go, size-capped:
+// the guest chooses its display size).
+//
 // emulator knows nothing of vlab's on-disk library: every path comes in
 // through Config and the supervisor's options.
 package emulator

@@ -10,5 +10,7 @@
 // intent.go; fault.go names the steps the crash tests kill vlab at).
 //
 // machine is the only package that knows the on-disk layout. It drives QEMU
-// through package emulator and never prints to the terminal.
+// through package emulator and never prints to the terminal. It knows where
+// a VM's screen is (VNCDisplay) and has QEMU save it (Screenshot), but does
+// not import package console, which shows screens to a person.
 package machine

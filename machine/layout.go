@@ -38,6 +38,9 @@ func DefaultDirs() Dirs {
 	}
 }
 
+// configFile is the user's settings file in Dirs.Config (viewer = "...").
+const configFile = "config.toml"
+
 // Names of the files vlab keeps per VM. They are the only place these names
 // are spelled.
 const (

@@ -94,6 +94,21 @@ func (s *Store) Status(ctx context.Context, name string) (Status, error) {
 	return s.status(ctx, name, false)
 }
 
+// RequireActive returns nil when VM name has a QEMU process (running,
+// starting, paused...), else an error naming op that says how to start it:
+// the check commands that need a live VM (a console, a screenshot) make
+// first.
+func (s *Store) RequireActive(ctx context.Context, op, name string) error {
+	st, err := s.Status(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !st.State.Active() {
+		return fmt.Errorf("%s %q: %w (state %s): start it with `vlab start %s`", op, name, ErrNotRunning, st.State, name)
+	}
+	return nil
+}
+
 // status is Status; held says the caller holds the VM lock.
 func (s *Store) status(ctx context.Context, name string, held bool) (Status, error) {
 	p := s.Paths(name)

@@ -1,15 +1,18 @@
 package main
 
-import "fmt"
+import (
+	"fmt"
+
+	"vlab/machine"
+)
 
 // doctorFindings is `vlab doctor`'s exit status: an error (exit 1) when a
-// check failed and names a fix the user can run, nil (exit 0) when there is
-// nothing to fix. A gap with no fix (e.g. a /dev/kvm without vmx/svm, where
-// vlab falls back to TCG by design) is information, not a finding.
-func doctorFindings(checks []check) error {
+// check is a finding (it failed and names a fix the user can run), nil
+// (exit 0) when there is nothing to fix.
+func doctorFindings(checks []machine.Check) error {
 	n := 0
 	for _, c := range checks {
-		if !c.OK && c.Fix != "" {
+		if c.Finding() {
 			n++
 		}
 	}

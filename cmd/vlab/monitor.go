@@ -40,7 +40,7 @@ names; -c CMD runs one command (repeat -c for several) and prints its answer, fo
 				return err
 			}
 			ctx, name := cmd.Context(), args[0]
-			if err := requireActive(ctx, s, "monitor", name); err != nil {
+			if err := s.RequireActive(ctx, "monitor", name); err != nil {
 				return err
 			}
 			if len(commands) > 0 {

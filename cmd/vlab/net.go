@@ -340,9 +340,3 @@ func dash(s string) string {
 	}
 	return s
 }
-
-// bridgeCheck is `vlab doctor`'s line about bridged networking.
-func bridgeCheck() check {
-	ok, info, fix := machine.BridgeHelperStatus()
-	return check{What: "bridge helper", OK: ok, Info: info, Fix: fix}
-}

@@ -2,13 +2,10 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 
 	"github.com/charmbracelet/x/term"
@@ -16,7 +13,6 @@ import (
 
 	"vlab/console"
 	"vlab/emulator"
-	"vlab/machine"
 )
 
 func (a *app) qmpCmd() *cobra.Command {
@@ -111,7 +107,7 @@ and output is printed until the VM's console closes or vlab is interrupted.`,
 				return err
 			}
 			name := args[0]
-			if err := requireActive(cmd.Context(), s, "console", name); err != nil {
+			if err := s.RequireActive(cmd.Context(), "console", name); err != nil {
 				return err
 			}
 			p := s.Paths(name)
@@ -151,27 +147,6 @@ and output is printed until the VM's console closes or vlab is interrupted.`,
 	}
 }
 
-// requireActive returns nil when VM name runs (or is starting, paused...),
-// else an error naming op that says how to start it.
-func requireActive(ctx context.Context, s *machine.Store, op, name string) error {
-	st, err := s.Status(ctx, name)
-	if err != nil {
-		return err
-	}
-	if !st.State.Active() {
-		return fmt.Errorf("%s %q: %w (state %s): start it with `vlab start %s`", op, name, machine.ErrNotRunning, st.State, name)
-	}
-	return nil
-}
-
-// check is one line of `vlab doctor`.
-type check struct {
-	What string `json:"what"`
-	OK   bool   `json:"ok"`
-	Info string `json:"info"`
-	Fix  string `json:"fix,omitempty"`
-}
-
 func (a *app) doctorCmd() *cobra.Command {
 	var fixPerms bool
 	cmd := &cobra.Command{
@@ -182,66 +157,10 @@ func (a *app) doctorCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			h, err := emulator.Probe(cmd.Context())
+			checks, err := s.Doctor(cmd.Context(), fixPerms)
 			if err != nil {
 				return err
 			}
-			var checks []check
-			for _, ar := range emulator.Arches {
-				b, ok := h.Binaries[ar]
-				c := check{What: "qemu " + ar.String(), OK: ok}
-				if ok {
-					c.Info = fmt.Sprintf("%s %s (accels: %s)", b.Path, b.Version, strings.Join(b.Accels, ", "))
-					choice, err := emulator.ChooseAccel(ar, emulator.AccelAuto, h)
-					if err == nil {
-						c.Info += "; " + choice.Reason
-					}
-				} else {
-					c.Info = "missing"
-					c.Fix = "sudo apt-get install " + emulator.AptPackage(ar)
-				}
-				checks = append(checks, c)
-			}
-			checks = append(checks, check{What: "qemu-img", OK: h.QemuImg != "", Info: orMissing(string(h.QemuImg)), Fix: fixIf(h.QemuImg == "", "sudo apt-get install qemu-utils")})
-			kvm := check{What: "kvm", OK: h.KVM.DevRW && h.KVM.CPUVirt}
-			switch {
-			case !h.KVM.DevExists:
-				kvm.Info, kvm.Fix = "/dev/kvm missing: guests run under TCG emulation (slow)", "enable virtualization in the firmware setup and `sudo modprobe kvm_intel` (or kvm_amd)"
-			case !h.KVM.DevRW:
-				kvm.Info, kvm.Fix = "/dev/kvm does not open read-write: "+h.KVM.DevErr, "sudo usermod -aG kvm $USER (then log in again)"
-			case !h.KVM.CPUVirt:
-				kvm.Info = "/dev/kvm opens but the CPU exposes no vmx/svm (nested or paravirtual KVM): vlab uses TCG"
-			default:
-				kvm.Info = "usable"
-			}
-			checks = append(checks, kvm)
-			fw := []struct{ what, path, pkg string }{
-				{"UEFI x86_64 (OVMF)", h.Firmware.OVMFCode, "ovmf"},
-				{"UEFI aarch64 (AAVMF)", h.Firmware.AAVMFCode, "qemu-efi-aarch64"},
-				{"SLOF (ppc64 pseries)", h.Firmware.SLOF, "qemu-system-ppc"},
-				{"OpenBIOS (ppc mac99)", h.Firmware.OpenBIOS, "qemu-system-ppc"},
-			}
-			for _, f := range fw {
-				checks = append(checks, check{What: f.what, OK: f.path != "", Info: orMissing(f.path), Fix: fixIf(f.path == "", "sudo apt-get install "+f.pkg)})
-			}
-			for _, t := range []struct{ what, bin, pkg string }{
-				{"VNC viewer", "vncviewer", "tigervnc-viewer"},
-				{"tmux (tests)", "tmux", "tmux"},
-				{"xorriso (ISO building)", "xorriso", "xorriso"},
-				{"passt (--net sandbox)", "passt", "passt"},
-			} {
-				p, err := exec.LookPath(t.bin)
-				checks = append(checks, check{What: t.what, OK: err == nil, Info: orMissing(p), Fix: fixIf(err != nil, "sudo apt-get install "+t.pkg)})
-			}
-			checks = append(checks, bridgeCheck()) // bridged nics (net.go)
-			perms, err := permissionChecks(s, fixPerms)
-			if err != nil {
-				return err
-			}
-			checks = append(checks, perms...)
-			d := s.Dirs()
-			checks = append(checks, check{What: "library", OK: true, Info: filepath.Join(d.Data, "machines")},
-				check{What: "runtime dir", OK: true, Info: d.Runtime + " (0700: QMP, VNC and serial sockets)"})
 			if a.json {
 				if err := printJSON(cmd.OutOrStdout(), checks); err != nil {
 					return err
@@ -264,49 +183,4 @@ func (a *app) doctorCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&a.json, "json", false, "print JSON")
 	cmd.Flags().BoolVar(&fixPerms, "fix-permissions", false, "make every folder in vlab's own directories 0700 and take group/world access off every file (links are never followed)")
 	return cmd
-}
-
-// permissionChecks are doctor's lines about vlab's own files: one per file
-// or folder others may access (or that fix made private), or one "ok" line.
-func permissionChecks(s *machine.Store, fix bool) ([]check, error) {
-	check1 := s.CheckPermissions
-	if fix {
-		check1 = s.FixPermissions
-	}
-	probs, err := check1()
-	if err != nil {
-		return nil, err
-	}
-	if len(probs) == 0 {
-		return []check{{What: "permissions", OK: true, Info: "vlab's folders are 0700 and its files owner-only"}}, nil
-	}
-	var out []check
-	for _, p := range probs {
-		c := check{What: "permissions", Info: fmt.Sprintf("%s is %04o, others may access it", p.Path, p.Mode)}
-		switch {
-		case p.Fixed:
-			c.OK, c.Info = true, fmt.Sprintf("%s was %04o, now %04o", p.Path, p.Mode, p.Want)
-		case p.Err != nil:
-			c.Info += ": " + p.Err.Error()
-			c.Fix = fmt.Sprintf("chmod %04o %q", p.Want, p.Path)
-		default:
-			c.Fix = "vlab doctor --fix-permissions"
-		}
-		out = append(out, c)
-	}
-	return out, nil
-}
-
-func orMissing(s string) string {
-	if s == "" {
-		return "missing"
-	}
-	return s
-}
-
-func fixIf(cond bool, fix string) string {
-	if cond {
-		return fix
-	}
-	return ""
 }

@@ -52,7 +52,7 @@ state. -d log items (int, guest_errors, cpu_reset, ...) are chosen per start: vl
 				return err
 			}
 			ctx, name, pats := cmd.Context(), args[0], args[1:]
-			if err := requireActive(ctx, s, "trace", name); err != nil {
+			if err := s.RequireActive(ctx, "trace", name); err != nil {
 				return err
 			}
 			log := machine.TraceLog(s.Paths(name))

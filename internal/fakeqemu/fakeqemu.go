@@ -2,8 +2,12 @@ package fakeqemu
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"io"
 	"net"
 	"os"
@@ -349,8 +353,9 @@ func (f *fake) session(c net.Conn) {
 			continue
 		}
 		var req struct {
-			Execute string          `json:"execute"`
-			ID      json.RawMessage `json:"id"`
+			Execute   string          `json:"execute"`
+			Arguments json.RawMessage `json:"arguments"`
+			ID        json.RawMessage `json:"id"`
 		}
 		if err := json.Unmarshal([]byte(line), &req); err != nil {
 			s.send(map[string]any{"error": map[string]string{"class": "GenericError", "desc": "JSON parse error"}})
@@ -385,12 +390,12 @@ func (f *fake) session(c net.Conn) {
 			s.sendRaw(Garbage)
 			continue
 		}
-		f.command(req.Execute, reply, fail)
+		f.command(req.Execute, req.Arguments, reply, fail)
 	}
 }
 
 // command runs one negotiated QMP command.
-func (f *fake) command(cmd string, reply func(any), fail func(class, desc string)) {
+func (f *fake) command(cmd string, args json.RawMessage, reply func(any), fail func(class, desc string)) {
 	f.mu.Lock()
 	fmt.Fprintf(f.log, "%s%s\n", CommandLogPrefix, cmd)
 	f.mu.Unlock()
@@ -430,6 +435,12 @@ func (f *fake) command(cmd string, reply func(any), fail func(class, desc string
 				f.quit(0)
 			}()
 		}
+	case "screendump":
+		if desc := screendump(args); desc != "" {
+			fail("GenericError", desc)
+			return
+		}
+		reply(map[string]any{})
 	case "quit":
 		if f.mode == ModeHang {
 			reply(map[string]any{})
@@ -463,4 +474,35 @@ func MainFromEnv(args []string, stdout, stderr io.Writer) int {
 		delay = d
 	}
 	return Main(args, Mode(os.Getenv(EnvMode)), delay, stdout, stderr)
+}
+
+// screendump writes the fake's screen, 2×1 pixels (red, blue), where QMP
+// screendump's arguments say: PNG with format "png", else PPM (as QEMU).
+// It returns the error description QEMU would give, "" on success.
+func screendump(args json.RawMessage) string {
+	var a struct {
+		Filename string `json:"filename"`
+		Format   string `json:"format"`
+	}
+	if err := json.Unmarshal(args, &a); err != nil || a.Filename == "" {
+		return "Parameter 'filename' is missing"
+	}
+	var b bytes.Buffer
+	switch a.Format {
+	case "", "ppm":
+		b.WriteString("P6\n2 1\n255\n\xff\x00\x00\x00\x00\xff")
+	case "png":
+		img := image.NewRGBA(image.Rect(0, 0, 2, 1))
+		img.Set(0, 0, color.RGBA{R: 0xff, A: 0xff})
+		img.Set(1, 0, color.RGBA{B: 0xff, A: 0xff})
+		if err := png.Encode(&b, img); err != nil {
+			return err.Error()
+		}
+	default:
+		return "Parameter 'format' does not accept value '" + a.Format + "'"
+	}
+	if err := os.WriteFile(a.Filename, b.Bytes(), 0o644); err != nil {
+		return err.Error()
+	}
+	return ""
 }

@@ -1,4 +1,4 @@
-package console
+package emulator
 
 import (
 	"bufio"
@@ -9,10 +9,18 @@ import (
 	"strconv"
 )
 
-// DecodePPM decodes a binary PPM (P6) image, the format QEMU's screendump
+// Limits on a screendump's size, checked before anything is allocated (the
+// guest chooses its display mode): the caps console puts on a VNC
+// framebuffer, so whatever a viewer can show a screenshot can hold.
+const (
+	maxScreenSide   = 16384   // pixels wide or tall
+	maxScreenPixels = 1 << 25 // width×height: 32 Mpx, 8K UHD fits
+)
+
+// decodePPM decodes a binary PPM (P6) image, the format QEMU's screendump
 // writes before QEMU 7.1 (and by default after). Maximum sample values up
 // to 65535 are accepted and scaled to 8 bits.
-func DecodePPM(r io.Reader) (*image.RGBA, error) {
+func decodePPM(r io.Reader) (*image.RGBA, error) {
 	br := bufio.NewReader(r)
 	var fields [4]int
 	magic, err := ppmToken(br)
@@ -31,7 +39,7 @@ func DecodePPM(r io.Reader) (*image.RGBA, error) {
 		fields[i] = n
 	}
 	w, h, maxv := fields[1], fields[2], fields[3]
-	if maxv > 65535 || checkFramebuffer(w, h) != nil {
+	if maxv > 65535 || w > maxScreenSide || h > maxScreenSide || w*h > maxScreenPixels {
 		return nil, fmt.Errorf("decode ppm: %dx%d with maximum %d is out of range", w, h, maxv)
 	}
 	bps := 1
