@@ -79,42 +79,6 @@ func (p Paths) passtLog(i int) string { return filepath.Join(p.LogDir, "passt-"+
 
 func (p Paths) passtRecord() string { return filepath.Join(p.Run, passtRecordFile) }
 
-// passtConfig is what one passt is started with.
-type passtConfig struct {
-	Bin      string
-	Socket   string
-	Log      string
-	UID, GID int       // --runas: the user vlab (and QEMU) run as
-	OutIf    string    // --outbound-if4: the default route's interface ("" = none known)
-	Forwards []Forward // host ports resolved: none is auto
-}
-
-// passtArgv builds passt's command line (pure; no shell ever sees it).
-func passtArgv(c passtConfig) []string {
-	argv := []string{c.Bin, "--foreground", "--one-off", "--quiet", "--no-map-gw", "--ipv4-only",
-		"--runas", fmt.Sprintf("%d:%d", c.UID, c.GID),
-		"--socket", c.Socket, "--log-file", c.Log}
-	if c.OutIf != "" {
-		argv = append(argv, "--outbound-if4", c.OutIf)
-	}
-	udp := false
-	for _, f := range c.Forwards {
-		addr := f.HostAddr
-		if addr == "" {
-			addr = "127.0.0.1"
-		}
-		flag := "-t"
-		if f.Proto == "udp" {
-			flag, udp = "-u", true
-		}
-		argv = append(argv, flag, fmt.Sprintf("%s/%d:%d", addr, f.HostPort, f.GuestPort))
-	}
-	if !udp {
-		argv = append(argv, "-u", "none")
-	}
-	return argv
-}
-
 // passtProc is one passt vlab started, as recorded in the runtime dir.
 type passtProc struct {
 	NIC    string `json:"nic"`
@@ -174,7 +138,7 @@ func (r *sandboxRun) start(ctx context.Context, spec *Spec, i int) error {
 	}
 	p := r.s.Paths(spec.Name)
 	id := nicID(i)
-	cfg := passtConfig{Bin: bin, Socket: p.passtInner(i), Log: p.passtLog(i), UID: os.Geteuid(), GID: os.Getegid(),
+	cfg := emulator.PasstConfig{Bin: bin, Socket: p.passtInner(i), Log: p.passtLog(i), UID: os.Geteuid(), GID: os.Getegid(),
 		OutIf: defaultRouteIf()}
 	var bound []boundFwd
 	for _, f := range spec.NICs[i].Forwards {
@@ -186,7 +150,7 @@ func (r *sandboxRun) start(ctx context.Context, spec *Spec, i int) error {
 				return fmt.Errorf("forward %s: pick a free port: %w", f, err)
 			}
 		}
-		cfg.Forwards = append(cfg.Forwards, f)
+		cfg.Forwards = append(cfg.Forwards, emulator.Forward{Proto: f.Proto, HostAddr: f.HostAddr, HostPort: f.HostPort, GuestPort: f.GuestPort})
 		bound = append(bound, boundFwd{Proto: f.Proto, HostAddr: f.HostAddr, HostPort: f.HostPort, GuestPort: f.GuestPort})
 	}
 	// Never dial a leftover socket to test it: a live passt serves one
@@ -203,7 +167,7 @@ func (r *sandboxRun) start(ctx context.Context, spec *Spec, i int) error {
 		return fmt.Errorf("sandbox nic %s: open passt log: %w", id, err)
 	}
 	defer logf.Close()
-	if err := r.spawn(ctx, "sandbox nic "+id, id, "passt", passtArgv(cfg), logf, cfg.Socket, cfg.Log); err != nil {
+	if err := r.spawn(ctx, "sandbox nic "+id, id, "passt", emulator.PasstArgv(cfg), logf, cfg.Socket, cfg.Log); err != nil {
 		return err
 	}
 	fargv, err := SandboxFilterCommand(p.passtSocket(i), cfg.Socket)

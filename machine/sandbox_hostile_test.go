@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"vlab/emulator"
 	"vlab/internal/fixture"
 )
 
@@ -87,7 +88,7 @@ func TestPasstHostileGuest(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "passt.sock")
 	bin, _ := FindPasst()
-	argv := passtArgv(passtConfig{Bin: bin, Socket: sock, Log: filepath.Join(dir, "passt.log"), UID: os.Geteuid(), GID: os.Getegid(), OutIf: defaultRouteIf()})
+	argv := emulator.PasstArgv(emulator.PasstConfig{Bin: bin, Socket: sock, Log: filepath.Join(dir, "passt.log"), UID: os.Geteuid(), GID: os.Getegid(), OutIf: defaultRouteIf()})
 	if !strings.Contains(strings.Join(argv, " "), "--outbound-if4 hsb0") {
 		t.Fatalf("passt argv lacks the default route's interface: %q", argv)
 	}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,25 +57,6 @@ func init() {
 		}
 		c.Close()
 		os.Exit(0)
-	}
-}
-
-func TestPasstArgv(t *testing.T) {
-	got := passtArgv(passtConfig{Bin: "/usr/bin/passt", Socket: "/run/u/vlab/dos/passt-0.sock", Log: "/s/dos/passt-net0.log", UID: 1000, GID: 100,
-		Forwards: []Forward{{Proto: "tcp", HostAddr: "127.0.0.1", HostPort: 2222, GuestPort: 22}, {Proto: "tcp", HostPort: 8080, GuestPort: 80}}})
-	want := []string{"/usr/bin/passt", "--foreground", "--one-off", "--quiet", "--no-map-gw", "--ipv4-only",
-		"--runas", "1000:100", "--socket", "/run/u/vlab/dos/passt-0.sock", "--log-file", "/s/dos/passt-net0.log",
-		"-t", "127.0.0.1/2222:22", "-t", "127.0.0.1/8080:80", "-u", "none"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("passt argv:\n got %q\nwant %q", got, want)
-	}
-	got = passtArgv(passtConfig{Bin: "passt", Socket: "s", Log: "l", Forwards: []Forward{{Proto: "udp", HostAddr: "127.0.0.2", HostPort: 5353, GuestPort: 53}}})
-	if strings.Join(got[len(got)-2:], " ") != "-u 127.0.0.2/5353:53" || strings.Contains(strings.Join(got, " "), "none") {
-		t.Errorf("udp forward argv: %q", got)
-	}
-	got = passtArgv(passtConfig{Bin: "passt", Socket: "s", Log: "l", OutIf: "eth0"})
-	if !strings.Contains(strings.Join(got, " "), " --outbound-if4 eth0 ") {
-		t.Errorf("argv with the default route's interface: %q", got)
 	}
 }
 

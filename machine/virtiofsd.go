@@ -42,12 +42,8 @@ import (
 // virtiofsdPaths are where distributions install virtiofsd, after PATH.
 var virtiofsdPaths = []string{"/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"}
 
-// virtiofsd describes the daemon found on this host.
-type virtiofsd struct {
-	Path     string
-	Rust     bool // the Rust daemon (--shared-dir, --readonly); else QEMU's C one (-o source=)
-	ReadOnly bool // has --readonly
-}
+// virtiofsd is the daemon found on this host.
+type virtiofsd struct{ emulator.Virtiofsd }
 
 var (
 	vfsOnce  sync.Once
@@ -71,7 +67,7 @@ func findVirtiofsd() (virtiofsd, error) {
 			out, _ := exec.CommandContext(ctx, c, "--help").CombinedOutput()
 			cancel()
 			help := string(out)
-			vfsFound = virtiofsd{Path: c, Rust: strings.Contains(help, "--shared-dir"), ReadOnly: strings.Contains(help, "--readonly")}
+			vfsFound = virtiofsd{emulator.Virtiofsd{Path: c, Rust: strings.Contains(help, "--shared-dir"), ReadOnly: strings.Contains(help, "--readonly")}}
 			return
 		}
 		vfsErr = errors.New("virtiofsd is not installed: install qemu-system-common (QEMU's) or virtiofsd, or use a 9p share (,9p)")
@@ -88,19 +84,11 @@ func (v virtiofsd) usable() error {
 }
 
 // argv is the daemon's command line for one share; self is vlab's own
-// executable, which wraps the C daemon for read-only shares.
+// executable, which wraps a daemon that cannot refuse writes itself for a
+// read-only share (a read-only bind in a private mount namespace).
 func (v virtiofsd) argv(self string, sh Share, sock string) []string {
-	if v.Rust {
-		a := []string{v.Path, "--socket-path", sock, "--shared-dir", sh.HostDir, "--cache", "auto", "--sandbox", "namespace"}
-		if sh.ReadOnly && v.ReadOnly {
-			a = append(a, "--readonly")
-		} else if sh.ReadOnly {
-			return append([]string{self, "share", "virtiofsd-ro", sh.HostDir, "--"}, a...)
-		}
-		return a
-	}
-	a := []string{v.Path, "-f", "--socket-path=" + sock, "-o", "source=" + sh.HostDir, "-o", "cache=auto", "-o", "sandbox=namespace", "-o", "log_level=warn"}
-	if sh.ReadOnly {
+	a, wrap := v.Argv(sh.HostDir, sock, sh.ReadOnly)
+	if wrap {
 		return append([]string{self, "share", "virtiofsd-ro", sh.HostDir, "--"}, a...)
 	}
 	return a

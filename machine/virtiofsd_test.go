@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"vlab/emulator"
 )
 
 // TestVirtiofsdArgv: QEMU's C daemon gets the folder as -o source= and is
@@ -12,7 +14,7 @@ import (
 // gets --readonly where it has it.
 func TestVirtiofsdArgv(t *testing.T) {
 	sh := Share{HostDir: "/home/u/code", Tag: "code"}
-	c := virtiofsd{Path: "/usr/lib/qemu/virtiofsd"}
+	c := virtiofsd{emulator.Virtiofsd{Path: "/usr/lib/qemu/virtiofsd"}}
 	got := c.argv("/usr/bin/vlab", sh, "/run/v/vfs-0.sock")
 	if got[0] != c.Path || !slices.Contains(got, "source=/home/u/code") || !slices.Contains(got, "--socket-path=/run/v/vfs-0.sock") || !slices.Contains(got, "sandbox=namespace") {
 		t.Errorf("C daemon argv %q", got)
@@ -22,7 +24,7 @@ func TestVirtiofsdArgv(t *testing.T) {
 	if !slices.Equal(got[:5], []string{"/usr/bin/vlab", "share", "virtiofsd-ro", "/home/u/code", "--"}) || got[5] != c.Path {
 		t.Errorf("read-only C daemon argv %q", got)
 	}
-	r := virtiofsd{Path: "/usr/libexec/virtiofsd", Rust: true, ReadOnly: true}
+	r := virtiofsd{emulator.Virtiofsd{Path: "/usr/libexec/virtiofsd", Rust: true, ReadOnly: true}}
 	got = r.argv("/usr/bin/vlab", sh, "/s")
 	if got[0] != r.Path || !slices.Contains(got, "--readonly") || !slices.Contains(got, "--shared-dir") {
 		t.Errorf("Rust daemon argv %q", got)
