@@ -99,7 +99,23 @@ func (s *Store) AgentCopyIn(ctx context.Context, name, user, src, dst string) er
 	if _, err := os.Stat(src); err != nil {
 		return fmt.Errorf("cp: %w", err)
 	}
-	if user, err = s.guestUser(name, user); err != nil {
+	return s.withGuestTemp(ctx, name, user, func(c *agentConn, user, tmp string) error {
+		if err := c.upload(ctx, tmp, src, top); err != nil {
+			return err
+		}
+		if _, err := c.runOK(ctx, user, []string{"sh", "-c", copyInScript, "vlab-cp", dst, tmp, top}, nil); err != nil {
+			return fmt.Errorf("cp to %s:%s: %w", name, dst, err)
+		}
+		return nil
+	})
+}
+
+// withGuestTemp runs fn with a connection to running VM name's guest agent,
+// the guest user that copies run as (user, or the VM's own) and a fresh
+// temporary file in the guest, which is removed afterwards.
+func (s *Store) withGuestTemp(ctx context.Context, name, user string, fn func(c *agentConn, user, tmp string) error) error {
+	user, err := s.guestUser(name, user)
+	if err != nil {
 		return err
 	}
 	c, err := s.agent(ctx, name)
@@ -112,13 +128,7 @@ func (s *Store) AgentCopyIn(ctx context.Context, name, user, src, dst string) er
 		return err
 	}
 	defer remove()
-	if err := c.upload(ctx, tmp, src, top); err != nil {
-		return err
-	}
-	if _, err := c.runOK(ctx, user, []string{"sh", "-c", copyInScript, "vlab-cp", dst, tmp, top}, nil); err != nil {
-		return fmt.Errorf("cp to %s:%s: %w", name, dst, err)
-	}
-	return nil
+	return fn(c, user, tmp)
 }
 
 // upload streams a tar of src into the guest file tmp.
@@ -230,27 +240,25 @@ func (s *Store) AgentCopyOut(ctx context.Context, name, user, src, dst string) e
 	if err != nil {
 		return err
 	}
-	if user, err = s.guestUser(name, user); err != nil {
-		return err
-	}
-	c, err := s.agent(ctx, name)
-	if err != nil {
-		return err
-	}
-	defer c.close()
-	tmp, remove, err := c.guestTemp(ctx, user)
-	if err != nil {
-		return err
-	}
-	defer remove()
-	if _, err := c.runOK(ctx, user, []string{"sh", "-c", copyOutScript, "vlab-cp", src, tmp}, nil); err != nil {
-		return fmt.Errorf("cp from %s:%s: %w", name, src, err)
-	}
+	return s.withGuestTemp(ctx, name, user, func(c *agentConn, user, tmp string) error {
+		if _, err := c.runOK(ctx, user, []string{"sh", "-c", copyOutScript, "vlab-cp", src, tmp}, nil); err != nil {
+			return fmt.Errorf("cp from %s:%s: %w", name, src, err)
+		}
+		if err := c.download(ctx, tmp, dst, top); err != nil {
+			return fmt.Errorf("cp from %s:%s to %s: %w", name, src, dst, err)
+		}
+		return nil
+	})
+}
+
+// download streams the guest's tar file tmp to the host and extracts it to
+// dst (entries below top only; see extractTar).
+func (c *agentConn) download(ctx context.Context, tmp, dst, top string) error {
 	octx, cancel := context.WithTimeout(ctx, agentCallTimeout)
 	h, err := c.FileOpen(octx, tmp, "r")
 	cancel()
 	if err != nil {
-		return fmt.Errorf("cp: open %s in the guest: %w", tmp, err)
+		return fmt.Errorf("open %s in the guest: %w", tmp, err)
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), agentCallTimeout)
@@ -274,7 +282,7 @@ func (s *Store) AgentCopyOut(ctx context.Context, name, user, src, dst string) e
 		if err != nil {
 			pw.CloseWithError(err)
 			<-done
-			return fmt.Errorf("cp: read %s in the guest: %w", tmp, err)
+			return fmt.Errorf("read %s in the guest: %w", tmp, err)
 		}
 		if _, err := pw.Write(data); err != nil {
 			break // the extraction ended: its error says why
@@ -284,10 +292,7 @@ func (s *Store) AgentCopyOut(ctx context.Context, name, user, src, dst string) e
 		}
 	}
 	pw.Close()
-	if err := <-done; err != nil {
-		return fmt.Errorf("cp from %s:%s to %s: %w", name, src, dst, err)
-	}
-	return nil
+	return <-done
 }
 
 // ErrUnsafeArchive is returned (wrapped) when a copy from a guest holds an
