@@ -55,109 +55,28 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) (
 	if err != nil {
 		return err
 	}
-	sp, dp := s.Paths(src), s.Paths(dst)
-	if _, err := os.Stat(dp.Dir); err == nil {
+	r := &cloneRun{s: s, ctx: ctx, src: src, dst: dst, opts: opts, spec: spec, sp: s.Paths(src), dp: s.Paths(dst)}
+	if _, err := os.Stat(r.dp.Dir); err == nil {
 		return fmt.Errorf("clone %q to %q: %w: pick another name or `vlab delete %s` first", src, dst, ErrExists, dst)
 	}
-	l, err := lock(ctx, sp.Lock)
+	l, err := lock(ctx, r.sp.Lock)
 	if err != nil {
 		return fmt.Errorf("clone %q: %w", src, err)
 	}
 	defer l.unlock()
-	sc, err := s.loadSnapshots(ctx, src, true)
-	if err != nil {
+	if err := r.plan(); err != nil {
 		return err
 	}
-	if sc.state.State.Active() {
-		return fmt.Errorf("clone %q: %w: stop it first with `vlab stop %s` (a running disk cannot be copied consistently)", src, ErrRunning, src)
-	}
-	var snap Snapshot
-	if opts.Snapshot != "" {
-		var ok bool
-		if snap, ok = sc.tree.Get(opts.Snapshot); !ok {
-			return fmt.Errorf("clone %q at snapshot %q: %w: see `vlab snapshot list %s`", src, opts.Snapshot, ErrSnapshotNotFound, src)
-		}
-		if !snap.Restorable {
-			return fmt.Errorf("clone %q at snapshot %q: images %s no longer hold it", src, opts.Snapshot, strings.Join(snap.Missing, ", "))
-		}
-	}
-	qimg := sc.qimg
-
-	// What to copy: every disk, then the UEFI vars, each from the
-	// snapshot when it holds it.
-	type job struct {
-		src, format string
-		at          bool // read the snapshot, not the current state
-		size        int64
-		info        imageInfo
-		img         *Image // set when read as outside data (not on src's own bases)
-	}
-	var jobs []job // one per disk, then the UEFI vars
-	var total float64
-	imgs := make([]snapshotImage, 0, len(spec.Disks)+1)
-	for _, d := range spec.Disks {
-		imgs = append(imgs, snapshotImage{Key: d.File, Path: sp.DiskPath(d.File), Format: diskFormat(d)})
-	}
-	for _, im := range sc.imgs {
-		if im.Key == efiVarsFile {
-			imgs = append(imgs, im)
-		}
-	}
-	for _, im := range imgs {
-		j := job{src: im.Path, format: im.Format, at: opts.Snapshot != "" && slices.Contains(snap.Files, im.Key)}
-		info, err := readImageInfo(ctx, qimg, im.Path, im.Format, false)
-		if err != nil {
-			return fmt.Errorf("clone %q: %w", src, err)
-		}
-		j.size, j.info = info.VirtualSize, info
-		if _, own := baseOf(filepath.Dir(im.Path), filepath.Join(sp.Dir, basesDir), info); !own {
-			// Not an overlay on src's own bases: it must be plain data
-			// (an attached image may name a backing or data file that is
-			// any host file), and it is read the way InspectImage reads.
-			img, err := InspectImage(ctx, qimg, im.Path, im.Format)
-			if err != nil {
-				return fmt.Errorf("clone %q: %w", src, err)
-			}
-			j.img = &img
-		}
-		total += float64(j.size)
-		jobs = append(jobs, j)
-	}
-	var done float64
-	step := func(size int64) ProgressFunc {
-		base := done
-		return func(d, t float64) {
-			if opts.Progress != nil && t > 0 {
-				opts.Progress(base+d/t*float64(size), total)
-			}
-		}
-	}
-	convertTo := func(j job, dst, format string) error {
-		var extra []string
-		if j.at {
-			extra = []string{"-l", "snapshot.name=" + opts.Snapshot}
-		}
-		var err error
-		if j.img != nil {
-			err = ConvertInspected(ctx, qimg, *j.img, dst, format, extra, step(j.size))
-		} else {
-			err = ConvertImage(ctx, qimg, j.src, j.format, dst, format, extra, step(j.size))
-		}
-		done += float64(j.size)
-		return err
-	}
-	convert := func(j job, dst string) error { return convertTo(j, dst, "qcow2") }
-
 	if opts.Linked {
 		s.pruneBases(ctx, src)
 	}
 	// The clone's lock keeps a settling vlab off its folder in the making.
-	dl, err := tryLock(dp.Lock)
+	dl, err := tryLock(r.dp.Lock)
 	if err != nil {
 		return fmt.Errorf("clone %q to %q: %w", src, dst, err)
 	}
 	defer dl.unlock()
-	tmp, err := os.MkdirTemp(filepath.Dir(dp.Dir), ".new-"+dst+"-")
+	tmp, err := os.MkdirTemp(filepath.Dir(r.dp.Dir), ".new-"+dst+"-")
 	if err != nil {
 		return fmt.Errorf("clone %q to %q: %w", src, dst, err)
 	}
@@ -165,8 +84,8 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) (
 	defer func() {
 		if !ok {
 			os.RemoveAll(tmp)
-			if _, err := os.Stat(dp.Spec); errors.Is(err, fs.ErrNotExist) {
-				os.RemoveAll(dp.Run) // only the lock file this call made
+			if _, err := os.Stat(r.dp.Spec); errors.Is(err, fs.ErrNotExist) {
+				os.RemoveAll(r.dp.Run) // only the lock file this call made
 			}
 		}
 	}()
@@ -176,98 +95,242 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) (
 	}
 	defer s.endIntent(src)
 	faultPoint("clone:intent")
-	clone := *spec
-	clone.Name = dst
-	clone.Disks = nil
-	clone.NICs = append([]NICSpec(nil), spec.NICs...)
-	for i := range clone.NICs {
-		clone.NICs[i].MAC = NewMAC()
-	}
-	clone.LinkedTo = ""
 	var base string
 	if opts.Linked {
-		clone.LinkedTo = src
-		id := fmt.Sprintf("state-%d", time.Now().UnixNano())
-		if opts.Snapshot != "" {
-			infos := make([]imageInfo, len(jobs))
-			for i := range jobs {
-				infos[i] = jobs[i].info
-			}
-			id = snapBaseID(opts.Snapshot, infos)
+		if base, err = r.linkedBase(in); err != nil {
+			return fmt.Errorf("clone %q to %q: %w", src, dst, err)
 		}
-		base = filepath.Join(sp.Dir, basesDir, id)
 	}
-	if opts.Linked && opts.Snapshot == "" {
-		infos := make([]imageInfo, len(spec.Disks))
-		for i := range spec.Disks {
-			infos[i] = jobs[i].info
+	clone := r.cloneSpec()
+	if clone.Disks, err = r.copyDisks(tmp, base); err != nil {
+		return fmt.Errorf("clone %q to %q: %w", src, dst, err)
+	}
+	if err := r.commit(tmp, clone); err != nil {
+		return err
+	}
+	ok = true
+	faultPoint("clone:renamed")
+	return nil
+}
+
+// cloneRun is one Clone between its checks and its commit.
+type cloneRun struct {
+	s        *Store
+	ctx      context.Context
+	src, dst string
+	opts     CloneOptions
+	spec     *Spec
+	sp, dp   Paths
+	sc       *snapshotCtx
+	snap     Snapshot   // opts.Snapshot's entry, when set
+	jobs     []cloneJob // one per disk, then the UEFI vars
+	total    float64    // bytes to copy, for progress
+	done     float64    // bytes copied
+}
+
+// cloneJob is one image to copy.
+type cloneJob struct {
+	src, format string
+	at          bool // read the snapshot, not the current state
+	size        int64
+	info        imageInfo
+	img         *Image // set when read as outside data (not on src's own bases)
+}
+
+// plan checks that the source is stopped and the snapshot usable, and
+// lists what to copy: every disk, then the UEFI vars, each from the
+// snapshot when it holds it.
+func (r *cloneRun) plan() error {
+	sc, err := r.s.loadSnapshots(r.ctx, r.src, true)
+	if err != nil {
+		return err
+	}
+	r.sc = sc
+	if sc.state.State.Active() {
+		return fmt.Errorf("clone %q: %w: stop it first with `vlab stop %s` (a running disk cannot be copied consistently)", r.src, ErrRunning, r.src)
+	}
+	if tag := r.opts.Snapshot; tag != "" {
+		var ok bool
+		if r.snap, ok = sc.tree.Get(tag); !ok {
+			return fmt.Errorf("clone %q at snapshot %q: %w: see `vlab snapshot list %s`", r.src, tag, ErrSnapshotNotFound, r.src)
 		}
-		frozen, err := s.freezeInPlace(ctx, qimg, sp, spec, sc, infos, func(base string, tops map[string]string) error {
+		if !r.snap.Restorable {
+			return fmt.Errorf("clone %q at snapshot %q: images %s no longer hold it", r.src, tag, strings.Join(r.snap.Missing, ", "))
+		}
+	}
+	imgs := make([]snapshotImage, 0, len(r.spec.Disks)+1)
+	for _, d := range r.spec.Disks {
+		imgs = append(imgs, snapshotImage{Key: d.File, Path: r.sp.DiskPath(d.File), Format: diskFormat(d)})
+	}
+	for _, im := range sc.imgs {
+		if im.Key == efiVarsFile {
+			imgs = append(imgs, im)
+		}
+	}
+	for _, im := range imgs {
+		j := cloneJob{src: im.Path, format: im.Format, at: r.opts.Snapshot != "" && slices.Contains(r.snap.Files, im.Key)}
+		info, err := readImageInfo(r.ctx, sc.qimg, im.Path, im.Format, false)
+		if err != nil {
+			return fmt.Errorf("clone %q: %w", r.src, err)
+		}
+		j.size, j.info = info.VirtualSize, info
+		if _, own := baseOf(filepath.Dir(im.Path), filepath.Join(r.sp.Dir, basesDir), info); !own {
+			// Not an overlay on src's own bases: it must be plain data
+			// (an attached image may name a backing or data file that is
+			// any host file), and it is read the way InspectImage reads.
+			img, err := InspectImage(r.ctx, sc.qimg, im.Path, im.Format)
+			if err != nil {
+				return fmt.Errorf("clone %q: %w", r.src, err)
+			}
+			j.img = &img
+		}
+		r.total += float64(j.size)
+		r.jobs = append(r.jobs, j)
+	}
+	return nil
+}
+
+// convert copies job j into a new image of format at dst, reporting
+// progress within the whole clone.
+func (r *cloneRun) convert(j cloneJob, dst, format string) error {
+	var extra []string
+	if j.at {
+		extra = []string{"-l", "snapshot.name=" + r.opts.Snapshot}
+	}
+	base := r.done
+	step := func(d, t float64) {
+		if r.opts.Progress != nil && t > 0 {
+			r.opts.Progress(base+d/t*float64(j.size), r.total)
+		}
+	}
+	var err error
+	if j.img != nil {
+		err = ConvertInspected(r.ctx, r.sc.qimg, *j.img, dst, format, extra, step)
+	} else {
+		err = ConvertImage(r.ctx, r.sc.qimg, j.src, j.format, dst, format, extra, step)
+	}
+	r.done += float64(j.size)
+	return err
+}
+
+// infos is what qemu-img said of the first n images to copy.
+func (r *cloneRun) infos(n int) []imageInfo {
+	out := make([]imageInfo, n)
+	for i := range out {
+		out[i] = r.jobs[i].info
+	}
+	return out
+}
+
+// linkedBase returns the folder of the frozen base images a linked clone's
+// disks are overlays on, making it unless it exists: the snapshot's shared
+// base, or the source's current disks frozen in place (freezeInPlace), or
+// else a copy of them.
+func (r *cloneRun) linkedBase(in *intent) (string, error) {
+	id := fmt.Sprintf("state-%d", time.Now().UnixNano())
+	if r.opts.Snapshot != "" {
+		id = snapBaseID(r.opts.Snapshot, r.infos(len(r.jobs)))
+	}
+	base := filepath.Join(r.sp.Dir, basesDir, id)
+	if r.opts.Snapshot == "" {
+		frozen, err := r.s.freezeInPlace(r.ctx, r.sc.qimg, r.sp, r.spec, r.sc, r.infos(len(r.spec.Disks)), func(base string, tops map[string]string) error {
 			in.Base, in.Tops = base, tops
-			return s.beginIntent(in)
+			return r.s.beginIntent(in)
 		})
 		if err != nil {
-			return fmt.Errorf("clone %q to %q: %w", src, dst, err)
+			return "", err
 		}
 		if frozen != "" {
 			base = frozen
 		}
 	}
-	if opts.Linked {
-		if _, err := os.Stat(base); err != nil {
-			if err := s.makeBase(base, func(dir string) error {
-				for i, d := range spec.Disks {
-					if d.ReadOnly {
-						continue // copied whole into the clone
-					}
-					if err := convert(jobs[i], filepath.Join(dir, fmt.Sprintf("hd%d.qcow2", i))); err != nil {
-						return err
-					}
-				}
-				return nil
-			}); err != nil {
-				return fmt.Errorf("clone %q to %q: %w", src, dst, err)
-			}
-			faultPoint("clone:base")
-		}
+	if _, err := os.Stat(base); err == nil {
+		return base, nil
 	}
-	for i, d := range spec.Disks {
+	err := r.s.makeBase(base, func(dir string) error {
+		for i, d := range r.spec.Disks {
+			if d.ReadOnly {
+				continue // copied whole into the clone
+			}
+			if err := r.convert(r.jobs[i], filepath.Join(dir, fmt.Sprintf("hd%d.qcow2", i)), "qcow2"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	faultPoint("clone:base")
+	return base, nil
+}
+
+// cloneSpec is the source's definition under the new name, with new MAC
+// addresses and no disks yet.
+func (r *cloneRun) cloneSpec() *Spec {
+	clone := *r.spec
+	clone.Name = r.dst
+	clone.Disks = nil
+	clone.NICs = append([]NICSpec(nil), r.spec.NICs...)
+	for i := range clone.NICs {
+		clone.NICs[i].MAC = NewMAC()
+	}
+	clone.LinkedTo = ""
+	if r.opts.Linked {
+		clone.LinkedTo = r.src
+	}
+	return &clone
+}
+
+// copyDisks makes the clone's disks and UEFI vars in tmp: overlays on base
+// for a linked clone, full copies otherwise; read-only media are copied as
+// they are.
+func (r *cloneRun) copyDisks(tmp, base string) ([]DiskSpec, error) {
+	var disks []DiskSpec
+	for i, d := range r.spec.Disks {
 		nd := d
 		nd.File, nd.Format = fmt.Sprintf("disk%d.qcow2", i), "qcow2"
 		if d.ReadOnly {
 			// Read-only media (a cloud-init seed) are copied as they are.
 			nd.File, nd.Format = filepath.Base(d.File), diskFormat(d)
-			if err := convertTo(jobs[i], filepath.Join(tmp, nd.File), nd.Format); err != nil {
-				return fmt.Errorf("clone %q to %q: %w", src, dst, err)
+			if err := r.convert(r.jobs[i], filepath.Join(tmp, nd.File), nd.Format); err != nil {
+				return nil, err
 			}
-			clone.Disks = append(clone.Disks, nd)
+			disks = append(disks, nd)
 			continue
 		}
 		out := filepath.Join(tmp, nd.File)
-		if opts.Linked {
+		if base != "" {
 			backing := filepath.Join(base, fmt.Sprintf("hd%d.qcow2", i))
-			rel, err := filepath.Rel(dp.Dir, backing)
+			rel, err := filepath.Rel(r.dp.Dir, backing)
 			if err != nil {
 				rel = backing
 			}
-			if err := createOverlay(ctx, qimg, rel, "qcow2", out); err != nil {
-				return fmt.Errorf("clone %q to %q: %w", src, dst, err)
+			if err := createOverlay(r.ctx, r.sc.qimg, rel, "qcow2", out); err != nil {
+				return nil, err
 			}
-		} else if err := convert(jobs[i], out); err != nil {
-			return fmt.Errorf("clone %q to %q: %w", src, dst, err)
+		} else if err := r.convert(r.jobs[i], out, "qcow2"); err != nil {
+			return nil, err
 		}
-		clone.Disks = append(clone.Disks, nd)
+		disks = append(disks, nd)
 		faultPoint("clone:disk-" + nd.File)
 	}
-	for i := len(spec.Disks); i < len(jobs); i++ { // the UEFI vars
-		if err := convert(jobs[i], filepath.Join(tmp, efiVarsFile)); err != nil {
-			return fmt.Errorf("clone %q to %q: %w", src, dst, err)
+	for i := len(r.spec.Disks); i < len(r.jobs); i++ { // the UEFI vars
+		if err := r.convert(r.jobs[i], filepath.Join(tmp, efiVarsFile), "qcow2"); err != nil {
+			return nil, err
 		}
 	}
+	return disks, nil
+}
+
+// commit writes the clone's definition into tmp and, once all of tmp is on
+// disk, renames it into place: the clone appears whole or not at all.
+func (r *cloneRun) commit(tmp string, clone *Spec) error {
+	src, dst := r.src, r.dst
 	if err := clone.Validate(); err != nil {
 		return fmt.Errorf("clone %q to %q: %s", src, dst, oneLine(err.Error()))
 	}
-	data, err := encodeSpec(&clone)
+	data, err := encodeSpec(clone)
 	if err != nil {
 		return err
 	}
@@ -281,13 +344,11 @@ func (s *Store) Clone(ctx context.Context, src, dst string, opts CloneOptions) (
 		return fmt.Errorf("clone %q to %q: %w", src, dst, err)
 	}
 	faultPoint("clone:synced")
-	if err := renameDurable(tmp, dp.Dir); err != nil {
+	if err := renameDurable(tmp, r.dp.Dir); err != nil {
 		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
 			return fmt.Errorf("clone %q to %q: %w", src, dst, ErrExists)
 		}
 		return fmt.Errorf("clone %q to %q: %w", src, dst, err)
 	}
-	ok = true
-	faultPoint("clone:renamed")
 	return nil
 }
