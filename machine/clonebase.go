@@ -134,68 +134,12 @@ func (s *Store) freezeInPlace(ctx context.Context, qimg emulator.QemuImg, sp Pat
 	if len(sc.tree.Snapshots) > 0 {
 		return "", nil
 	}
-	type disk struct {
-		i      int
-		path   string
-		size   int64
-		onBase string // the base dir it sits on, "" for a plain image
-	}
-	var disks []disk
-	reuse, allClean := "", true
 	bases := filepath.Join(sp.Dir, basesDir)
-	for i, d := range spec.Disks {
-		if d.ReadOnly {
-			continue
-		}
-		path, info := sp.DiskPath(d.File), infos[i]
-		if diskFormat(d) != "qcow2" {
-			return "", nil
-		}
-		if !inFolder(sp.Dir, path) {
-			// A disk attached from outside the VM folder is the user's
-			// file: never move it into a base or put an overlay in its
-			// place. The caller copies it into a base instead.
-			return "", nil
-		}
-		if len(info.Snapshots) > 0 {
-			return "", nil
-		}
-		dk := disk{i: i, path: path, size: info.VirtualSize}
-		disks = append(disks, dk)
-		if info.BackingFilename == "" {
-			allClean = false
-			continue
-		}
-		dir, ok := baseOf(sp.Dir, bases, info)
-		if !ok {
-			return "", nil
-		}
-		n, err := chainLength(ctx, qimg, bases, dir)
-		if err != nil {
-			return "", err
-		}
-		if n >= maxBaseChain {
-			// Flatten the disk into a plain image (one copy, as without a
-			// freeze), which then freezes like a new one.
-			allClean = false
-			if err := flattenDisk(ctx, qimg, path); err != nil {
-				return "", err
-			}
-			continue
-		}
-		own, err := holdsOwnData(ctx, qimg, path)
-		if err != nil {
-			return "", err
-		}
-		if own || (reuse != "" && reuse != dir) {
-			allClean = false
-		}
-		reuse, disks[len(disks)-1].onBase = dir, dir
+	disks, reuse, err := planFreeze(ctx, qimg, sp, spec, infos)
+	if err != nil || len(disks) == 0 {
+		return "", err
 	}
-	if len(disks) == 0 {
-		return "", nil
-	}
-	if allClean {
+	if reuse != "" {
 		return reuse, nil
 	}
 
@@ -208,60 +152,15 @@ func (s *Store) freezeInPlace(ctx context.Context, qimg emulator.QemuImg, sp Pat
 	if err != nil {
 		return "", err
 	}
-	tops := make([]string, len(disks))
+	tops, err := stageFreeze(ctx, qimg, sp, tmp, id, disks)
+	if err != nil {
+		return "", err
+	}
 	cleanup := func() {
 		os.RemoveAll(tmp) // hard links and copies only: src's files stay
 		for _, t := range tops {
-			if t != "" {
-				os.Remove(t)
-			}
+			os.Remove(t)
 		}
-	}
-	for n, d := range disks {
-		name := fmt.Sprintf("hd%d.qcow2", d.i)
-		frozen := filepath.Join(tmp, name)
-		if d.onBase == "" {
-			err = os.Link(d.path, frozen)
-		} else {
-			err = copyFile(ctx, d.path, frozen, nil)
-			if err == nil {
-				// The copy now lives in bases/ID/: name its backing
-				// file from there.
-				below := filepath.Join("..", filepath.Base(d.onBase), name)
-				if rerr := qimg.Rebase(ctx, frozen, below); rerr != nil {
-					err = fmt.Errorf("qemu-img rebase: %w", rerr)
-				}
-			}
-		}
-		if err != nil {
-			cleanup()
-			return "", fmt.Errorf("freeze %s: %w", d.path, err)
-		}
-		tops[n] = filepath.Join(sp.Dir, ".freeze-"+filepath.Base(d.path))
-		backing := filepath.Join(basesDir, id, name)
-		// -u: the backing file exists only once the base is renamed in.
-		top := emulator.ImgCreate{Path: tops[n], Size: d.size, Backing: backing, BackingFormat: "qcow2", Unsafe: true}
-		if err := qimg.Create(ctx, top); err != nil {
-			cleanup()
-			return "", fmt.Errorf("create overlay on %s: %w", backing, err)
-		}
-		if err := privateFile(tops[n]); err != nil {
-			cleanup()
-			return "", err
-		}
-	}
-	// Everything new is on disk before the base appears and the source's
-	// disks are switched.
-	if err := syncTree(tmp); err == nil {
-		for _, t := range tops {
-			if err = syncFile(t); err != nil {
-				break
-			}
-		}
-	}
-	if err != nil {
-		cleanup()
-		return "", fmt.Errorf("freeze %s: %w", sp.Dir, err)
 	}
 	faultPoint("freeze:copied")
 	switched := map[string]string{}
@@ -289,6 +188,142 @@ func (s *Store) freezeInPlace(ctx context.Context, qimg emulator.QemuImg, sp Pat
 		return "", fmt.Errorf("freeze %s: %w", sp.Dir, err)
 	}
 	return base, nil
+}
+
+// stageFreeze fills tmp (the base-to-be bases/id) with the frozen disks —
+// hard links of plain images, rebased copies of overlays — and makes each
+// disk's new top overlay beside it, all on disk; on failure it removes what
+// it made.
+func stageFreeze(ctx context.Context, qimg emulator.QemuImg, sp Paths, tmp, id string, disks []freezeDisk) ([]string, error) {
+	tops := make([]string, len(disks))
+	cleanup := func() {
+		os.RemoveAll(tmp) // hard links and copies only: src's files stay
+		for _, t := range tops {
+			if t != "" {
+				os.Remove(t)
+			}
+		}
+	}
+	for n, d := range disks {
+		name := fmt.Sprintf("hd%d.qcow2", d.i)
+		frozen := filepath.Join(tmp, name)
+		var err error
+		if d.onBase == "" {
+			err = os.Link(d.path, frozen)
+		} else {
+			err = copyFile(ctx, d.path, frozen, nil)
+			if err == nil {
+				// The copy now lives in bases/ID/: name its backing
+				// file from there.
+				below := filepath.Join("..", filepath.Base(d.onBase), name)
+				if rerr := qimg.Rebase(ctx, frozen, below); rerr != nil {
+					err = fmt.Errorf("qemu-img rebase: %w", rerr)
+				}
+			}
+		}
+		if err != nil {
+			cleanup()
+			return nil, fmt.Errorf("freeze %s: %w", d.path, err)
+		}
+		tops[n] = filepath.Join(sp.Dir, ".freeze-"+filepath.Base(d.path))
+		backing := filepath.Join(basesDir, id, name)
+		// -u: the backing file exists only once the base is renamed in.
+		top := emulator.ImgCreate{Path: tops[n], Size: d.size, Backing: backing, BackingFormat: "qcow2", Unsafe: true}
+		if err := qimg.Create(ctx, top); err != nil {
+			cleanup()
+			return nil, fmt.Errorf("create overlay on %s: %w", backing, err)
+		}
+		if err := privateFile(tops[n]); err != nil {
+			cleanup()
+			return nil, err
+		}
+	}
+	// Everything new is on disk before the base appears and the source's
+	// disks are switched.
+	err := syncTree(tmp)
+	for _, t := range tops {
+		if err != nil {
+			break
+		}
+		err = syncFile(t)
+	}
+	if err != nil {
+		cleanup()
+		return nil, fmt.Errorf("freeze %s: %w", sp.Dir, err)
+	}
+	return tops, nil
+}
+
+// freezeDisk is one disk freezeInPlace freezes.
+type freezeDisk struct {
+	i      int
+	path   string
+	size   int64
+	onBase string // the base dir it sits on, "" for a plain image
+}
+
+// planFreeze lists the disks of spec a freeze moves into a base; none when
+// a disk cannot be frozen in place (not qcow2, outside the VM folder, with
+// snapshots, on a foreign backing file): the caller copies instead. reuse
+// names an existing base every disk is a clean overlay on: nothing to
+// freeze. Chains grown too long are flattened here.
+func planFreeze(ctx context.Context, qimg emulator.QemuImg, sp Paths, spec *Spec, infos []imageInfo) ([]freezeDisk, string, error) {
+	var disks []freezeDisk
+	reuse, allClean := "", true
+	bases := filepath.Join(sp.Dir, basesDir)
+	for i, d := range spec.Disks {
+		if d.ReadOnly {
+			continue
+		}
+		path, info := sp.DiskPath(d.File), infos[i]
+		if diskFormat(d) != "qcow2" {
+			return nil, "", nil
+		}
+		if !inFolder(sp.Dir, path) {
+			// A disk attached from outside the VM folder is the user's
+			// file: never move it into a base or put an overlay in its
+			// place. The caller copies it into a base instead.
+			return nil, "", nil
+		}
+		if len(info.Snapshots) > 0 {
+			return nil, "", nil
+		}
+		dk := freezeDisk{i: i, path: path, size: info.VirtualSize}
+		disks = append(disks, dk)
+		if info.BackingFilename == "" {
+			allClean = false
+			continue
+		}
+		dir, ok := baseOf(sp.Dir, bases, info)
+		if !ok {
+			return nil, "", nil
+		}
+		n, err := chainLength(ctx, qimg, bases, dir)
+		if err != nil {
+			return nil, "", err
+		}
+		if n >= maxBaseChain {
+			// Flatten the disk into a plain image (one copy, as without a
+			// freeze), which then freezes like a new one.
+			allClean = false
+			if err := flattenDisk(ctx, qimg, path); err != nil {
+				return nil, "", err
+			}
+			continue
+		}
+		own, err := holdsOwnData(ctx, qimg, path)
+		if err != nil {
+			return nil, "", err
+		}
+		if own || (reuse != "" && reuse != dir) {
+			allClean = false
+		}
+		reuse, disks[len(disks)-1].onBase = dir, dir
+	}
+	if !allClean {
+		reuse = ""
+	}
+	return disks, reuse, nil
 }
 
 // flattenDisk rewrites the qcow2 overlay at path as a plain image holding

@@ -289,6 +289,11 @@ type StartOptions struct {
 // Start boots VM name. It returns once QEMU's QMP monitor answers, or with
 // QEMU's own error when it exits during start. Two concurrent starts of one
 // VM start one QEMU: the second gets ErrRunning.
+//
+// From the start intent to the process record it stays one function on
+// purpose: the order of intent, helpers, spawn, record and the clean-up of
+// each failure is the crash-safety contract that startintent.go settles
+// and TestStartKilledAtEveryStep kills at every fault point.
 func (s *Store) Start(ctx context.Context, name string, opts StartOptions) error {
 	spec, err := s.Load(name)
 	if err != nil {
@@ -310,56 +315,13 @@ func (s *Store) Start(ctx context.Context, name string, opts StartOptions) error
 		return fmt.Errorf("start vm %q: %w (state %s, pid %d): stop it first with `vlab stop %s`", name, ErrRunning, st.State, st.PID, name)
 	}
 	faultPoint("start:locked")
-	if err := CheckSources(spec.Boot); err != nil {
-		return fmt.Errorf("start vm %q: %w", name, err)
-	}
-	if err := s.prepareNetwork(ctx, spec); err != nil { // network.go
-		return fmt.Errorf("start vm %q: %w", name, err)
-	}
-	host, err := s.Host(ctx)
+	cfg, argv, err := s.startConfig(ctx, spec, opts)
 	if err != nil {
 		return err
 	}
-	want := spec.Accel
-	if opts.Accel != emulator.AccelAuto {
-		want = opts.Accel
-	}
-	cfg, err := s.config(spec, host, want)
+	offset, err := s.prepareRuntime(name, p)
 	if err != nil {
-		return fmt.Errorf("start vm %q: %w", name, err)
-	}
-	cfg.StartPaused = opts.Paused
-	if err := s.instrument(ctx, name, host, &cfg, opts.Debug); err != nil { // debug.go
-		return fmt.Errorf("start vm %q: %w", name, err)
-	}
-	if opts.Disposable {
-		if cfg.Disks, err = s.disposableDisks(ctx, name, host, cfg.Disks); err != nil {
-			return fmt.Errorf("start vm %q: %w", name, err)
-		}
-	}
-	argv, err := emulator.Cmdline(cfg, host)
-	if err != nil {
-		return fmt.Errorf("start vm %q: %w", name, err)
-	}
-	if err := ensurePrivateDir(p.Run); err != nil {
 		return err
-	}
-	if err := mkdirPrivate(p.LogDir); err != nil {
-		return fmt.Errorf("start vm %q: %w", name, err)
-	}
-	s.cleanRuntime(p)
-	os.Remove(p.LastExit)
-	rotateLog(p.SerialLog)
-	// QEMU creates the serial log (a chardev logfile) with the umask's
-	// mode: give it an owner-only file to append to.
-	for _, f := range []string{p.SerialLog, p.QEMULog} {
-		if err := touchPrivate(f); err != nil {
-			return fmt.Errorf("start vm %q: %w", name, err)
-		}
-	}
-	var offset int64
-	if fi, err := os.Stat(p.QEMULog); err == nil {
-		offset = fi.Size()
 	}
 	if err := ctx.Err(); err != nil { // interrupted before anything was spawned
 		return fmt.Errorf("start vm %q: %w", name, err)
@@ -433,6 +395,74 @@ func (s *Store) Start(ctx context.Context, name string, opts StartOptions) error
 	cancel()
 	sandbox.record(proc.PID)
 	return nil
+}
+
+// startConfig checks what the VM needs from the host (boot files, its
+// networks) and returns its emulator configuration for this start and the
+// QEMU argv.
+func (s *Store) startConfig(ctx context.Context, spec *Spec, opts StartOptions) (emulator.Config, []string, error) {
+	name := spec.Name
+	fail := func(err error) (emulator.Config, []string, error) {
+		return emulator.Config{}, nil, fmt.Errorf("start vm %q: %w", name, err)
+	}
+	if err := CheckSources(spec.Boot); err != nil {
+		return fail(err)
+	}
+	if err := s.prepareNetwork(ctx, spec); err != nil { // network.go
+		return fail(err)
+	}
+	host, err := s.Host(ctx)
+	if err != nil {
+		return emulator.Config{}, nil, err
+	}
+	want := spec.Accel
+	if opts.Accel != emulator.AccelAuto {
+		want = opts.Accel
+	}
+	cfg, err := s.config(spec, host, want)
+	if err != nil {
+		return fail(err)
+	}
+	cfg.StartPaused = opts.Paused
+	if err := s.instrument(ctx, name, host, &cfg, opts.Debug); err != nil { // debug.go
+		return fail(err)
+	}
+	if opts.Disposable {
+		if cfg.Disks, err = s.disposableDisks(ctx, name, host, cfg.Disks); err != nil {
+			return fail(err)
+		}
+	}
+	argv, err := emulator.Cmdline(cfg, host)
+	if err != nil {
+		return fail(err)
+	}
+	return cfg, argv, nil
+}
+
+// prepareRuntime readies the VM's runtime folder and logs for a start and
+// returns where this run's part of qemu.log begins.
+func (s *Store) prepareRuntime(name string, p Paths) (int64, error) {
+	if err := ensurePrivateDir(p.Run); err != nil {
+		return 0, err // it names the folder and the fix
+	}
+	if err := mkdirPrivate(p.LogDir); err != nil {
+		return 0, fmt.Errorf("start vm %q: %w", name, err)
+	}
+	s.cleanRuntime(p)
+	os.Remove(p.LastExit)
+	rotateLog(p.SerialLog)
+	// QEMU creates the serial log (a chardev logfile) with the umask's
+	// mode: give it an owner-only file to append to.
+	for _, f := range []string{p.SerialLog, p.QEMULog} {
+		if err := touchPrivate(f); err != nil {
+			return 0, fmt.Errorf("start vm %q: %w", name, err)
+		}
+	}
+	var offset int64
+	if fi, err := os.Stat(p.QEMULog); err == nil {
+		offset = fi.Size()
+	}
+	return offset, nil
 }
 
 // checkForwards fails early, with the port in the message, when a forward's
