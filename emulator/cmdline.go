@@ -67,21 +67,32 @@ type builder struct {
 func (b *builder) add(args ...string) { b.argv = append(b.argv, args...) }
 
 func (b *builder) build() error {
+	bin, err := b.check()
+	if err != nil {
+		return err
+	}
+	return b.emit(bin)
+}
+
+// check validates the configuration against the arch, the board and the
+// host, and resolves the machine type, accelerator and boot order. It
+// returns the QEMU binary to run.
+func (b *builder) check() (Binary, error) {
 	cfg, h := b.cfg, b.h
 	if h == nil {
-		return errors.New("no host facts (probe the host first)")
+		return Binary{}, errors.New("no host facts (probe the host first)")
 	}
 	info, ok := archTable[cfg.Arch]
 	if !ok {
-		return fmt.Errorf("unknown arch %q: use one of %s", cfg.Arch, strings.Join(ArchNames(), ", "))
+		return Binary{}, fmt.Errorf("unknown arch %q: use one of %s", cfg.Arch, strings.Join(ArchNames(), ", "))
 	}
 	b.arch = info
 	bin, ok := h.Binaries[cfg.Arch]
 	if !ok || bin.Path == "" {
-		return fmt.Errorf("%w: %s runs %s guests (install it: apt-get install %s)", ErrNoQEMU, info.binary, cfg.Arch, info.aptPackage)
+		return Binary{}, fmt.Errorf("%w: %s runs %s guests (install it: apt-get install %s)", ErrNoQEMU, info.binary, cfg.Arch, info.aptPackage)
 	}
 	if err := checkName(cfg.Name); err != nil {
-		return err
+		return Binary{}, err
 	}
 	b.machine = cfg.Machine
 	if b.machine == "" {
@@ -89,35 +100,40 @@ func (b *builder) build() error {
 	}
 	b.board, ok = boardFor(cfg.Arch, b.machine)
 	if !ok {
-		return fmt.Errorf("machine %q is not supported for %s guests: use one of %s", b.machine, cfg.Arch, strings.Join(info.machines, ", "))
+		return Binary{}, fmt.Errorf("machine %q is not supported for %s guests: use one of %s", b.machine, cfg.Arch, strings.Join(info.machines, ", "))
 	}
 	if len(bin.Machines) > 0 && !slices.Contains(bin.Machines, b.machine) {
-		return fmt.Errorf("%s has no machine %q (see %s -machine help)", bin.Path, b.machine, bin.Path)
+		return Binary{}, fmt.Errorf("%s has no machine %q (see %s -machine help)", bin.Path, b.machine, bin.Path)
 	}
 	if err := b.resolveAccel(bin); err != nil {
-		return err
+		return Binary{}, err
 	}
 	if err := CheckCPU(cfg.CPU); err != nil { // valid.go: -cpu is an option string
-		return err
+		return Binary{}, err
 	}
 	if cfg.CPUs < 1 {
-		return fmt.Errorf("cpus must be at least 1, not %d", cfg.CPUs)
+		return Binary{}, fmt.Errorf("cpus must be at least 1, not %d", cfg.CPUs)
 	}
 	if cfg.MemoryMiB < 1 {
-		return fmt.Errorf("memory must be at least 1 MiB, not %d", cfg.MemoryMiB)
+		return Binary{}, fmt.Errorf("memory must be at least 1 MiB, not %d", cfg.MemoryMiB)
 	}
 	if err := b.resolveBootOrder(); err != nil {
-		return err
+		return Binary{}, err
 	}
 	if err := checkPaths(cfg); err != nil {
-		return err
+		return Binary{}, err
 	}
-	if err := b.checkShares(); err != nil { // share.go
-		return err
-	}
+	return bin, b.checkShares() // share.go
+}
+
+// emit writes the argv for the checked configuration: the binary and its
+// global options, machine, memory, firmware, monitors, serial, then each
+// device. It is one straight sequence on purpose: its order is the argv's,
+// which the golden tests pin.
+func (b *builder) emit(bin Binary) error {
+	cfg := b.cfg
 	b.nodeNames = map[string]bool{}
 	b.deviceIDs = map[string]bool{}
-
 	b.add(bin.Path,
 		"-name", newOpt("guest="+optValue(cfg.Name)).set("process", "vlab-"+cfg.Name).String(),
 		"-nodefaults", "-no-user-config",
