@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,6 +110,37 @@ func TestExportLibvirtBoots(t *testing.T) {
 	if !bytes.HasPrefix(head, []byte("libvirt-wrote\n")) {
 		t.Errorf("the exported disk starts %q, want the guest's write under libvirt", head)
 	}
+
+	// Port forwards: libvirt 9's <interface type='user'> has none, so the
+	// isolated user NIC's -netdev, forward included, goes over as vlab
+	// writes it (<qemu:commandline>, the interface pointed at it with
+	// <qemu:override>); the guest's web server answers on the forwarded
+	// host port under libvirt.
+	virsh("undefine", name)
+	port := freePort(t)
+	e.ok("edit", name, "--isolated", "--forward", fmt.Sprintf("tcp:%d:8080", port),
+		"--append", fixture.Append(g.fixtureArch, "vlab.net=1", "vlab.httpd=8080"))
+	fwOut := filepath.Join(e.home, "forwarded")
+	summary = e.ok("export", name, fwOut, "--format", "libvirt")
+	for _, line := range strings.Split(summary, "\n") {
+		if strings.Contains(line, "not carried") && (strings.Contains(line, "forward") || strings.Contains(line, "restrict")) {
+			t.Errorf("the export calls the forward lost:\n%s", summary)
+		}
+	}
+	fwXML := filepath.Join(fwOut, name+".xml")
+	data, _ = os.ReadFile(fwXML)
+	if want := fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-:8080,restrict=on", port); !bytes.Contains(data, []byte(want)) {
+		t.Errorf("the domain does not carry the forward %s:\n%s", want, data)
+	}
+	if o, err := exec.Command("virt-xml-validate", fwXML, "domain").CombinedOutput(); err != nil {
+		t.Fatalf("virt-xml-validate: %v\n%s", err, o)
+	}
+	virsh("define", fwXML)
+	virsh("start", name)
+	if body := waitHTTP(t, fmt.Sprintf("127.0.0.1:%d", port)); !strings.Contains(body, fixture.MarkerHTTPOK) {
+		t.Errorf("the forward under libvirt served %q", body)
+	}
+	virsh("destroy", name)
 
 	// A UEFI VM: libvirt starts QEMU with the OVMF code and the exported
 	// (raw) copy of the VM's variable store.

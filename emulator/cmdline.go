@@ -62,6 +62,7 @@ type builder struct {
 	deviceIDs   map[string]bool
 	noNetROM    bool
 	bootClasses map[byte]bool
+	nicWires    map[int]NICWire // NIC index → its -netdev and -device
 }
 
 func (b *builder) add(args ...string) { b.argv = append(b.argv, args...) }
@@ -825,6 +826,10 @@ func (b *builder) addNIC(i int, n NIC) error {
 	if b.noNetROM && pciNICs[model] {
 		dev = dev.with("romfile", "")
 	}
+	if b.nicWires == nil {
+		b.nicWires = map[int]NICWire{}
+	}
+	b.nicWires[i] = NICWire{NetdevID: id, Netdev: nd.String(), Device: dev.args()[1]}
 	b.add("-netdev", nd.String())
 	b.add(withBoot(dev, b.bootIndex('n', b.nicIndex(i))).args()...)
 	return nil

@@ -1482,3 +1482,35 @@ func TestCmdlineReplay(t *testing.T) {
 		t.Errorf("multi-threaded TCG: %v", err)
 	}
 }
+
+// TestResolveNICWires: each NIC's -netdev and -device, as Resolve hands them
+// to a host that adds the NIC by hand (the libvirt export), are the ones
+// in the argv, forwards and restrict included, without the bootindex; a
+// NIC of mode none has none.
+func TestResolveNICWires(t *testing.T) {
+	cfg := baseConfig(goldenRoot, "nics", ArchX86_64)
+	cfg.BootOrder = "nc"
+	cfg.NICs = []NIC{
+		{ID: "net0", Mode: NetUser, MAC: "52:54:00:AA:BB:01", Restrict: true, Forwards: []Forward{{Proto: "tcp", HostPort: 2222, GuestPort: 22}}},
+		{ID: "net1", Mode: NetNone},
+	}
+	r, err := Resolve(cfg, goldenHost(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.NICWires) != 2 || r.NICWires[1] != (NICWire{}) {
+		t.Fatalf("NICWires = %q, want two entries, the second empty", r.NICWires)
+	}
+	want := NICWire{NetdevID: "net0", Netdev: "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22,restrict=on", Device: "virtio-net-pci,netdev=net0,mac=52:54:00:aa:bb:01"}
+	if r.NICWires[0] != want {
+		t.Errorf("NICWires[0] = %q, want %q", r.NICWires[0], want)
+	}
+	argv, err := Cmdline(cfg, goldenHost(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(argv, "\x00")
+	if !strings.Contains(joined, want.Netdev) || !strings.Contains(joined, want.Device+",bootindex=1") {
+		t.Errorf("the argv does not hold the NIC's args (with its bootindex there): %q", argv)
+	}
+}

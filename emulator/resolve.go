@@ -16,12 +16,21 @@ type Resolved struct {
 	DiskBuses []string    // per Config.Disks: virtio, ide, sata, scsi or nvme
 	CDBuses   []string    // per Config.CDROMs: ide, sata or scsi
 	NICModels []string    // per Config.NICs: the -device model ("" for mode none)
+	NICWires  []NICWire   // per Config.NICs: its -netdev and -device (zero for mode none)
 	VGA       string      // display adapter name for a VNC display ("" = none)
 	Input     Input       // pointer device for a VNC display ("" = none)
 	Console   string      // the kernel's serial console device (ttyS0, ttyAMA0...)
 	SATAIsIDE bool        // the board's built-in IDE controller is AHCI (q35)
 	USB       string      // the board's USB host controller model ("" = none)
 	PS2       bool        // the board has a built-in PS/2 keyboard and mouse
+}
+
+// NICWire is one NIC as QEMU gets it, for a host that adds the NIC in
+// its own way (the libvirt export).
+type NICWire struct {
+	NetdevID string // the -netdev id, which the device's netdev= names
+	Netdev   string // the -netdev value (user,id=net0,hostfwd=...)
+	Device   string // the -device value, without the bootindex: a host orders boot itself
 }
 
 // Resolve builds cfg's command line (so every check Cmdline makes applies)
@@ -62,7 +71,8 @@ func Resolve(cfg Config, h *Host) (Resolved, error) {
 		}
 		r.CDBuses = append(r.CDBuses, bus)
 	}
-	for _, n := range cfg.NICs {
+	for i, n := range cfg.NICs {
+		r.NICWires = append(r.NICWires, b.nicWires[i])
 		model := n.Model
 		if model == "" {
 			model = b.board.nic

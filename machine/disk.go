@@ -111,7 +111,10 @@ func convertImage(ctx context.Context, qimg emulator.QemuImg, src string, from e
 	if progress != nil {
 		report = func(pct float64) { progress(pct/100*total, total) }
 	}
-	if err := qimg.Convert(ctx, emulator.ImgConvert{Src: from, Dst: dst, DstFormat: dstFormat, Extra: extra}, report); err != nil {
+	stop := writeBehind(dst)
+	err := qimg.Convert(ctx, emulator.ImgConvert{Src: from, Dst: dst, DstFormat: dstFormat, Extra: extra}, report)
+	stop()
+	if err != nil {
 		os.Remove(dst)
 		if ctx.Err() != nil {
 			return fmt.Errorf("convert image %s: %w", src, ctx.Err())

@@ -21,6 +21,44 @@ type Domain struct {
 	OnReboot   string         `xml:"on_reboot"`
 	OnCrash    string         `xml:"on_crash"`
 	Devices    DomainDevices  `xml:"devices"`
+	// Commandline and Override carry what libvirt 9 cannot say itself: a
+	// user-mode NIC's port forwards and restrict=on (its <interface
+	// type='user'> has neither; <portForward> needs the passt backend,
+	// which libvirt 9.0 refuses). The NIC's -netdev goes on QEMU's command
+	// line as vlab writes it, and its <interface> is pointed at it.
+	Commandline *DomainCommandline `xml:"http://libvirt.org/schemas/domain/qemu/1.0 commandline,omitempty"`
+	Override    *DomainOverride    `xml:"http://libvirt.org/schemas/domain/qemu/1.0 override,omitempty"`
+}
+
+// DomainCommandline is <qemu:commandline> (formatdomain.html, "QEMU
+// command-line passthrough"): arguments added to QEMU's own.
+type DomainCommandline struct {
+	Args []DomainArg `xml:"http://libvirt.org/schemas/domain/qemu/1.0 arg"`
+}
+
+// DomainArg is one <qemu:arg value>.
+type DomainArg struct {
+	Value string `xml:"value,attr"`
+}
+
+// DomainOverride is <qemu:override> (libvirt 8.2+): properties of the
+// devices libvirt creates, changed before QEMU gets them.
+type DomainOverride struct {
+	Devices []DomainOverrideDevice `xml:"http://libvirt.org/schemas/domain/qemu/1.0 device"`
+}
+
+// DomainOverrideDevice is one <qemu:device alias> and its frontend's
+// properties.
+type DomainOverrideDevice struct {
+	Alias      string           `xml:"alias,attr"`
+	Properties []DomainProperty `xml:"http://libvirt.org/schemas/domain/qemu/1.0 frontend>property"`
+}
+
+// DomainProperty is one <qemu:property name type value>.
+type DomainProperty struct {
+	Name  string `xml:"name,attr"`
+	Type  string `xml:"type,attr"`
+	Value string `xml:"value,attr"`
 }
 
 // DomainMemory is an amount with its unit.
@@ -152,6 +190,12 @@ type DomainInterface struct {
 	Source *DomainInterfaceSource `xml:"source,omitempty"`
 	Target *DomainInterfaceTarget `xml:"target,omitempty"`
 	Model  DomainModel            `xml:"model"`
+	Alias  *DomainAlias           `xml:"alias,omitempty"`
+}
+
+// DomainAlias names a device; a name the user gives starts with "ua-".
+type DomainAlias struct {
+	Name string `xml:"name,attr"`
 }
 
 // DomainMAC is a NIC's MAC address.

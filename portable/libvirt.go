@@ -3,7 +3,6 @@ package portable
 import (
 	"encoding/xml"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"vlab/emulator"
@@ -154,9 +153,25 @@ func libvirtDomain(spec *machine.Spec, cfg emulator.Config, r emulator.Resolved,
 		dev.Controllers = append(dev.Controllers, DomainController{Type: "scsi", Index: 0, Model: "virtio-scsi"})
 	}
 	for i, n := range cfg.NICs {
-		if iface, ok := libvirtNIC(spec, i, n, r.NICModels[i], note); ok {
-			dev.Interfaces = append(dev.Interfaces, iface)
+		iface, ok := libvirtNIC(spec, i, n, r.NICModels[i], note)
+		if !ok {
+			continue
 		}
+		if passthrough(n) {
+			// The device libvirt makes for this <interface> uses vlab's own
+			// -netdev, with its hostfwd rules, instead of libvirt's.
+			w := r.NICWires[i]
+			iface.Alias = &DomainAlias{Name: "ua-vlab-" + w.NetdevID}
+			if d.Commandline == nil {
+				d.Commandline, d.Override = &DomainCommandline{}, &DomainOverride{}
+			}
+			d.Commandline.Args = append(d.Commandline.Args, DomainArg{Value: "-netdev"}, DomainArg{Value: w.Netdev})
+			d.Override.Devices = append(d.Override.Devices, DomainOverrideDevice{
+				Alias:      iface.Alias.Name,
+				Properties: []DomainProperty{{Name: "netdev", Type: "string", Value: w.NetdevID}},
+			})
+		}
+		dev.Interfaces = append(dev.Interfaces, iface)
 	}
 	if cfg.Paths.Serial != "" {
 		dev.Serials = []DomainSerial{{Type: "pty", Log: &DomainLog{File: files.SerialLog, Append: "off"}, Target: &DomainSerialTarget{Port: 0}}}
@@ -284,6 +299,13 @@ func libvirtCPU(arch emulator.Arch, cpu string) (*DomainCPU, []string) {
 	return c, notes
 }
 
+// passthrough tells whether NIC n needs vlab's own -netdev under libvirt
+// (Domain.Commandline): a user-mode NIC with port forwards or restrict=on.
+// libvirt marks such a domain "custom-argv" tainted and runs it.
+func passthrough(n emulator.NIC) bool {
+	return (n.Mode == emulator.NetUser || n.Mode == "") && (len(n.Forwards) > 0 || n.Restrict)
+}
+
 // libvirtNIC maps NIC i: user → type user, bridge → type bridge, tap →
 // type ethernet on that tap; a lab or sandbox NIC has no libvirt form.
 func libvirtNIC(spec *machine.Spec, i int, n emulator.NIC, model string, note func(string, ...any)) (DomainInterface, bool) {
@@ -299,16 +321,6 @@ func libvirtNIC(spec *machine.Spec, i int, n emulator.NIC, model string, note fu
 	switch mode {
 	case emulator.NetUser, "":
 		iface.Type = "user"
-		for _, f := range n.Forwards {
-			host := "auto"
-			if f.HostPort != 0 {
-				host = strconv.Itoa(f.HostPort)
-			}
-			note("nic %d forward %s:%s:%d (libvirt 9 user networking has no port forwards)", i+1, f.Proto, host, f.GuestPort)
-		}
-		if n.Restrict {
-			note("nic %d restrict (libvirt user networking always reaches outside)", i+1)
-		}
 	case emulator.NetBridge:
 		iface.Type = "bridge"
 		iface.Source = &DomainInterfaceSource{Bridge: n.Bridge}

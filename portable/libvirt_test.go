@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -79,7 +80,7 @@ func basePaths() emulator.Paths {
 }
 
 func TestLibvirtDomainQ35BIOS(t *testing.T) {
-	spec := &machine.Spec{Name: "web", NICs: []machine.NICSpec{{Mode: emulator.NetUser}, {Mode: emulator.NetBridge, Bridge: "br0"}, {Mode: machine.NetLab, Lab: "lab1"}}}
+	spec := &machine.Spec{Name: "web", NICs: []machine.NICSpec{{Mode: emulator.NetUser}, {Mode: emulator.NetBridge, Bridge: "br0"}, {Mode: machine.NetLab, Lab: "lab1"}, {Mode: emulator.NetUser}}}
 	cfg := emulator.Config{
 		Name: "web", Arch: emulator.ArchX86_64, CPUs: 2, MemoryMiB: 1024,
 		Accel:     emulator.AccelChoice{Accel: emulator.AccelKVM},
@@ -91,6 +92,7 @@ func TestLibvirtDomainQ35BIOS(t *testing.T) {
 			{ID: "net0", Mode: emulator.NetUser, MAC: "52:54:00:AA:BB:01", Restrict: true, Forwards: []emulator.Forward{{Proto: "tcp", HostAddr: "127.0.0.1", HostPort: 2222, GuestPort: 22}}},
 			{ID: "net1", Mode: emulator.NetBridge, Bridge: "br0", Model: "e1000", MAC: "52:54:00:aa:bb:02"},
 			{ID: "net2", Mode: emulator.NetSocket, Socket: []string{"dgram", "local.type=unix", "local.path=/a", "remote.type=unix", "remote.path=/b"}},
+			{ID: "net3", Mode: emulator.NetUser, MAC: "52:54:00:aa:bb:04"},
 		},
 		Display: emulator.DisplayVNC, Paths: basePaths(),
 	}
@@ -120,12 +122,31 @@ func TestLibvirtDomainQ35BIOS(t *testing.T) {
 	if !hasController(d, "scsi", "virtio-scsi") || !hasController(d, "usb", "qemu-xhci") {
 		t.Errorf("controllers = %+v, want virtio-scsi and qemu-xhci", d.Devices.Controllers)
 	}
-	if len(d.Devices.Interfaces) != 2 {
-		t.Fatalf("interfaces = %+v, want user and bridge (the lab NIC is a note)", d.Devices.Interfaces)
+	if len(d.Devices.Interfaces) != 3 {
+		t.Fatalf("interfaces = %+v, want user, bridge and user (the lab NIC is a note)", d.Devices.Interfaces)
 	}
-	u, b := d.Devices.Interfaces[0], d.Devices.Interfaces[1]
-	if u.Type != "user" || u.Model.Type != "virtio" || u.MAC == nil || u.MAC.Address != "52:54:00:aa:bb:01" {
+	fw, b, u := d.Devices.Interfaces[0], d.Devices.Interfaces[1], d.Devices.Interfaces[2]
+	if u.Type != "user" || u.Model.Type != "virtio" || u.MAC == nil || u.MAC.Address != "52:54:00:aa:bb:04" || u.Alias != nil {
 		t.Errorf("user nic = %+v", u)
+	}
+	// The NIC with a forward and restrict=on uses vlab's own -netdev:
+	// libvirt 9's user interface has neither.
+	if fw.Type != "user" || fw.MAC == nil || fw.MAC.Address != "52:54:00:aa:bb:01" || fw.Alias == nil || fw.Alias.Name != "ua-vlab-net0" {
+		t.Errorf("forwarding nic = %+v, want a user interface named ua-vlab-net0", fw)
+	}
+	var args []string
+	if d.Commandline != nil {
+		for _, a := range d.Commandline.Args {
+			args = append(args, a.Value)
+		}
+	}
+	wantArgs := []string{"-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22,restrict=on"}
+	if strings.Join(args, " ") != strings.Join(wantArgs, " ") {
+		t.Errorf("qemu:commandline = %q, want %q", args, wantArgs)
+	}
+	wantOverride := []DomainOverrideDevice{{Alias: "ua-vlab-net0", Properties: []DomainProperty{{Name: "netdev", Type: "string", Value: "net0"}}}}
+	if d.Override == nil || !reflect.DeepEqual(d.Override.Devices, wantOverride) {
+		t.Errorf("qemu:override = %+v, want %+v", d.Override, wantOverride)
 	}
 	if b.Type != "bridge" || b.Source == nil || b.Source.Bridge != "br0" || b.Model.Type != "e1000" {
 		t.Errorf("bridge nic = %+v", b)
@@ -143,10 +164,11 @@ func TestLibvirtDomainQ35BIOS(t *testing.T) {
 		t.Errorf("video = %+v, want vga", d.Devices.Videos)
 	}
 	all := strings.Join(notes, "; ")
-	for _, w := range []string{"forward tcp:2222:22", "restrict", "lab lab1"} {
-		if !strings.Contains(all, w) {
-			t.Errorf("notes %q do not mention %q", all, w)
-		}
+	if !strings.Contains(all, "lab lab1") {
+		t.Errorf("notes %q do not mention the lab NIC", all)
+	}
+	if strings.Contains(all, "forward") || strings.Contains(all, "restrict") {
+		t.Errorf("notes %q call the carried forward or restrict lost", all)
 	}
 }
 
