@@ -112,11 +112,12 @@ func (s *Store) agent(ctx context.Context, name string) (*agentConn, error) {
 func (s *Store) agentPortOpen(ctx context.Context, name string) (open, known bool) {
 	qctx, cancel := context.WithTimeout(ctx, AgentProbeTimeout)
 	defer cancel()
-	var devs []struct {
-		Label        string `json:"label"`
-		FrontendOpen bool   `json:"frontend-open"`
-	}
-	if err := s.QMP(qctx, name, "query-chardev", nil, &devs); err != nil {
+	var devs []emulator.Chardev
+	err := s.withMonitor(qctx, name, func(m *emulator.Monitor) (err error) {
+		devs, err = m.QueryChardev(qctx)
+		return err
+	})
+	if err != nil {
 		return false, false
 	}
 	for _, d := range devs {

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"vlab/emulator"
 	"vlab/internal/lazyre"
 )
 
@@ -707,16 +708,14 @@ func (s *Store) InsertCDROM(ctx context.Context, name, iso string) (live bool, e
 		return false, fmt.Errorf("insert cd into vm %q: %w", name, err)
 	}
 	path := abs(iso)
-	return s.changeCDROM(ctx, name, path, "blockdev-change-medium", map[string]any{
-		"id": cdromID, "filename": path, "format": "raw", "read-only-mode": "read-only",
-	})
+	return s.changeCDROM(ctx, name, path, func(m *emulator.Monitor) error { return m.ChangeCDROM(ctx, cdromID, path) })
 }
 
 // EjectCDROM empties VM name's CD drive: at once on a running VM (QMP eject,
 // forced: a guest that locked the tray is overridden), and in its
 // definition.
 func (s *Store) EjectCDROM(ctx context.Context, name string) (live bool, err error) {
-	return s.changeCDROM(ctx, name, "", "eject", map[string]any{"id": cdromID, "force": true})
+	return s.changeCDROM(ctx, name, "", func(m *emulator.Monitor) error { return m.Eject(ctx, cdromID) })
 }
 
 // cdromID is the device id of the one CD drive every VM gets (config names
@@ -724,7 +723,7 @@ func (s *Store) EjectCDROM(ctx context.Context, name string) (live bool, err err
 // blockdev-change-medium and eject take).
 const cdromID = "cd0"
 
-func (s *Store) changeCDROM(ctx context.Context, name, path, qmpCmd string, args map[string]any) (bool, error) {
+func (s *Store) changeCDROM(ctx context.Context, name, path string, change func(*emulator.Monitor) error) (bool, error) {
 	live := false
 	err := s.Update(ctx, name, func(spec *Spec) error { // under the VM lock: a concurrent edit is not lost
 		st, err := s.Status(ctx, name)
@@ -733,7 +732,7 @@ func (s *Store) changeCDROM(ctx context.Context, name, path, qmpCmd string, args
 		}
 		live = st.State.Active()
 		if live {
-			if err := s.QMP(ctx, name, qmpCmd, args, nil); err != nil {
+			if err := s.withMonitor(ctx, name, change); err != nil {
 				return fmt.Errorf("change cd of vm %q: %w", name, err)
 			}
 		}

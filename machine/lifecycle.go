@@ -165,13 +165,10 @@ func (s *Store) status(ctx context.Context, name string, held bool) (Status, err
 		return st, nil
 	}
 	defer mon.Close()
-	var qs struct {
-		Status  string `json:"status"`
-		Running bool   `json:"running"`
-	}
-	if err := mon.Execute(qctx, "query-status", nil, &qs); err != nil {
+	qs, err := mon.QueryStatus(qctx)
+	if err != nil {
 		st.State = StateUnresponsive
-		st.Detail = fmt.Sprintf("query-status: %v", err)
+		st.Detail = err.Error()
 		return st, nil
 	}
 	st.State = stateFromQMP(qs.Status, qs.Running)
@@ -575,15 +572,15 @@ func (s *Store) Stop(ctx context.Context, name string, opts StopOptions) (string
 	return res.Method, nil
 }
 
-// QMP runs one QMP command on a running VM.
-func (s *Store) QMP(ctx context.Context, name, cmd string, args, out any) error {
+// withMonitor runs f on a QMP connection of its own to running VM name.
+func (s *Store) withMonitor(ctx context.Context, name string, f func(*emulator.Monitor) error) error {
 	mon, err := s.Monitor(ctx, name)
 	if err != nil {
 		return err
 	}
 	defer mon.Close()
-	if err := mon.Execute(ctx, cmd, args, out); err != nil {
-		return fmt.Errorf("vm %q: %s: %w", name, cmd, err)
+	if err := f(mon); err != nil {
+		return fmt.Errorf("vm %q: %w", name, err)
 	}
 	return nil
 }
@@ -611,17 +608,17 @@ func (s *Store) Monitor(ctx context.Context, name string) (*emulator.Monitor, er
 
 // Pause stops the guest CPUs.
 func (s *Store) Pause(ctx context.Context, name string) error {
-	return s.QMP(ctx, name, "stop", nil, nil)
+	return s.withMonitor(ctx, name, func(m *emulator.Monitor) error { return m.Stop(ctx) })
 }
 
 // Resume continues paused guest CPUs.
 func (s *Store) Resume(ctx context.Context, name string) error {
-	return s.QMP(ctx, name, "cont", nil, nil)
+	return s.withMonitor(ctx, name, func(m *emulator.Monitor) error { return m.Cont(ctx) })
 }
 
 // Reset hard-resets the guest, like the reset button.
 func (s *Store) Reset(ctx context.Context, name string) error {
-	return s.QMP(ctx, name, "system_reset", nil, nil)
+	return s.withMonitor(ctx, name, func(m *emulator.Monitor) error { return m.SystemReset(ctx) })
 }
 
 // Delete removes VM name with its disks, runtime files and logs. The caller

@@ -119,25 +119,13 @@ func offlineCreate(ctx context.Context, sc *snapshotCtx, tag string) error {
 	return nil
 }
 
-// blockNode is one block device of a running VM (query-block).
-type blockNode struct {
-	Device string `json:"device"`
-	QDev   string `json:"qdev"`
-	Insert *struct {
-		NodeName string `json:"node-name"`
-		Drv      string `json:"drv"`
-		RO       bool   `json:"ro"`
-		File     string `json:"file"`
-	} `json:"inserted"`
-}
-
 // liveNodes maps the VM's qcow2 images to the block nodes of the running
 // QEMU. Every writable node must be one of the VM's images; read-only media
 // (ISOs, firmware code) are left out.
 func liveNodes(ctx context.Context, mon *emulator.Monitor, sc *snapshotCtx) (map[string]string, error) {
-	var blocks []blockNode
-	if err := mon.Execute(ctx, "query-block", nil, &blocks); err != nil {
-		return nil, fmt.Errorf("query-block: %w", err)
+	blocks, err := mon.QueryBlock(ctx)
+	if err != nil {
+		return nil, err
 	}
 	byPath := map[string]string{}
 	for _, im := range sc.imgs {
@@ -145,15 +133,15 @@ func liveNodes(ctx context.Context, mon *emulator.Monitor, sc *snapshotCtx) (map
 	}
 	nodes := map[string]string{} // image key -> node name
 	for _, b := range blocks {
-		in := b.Insert
-		if in == nil || in.RO {
+		in := b.Inserted
+		if in == nil || in.ReadOnly {
 			continue
 		}
 		key, ok := byPath[cleanPath(in.File)]
 		if !ok {
 			return nil, fmt.Errorf("writable block node %s (%s) is not one of the vm's disks: detach it first", in.NodeName, in.File)
 		}
-		if in.Drv == "qcow2" && in.NodeName != "" {
+		if in.Driver == "qcow2" && in.NodeName != "" {
 			nodes[key] = in.NodeName
 		}
 	}
@@ -197,13 +185,13 @@ func (s *Store) liveSave(ctx context.Context, sc *snapshotCtx, tag, id string, p
 	if vmstate == "" {
 		vmstate = devices[0]
 	}
-	return runJob(ctx, mon, "snapshot-save", map[string]any{"job-id": id, "tag": tag, "vmstate": vmstate, "devices": devices}, id, progress)
+	return runJob(ctx, mon, emulator.JobSnapshotSave, emulator.SnapshotJob{ID: id, Tag: tag, VMState: vmstate, Devices: devices}, progress)
 }
 
 // dismissJob removes the concluded job id from QEMU once its outcome is
 // recorded. A failure only leaves a concluded job in QEMU's list.
 func dismissJob(ctx context.Context, mon *emulator.Monitor, id string) {
-	_ = mon.Execute(context.WithoutCancel(ctx), "job-dismiss", map[string]any{"id": id}, nil)
+	_ = mon.JobDismiss(context.WithoutCancel(ctx), id)
 }
 
 // dismissJobOf is dismissJob on a new connection to VM name's QEMU.
@@ -229,9 +217,10 @@ const jobPoll = 200 * time.Millisecond
 // it has recorded the outcome, so a vlab killed in between leaves the next
 // one the answer (settleJob) instead of a job that is gone, which could
 // mean "never ran" as well as "done".
-func runJob(ctx context.Context, mon *emulator.Monitor, cmd string, args map[string]any, id string, progress ProgressFunc) error {
-	if err := mon.Execute(ctx, cmd, args, nil); err != nil {
-		return fmt.Errorf("%s: %w", cmd, err)
+func runJob(ctx context.Context, mon *emulator.Monitor, op emulator.SnapshotJobOp, job emulator.SnapshotJob, progress ProgressFunc) error {
+	cmd, id := string(op), job.ID
+	if err := mon.StartSnapshotJob(ctx, op, job); err != nil {
+		return err
 	}
 	faultPoint("job:sent-" + cmd) // the job runs in QEMU; vlab may die while it does
 	if progress != nil {
@@ -240,11 +229,11 @@ func runJob(ctx context.Context, mon *emulator.Monitor, cmd string, args map[str
 	tick := time.NewTicker(jobPoll)
 	defer tick.Stop()
 	for {
-		var jobs []qmpJob
-		if err := mon.Execute(ctx, "query-jobs", nil, &jobs); err != nil {
+		jobs, err := mon.QueryJobs(ctx)
+		if err != nil {
 			return fmt.Errorf("%s: wait for job %s: %w", cmd, id, err)
 		}
-		j, ok := findJob(jobs, id)
+		j, ok := emulator.FindJob(jobs, id)
 		if !ok {
 			return fmt.Errorf("%s: job %s vanished before vlab saw it conclude", cmd, id)
 		}

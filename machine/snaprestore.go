@@ -136,11 +136,9 @@ func (s *Store) liveRestore(ctx context.Context, sc *snapshotCtx, sn Snapshot, p
 		return fmt.Errorf("restore snapshot %q: %w", sn.Tag, err)
 	}
 	defer mon.Close()
-	var qs struct {
-		Running bool `json:"running"`
-	}
-	if err := mon.Execute(ctx, "query-status", nil, &qs); err != nil {
-		return fmt.Errorf("restore snapshot %q of vm %q: query-status: %w", sn.Tag, name, err)
+	qs, err := mon.QueryStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("restore snapshot %q of vm %q: %w", sn.Tag, name, err)
 	}
 	nodes, err := liveNodes(ctx, mon, sc)
 	if err != nil {
@@ -175,13 +173,13 @@ func (s *Store) liveRestore(ctx context.Context, sc *snapshotCtx, sn Snapshot, p
 		return fmt.Errorf("restore snapshot %q of vm %q: %w", sn.Tag, name, err)
 	}
 	faultPoint("snapshot-restore:pending")
-	opErr := runJob(ctx, mon, "snapshot-load", map[string]any{"job-id": id, "tag": sn.Tag, "vmstate": vmstate, "devices": devices}, id, progress)
+	opErr := runJob(ctx, mon, emulator.JobSnapshotLoad, emulator.SnapshotJob{ID: id, Tag: sn.Tag, VMState: vmstate, Devices: devices}, progress)
 	if opErr != nil && ctx.Err() != nil {
 		return fmt.Errorf("restore snapshot %q of vm %q: %w", sn.Tag, name, opErr)
 	}
 	faultPoint("snapshot-restore:loaded")
 	if opErr == nil && (qs.Running || started) {
-		if err := mon.Execute(ctx, "cont", nil, nil); err != nil {
+		if err := mon.Cont(ctx); err != nil {
 			opErr = fmt.Errorf("continue after loading: %w", err)
 		}
 	}
@@ -281,5 +279,5 @@ func (s *Store) liveDelete(ctx context.Context, sc *snapshotCtx, sn Snapshot, id
 	if len(devices) == 0 {
 		return nil
 	}
-	return runJob(ctx, mon, "snapshot-delete", map[string]any{"job-id": id, "tag": sn.Tag, "devices": devices}, id, progress)
+	return runJob(ctx, mon, emulator.JobSnapshotDelete, emulator.SnapshotJob{ID: id, Tag: sn.Tag, Devices: devices}, progress)
 }

@@ -551,7 +551,7 @@ func TestRunJobWaitsAndLeavesTheConcludedJob(t *testing.T) {
 	}
 	defer mon.Close()
 	var progress [][2]float64
-	err = runJob(ctx, mon, "snapshot-save", map[string]any{"job-id": "j1", "tag": "t"}, "j1", func(d, tot float64) {
+	err = runJob(ctx, mon, emulator.JobSnapshotSave, emulator.SnapshotJob{ID: "j1", Tag: "t"}, func(d, tot float64) {
 		progress = append(progress, [2]float64{d, tot})
 	})
 	if err != nil {
@@ -576,7 +576,7 @@ func TestRunJobSurfacesTheJobsError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mon.Close()
-	err = runJob(ctx, mon, "snapshot-save", map[string]any{"job-id": "j1"}, "j1", nil)
+	err = runJob(ctx, mon, emulator.JobSnapshotSave, emulator.SnapshotJob{ID: "j1"}, nil)
 	if err == nil || !strings.Contains(err.Error(), qemuErr) || !strings.Contains(err.Error(), "snapshot-save") {
 		t.Fatalf("runJob = %v; want the job's own error", err)
 	}
@@ -601,7 +601,7 @@ func TestRunJobLeavesAJobRunningWhenCancelled(t *testing.T) {
 		}
 		jcancel()
 	}()
-	err = runJob(jctx, mon, "snapshot-save", map[string]any{"job-id": "j1"}, "j1", nil)
+	err = runJob(jctx, mon, emulator.JobSnapshotSave, emulator.SnapshotJob{ID: "j1"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "still running") {
 		t.Fatalf("runJob = %v; want it to say the job still runs", err)
 	}

@@ -379,25 +379,6 @@ func metaEqual(a, b snapshotMeta) bool {
 	return string(ja) == string(jb)
 }
 
-// qmpJob is one entry of query-jobs.
-type qmpJob struct {
-	ID              string `json:"id"`
-	Type            string `json:"type"`
-	Status          string `json:"status"`
-	CurrentProgress int64  `json:"current-progress"`
-	TotalProgress   int64  `json:"total-progress"`
-	Error           string `json:"error,omitempty"`
-}
-
-func findJob(jobs []qmpJob, id string) (qmpJob, bool) {
-	for _, j := range jobs {
-		if j.ID == id {
-			return j, true
-		}
-	}
-	return qmpJob{}, false
-}
-
 // settleJob asks the running QEMU about the job of an operation a killed
 // vlab left pending, and dismisses it once it has concluded.
 func (s *Store) settleJob(ctx context.Context, name, id string) jobOutcome {
@@ -408,18 +389,18 @@ func (s *Store) settleJob(ctx context.Context, name, id string) jobOutcome {
 		return jobUnknown
 	}
 	defer mon.Close()
-	var jobs []qmpJob
-	if err := mon.Execute(qctx, "query-jobs", nil, &jobs); err != nil {
+	jobs, err := mon.QueryJobs(qctx)
+	if err != nil {
 		return jobUnknown
 	}
-	j, ok := findJob(jobs, id)
+	j, ok := emulator.FindJob(jobs, id)
 	switch {
 	case !ok:
 		return jobUnknown
 	case j.Status != "concluded" && j.Status != "null":
 		return jobRunning
 	}
-	_ = mon.Execute(qctx, "job-dismiss", map[string]any{"id": id}, nil)
+	_ = mon.JobDismiss(qctx, id)
 	if j.Error != "" {
 		return jobFailed
 	}

@@ -41,7 +41,11 @@ func (s *Store) TraceEvents(ctx context.Context, name, pattern string) ([]emulat
 		return nil, err
 	}
 	var evs []emulator.TraceEvent
-	if err := s.QMP(ctx, name, "trace-event-get-state", map[string]any{"name": pattern}, &evs); err != nil {
+	err := s.withMonitor(ctx, name, func(m *emulator.Monitor) (err error) {
+		evs, err = m.TraceEventGetState(ctx, pattern)
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	sort.Slice(evs, func(i, j int) bool { return evs[i].Name < evs[j].Name })
@@ -63,8 +67,8 @@ func (s *Store) SetTrace(ctx context.Context, name string, patterns []string, on
 		if err := emulator.CheckTracePattern(pat); err != nil {
 			return nil, err
 		}
-		var evs []emulator.TraceEvent
-		if err := mon.Execute(ctx, "trace-event-get-state", map[string]any{"name": pat}, &evs); err != nil {
+		evs, err := mon.TraceEventGetState(ctx, pat)
+		if err != nil {
 			var qe *emulator.QMPError
 			if !errors.As(err, &qe) {
 				return nil, fmt.Errorf("trace vm %q: %w", name, err)
@@ -87,8 +91,8 @@ func (s *Store) SetTrace(ctx context.Context, name string, patterns []string, on
 		if err := s.prepareTraceLog(p); err != nil {
 			return nil, err
 		}
-		var out string
-		if err := mon.Execute(ctx, "human-monitor-command", map[string]any{"command-line": "logfile " + hmpString(TraceLog(p))}, &out); err != nil {
+		out, err := mon.HumanMonitorCommand(ctx, "logfile "+hmpString(TraceLog(p)))
+		if err != nil {
 			return nil, fmt.Errorf("trace vm %q: logfile: %w", name, err)
 		}
 		if out = strings.TrimSpace(out); out != "" {
@@ -96,7 +100,7 @@ func (s *Store) SetTrace(ctx context.Context, name string, patterns []string, on
 		}
 	}
 	for _, pat := range patterns {
-		if err := mon.Execute(ctx, "trace-event-set-state", map[string]any{"name": pat, "enable": on, "ignore-unavailable": true}, nil); err != nil {
+		if err := mon.TraceEventSetState(ctx, pat, on); err != nil {
 			return nil, fmt.Errorf("trace vm %q: %s: %w", name, pat, err)
 		}
 	}
@@ -108,8 +112,9 @@ func (s *Store) SetTrace(ctx context.Context, name string, patterns []string, on
 // output.
 func (s *Store) HMP(ctx context.Context, name, line string) (string, error) {
 	var out string
-	if err := s.QMP(ctx, name, "human-monitor-command", map[string]any{"command-line": line}, &out); err != nil {
-		return "", err
-	}
-	return out, nil
+	err := s.withMonitor(ctx, name, func(m *emulator.Monitor) (err error) {
+		out, err = m.HumanMonitorCommand(ctx, line)
+		return err
+	})
+	return out, err
 }

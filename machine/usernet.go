@@ -62,11 +62,7 @@ func parseUsernet(out string) map[string][]usernetRow {
 
 // hmp runs one human monitor command on mon and returns its output.
 func hmp(ctx context.Context, mon *emulator.Monitor, line string) (string, error) {
-	var out string
-	if err := mon.Execute(ctx, "human-monitor-command", map[string]string{"command-line": line}, &out); err != nil {
-		return "", err
-	}
-	return out, nil
+	return mon.HumanMonitorCommand(ctx, line)
 }
 
 // usernet asks a running QEMU for its user-mode sockets.

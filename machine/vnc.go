@@ -59,9 +59,9 @@ func (s *Store) VNCDisplay(ctx context.Context, name string) (VNCDisplay, error)
 func (d VNCDisplay) SetPassword(ctx context.Context, password string) error {
 	ctx, cancel := context.WithTimeout(ctx, screenTimeout)
 	defer cancel()
-	return d.s.QMP(ctx, d.Name, "set_password", map[string]any{
-		"protocol": "vnc", "password": password, "display": emulator.VNCExternalID,
-	}, nil)
+	return d.s.withMonitor(ctx, d.Name, func(m *emulator.Monitor) error {
+		return m.SetVNCPassword(ctx, emulator.VNCExternalID, password)
+	})
 }
 
 // ConfiguredViewer returns the external VNC viewer command set as viewer in
