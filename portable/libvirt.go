@@ -49,9 +49,7 @@ var libvirtUSB = map[string]string{
 // libvirt domain using files. It returns what the domain cannot express,
 // each as a short phrase.
 func libvirtDomain(spec *machine.Spec, cfg emulator.Config, r emulator.Resolved, files libvirtFiles) (*Domain, []string) {
-	var notes []string
-	note := func(format string, args ...any) { notes = append(notes, fmt.Sprintf(format, args...)) }
-	d := &Domain{
+	b := &domainBuild{spec: spec, cfg: cfg, r: r, files: files, d: &Domain{
 		Type:       "qemu",
 		Name:       cfg.Name,
 		Memory:     DomainMemory{Unit: "MiB", Value: cfg.MemoryMiB},
@@ -60,9 +58,36 @@ func libvirtDomain(spec *machine.Spec, cfg emulator.Config, r emulator.Resolved,
 		OnPoweroff: "destroy",
 		OnReboot:   "restart",
 		OnCrash:    "destroy",
-	}
-	if spec.Notes != "" {
-		d.Title = strings.SplitN(spec.Notes, "\n", 2)[0]
+	}}
+	b.machine()
+	b.storage()
+	b.network()
+	b.console()
+	b.display()
+	return b.d, b.notes
+}
+
+// domainBuild is one run of libvirtDomain: the domain so far and what it
+// cannot carry.
+type domainBuild struct {
+	spec  *machine.Spec
+	cfg   emulator.Config
+	r     emulator.Resolved
+	files libvirtFiles
+	d     *Domain
+	notes []string
+}
+
+func (b *domainBuild) note(format string, args ...any) {
+	b.notes = append(b.notes, fmt.Sprintf(format, args...))
+}
+
+// machine fills the domain's header: accelerator, clock, machine type,
+// firmware, direct kernel boot, boot order, features and CPU.
+func (b *domainBuild) machine() {
+	d, cfg, r := b.d, b.cfg, b.r
+	if b.spec.Notes != "" {
+		d.Title = strings.SplitN(b.spec.Notes, "\n", 2)[0]
 	}
 	if r.Accel.Accel == emulator.AccelKVM {
 		d.Type = "kvm"
@@ -72,27 +97,20 @@ func libvirtDomain(spec *machine.Spec, cfg emulator.Config, r emulator.Resolved,
 	}
 	d.OS.Type = DomainOSType{Arch: libvirtArch[cfg.Arch], Machine: r.Machine, Value: "hvm"}
 	if len(cfg.MachineOpts) > 0 {
-		note("machine options %s", strings.Join(cfg.MachineOpts, ","))
+		b.note("machine options %s", strings.Join(cfg.MachineOpts, ","))
 	}
 	if r.UEFI {
 		d.OS.Loader = &DomainLoader{ReadOnly: "yes", Type: "pflash", Path: r.UEFICode}
-		d.OS.NVRAM = files.NVRAM
+		d.OS.NVRAM = b.files.NVRAM
 	}
-	d.OS.Kernel, d.OS.Initrd, d.OS.Cmdline, d.OS.DTB = files.Kernel, files.Initrd, cfg.Append, files.DTB
+	d.OS.Kernel, d.OS.Initrd, d.OS.Cmdline, d.OS.DTB = b.files.Kernel, b.files.Initrd, cfg.Append, b.files.DTB
 	order := cfg.BootOrder
 	if order == "" {
 		order = "cd"
 	}
 	for _, c := range order {
-		switch c {
-		case 'c':
-			d.OS.Boot = append(d.OS.Boot, DomainBoot{Dev: "hd"})
-		case 'd':
-			d.OS.Boot = append(d.OS.Boot, DomainBoot{Dev: "cdrom"})
-		case 'n':
-			d.OS.Boot = append(d.OS.Boot, DomainBoot{Dev: "network"})
-		case 'a':
-			d.OS.Boot = append(d.OS.Boot, DomainBoot{Dev: "fd"})
+		if dev, ok := libvirtBootDev[c]; ok {
+			d.OS.Boot = append(d.OS.Boot, DomainBoot{Dev: dev})
 		}
 	}
 	switch cfg.Arch {
@@ -103,17 +121,32 @@ func libvirtDomain(spec *machine.Spec, cfg emulator.Config, r emulator.Resolved,
 			d.Features = &DomainFeature{ACPI: &struct{}{}}
 		}
 	}
+	if r.Accel.Accel == emulator.AccelTCG && r.Accel.TBSizeMiB > 0 {
+		if d.Features == nil {
+			d.Features = &DomainFeature{}
+		}
+		d.Features.TCG = &DomainTCG{TBCache: DomainMemory{Unit: "MiB", Value: r.Accel.TBSizeMiB}}
+	}
 	var cpuNotes []string
 	d.CPU, cpuNotes = libvirtCPU(cfg.Arch, r.CPU)
-	notes = append(notes, cpuNotes...)
+	b.notes = append(b.notes, cpuNotes...)
+	if cfg.GDB {
+		b.note("the gdb stub")
+	}
+}
 
-	dev := &d.Devices
+// libvirtBootDev maps QEMU's boot order letters to <boot dev>.
+var libvirtBootDev = map[rune]string{'c': "hd", 'd': "cdrom", 'n': "network", 'a': "fd"}
+
+// storage adds the disks (the qcow2 copies) and CD drives on their buses.
+func (b *domainBuild) storage() {
+	dev, r := &b.d.Devices, b.r
 	names := map[string]int{} // next index per target prefix
 	scsi := false
-	for i, disk := range cfg.Disks {
+	for i, disk := range b.cfg.Disks {
 		bus := libvirtBus(r.DiskBuses[i], r.SATAIsIDE)
 		if bus == "nvme" {
-			note("disk %d on nvme (libvirt 9 has no nvme disk bus: attach it again as an nvme controller)", i+1)
+			b.note("disk %d on nvme (libvirt 9 has no nvme disk bus: attach it again as an nvme controller)", i+1)
 			bus = "sata"
 			if !r.SATAIsIDE {
 				bus = "scsi"
@@ -123,7 +156,7 @@ func libvirtDomain(spec *machine.Spec, cfg emulator.Config, r emulator.Resolved,
 		dd := DomainDisk{
 			Type: "file", Device: "disk",
 			Driver: DomainDiskDriver{Name: "qemu", Type: "qcow2"},
-			Source: &DomainDiskSource{File: files.Disks[i]},
+			Source: &DomainDiskSource{File: b.files.Disks[i]},
 			Target: DomainDiskTarget{Dev: targetDev(bus, names, 0), Bus: bus},
 		}
 		if disk.ReadOnly {
@@ -131,7 +164,7 @@ func libvirtDomain(spec *machine.Spec, cfg emulator.Config, r emulator.Resolved,
 		}
 		dev.Disks = append(dev.Disks, dd)
 	}
-	for i, cd := range cfg.CDROMs {
+	for i, cd := range b.cfg.CDROMs {
 		bus := libvirtBus(r.CDBuses[i], r.SATAIsIDE)
 		scsi = scsi || bus == "scsi"
 		first := 0
@@ -152,15 +185,20 @@ func libvirtDomain(spec *machine.Spec, cfg emulator.Config, r emulator.Resolved,
 	if scsi {
 		dev.Controllers = append(dev.Controllers, DomainController{Type: "scsi", Index: 0, Model: "virtio-scsi"})
 	}
-	for i, n := range cfg.NICs {
-		iface, ok := libvirtNIC(spec, i, n, r.NICModels[i], note)
+}
+
+// network adds the NICs. A user NIC with forwards or restrict=on keeps
+// vlab's own -netdev (passthrough): libvirt creates the device, pointed
+// at that netdev instead of its own.
+func (b *domainBuild) network() {
+	d := b.d
+	for i, n := range b.cfg.NICs {
+		iface, ok := libvirtNIC(b.spec, i, n, b.r.NICModels[i], b.note)
 		if !ok {
 			continue
 		}
 		if passthrough(n) {
-			// The device libvirt makes for this <interface> uses vlab's own
-			// -netdev, with its hostfwd rules, instead of libvirt's.
-			w := r.NICWires[i]
+			w := b.r.NICWires[i]
 			iface.Alias = &DomainAlias{Name: "ua-vlab-" + w.NetdevID}
 			if d.Commandline == nil {
 				d.Commandline, d.Override = &DomainCommandline{}, &DomainOverride{}
@@ -171,10 +209,16 @@ func libvirtDomain(spec *machine.Spec, cfg emulator.Config, r emulator.Resolved,
 				Properties: []DomainProperty{{Name: "netdev", Type: "string", Value: w.NetdevID}},
 			})
 		}
-		dev.Interfaces = append(dev.Interfaces, iface)
+		d.Devices.Interfaces = append(d.Devices.Interfaces, iface)
 	}
-	if cfg.Paths.Serial != "" {
-		dev.Serials = []DomainSerial{{Type: "pty", Log: &DomainLog{File: files.SerialLog, Append: "off"}, Target: &DomainSerialTarget{Port: 0}}}
+}
+
+// console adds the serial console (a pty logged to the export folder) and
+// the input devices, with the USB controller a USB tablet needs.
+func (b *domainBuild) console() {
+	dev, r := &b.d.Devices, b.r
+	if b.cfg.Paths.Serial != "" {
+		dev.Serials = []DomainSerial{{Type: "pty", Log: &DomainLog{File: b.files.SerialLog, Append: "off"}, Target: &DomainSerialTarget{Port: 0}}}
 		dev.Consoles = []DomainSerial{{Type: "pty", Target: &DomainSerialTarget{Type: "serial", Port: 0}}}
 	}
 	usb := ""
@@ -183,7 +227,7 @@ func libvirtDomain(spec *machine.Spec, cfg emulator.Config, r emulator.Resolved,
 		dev.Inputs = append(dev.Inputs, DomainInput{Type: "tablet", Bus: "usb"}, DomainInput{Type: "keyboard", Bus: "usb"})
 		usb = libvirtUSB[r.USB]
 		if usb == "" {
-			note("usb controller %s", r.USB)
+			b.note("usb controller %s", r.USB)
 		}
 	case emulator.InputVirtioTablet:
 		dev.Inputs = append(dev.Inputs, DomainInput{Type: "tablet", Bus: "virtio"})
@@ -194,13 +238,19 @@ func libvirtDomain(spec *machine.Spec, cfg emulator.Config, r emulator.Resolved,
 		if r.PS2 {
 			dev.Inputs = append(dev.Inputs, DomainInput{Type: "mouse", Bus: "ps2"}, DomainInput{Type: "keyboard", Bus: "ps2"})
 		} else {
-			note("input %s", r.Input)
+			b.note("input %s", r.Input)
 		}
 	}
 	if usb == "" {
 		usb = "none" // vlab adds USB only for USB input
 	}
 	dev.Controllers = append(dev.Controllers, DomainController{Type: "usb", Index: 0, Model: usb})
+}
+
+// display adds the VNC display on loopback, the display adapter, the sound
+// card and no balloon.
+func (b *domainBuild) display() {
+	dev, cfg, r := &b.d.Devices, b.cfg, b.r
 	if cfg.Display == emulator.DisplayVNC {
 		dev.Graphics = []DomainGraphics{{Type: "vnc", Port: -1, AutoPort: "yes", Listen: "127.0.0.1",
 			Listens: []DomainListen{{Type: "address", Address: "127.0.0.1"}}}}
@@ -209,7 +259,7 @@ func libvirtDomain(spec *machine.Spec, cfg emulator.Config, r emulator.Resolved,
 		if m, ok := libvirtVideo[r.VGA]; ok {
 			dev.Videos = []DomainVideo{{Model: DomainModel{Type: m}}}
 		} else {
-			note("display adapter %s", r.VGA)
+			b.note("display adapter %s", r.VGA)
 		}
 	} else {
 		dev.Videos = []DomainVideo{{Model: DomainModel{Type: "none"}}}
@@ -218,20 +268,10 @@ func libvirtDomain(spec *machine.Spec, cfg emulator.Config, r emulator.Resolved,
 		if m, ok := libvirtSound[cfg.Sound]; ok {
 			dev.Sounds = []DomainSound{{Model: m}}
 		} else {
-			note("sound card %s", cfg.Sound)
+			b.note("sound card %s", cfg.Sound)
 		}
 	}
 	dev.MemBalloon = &DomainMemBalloon{Model: "none"}
-	if cfg.GDB {
-		note("the gdb stub")
-	}
-	if r.Accel.Accel == emulator.AccelTCG && r.Accel.TBSizeMiB > 0 {
-		if d.Features == nil {
-			d.Features = &DomainFeature{}
-		}
-		d.Features.TCG = &DomainTCG{TBCache: DomainMemory{Unit: "MiB", Value: r.Accel.TBSizeMiB}}
-	}
-	return d, notes
 }
 
 // libvirtBus maps a vlab bus to libvirt's: on q35 the built-in "IDE" is
