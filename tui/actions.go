@@ -18,7 +18,8 @@ type listAction struct {
 
 // listActions returns the actions on the selected machine, in help order
 // (a function, not a variable: the actions reach the help, which lists
-// them).
+// them). It is long because it is the action table itself: one entry per
+// key, each a few lines that ask the service through m.action.
 func listActions() []listAction {
 	return []listAction{
 		{func(k *KeyMap) key.Binding { return k.Start }, func(m *Model, vm VM) tea.Cmd {

@@ -217,6 +217,11 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	return m, cmd
 }
 
+// update dispatches one message. It is long because it is the one place
+// that maps every message type to its handler: each case is a line or
+// two, or calls the method that does the work (applyList, applyChanges,
+// applyVM, actionDone, handleKey, forward, ...); what no case takes goes to
+// the open dialog or view.
 func (m *Model) update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
@@ -225,22 +230,8 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return nil
 
 	case vmsMsg:
-		m.listing = false
-		var cmds []tea.Cmd
-		if msg.err != nil {
-			m.setErr(fmt.Errorf("list machines: %w", msg.err))
-		} else {
-			m.listed = true
-			m.list.SetVMs(msg.vms)
-			if m.selectNew != "" {
-				m.list.Select(m.selectNew)
-				m.selectNew = ""
-			}
-			if v, ok := m.view.(interface{ vmChanged([]VM) }); ok {
-				v.vmChanged(msg.vms)
-			}
-		}
-		return tea.Batch(cmds...)
+		m.applyList(msg)
+		return nil
 
 	case changesMsg:
 		return m.applyChanges(msg.changes)
@@ -277,25 +268,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return waitProgress(msg.job, msg.ch)
 
 	case actionDoneMsg:
-		m.endJob(msg.job)
-		var cmds []tea.Cmd
-		if msg.err != nil {
-			m.setErr(msg.err)
-			if msg.fail != nil {
-				cmds = append(cmds, msg.fail(m))
-			}
-		} else {
-			if msg.ok != "" {
-				m.status = status{text: msg.ok}
-			}
-			if msg.then != nil {
-				cmds = append(cmds, msg.then(m))
-			}
-		}
-		if msg.name != "" {
-			cmds = append(cmds, m.getVM(msg.name))
-		}
-		return tea.Batch(cmds...)
+		return m.actionDone(msg)
 
 	case startJobMsg:
 		return m.startJob(msg.js)
@@ -353,7 +326,54 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 			return nil
 		}
 	}
-	// Everything else belongs to the open dialog or view.
+	return m.forward(msg)
+}
+
+// applyList shows a fresh list of every VM.
+func (m *Model) applyList(msg vmsMsg) {
+	m.listing = false
+	if msg.err != nil {
+		m.setErr(fmt.Errorf("list machines: %w", msg.err))
+		return
+	}
+	m.listed = true
+	m.list.SetVMs(msg.vms)
+	if m.selectNew != "" {
+		m.list.Select(m.selectNew)
+		m.selectNew = ""
+	}
+	if v, ok := m.view.(interface{ vmChanged([]VM) }); ok {
+		v.vmChanged(msg.vms)
+	}
+}
+
+// actionDone ends an action's job: its error or success line, what follows
+// it, and a re-read of the VM it changed.
+func (m *Model) actionDone(msg actionDoneMsg) tea.Cmd {
+	m.endJob(msg.job)
+	var cmds []tea.Cmd
+	if msg.err != nil {
+		m.setErr(msg.err)
+		if msg.fail != nil {
+			cmds = append(cmds, msg.fail(m))
+		}
+	} else {
+		if msg.ok != "" {
+			m.status = status{text: msg.ok}
+		}
+		if msg.then != nil {
+			cmds = append(cmds, msg.then(m))
+		}
+	}
+	if msg.name != "" {
+		cmds = append(cmds, m.getVM(msg.name))
+	}
+	return tea.Batch(cmds...)
+}
+
+// forward hands a message the root does not handle to the open prompt,
+// dialog or view, or to the filter being typed.
+func (m *Model) forward(msg tea.Msg) tea.Cmd {
 	switch {
 	case m.prompt != nil:
 		return m.prompt.Update(msg, &m.keys)
