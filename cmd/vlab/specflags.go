@@ -117,6 +117,17 @@ func (sf *specFlags) applyShares(cmd *cobra.Command, spec *machine.Spec) error {
 
 // apply writes the flags the user set into spec.
 func (sf *specFlags) apply(cmd *cobra.Command, spec *machine.Spec) error {
+	for _, step := range []func(*cobra.Command, *machine.Spec) error{sf.applyHardware, sf.applyAgent, sf.applyBoot, sf.applyNetwork, sf.applyShares} {
+		if err := step(cmd, spec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyHardware writes the machine, CPU, memory, accelerator, display and
+// firmware flags.
+func (sf *specFlags) applyHardware(cmd *cobra.Command, spec *machine.Spec) error {
 	set := cmd.Flags().Changed
 	var err error
 	if set("machine") {
@@ -130,9 +141,6 @@ func (sf *specFlags) apply(cmd *cobra.Command, spec *machine.Spec) error {
 	}
 	if set("gdb") {
 		spec.GDB = sf.gdb
-	}
-	if err := sf.applyAgent(cmd, spec); err != nil {
-		return err
 	}
 	if set("memory") {
 		if spec.Memory, err = machine.ParseSize(sf.memory); err != nil {
@@ -160,6 +168,13 @@ func (sf *specFlags) apply(cmd *cobra.Command, spec *machine.Spec) error {
 			return usageError{fmt.Errorf("--firmware %q unknown: use bios or uefi", sf.firmware)}
 		}
 	}
+	return nil
+}
+
+// applyBoot writes the boot media, direct-boot files, boot order and disk.
+func (sf *specFlags) applyBoot(cmd *cobra.Command, spec *machine.Spec) error {
+	set := cmd.Flags().Changed
+	var err error
 	for _, b := range []struct {
 		flag string
 		dst  *string
@@ -184,6 +199,13 @@ func (sf *specFlags) apply(cmd *cobra.Command, spec *machine.Spec) error {
 		}
 		spec.Disks = []machine.DiskSpec{{File: "disk0.qcow2", Size: size, Format: "qcow2"}}
 	}
+	return nil
+}
+
+// applyNetwork writes --net or --nic, then --isolated and --forward onto
+// the first NIC.
+func (sf *specFlags) applyNetwork(cmd *cobra.Command, spec *machine.Spec) error {
+	set := cmd.Flags().Changed
 	if set("net") {
 		switch sf.netMode {
 		case "user":
@@ -229,9 +251,6 @@ func (sf *specFlags) apply(cmd *cobra.Command, spec *machine.Spec) error {
 			}
 			spec.NICs = append(spec.NICs, n)
 		}
-	}
-	if err := sf.applyShares(cmd, spec); err != nil {
-		return err
 	}
 	if set("isolated") && !set("net") && !set("nic") && len(spec.NICs) > 0 && spec.NICs[0].Mode == emulator.NetSandbox {
 		spec.NICs[0].Mode = emulator.NetUser // --isolated on a profile's sandbox default
