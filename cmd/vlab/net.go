@@ -103,6 +103,11 @@ On a running VM a change is applied at once through QMP and saved; on a stopped 
 for the next start.`,
 		Args: cobra.NoArgs,
 	}
+	cmd.AddCommand(a.netForwardAddCmd(), a.netForwardRmCmd(), a.netForwardListCmd())
+	return cmd
+}
+
+func (a *app) netForwardAddCmd() *cobra.Command {
 	var nic int
 	add := &cobra.Command{
 		Use:     "add NAME RULE",
@@ -138,6 +143,11 @@ for the next start.`,
 	}
 	add.Flags().IntVar(&nic, "nic", -1, "NIC index (default: the first user-mode NIC)")
 	add.Flags().BoolVar(&a.json, "json", false, "print the forward as JSON")
+	return add
+}
+
+func (a *app) netForwardRmCmd() *cobra.Command {
+	var nic int
 	rm := &cobra.Command{
 		Use:     "rm NAME RULE",
 		Aliases: []string{"remove", "delete"},
@@ -170,6 +180,10 @@ for the next start.`,
 	}
 	rm.Flags().IntVar(&nic, "nic", -1, "NIC index (default: any)")
 	a.jsonFlag(rm, "print the removed forward as JSON")
+	return rm
+}
+
+func (a *app) netForwardListCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use:     "list NAME",
 		Aliases: []string{"ls"},
@@ -217,8 +231,7 @@ for the next start.`,
 		},
 	}
 	list.Flags().BoolVar(&a.json, "json", false, "print JSON")
-	cmd.AddCommand(add, rm, list)
-	return cmd
+	return list
 }
 
 func (a *app) netLabCmd() *cobra.Command {
@@ -231,8 +244,22 @@ the switch leases each VM a stable address from the lab's subnet. The switch sta
 first VM on the lab and runs until the lab is removed.`,
 		Args: cobra.NoArgs,
 	}
+	serve := &cobra.Command{
+		Use:    "serve CONF",
+		Short:  "Run a lab network's switch (vlab starts it; not for people)",
+		Hidden: true,
+		Args:   exactArgs("CONF"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return machine.ServeLab(cmd.Context(), args[0])
+		},
+	}
+	cmd.AddCommand(a.netLabCreateCmd(), a.netLabListCmd(), a.netLabRmCmd(), serve)
+	return cmd
+}
+
+func (a *app) netLabCreateCmd() *cobra.Command {
 	var subnet string
-	var noDHCP, force bool
+	var noDHCP bool
 	create := &cobra.Command{
 		Use:     "create NAME",
 		Short:   "Define a lab network",
@@ -264,6 +291,10 @@ first VM on the lab and runs until the lab is removed.`,
 	create.Flags().StringVar(&subnet, "subnet", "", "IPv4 subnet the lab's DHCP serves (default: a free 10.77.N.0/24)")
 	create.Flags().BoolVar(&noDHCP, "no-dhcp", false, "no DHCP: guests configure their addresses themselves")
 	create.Flags().BoolVar(&a.json, "json", false, "print the lab as JSON")
+	return create
+}
+
+func (a *app) netLabListCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
@@ -299,6 +330,11 @@ first VM on the lab and runs until the lab is removed.`,
 		},
 	}
 	list.Flags().BoolVar(&a.json, "json", false, "print JSON")
+	return list
+}
+
+func (a *app) netLabRmCmd() *cobra.Command {
+	var force bool
 	rm := &cobra.Command{
 		Use:     "rm NAME",
 		Aliases: []string{"remove", "delete"},
@@ -321,17 +357,7 @@ first VM on the lab and runs until the lab is removed.`,
 	}
 	rm.Flags().BoolVar(&force, "force", false, "remove it even though VMs have NICs on it (they fail to start until moved)")
 	a.jsonFlag(rm, `print {"action":"removed","kind":"lab","name":...}`)
-	serve := &cobra.Command{
-		Use:    "serve CONF",
-		Short:  "Run a lab network's switch (vlab starts it; not for people)",
-		Hidden: true,
-		Args:   exactArgs("CONF"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return machine.ServeLab(cmd.Context(), args[0])
-		},
-	}
-	cmd.AddCommand(create, list, rm, serve)
-	return cmd
+	return rm
 }
 
 func dash(s string) string {
