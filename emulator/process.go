@@ -130,6 +130,28 @@ func Launch(ctx context.Context, opts LaunchOptions) (*Process, error) {
 	if timeout <= 0 {
 		timeout = DefaultLaunchTimeout
 	}
+	l, err := spawn(opts)
+	if err != nil {
+		return nil, err
+	}
+	if opts.OnSpawn != nil {
+		opts.OnSpawn(l.p)
+	}
+	return l.waitQMP(ctx, opts.QMP, timeout)
+}
+
+// launching is a QEMU that Launch spawned and has not yet seen up.
+type launching struct {
+	cmd      *exec.Cmd
+	p        *Process
+	logPath  string
+	logStart int64         // the log's size before QEMU wrote to it
+	exited   chan struct{} // closed once the child is reaped
+}
+
+// spawn starts opts.Argv detached, its output appended to opts.LogPath,
+// and a goroutine that reaps it.
+func spawn(opts LaunchOptions) (*launching, error) {
 	bin := opts.Argv[0]
 	if !strings.ContainsRune(bin, filepath.Separator) {
 		p, err := exec.LookPath(bin)
@@ -142,7 +164,7 @@ func Launch(ctx context.Context, opts LaunchOptions) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("launch %s: %w", bin, err)
 	}
-
+	l := &launching{logPath: opts.LogPath, exited: make(chan struct{})}
 	logPath := opts.LogPath
 	if logPath == "" {
 		logPath = os.DevNull
@@ -151,12 +173,10 @@ func Launch(ctx context.Context, opts LaunchOptions) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("launch %s: open log: %w", bin, err)
 	}
-	var logStart int64
 	if st, err := logf.Stat(); err == nil && st.Mode().IsRegular() {
-		logStart = st.Size()
+		l.logStart = st.Size()
 	}
-
-	cmd := &exec.Cmd{
+	l.cmd = &exec.Cmd{
 		Path:        bin,
 		Args:        opts.Argv,
 		Dir:         opts.Dir,
@@ -164,72 +184,76 @@ func Launch(ctx context.Context, opts LaunchOptions) (*Process, error) {
 		Stderr:      logf,
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
-	err = cmd.Start()
+	err = l.cmd.Start()
 	logf.Close()
 	if err != nil {
 		return nil, fmt.Errorf("launch %s: %w", bin, err)
 	}
 	startedAt := time.Now()
-	pid := cmd.Process.Pid
+	pid := l.cmd.Process.Pid
 	// The child exists until we reap it, so its stat entry is readable even
 	// if it already exited.
 	st, err := readProcStat(pid)
 	if err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		_ = l.cmd.Process.Kill()
+		_ = l.cmd.Wait()
 		return nil, fmt.Errorf("launch %s: %w", bin, err)
 	}
-	exited := make(chan struct{})
 	go func() {
-		_ = cmd.Wait()
-		close(exited)
+		_ = l.cmd.Wait()
+		close(l.exited)
 	}()
-	p := &Process{PID: pid, BootID: boot, StartTicks: st.startTicks, Binary: bin, StartedAt: startedAt}
-	if opts.OnSpawn != nil {
-		opts.OnSpawn(p)
-	}
+	l.p = &Process{PID: pid, BootID: boot, StartTicks: st.startTicks, Binary: bin, StartedAt: startedAt}
+	return l, nil
+}
 
-	startErr := func(timedOut bool) *StartError {
-		e := &StartError{ExitCode: -1, Tail: readTail(opts.LogPath, logStart), Binary: bin}
-		if timedOut {
-			e.Timeout = timeout
-			return e
-		}
-		ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
-		switch {
-		case ok && ws.Signaled():
-			e.Signal = ws.Signal().String()
-		default:
-			e.ExitCode = cmd.ProcessState.ExitCode()
-		}
-		return e
-	}
-	kill := func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-
+// waitQMP waits until the spawned QEMU greets on socket qmp; it kills it
+// when ctx ends or timeout passes first.
+func (l *launching) waitQMP(ctx context.Context, qmp string, timeout time.Duration) (*Process, error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	tick := time.NewTimer(0)
 	defer tick.Stop()
 	for {
 		select {
-		case <-exited:
-			return nil, startErr(false)
+		case <-l.exited:
+			return nil, l.startErr(0)
 		case <-ctx.Done():
-			kill()
-			return nil, fmt.Errorf("launch %s: %w", bin, ctx.Err())
+			l.kill()
+			return nil, fmt.Errorf("launch %s: %w", l.p.Binary, ctx.Err())
 		case <-deadline.C:
-			kill()
-			return nil, startErr(true)
+			l.kill()
+			return nil, l.startErr(timeout)
 		case <-tick.C:
 		}
-		if qmpAccepts(opts.QMP, pid) {
-			return p, nil
+		if qmpAccepts(qmp, l.p.PID) {
+			return l.p, nil
 		}
 		tick.Reset(launchPoll)
 	}
+}
+
+// startErr says why QEMU did not come up: it exited (timedOut 0, with its
+// status) or never greeted within timedOut; both with the log's tail.
+func (l *launching) startErr(timedOut time.Duration) *StartError {
+	e := &StartError{ExitCode: -1, Tail: readTail(l.logPath, l.logStart), Binary: l.p.Binary}
+	if timedOut > 0 {
+		e.Timeout = timedOut
+		return e
+	}
+	ws, ok := l.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	switch {
+	case ok && ws.Signaled():
+		e.Signal = ws.Signal().String()
+	default:
+		e.ExitCode = l.cmd.ProcessState.ExitCode()
+	}
+	return e
+}
+
+func (l *launching) kill() {
+	_ = l.cmd.Process.Kill()
+	<-l.exited
 }
 
 // qmpAccepts reports whether a unix socket at path, served by the process
