@@ -604,93 +604,107 @@ func Stop(ctx context.Context, p *Process, qmp []string, opts StopOptions) (Stop
 	if p.Check() != LiveRunning {
 		return StopResult{Method: StopNotRunning}, nil
 	}
-	fail := func(err error) (StopResult, error) {
-		return StopResult{}, fmt.Errorf("stop qemu %d: %w", p.PID, err)
-	}
-
-	var mon *Monitor
+	st := &stopping{p: p, opts: opts}
 	if len(qmp) > 0 {
-		mon = dialForStop(ctx, p, qmp, opts)
+		st.mon = dialForStop(ctx, p, qmp, opts)
+		if st.mon != nil {
+			defer st.mon.Close()
+		}
 		if err := ctx.Err(); err != nil {
-			if mon != nil {
-				mon.Close()
-			}
-			return fail(err)
+			return st.fail(err)
 		}
 	}
-	if mon != nil {
-		defer mon.Close()
-	}
-	alive := func() bool {
-		if mon == nil {
-			return false
+	if st.alive() && !opts.Force && readyForPowerdown(ctx, st.mon, opts.QuitTimeout) {
+		gone, err := st.powerdown(ctx)
+		if err != nil {
+			return st.fail(err)
 		}
-		select {
-		case <-mon.Done():
-			return false
-		default:
-			return true
+		if gone {
+			return StopResult{Method: StopPowerdown}, nil
 		}
 	}
-
-	if alive() && !opts.Force && readyForPowerdown(ctx, mon, opts.QuitTimeout) {
-		ectx, cancel := context.WithTimeout(ctx, opts.QuitTimeout)
-		err := mon.Execute(ectx, "system_powerdown", nil, nil)
-		cancel()
-		if err == nil {
-			// After the guest's SHUTDOWN event QEMU exits by itself, or
-			// stays stopped when run with -no-shutdown: quit covers both,
-			// and the stop still counts as a powerdown.
-			onShutdown := func() {
-				go func() {
-					qctx, cancel := context.WithTimeout(ctx, opts.QuitTimeout)
-					defer cancel()
-					_ = mon.Execute(qctx, "quit", nil, nil)
-				}()
-			}
-			gone, err := waitGone(ctx, p, opts.PowerdownTimeout, mon.Events(), onShutdown)
-			if err != nil {
-				return fail(err)
-			}
-			if gone {
-				return StopResult{Method: StopPowerdown}, nil
-			}
-		} else if err := ctx.Err(); err != nil {
-			return fail(err)
-		}
-	}
-
-	method := StopQuit
-	if alive() {
-		ectx, cancel := context.WithTimeout(ctx, opts.QuitTimeout)
-		// QEMU may exit before its reply is read: the error says nothing.
-		_ = mon.Execute(ectx, "quit", nil, nil)
-		cancel()
-	} else {
-		method = StopTerm
-		if err := signalIfRunning(p, syscall.SIGTERM); err != nil {
-			return fail(err)
-		}
-	}
-	gone, err := waitGone(ctx, p, opts.QuitTimeout, nil, nil)
+	method, gone, err := st.quit(ctx)
 	if err != nil {
-		return fail(err)
+		return st.fail(err)
 	}
 	if gone {
 		return StopResult{Method: method}, nil
 	}
-
 	if err := signalIfRunning(p, syscall.SIGKILL); err != nil {
-		return fail(err)
+		return st.fail(err)
 	}
 	gone, err = waitGone(ctx, p, killWait, nil, nil)
 	if err != nil {
-		return fail(err)
+		return st.fail(err)
 	}
 	if !gone {
-		return fail(errors.New("still running after SIGKILL"))
+		return st.fail(errors.New("still running after SIGKILL"))
 	}
 	return StopResult{Method: StopKill}, nil
+}
+
+// stopping is one Stop: the process and the monitor it got (nil: none).
+type stopping struct {
+	p    *Process
+	mon  *Monitor
+	opts StopOptions
+}
+
+func (st *stopping) fail(err error) (StopResult, error) {
+	return StopResult{}, fmt.Errorf("stop qemu %d: %w", st.p.PID, err)
+}
+
+// alive tells whether Stop holds a monitor that is still connected.
+func (st *stopping) alive() bool {
+	if st.mon == nil {
+		return false
+	}
+	select {
+	case <-st.mon.Done():
+		return false
+	default:
+		return true
+	}
+}
+
+// powerdown presses the ACPI power button and waits for QEMU to go. After
+// the guest's SHUTDOWN event QEMU exits by itself, or stays stopped when
+// run with -no-shutdown: quit covers both, and the stop still counts as a
+// powerdown. A refused button is not an error: Stop goes on to quit.
+func (st *stopping) powerdown(ctx context.Context) (gone bool, err error) {
+	ectx, cancel := context.WithTimeout(ctx, st.opts.QuitTimeout)
+	err = st.mon.SystemPowerdown(ectx)
+	cancel()
+	if err != nil {
+		return false, ctx.Err()
+	}
+	onShutdown := func() {
+		go func() {
+			qctx, cancel := context.WithTimeout(ctx, st.opts.QuitTimeout)
+			defer cancel()
+			_ = st.mon.Quit(qctx)
+		}()
+	}
+	return waitGone(ctx, st.p, st.opts.PowerdownTimeout, st.mon.Events(), onShutdown)
+}
+
+// quit asks QEMU to quit through the monitor, or sends SIGTERM when there
+// is none, and waits for it to go.
+func (st *stopping) quit(ctx context.Context) (method string, gone bool, err error) {
+	method = StopQuit
+	if st.alive() {
+		ectx, cancel := context.WithTimeout(ctx, st.opts.QuitTimeout)
+		// QEMU may exit before its reply is read: the error says nothing.
+		_ = st.mon.Quit(ectx)
+		cancel()
+	} else {
+		method = StopTerm
+		if err := signalIfRunning(st.p, syscall.SIGTERM); err != nil {
+			return method, false, err
+		}
+	}
+	gone, err = waitGone(ctx, st.p, st.opts.QuitTimeout, nil, nil)
+	return method, gone, err
 }
 
 // busyPoll is how often Stop retries when every monitor is held.

@@ -30,6 +30,14 @@ func (m *Monitor) Stop(ctx context.Context) error { return m.command(ctx, "stop"
 // Cont resumes paused guest CPUs.
 func (m *Monitor) Cont(ctx context.Context) error { return m.command(ctx, "cont", nil, nil) }
 
+// SystemPowerdown presses the guest's ACPI power button.
+func (m *Monitor) SystemPowerdown(ctx context.Context) error {
+	return m.command(ctx, "system_powerdown", nil, nil)
+}
+
+// Quit makes QEMU exit at once, without asking the guest.
+func (m *Monitor) Quit(ctx context.Context) error { return m.command(ctx, "quit", nil, nil) }
+
 // SystemReset resets the guest like the reset button.
 func (m *Monitor) SystemReset(ctx context.Context) error {
 	return m.command(ctx, "system_reset", nil, nil)
