@@ -757,51 +757,9 @@ func (b *builder) addNIC(i int, n NIC) error {
 	if len(n.Forwards) > 0 && mode != NetUser {
 		return fmt.Errorf("nic %s: port forwards need user mode, not %s", id, mode)
 	}
-	var nd *opt
-	switch mode {
-	case NetUser:
-		nd = newOpt("user").set("id", id)
-		for _, f := range n.Forwards {
-			rule, err := forwardRule(f)
-			if err != nil {
-				return fmt.Errorf("nic %s: %w", id, err)
-			}
-			nd.set("hostfwd", rule)
-		}
-		if n.Restrict {
-			nd.raw("restrict=on")
-		}
-	case NetBridge:
-		if n.Bridge == "" {
-			return fmt.Errorf("nic %s: bridge mode needs a bridge name", id)
-		}
-		nd = newOpt("bridge").set("id", id).set("br", n.Bridge)
-		if n.Helper != "" {
-			nd.set("helper", n.Helper)
-		}
-	case NetTap:
-		if n.Tap == "" {
-			return fmt.Errorf("nic %s: tap mode needs an interface name", id)
-		}
-		nd = newOpt("tap").set("id", id).set("ifname", n.Tap).raw("script=no").raw("downscript=no")
-	case NetSandbox:
-		if n.Passt == "" {
-			return fmt.Errorf("nic %s: sandbox mode needs passt's socket path", id)
-		}
-		nd = newOpt("stream").set("id", id).raw("server=off").raw("addr.type=unix").set("addr.path", n.Passt)
-	case NetSocket:
-		if len(n.Socket) == 0 || n.Socket[0] == "" || strings.ContainsAny(n.Socket[0], "=,") {
-			return fmt.Errorf("nic %s: socket mode needs the netdev type first (stream, dgram or socket), then its options", id)
-		}
-		nd = newOpt(n.Socket[0]).set("id", id)
-		for _, s := range n.Socket[1:] {
-			if s == "" {
-				return fmt.Errorf("nic %s: empty socket option", id)
-			}
-			nd.raw(s)
-		}
-	default:
-		return fmt.Errorf("nic %s: unknown mode %q: use user, sandbox, bridge, tap, socket or none", id, mode)
+	nd, err := netdevOpt(id, mode, n)
+	if err != nil {
+		return err
 	}
 	model := n.Model
 	if model == "" {
@@ -833,6 +791,57 @@ func (b *builder) addNIC(i int, n NIC) error {
 	b.add("-netdev", nd.String())
 	b.add(withBoot(dev, b.bootIndex('n', b.nicIndex(i))).args()...)
 	return nil
+}
+
+// netdevOpt is the -netdev of NIC id in mode (not none).
+func netdevOpt(id string, mode NetMode, n NIC) (*opt, error) {
+	var nd *opt
+	switch mode {
+	case NetUser:
+		nd = newOpt("user").set("id", id)
+		for _, f := range n.Forwards {
+			rule, err := forwardRule(f)
+			if err != nil {
+				return nil, fmt.Errorf("nic %s: %w", id, err)
+			}
+			nd.set("hostfwd", rule)
+		}
+		if n.Restrict {
+			nd.raw("restrict=on")
+		}
+	case NetBridge:
+		if n.Bridge == "" {
+			return nil, fmt.Errorf("nic %s: bridge mode needs a bridge name", id)
+		}
+		nd = newOpt("bridge").set("id", id).set("br", n.Bridge)
+		if n.Helper != "" {
+			nd.set("helper", n.Helper)
+		}
+	case NetTap:
+		if n.Tap == "" {
+			return nil, fmt.Errorf("nic %s: tap mode needs an interface name", id)
+		}
+		nd = newOpt("tap").set("id", id).set("ifname", n.Tap).raw("script=no").raw("downscript=no")
+	case NetSandbox:
+		if n.Passt == "" {
+			return nil, fmt.Errorf("nic %s: sandbox mode needs passt's socket path", id)
+		}
+		nd = newOpt("stream").set("id", id).raw("server=off").raw("addr.type=unix").set("addr.path", n.Passt)
+	case NetSocket:
+		if len(n.Socket) == 0 || n.Socket[0] == "" || strings.ContainsAny(n.Socket[0], "=,") {
+			return nil, fmt.Errorf("nic %s: socket mode needs the netdev type first (stream, dgram or socket), then its options", id)
+		}
+		nd = newOpt(n.Socket[0]).set("id", id)
+		for _, s := range n.Socket[1:] {
+			if s == "" {
+				return nil, fmt.Errorf("nic %s: empty socket option", id)
+			}
+			nd.raw(s)
+		}
+	default:
+		return nil, fmt.Errorf("nic %s: unknown mode %q: use user, sandbox, bridge, tap, socket or none", id, mode)
+	}
+	return nd, nil
 }
 
 // nicIndex counts the NICs before i that get a device (mode not none).
