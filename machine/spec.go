@@ -229,6 +229,19 @@ func (s *Spec) Validate() error {
 	if s.Boot.Kernel == "" && (s.Boot.Initrd != "" || s.Boot.Append != "" || s.Boot.DTB != "") {
 		add("initrd, append and dtb need a kernel: add --kernel PATH")
 	}
+	errs = append(errs, s.validateDisks()...)
+	errs = append(errs, s.validateNICs()...)
+	if err := checkShareList(s.Shares); err != nil { // share.go
+		errs = append(errs, err)
+	}
+	errs = append(errs, s.validateValues()...) // validate.go
+	return errors.Join(errs...)
+}
+
+// validateDisks checks the disk list: files named once, sizes, formats.
+func (s *Spec) validateDisks() []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	seen := map[string]bool{}
 	for i, d := range s.Disks {
 		if d.File == "" {
@@ -245,6 +258,14 @@ func (s *Spec) Validate() error {
 			add("disk %d format %q unknown: use qcow2 or raw", i, d.Format)
 		}
 	}
+	return errs
+}
+
+// validateNICs checks the NICs: modes, MACs, forwards (each host port
+// once) and the bridge or tap a mode needs.
+func (s *Spec) validateNICs() []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	hostPorts := map[string]bool{}
 	for i, n := range s.NICs {
 		switch n.Mode {
@@ -284,11 +305,7 @@ func (s *Spec) Validate() error {
 			add("nic %d is tap but names no interface: add tap = \"tap0\"", i)
 		}
 	}
-	if err := checkShareList(s.Shares); err != nil { // share.go
-		errs = append(errs, err)
-	}
-	errs = append(errs, s.validateValues()...) // validate.go
-	return errors.Join(errs...)
+	return errs
 }
 
 // NewSpec returns a Spec with sensible defaults for arch: 1 CPU, 1G memory,
