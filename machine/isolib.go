@@ -413,49 +413,80 @@ func (l *ISOLibrary) fetch(ctx context.Context, rawURL, part string, opts GetOpt
 	if limit <= 0 {
 		limit = MaxISOSize
 	}
-	total := int64(-1)
-	switch {
-	case have > 0 && resp.StatusCode == http.StatusPartialContent:
-		size, err := checkResume(have, resp.Header.Get("Content-Range"), resp.ContentLength)
-		if err != nil {
-			return "", fmt.Errorf("download %s: %w", rawURL, err)
-		}
-		total = size
-	case have > 0 && resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
-		// The part is already whole (or longer than the file): let the
-		// checksum decide.
-		report(opts.Progress, Progress{Done: have, Total: have, Resumed: have})
-		return hex.EncodeToString(h.Sum(nil)), nil
-	case resp.StatusCode == http.StatusOK:
-		if have > 0 { // the server ignores ranges: start over
-			if err := f.Truncate(0); err != nil {
-				return "", fmt.Errorf("download %s: %w", rawURL, err)
-			}
-			h.Reset()
-			have = 0
-		}
-		total = resp.ContentLength
-	default:
-		return "", fmt.Errorf("download %s: server answered %s", rawURL, resp.Status)
+	d := &download{f: f, h: h, have: have, total: -1, limit: limit, progress: opts.Progress}
+	whole, err := d.answer(resp)
+	if err == nil && !whole {
+		err = d.receive(resp.Body)
 	}
-	if total > limit {
-		return "", fmt.Errorf("download %s: server announces %d bytes, larger than the %d vlab accepts for an ISO: check the URL", rawURL, total, limit)
-	}
-	if _, err := f.Seek(have, io.SeekStart); err != nil {
+	if err != nil {
 		return "", fmt.Errorf("download %s: %w", rawURL, err)
 	}
-	resumed := have
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// download is one fetch into a part file: what it held before, the hash
+// of what it holds, and the size the server announced (-1: none).
+type download struct {
+	f           *os.File
+	h           hash.Hash
+	have, total int64
+	limit       int64 // the most vlab accepts
+	progress    func(Progress)
+}
+
+// answer reads the server's status: a resumed range (checked against what
+// the part holds), the whole file (the part starts over), or a part that
+// is already whole (whole is true).
+func (d *download) answer(resp *http.Response) (whole bool, err error) {
+	switch {
+	case d.have > 0 && resp.StatusCode == http.StatusPartialContent:
+		size, err := checkResume(d.have, resp.Header.Get("Content-Range"), resp.ContentLength)
+		if err != nil {
+			return false, err
+		}
+		d.total = size
+	case d.have > 0 && resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+		// The part is already whole (or longer than the file): let the
+		// checksum decide.
+		report(d.progress, Progress{Done: d.have, Total: d.have, Resumed: d.have})
+		return true, nil
+	case resp.StatusCode == http.StatusOK:
+		if d.have > 0 { // the server ignores ranges: start over
+			if err := d.f.Truncate(0); err != nil {
+				return false, err
+			}
+			d.h.Reset()
+			d.have = 0
+		}
+		d.total = resp.ContentLength
+	default:
+		return false, fmt.Errorf("server answered %s", resp.Status)
+	}
+	if d.total > d.limit {
+		return false, fmt.Errorf("server announces %d bytes, larger than the %d vlab accepts for an ISO: check the URL", d.total, d.limit)
+	}
+	return false, nil
+}
+
+// receive appends body to the part, hashing it, up to what the server
+// announced (or the size cap), and syncs the part. A server that sends
+// more than it announced, or without end, is refused.
+func (d *download) receive(body io.Reader) error {
+	if _, err := d.f.Seek(d.have, io.SeekStart); err != nil {
+		return err
+	}
+	resumed, total, limit := d.have, d.total, d.limit
 	// Read at most what the server announced (or the size cap) and one
 	// byte more, to tell a server that sends too much.
-	want := limit - have
+	want := limit - d.have
 	if total >= 0 {
-		want = total - have
+		want = total - d.have
 	}
-	pw := &progressWriter{h: h, done: have, total: total, resumed: resumed, fn: opts.Progress}
-	n, copyErr := io.Copy(io.MultiWriter(f, pw), io.LimitReader(resp.Body, want))
+	pw := &progressWriter{h: d.h, done: d.have, total: total, resumed: resumed, fn: d.progress}
+	n, copyErr := io.Copy(io.MultiWriter(d.f, pw), io.LimitReader(body, want))
 	if copyErr == nil {
 		var one [1]byte
-		if k, _ := io.ReadFull(resp.Body, one[:]); k > 0 {
+		if k, _ := io.ReadFull(body, one[:]); k > 0 {
 			if total >= 0 {
 				copyErr = fmt.Errorf("server sent more than the %d bytes it announced", total)
 			} else {
@@ -463,10 +494,10 @@ func (l *ISOLibrary) fetch(ctx context.Context, rawURL, part string, opts GetOpt
 			}
 		}
 	}
-	if err := f.Sync(); err != nil && copyErr == nil {
+	if err := d.f.Sync(); err != nil && copyErr == nil {
 		copyErr = err
 	}
-	got := have + n
+	got := d.have + n
 	if copyErr == nil && total >= 0 && got != total {
 		copyErr = io.ErrUnexpectedEOF
 	}
@@ -474,13 +505,13 @@ func (l *ISOLibrary) fetch(ctx context.Context, rawURL, part string, opts GetOpt
 		if got > limit-1 && total < 0 {
 			// The server streams without end: keep only what an earlier
 			// run had.
-			_ = f.Truncate(resumed)
-			return "", fmt.Errorf("download %s: the server sent more than %d bytes, larger than vlab accepts for an ISO: check the URL", rawURL, limit)
+			_ = d.f.Truncate(resumed)
+			return fmt.Errorf("the server sent more than %d bytes, larger than vlab accepts for an ISO: check the URL", limit)
 		}
-		return "", fmt.Errorf("download %s: interrupted after %d of %s bytes (%v): run the same command again to resume", rawURL, got, sizeOrUnknown(total), copyErr)
+		return fmt.Errorf("interrupted after %d of %s bytes (%v): run the same command again to resume", got, sizeOrUnknown(total), copyErr)
 	}
-	report(opts.Progress, Progress{Done: got, Total: max(total, got), Resumed: resumed})
-	return hex.EncodeToString(h.Sum(nil)), nil
+	report(d.progress, Progress{Done: got, Total: max(total, got), Resumed: resumed})
+	return nil
 }
 
 // MaxISOSize is the largest file `vlab iso get` accepts (64 GiB: dual-layer
