@@ -252,34 +252,11 @@ func (s *Store) Create(ctx context.Context, spec *Spec) (err error) {
 	defer func() {
 		err = noSpace(fmt.Sprintf("create vm %q", spec.Name), err, filepath.Join(s.dirs.Data, "machines"), 0)
 	}()
-	if spec.Schema == 0 {
-		spec.Schema = SchemaVersion
-	}
-	for i := range spec.NICs {
-		if spec.NICs[i].MAC == "" {
-			spec.NICs[i].MAC = NewMAC()
-		}
-	}
-	if err := spec.Validate(); err != nil {
-		return fmt.Errorf("create vm: %s", oneLine(err.Error()))
-	}
-	if err := CheckSources(spec.Boot); err != nil {
-		return fmt.Errorf("create vm %q: %w", spec.Name, err)
-	}
-	p := s.Paths(spec.Name)
-	if _, err := os.Stat(p.Dir); err == nil {
-		return fmt.Errorf("create vm %q: %w: pick another name or `vlab delete %s` first", spec.Name, ErrExists, spec.Name)
-	}
-	host, err := s.Host(ctx)
+	host, err := s.checkCreate(ctx, spec)
 	if err != nil {
 		return err
 	}
-	if _, ok := host.Binaries[spec.Arch]; !ok {
-		return fmt.Errorf("create vm %q: no qemu for %s: %w (install it: apt-get install %s)", spec.Name, spec.Arch, emulator.ErrNoQEMU, emulator.AptPackage(spec.Arch))
-	}
-	if err := spec.ValidateFor(host); err != nil {
-		return fmt.Errorf("create vm %q: %s", spec.Name, oneLine(err.Error()))
-	}
+	p := s.Paths(spec.Name)
 	// The new VM's lock keeps a settling vlab off its folder in the making.
 	l, err := tryLock(p.Lock)
 	if err != nil {
@@ -304,7 +281,60 @@ func (s *Store) Create(ctx context.Context, spec *Spec) (err error) {
 			}
 		}
 	}()
-	tp := p
+	if err := s.fillVMFolder(ctx, host, spec, tmp); err != nil {
+		return err
+	}
+	faultPoint("create:synced")
+	if err := renameDurable(tmp, p.Dir); err != nil {
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
+			return fmt.Errorf("create vm %q: %w", spec.Name, ErrExists)
+		}
+		return fmt.Errorf("create vm %q: %w", spec.Name, err)
+	}
+	done = true
+	faultPoint("create:renamed")
+	return nil
+}
+
+// checkCreate completes spec's defaults (schema, MACs) and checks it can
+// be created: valid, its boot files there, the name free, a QEMU for its
+// arch that has what it asks for.
+func (s *Store) checkCreate(ctx context.Context, spec *Spec) (*emulator.Host, error) {
+	if spec.Schema == 0 {
+		spec.Schema = SchemaVersion
+	}
+	for i := range spec.NICs {
+		if spec.NICs[i].MAC == "" {
+			spec.NICs[i].MAC = NewMAC()
+		}
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("create vm: %s", oneLine(err.Error()))
+	}
+	if err := CheckSources(spec.Boot); err != nil {
+		return nil, fmt.Errorf("create vm %q: %w", spec.Name, err)
+	}
+	if _, err := os.Stat(s.Paths(spec.Name).Dir); err == nil {
+		return nil, fmt.Errorf("create vm %q: %w: pick another name or `vlab delete %s` first", spec.Name, ErrExists, spec.Name)
+	}
+	host, err := s.Host(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := host.Binaries[spec.Arch]; !ok {
+		return nil, fmt.Errorf("create vm %q: no qemu for %s: %w (install it: apt-get install %s)", spec.Name, spec.Arch, emulator.ErrNoQEMU, emulator.AptPackage(spec.Arch))
+	}
+	if err := spec.ValidateFor(host); err != nil {
+		return nil, fmt.Errorf("create vm %q: %s", spec.Name, oneLine(err.Error()))
+	}
+	return host, nil
+}
+
+// fillVMFolder makes the new VM's disks, UEFI variable store and
+// machine.toml in its folder tmp (not yet under its name), owner-only and
+// synced.
+func (s *Store) fillVMFolder(ctx context.Context, host *emulator.Host, spec *Spec, tmp string) error {
+	tp := s.Paths(spec.Name)
 	tp.Dir = tmp
 	for _, d := range spec.Disks {
 		if filepath.IsAbs(d.File) {
@@ -335,15 +365,6 @@ func (s *Store) Create(ctx context.Context, spec *Spec) (err error) {
 	if err := syncTree(tmp); err != nil {
 		return fmt.Errorf("create vm %q: %w", spec.Name, err)
 	}
-	faultPoint("create:synced")
-	if err := renameDurable(tmp, p.Dir); err != nil {
-		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
-			return fmt.Errorf("create vm %q: %w", spec.Name, ErrExists)
-		}
-		return fmt.Errorf("create vm %q: %w", spec.Name, err)
-	}
-	done = true
-	faultPoint("create:renamed")
 	return nil
 }
 
