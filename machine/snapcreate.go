@@ -65,7 +65,15 @@ func (s *Store) SnapshotCreate(ctx context.Context, name, tag string, opts Snaps
 		// next vlab to settle.
 		return Snapshot{}, fmt.Errorf("create snapshot %q of vm %q: %w", tag, name, opErr)
 	}
-	// Settle from what the images now hold.
+	return s.settleCreate(ctx, sc, tag, pending.Job, frozen, opErr)
+}
+
+// settleCreate records a snapshot create from what the images now hold:
+// the new snapshot becomes current when the operation (opErr) succeeded; a
+// partial one a failed job left never does. A live job is dismissed once
+// the outcome is recorded.
+func (s *Store) settleCreate(ctx context.Context, sc *snapshotCtx, tag, job string, frozen int, opErr error) (Snapshot, error) {
+	name := sc.spec.Name
 	found, ferr := imageSnapshots(context.WithoutCancel(ctx), sc.qimg, sc.imgs)
 	if ferr != nil {
 		return Snapshot{}, errors.Join(opErr, ferr)
@@ -90,8 +98,8 @@ func (s *Store) SnapshotCreate(ctx context.Context, name, tag string, opts Snaps
 	if err := writeMeta(sc.p, meta); err != nil {
 		return Snapshot{}, errors.Join(opErr, fmt.Errorf("create snapshot %q of vm %q: %w", tag, name, err))
 	}
-	if pending.Job != "" {
-		s.dismissJobOf(ctx, name, pending.Job)
+	if job != "" {
+		s.dismissJobOf(ctx, name, job)
 	}
 	if opErr != nil {
 		return Snapshot{}, fmt.Errorf("create snapshot %q of vm %q: %w", tag, name, opErr)
