@@ -213,63 +213,14 @@ func (s *Store) settleLocked(name string) bool {
 
 // settleIntent rolls the operation in forward or back.
 func (s *Store) settleIntent(ctx context.Context, p Paths, in *intent) error {
-	listed := func(file string) (bool, error) {
-		data, err := os.ReadFile(p.Spec)
-		if errors.Is(err, fs.ErrNotExist) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		spec, err := decodeSpec(in.VM, p.Spec, data)
-		if err != nil {
-			return false, err
-		}
-		return slices.ContainsFunc(spec.Disks, func(d DiskSpec) bool { return d.File == file }), nil
-	}
 	switch in.Op {
 	case intentConvert, intentImport:
-		if in.NewDisk == "" {
-			break
-		}
-		done, err := listed(in.NewDisk)
-		if err != nil {
+		if err := settleDiskSwap(p, in); err != nil {
 			return err
 		}
-		if done {
-			if in.Op == intentConvert && in.OldDisk != "" {
-				if still, err := listed(in.OldDisk); err == nil && !still {
-					if old := p.DiskPath(in.OldDisk); insideDir(p.Dir, old) {
-						os.Remove(old)
-					}
-				}
-			}
-		} else if nd := p.DiskPath(in.NewDisk); insideDir(p.Dir, nd) {
-			os.Remove(nd)
-		}
-		_ = syncDir(p.Dir)
 	case intentClone:
-		if in.Base == "" {
-			break
-		}
-		if _, err := os.Stat(in.Base); err == nil && insideDir(p.Dir, in.Base) {
-			// The base is whole: finish switching the source's disks to
-			// their overlays on it.
-			for top, disk := range in.Tops {
-				if !insideDir(p.Dir, top) || !insideDir(p.Dir, disk) {
-					continue
-				}
-				if _, err := os.Stat(top); err == nil {
-					if err := os.Rename(top, disk); err != nil {
-						return err
-					}
-				}
-			}
-			ents, _ := os.ReadDir(in.Base)
-			for _, e := range ents {
-				_ = os.Chmod(filepath.Join(in.Base, e.Name()), 0o444)
-			}
-			_ = syncDir(p.Dir)
+		if err := settleFreeze(p, in); err != nil {
+			return err
 		}
 	case intentSnapshot:
 		if _, err := os.Stat(p.Spec); err != nil {
@@ -292,6 +243,74 @@ func (s *Store) settleIntent(ctx context.Context, p Paths, in *intent) error {
 			os.RemoveAll(t)
 		}
 	}
+	return nil
+}
+
+// settleDiskSwap finishes or undoes a disk convert or import: the new disk
+// stays if the spec lists it (and a converted original it no longer lists
+// goes), else the new disk goes.
+func settleDiskSwap(p Paths, in *intent) error {
+	if in.NewDisk == "" {
+		return nil
+	}
+	listed := func(file string) (bool, error) {
+		data, err := os.ReadFile(p.Spec)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		spec, err := decodeSpec(in.VM, p.Spec, data)
+		if err != nil {
+			return false, err
+		}
+		return slices.ContainsFunc(spec.Disks, func(d DiskSpec) bool { return d.File == file }), nil
+	}
+	done, err := listed(in.NewDisk)
+	if err != nil {
+		return err
+	}
+	if done {
+		if in.Op == intentConvert && in.OldDisk != "" {
+			if still, err := listed(in.OldDisk); err == nil && !still {
+				if old := p.DiskPath(in.OldDisk); insideDir(p.Dir, old) {
+					os.Remove(old)
+				}
+			}
+		}
+	} else if nd := p.DiskPath(in.NewDisk); insideDir(p.Dir, nd) {
+		os.Remove(nd)
+	}
+	_ = syncDir(p.Dir)
+	return nil
+}
+
+// settleFreeze finishes a linked clone's freeze of its source: once the
+// frozen base is whole, the source's disks switch to their overlays on it
+// and the base is made read-only.
+func settleFreeze(p Paths, in *intent) error {
+	if in.Base == "" {
+		return nil
+	}
+	if _, err := os.Stat(in.Base); err != nil || !insideDir(p.Dir, in.Base) {
+		return nil
+	}
+	for top, disk := range in.Tops {
+		if !insideDir(p.Dir, top) || !insideDir(p.Dir, disk) {
+			continue
+		}
+		if _, err := os.Stat(top); err == nil {
+			if err := os.Rename(top, disk); err != nil {
+				return err
+			}
+		}
+	}
+	ents, _ := os.ReadDir(in.Base)
+	for _, e := range ents {
+		_ = os.Chmod(filepath.Join(in.Base, e.Name()), 0o444)
+	}
+	_ = syncDir(p.Dir)
 	return nil
 }
 
