@@ -108,47 +108,56 @@ func ParseClassLab(file string, data []byte) (*ClassLab, error) {
 			return nil, bad("vm", i, "name", "vm %q is described twice", v.Name)
 		}
 		vms[v.Name] = true
-		for _, n := range v.Networks {
-			if !nets[n] {
-				return nil, bad("vm", i, "networks", "vm %q joins network %q, which the file does not describe: add a [[network]] named %q", v.Name, n, n)
-			}
-		}
-		for _, f := range v.Forwards {
-			if _, err := ParseForward(f); err != nil {
-				return nil, bad("vm", i, "forwards", "vm %q: %v", v.Name, err)
-			}
-		}
-		if v.Snapshot != "" {
-			if err := ValidateTag(v.Snapshot); err != nil {
-				return nil, bad("vm", i, "snapshot", "vm %q snapshot: %v", v.Name, err)
-			}
-			if v.Disk == "" {
-				return nil, bad("vm", i, "snapshot", "vm %q has a snapshot but no disk to keep it in: add disk = \"1G\"", v.Name)
-			}
-		}
-		if v.Arch != "" {
-			if _, err := emulator.ParseArch(v.Arch); err != nil {
-				return nil, bad("vm", i, "arch", "vm %q: %v", v.Name, err)
-			}
-		}
-		if v.Profile != "" {
-			if _, err := profiles.Get(v.Profile); err != nil {
-				return nil, bad("vm", i, "profile", "vm %q: %v", v.Name, err)
-			}
-		}
-		for _, sz := range []struct{ key, val string }{{"memory", v.Memory}, {"disk", v.Disk}} {
-			if sz.val == "" {
-				continue
-			}
-			if n, err := ParseSize(sz.val); err != nil || n == 0 {
-				return nil, bad("vm", i, sz.key, "vm %q: %s %q: write a size such as 512M or 2G", v.Name, sz.key, sz.val)
-			}
-		}
-		if v.CPUs < 0 {
-			return nil, bad("vm", i, "cpus", "vm %q: cpus %d: write a positive count", v.Name, v.CPUs)
+		if err := checkClassLabVM(v, nets, func(key, format string, args ...any) error { return bad("vm", i, key, format, args...) }); err != nil {
+			return nil, err
 		}
 	}
 	return &lab, nil
+}
+
+// checkClassLabVM checks one [[vm]] of a lab file against the networks it
+// describes; bad makes an error that names the line of the vm's key.
+func checkClassLabVM(v ClassLabVM, nets map[string]bool, bad func(key, format string, args ...any) error) error {
+	for _, n := range v.Networks {
+		if !nets[n] {
+			return bad("networks", "vm %q joins network %q, which the file does not describe: add a [[network]] named %q", v.Name, n, n)
+		}
+	}
+	for _, f := range v.Forwards {
+		if _, err := ParseForward(f); err != nil {
+			return bad("forwards", "vm %q: %v", v.Name, err)
+		}
+	}
+	if v.Snapshot != "" {
+		if err := ValidateTag(v.Snapshot); err != nil {
+			return bad("snapshot", "vm %q snapshot: %v", v.Name, err)
+		}
+		if v.Disk == "" {
+			return bad("snapshot", "vm %q has a snapshot but no disk to keep it in: add disk = \"1G\"", v.Name)
+		}
+	}
+	if v.Arch != "" {
+		if _, err := emulator.ParseArch(v.Arch); err != nil {
+			return bad("arch", "vm %q: %v", v.Name, err)
+		}
+	}
+	if v.Profile != "" {
+		if _, err := profiles.Get(v.Profile); err != nil {
+			return bad("profile", "vm %q: %v", v.Name, err)
+		}
+	}
+	for _, sz := range []struct{ key, val string }{{"memory", v.Memory}, {"disk", v.Disk}} {
+		if sz.val == "" {
+			continue
+		}
+		if n, err := ParseSize(sz.val); err != nil || n == 0 {
+			return bad(sz.key, "vm %q: %s %q: write a size such as 512M or 2G", v.Name, sz.key, sz.val)
+		}
+	}
+	if v.CPUs < 0 {
+		return bad("cpus", "vm %q: cpus %d: write a positive count", v.Name, v.CPUs)
+	}
+	return nil
 }
 
 // tomlIndex finds the lines of array-of-tables entries and their keys in a
