@@ -99,11 +99,10 @@ func (s *Store) CreateFromImage(ctx context.Context, spec *Spec, o ImageCreate) 
 	if o.Disk > 0 && int64(o.Disk) < img.VirtualSize {
 		return fmt.Errorf("create vm %q: --disk %s is smaller than the image (%s): give at least that", spec.Name, o.Disk, Size(img.VirtualSize))
 	}
-	clientKey, clientPub, err := s.ClientKey(ctx)
+	_, clientPub, err := s.ClientKey(ctx)
 	if err != nil {
 		return fmt.Errorf("create vm %q: %w", spec.Name, err)
 	}
-	_ = clientKey
 	if err := s.Create(ctx, spec); err != nil {
 		return err
 	}
@@ -121,31 +120,12 @@ func (s *Store) CreateFromImage(ctx context.Context, spec *Spec, o ImageCreate) 
 			return err
 		}
 	}
-	p := s.Paths(spec.Name)
-	keyPath := filepath.Join(p.Dir, hostKeyFile)
-	if err := keygen(ctx, keyPath, hostAlias(spec.Name)); err != nil {
-		return fmt.Errorf("create vm %q: host key: %w", spec.Name, err)
-	}
-	hostKey, err := os.ReadFile(keyPath)
+	hostKey, pubLine, err := s.makeHostKey(ctx, spec.Name)
 	if err != nil {
-		return fmt.Errorf("create vm %q: %w", spec.Name, err)
-	}
-	hostPub, err := os.ReadFile(keyPath + ".pub")
-	if err != nil {
-		return fmt.Errorf("create vm %q: %w", spec.Name, err)
-	}
-	// The private key lives on in the seed only (mode 0600, in the VM folder).
-	os.Remove(keyPath)
-	os.Remove(keyPath + ".pub")
-	pubLine := strings.TrimSpace(string(hostPub))
-	if f := strings.Fields(pubLine); len(f) >= 2 {
-		pubLine = f[0] + " " + f[1]
-	}
-	if err := writeFileAtomic(filepath.Join(p.Dir, knownHostsFile), []byte(hostAlias(spec.Name)+" "+pubLine+"\n"), 0o600); err != nil {
 		return err
 	}
 	keys := append([]string{clientPub}, UserKeys()...)
-	so := SeedOptions{User: o.User, Keys: keys, HostKey: string(hostKey), HostPub: pubLine, Shares: spec.Shares, UserData: o.UserData}
+	so := SeedOptions{User: o.User, Keys: keys, HostKey: hostKey, HostPub: pubLine, Shares: spec.Shares, UserData: o.UserData}
 	ud, err := so.userData()
 	if err != nil {
 		return fmt.Errorf("create vm %q: user-data: %w", spec.Name, err)
@@ -154,6 +134,36 @@ func (s *Store) CreateFromImage(ctx context.Context, spec *Spec, o ImageCreate) 
 		return err
 	}
 	return s.writeGuestInfo(spec.Name, GuestInfo{User: o.User})
+}
+
+// makeHostKey generates the SSH host key the guest of VM name will use,
+// records its public half in the VM's known_hosts (so `vlab ssh` knows it
+// without asking) and returns the private key and the public line. The
+// private key lives on in the cloud-init seed only (0600, in the VM folder).
+func (s *Store) makeHostKey(ctx context.Context, name string) (priv, pubLine string, err error) {
+	p := s.Paths(name)
+	keyPath := filepath.Join(p.Dir, hostKeyFile)
+	if err := keygen(ctx, keyPath, hostAlias(name)); err != nil {
+		return "", "", fmt.Errorf("create vm %q: host key: %w", name, err)
+	}
+	defer os.Remove(keyPath)
+	defer os.Remove(keyPath + ".pub")
+	hostKey, err := os.ReadFile(keyPath)
+	if err != nil {
+		return "", "", fmt.Errorf("create vm %q: %w", name, err)
+	}
+	hostPub, err := os.ReadFile(keyPath + ".pub")
+	if err != nil {
+		return "", "", fmt.Errorf("create vm %q: %w", name, err)
+	}
+	pubLine = strings.TrimSpace(string(hostPub))
+	if f := strings.Fields(pubLine); len(f) >= 2 {
+		pubLine = f[0] + " " + f[1]
+	}
+	if err := writeFileAtomic(filepath.Join(p.Dir, knownHostsFile), []byte(hostAlias(name)+" "+pubLine+"\n"), 0o600); err != nil {
+		return "", "", err
+	}
+	return string(hostKey), pubLine, nil
 }
 
 func (s *Store) writeGuestInfo(name string, gi GuestInfo) error {
