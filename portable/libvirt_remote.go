@@ -45,14 +45,9 @@ func ExportTo(ctx context.Context, s *machine.Store, name, uri string, opts Remo
 	if err != nil {
 		return nil, err
 	}
-	if _, err := v.run(ctx, "uri"); err != nil {
-		return nil, fmt.Errorf("export %q: cannot reach libvirt at %s: %v: check the URI, ssh access and that libvirtd runs there", name, uri, err)
-	}
-	if _, err := v.run(ctx, "dominfo", "--domain", name); err == nil {
-		return nil, fmt.Errorf("export %q: %s already has a domain %s: undefine it there or export a VM of another name", name, uri, name)
-	}
-	if _, err := v.run(ctx, "pool-info", "--pool", pool); err != nil {
-		return nil, fmt.Errorf("export %q: no storage pool %s on %s (%v): create it there (virsh pool-define-as %s dir --target DIR; virsh pool-start %s) or name one with --pool", name, pool, uri, err, pool, pool)
+	rx := remoteExport{v: v, name: name, uri: uri, pool: pool}
+	if err := rx.check(ctx); err != nil {
+		return nil, err
 	}
 	work, err := os.MkdirTemp("", "vlab-export-")
 	if err != nil {
@@ -70,38 +65,15 @@ func ExportTo(ctx context.Context, s *machine.Store, name, uri string, opts Remo
 			local = append(local, f)
 		}
 	}
-	for _, f := range local {
-		if _, err := v.run(ctx, "vol-info", "--pool", pool, "--vol", f); err == nil {
-			return nil, fmt.Errorf("export %q: pool %s on %s already has a volume %s: delete it there (virsh vol-delete --pool %s %s)", name, pool, uri, f, pool, f)
-		}
-	}
-	var created []string
 	defined := false
 	defer func() {
 		if err != nil && !defined {
-			for _, f := range created {
-				v.run(context.WithoutCancel(ctx), "vol-delete", "--pool", pool, "--vol", f)
-			}
+			rx.deleteVolumes(context.WithoutCancel(ctx))
 		}
 	}()
-	remote := map[string]string{}
-	for _, f := range local {
-		fi, err := os.Stat(filepath.Join(work, f))
-		if err != nil {
-			return nil, err
-		}
-		if _, err := v.run(ctx, "vol-create-as", "--pool", pool, "--name", f, "--capacity", strconv.FormatInt(fi.Size(), 10), "--format", "raw"); err != nil {
-			return nil, fmt.Errorf("export %q: create volume %s in pool %s on %s: %w", name, f, pool, uri, err)
-		}
-		created = append(created, f)
-		if _, err := v.run(ctx, "vol-upload", "--pool", pool, "--vol", f, "--file", filepath.Join(work, f)); err != nil {
-			return nil, fmt.Errorf("export %q: upload %s to pool %s on %s: %w", name, f, pool, uri, err)
-		}
-		p, err := v.run(ctx, "vol-path", "--pool", pool, "--vol", f)
-		if err != nil {
-			return nil, fmt.Errorf("export %q: path of volume %s on %s: %w", name, f, uri, err)
-		}
-		remote[f] = strings.TrimSpace(p)
+	remote, err := rx.upload(ctx, work, local)
+	if err != nil {
+		return nil, err
 	}
 	files := st.files.rebase(func(f string) string { return remote[f] })
 	if len(files.Disks) > 0 {
@@ -152,4 +124,66 @@ func (v virsh) run(ctx context.Context, args ...string) (string, error) {
 		return "", errors.New(msg)
 	}
 	return stdout.String(), nil
+}
+
+// remoteExport is one ExportTo: the libvirt it talks to through virsh, the
+// pool that receives the VM's files and the volumes it created there.
+type remoteExport struct {
+	v               virsh
+	name, uri, pool string
+	created         []string
+}
+
+// check makes sure the libvirt answers, has no domain of the VM's name yet
+// and has the pool.
+func (rx *remoteExport) check(ctx context.Context) error {
+	name, uri, pool := rx.name, rx.uri, rx.pool
+	if _, err := rx.v.run(ctx, "uri"); err != nil {
+		return fmt.Errorf("export %q: cannot reach libvirt at %s: %v: check the URI, ssh access and that libvirtd runs there", name, uri, err)
+	}
+	if _, err := rx.v.run(ctx, "dominfo", "--domain", name); err == nil {
+		return fmt.Errorf("export %q: %s already has a domain %s: undefine it there or export a VM of another name", name, uri, name)
+	}
+	if _, err := rx.v.run(ctx, "pool-info", "--pool", pool); err != nil {
+		return fmt.Errorf("export %q: no storage pool %s on %s (%v): create it there (virsh pool-define-as %s dir --target DIR; virsh pool-start %s) or name one with --pool", name, pool, uri, err, pool, pool)
+	}
+	return nil
+}
+
+// upload makes each file of work a volume of the pool (none may exist
+// already) and returns the volumes' paths on the remote by file name.
+func (rx *remoteExport) upload(ctx context.Context, work string, files []string) (map[string]string, error) {
+	name, uri, pool := rx.name, rx.uri, rx.pool
+	for _, f := range files {
+		if _, err := rx.v.run(ctx, "vol-info", "--pool", pool, "--vol", f); err == nil {
+			return nil, fmt.Errorf("export %q: pool %s on %s already has a volume %s: delete it there (virsh vol-delete --pool %s %s)", name, pool, uri, f, pool, f)
+		}
+	}
+	remote := map[string]string{}
+	for _, f := range files {
+		fi, err := os.Stat(filepath.Join(work, f))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := rx.v.run(ctx, "vol-create-as", "--pool", pool, "--name", f, "--capacity", strconv.FormatInt(fi.Size(), 10), "--format", "raw"); err != nil {
+			return nil, fmt.Errorf("export %q: create volume %s in pool %s on %s: %w", name, f, pool, uri, err)
+		}
+		rx.created = append(rx.created, f)
+		if _, err := rx.v.run(ctx, "vol-upload", "--pool", pool, "--vol", f, "--file", filepath.Join(work, f)); err != nil {
+			return nil, fmt.Errorf("export %q: upload %s to pool %s on %s: %w", name, f, pool, uri, err)
+		}
+		p, err := rx.v.run(ctx, "vol-path", "--pool", pool, "--vol", f)
+		if err != nil {
+			return nil, fmt.Errorf("export %q: path of volume %s on %s: %w", name, f, uri, err)
+		}
+		remote[f] = strings.TrimSpace(p)
+	}
+	return remote, nil
+}
+
+// deleteVolumes removes the volumes this export created.
+func (rx *remoteExport) deleteVolumes(ctx context.Context) {
+	for _, f := range rx.created {
+		rx.v.run(ctx, "vol-delete", "--pool", rx.pool, "--vol", f)
+	}
 }
