@@ -128,151 +128,204 @@ func (d *zrleDecoder) decode(r io.Reader, v *VNC, x, y, w, h int) error {
 
 // zrleTiles paints the decompressed tiles of a w×h rectangle at x, y.
 func zrleTiles(p []byte, fb *Frame, x, y, w, h int) error {
-	var palette [128]uint32
-	i := 0
-	cpixel := func() (uint32, bool) {
-		if i+3 > len(p) {
-			return 0, false
-		}
-		c := uint32(p[i]) | uint32(p[i+1])<<8 | uint32(p[i+2])<<16
-		i += 3
-		return c, true
-	}
-	runLen := func() (int, bool) {
-		n := 1
-		for {
-			if i >= len(p) {
-				return 0, false
-			}
-			b := p[i]
-			i++
-			n += int(b)
-			if b != 255 {
-				return n, true
-			}
-		}
-	}
-	short := errors.New("zrle: tile data ends early")
+	r := &zrleReader{p: p}
 	for ty := 0; ty < h; ty += zrleTile {
 		th := min(zrleTile, h-ty)
 		for tx := 0; tx < w; tx += zrleTile {
 			tw := min(zrleTile, w-tx)
-			if i >= len(p) {
-				return short
+			if r.i >= len(p) {
+				return errZRLEShort
 			}
-			sub := int(p[i])
-			i++
-			base := (y+ty)*fb.W + x + tx
+			sub := int(p[r.i])
+			r.i++
+			t := zrleTileAt{fb: fb, base: (y+ty)*fb.W + x + tx, w: tw, h: th}
+			var err error
 			switch {
-			case sub == 0: // raw CPIXELs
-				if i+3*tw*th > len(p) {
-					return short
-				}
-				for row := 0; row < th; row++ {
-					dst := fb.Pix[base+row*fb.W:][:tw]
-					for k := range dst {
-						dst[k] = uint32(p[i]) | uint32(p[i+1])<<8 | uint32(p[i+2])<<16
-						i += 3
-					}
-				}
-			case sub == 1: // solid
-				c, ok := cpixel()
-				if !ok {
-					return short
-				}
-				for row := 0; row < th; row++ {
-					dst := fb.Pix[base+row*fb.W:][:tw]
-					for k := range dst {
-						dst[k] = c
-					}
-				}
-			case sub >= 2 && sub <= 16: // packed palette
-				for k := 0; k < sub; k++ {
-					c, ok := cpixel()
-					if !ok {
-						return short
-					}
-					palette[k] = c
-				}
-				bits := 4
-				switch {
-				case sub == 2:
-					bits = 1
-				case sub <= 4:
-					bits = 2
-				}
-				stride := (tw*bits + 7) / 8
-				if i+stride*th > len(p) {
-					return short
-				}
-				mask := byte(1<<bits - 1)
-				for row := 0; row < th; row++ {
-					src := p[i+row*stride:]
-					dst := fb.Pix[base+row*fb.W:][:tw]
-					for k := range dst {
-						bit := k * bits
-						idx := (src[bit/8] >> (8 - bits - bit%8)) & mask
-						dst[k] = palette[idx]
-					}
-				}
-				i += stride * th
-			case sub == 128 || sub >= 130: // plain RLE, palette RLE
-				psize := 0
-				if sub >= 130 {
-					psize = sub - 128
-					for k := 0; k < psize; k++ {
-						c, ok := cpixel()
-						if !ok {
-							return short
-						}
-						palette[k] = c
-					}
-				}
-				total := tw * th
-				for pos := 0; pos < total; {
-					var c uint32
-					n := 1
-					if psize == 0 {
-						var ok bool
-						if c, ok = cpixel(); !ok {
-							return short
-						}
-						if n, ok = runLen(); !ok {
-							return short
-						}
-					} else {
-						if i >= len(p) {
-							return short
-						}
-						idx := int(p[i])
-						i++
-						if idx&128 != 0 {
-							var ok bool
-							if n, ok = runLen(); !ok {
-								return short
-							}
-						}
-						idx &= 127
-						if idx >= psize {
-							return fmt.Errorf("zrle: palette index %d of %d", idx, psize)
-						}
-						c = palette[idx]
-					}
-					if pos+n > total {
-						return fmt.Errorf("zrle: run of %d passes the tile end", n)
-					}
-					for ; n > 0; n-- {
-						fb.Pix[base+(pos/tw)*fb.W+pos%tw] = c
-						pos++
-					}
-				}
+			case sub == 0:
+				err = r.raw(t)
+			case sub == 1:
+				err = r.solid(t)
+			case sub >= 2 && sub <= 16:
+				err = r.packed(t, sub)
+			case sub == 128 || sub >= 130:
+				err = r.rle(t, sub)
 			default:
-				return fmt.Errorf("zrle: unknown tile subencoding %d", sub)
+				err = fmt.Errorf("zrle: unknown tile subencoding %d", sub)
+			}
+			if err != nil {
+				return err
 			}
 		}
 	}
-	if i != len(p) {
-		return fmt.Errorf("zrle: %d bytes left after the rectangle's tiles", len(p)-i)
+	if r.i != len(p) {
+		return fmt.Errorf("zrle: %d bytes left after the rectangle's tiles", len(p)-r.i)
+	}
+	return nil
+}
+
+var errZRLEShort = errors.New("zrle: tile data ends early")
+
+// zrleReader reads a rectangle's decompressed tile data: every read is
+// bounded by the data, so a hostile server's stream ends in an error.
+type zrleReader struct {
+	p       []byte
+	i       int
+	palette [128]uint32
+}
+
+// zrleTileAt is where a tile goes in the frame: base is its top-left
+// pixel's index in fb.Pix.
+type zrleTileAt struct {
+	fb         *Frame
+	base, w, h int
+}
+
+// cpixel reads one compressed pixel (3 bytes, little-endian RGB).
+func (r *zrleReader) cpixel() (uint32, bool) {
+	if r.i+3 > len(r.p) {
+		return 0, false
+	}
+	p := r.p[r.i:]
+	r.i += 3
+	return uint32(p[0]) | uint32(p[1])<<8 | uint32(p[2])<<16, true
+}
+
+// runLen reads a run length: bytes of 255 and a last byte below, plus one.
+func (r *zrleReader) runLen() (int, bool) {
+	n := 1
+	for {
+		if r.i >= len(r.p) {
+			return 0, false
+		}
+		b := r.p[r.i]
+		r.i++
+		n += int(b)
+		if b != 255 {
+			return n, true
+		}
+	}
+}
+
+// readPalette reads n palette entries.
+func (r *zrleReader) readPalette(n int) error {
+	for k := 0; k < n; k++ {
+		c, ok := r.cpixel()
+		if !ok {
+			return errZRLEShort
+		}
+		r.palette[k] = c
+	}
+	return nil
+}
+
+// raw is subencoding 0: every pixel as a CPIXEL.
+func (r *zrleReader) raw(t zrleTileAt) error {
+	if r.i+3*t.w*t.h > len(r.p) {
+		return errZRLEShort
+	}
+	for row := 0; row < t.h; row++ {
+		dst := t.fb.Pix[t.base+row*t.fb.W:][:t.w]
+		for k := range dst {
+			dst[k] = uint32(r.p[r.i]) | uint32(r.p[r.i+1])<<8 | uint32(r.p[r.i+2])<<16
+			r.i += 3
+		}
+	}
+	return nil
+}
+
+// solid is subencoding 1: one colour for the whole tile.
+func (r *zrleReader) solid(t zrleTileAt) error {
+	c, ok := r.cpixel()
+	if !ok {
+		return errZRLEShort
+	}
+	for row := 0; row < t.h; row++ {
+		dst := t.fb.Pix[t.base+row*t.fb.W:][:t.w]
+		for k := range dst {
+			dst[k] = c
+		}
+	}
+	return nil
+}
+
+// packed is subencodings 2-16: a palette of sub colours, then 1, 2 or 4
+// bit indices, each row padded to a byte.
+func (r *zrleReader) packed(t zrleTileAt, sub int) error {
+	if err := r.readPalette(sub); err != nil {
+		return err
+	}
+	bits := 4
+	switch {
+	case sub == 2:
+		bits = 1
+	case sub <= 4:
+		bits = 2
+	}
+	stride := (t.w*bits + 7) / 8
+	if r.i+stride*t.h > len(r.p) {
+		return errZRLEShort
+	}
+	mask := byte(1<<bits - 1)
+	for row := 0; row < t.h; row++ {
+		src := r.p[r.i+row*stride:]
+		dst := t.fb.Pix[t.base+row*t.fb.W:][:t.w]
+		for k := range dst {
+			bit := k * bits
+			idx := (src[bit/8] >> (8 - bits - bit%8)) & mask
+			dst[k] = r.palette[idx]
+		}
+	}
+	r.i += stride * t.h
+	return nil
+}
+
+// rle is subencoding 128 (plain RLE: CPIXEL and run length) and 130-255
+// (palette RLE: sub-128 colours, then indices, a run length after those
+// with the top bit set).
+func (r *zrleReader) rle(t zrleTileAt, sub int) error {
+	psize := 0
+	if sub >= 130 {
+		psize = sub - 128
+		if err := r.readPalette(psize); err != nil {
+			return err
+		}
+	}
+	total := t.w * t.h
+	for pos := 0; pos < total; {
+		var c uint32
+		n := 1
+		var ok bool
+		if psize == 0 {
+			if c, ok = r.cpixel(); !ok {
+				return errZRLEShort
+			}
+			if n, ok = r.runLen(); !ok {
+				return errZRLEShort
+			}
+		} else {
+			if r.i >= len(r.p) {
+				return errZRLEShort
+			}
+			idx := int(r.p[r.i])
+			r.i++
+			if idx&128 != 0 {
+				if n, ok = r.runLen(); !ok {
+					return errZRLEShort
+				}
+			}
+			idx &= 127
+			if idx >= psize {
+				return fmt.Errorf("zrle: palette index %d of %d", idx, psize)
+			}
+			c = r.palette[idx]
+		}
+		if pos+n > total {
+			return fmt.Errorf("zrle: run of %d passes the tile end", n)
+		}
+		for ; n > 0; n-- {
+			t.fb.Pix[t.base+(pos/t.w)*t.fb.W+pos%t.w] = c
+			pos++
+		}
 	}
 	return nil
 }
