@@ -65,30 +65,13 @@ func (vw *Viewer) Run() error {
 	if vw.VNC == nil {
 		return errors.New("vnc viewer: no session")
 	}
-	in, out := vw.stdin, vw.stdout
-	if in == nil {
-		in = os.Stdin
-	}
-	if out == nil {
-		out = os.Stdout
-	}
+	in, out, size := vw.streams()
 	if f, ok := in.(*os.File); ok && term.IsTerminal(f.Fd()) {
 		st, err := term.MakeRaw(f.Fd())
 		if err != nil {
 			return fmt.Errorf("vnc viewer: raw terminal: %w", err)
 		}
 		defer term.Restore(f.Fd(), st)
-	}
-	size := vw.Size
-	if size == nil {
-		size = func() (int, int) {
-			if f, ok := out.(*os.File); ok {
-				if c, r, err := term.GetSize(f.Fd()); err == nil && c > 0 && r > 0 {
-					return c, r
-				}
-			}
-			return 80, 24
-		}
 	}
 	winch := make(chan os.Signal, 1)
 	signal.Notify(winch, syscall.SIGWINCH)
@@ -98,43 +81,12 @@ func (vw *Viewer) Run() error {
 	io.WriteString(out, "\x1b[?1049h\x1b[?25l\x1b[2J\x1b[?1003h\x1b[?1006h")
 	defer io.WriteString(out, "\x1b[?1006l\x1b[?1003l\x1b[0m\x1b[?25h\x1b[?1049l")
 
-	cr, err := cancelreader.NewReader(in)
+	input, err := startInput(in)
 	if err != nil {
 		return fmt.Errorf("vnc viewer: %w", err)
 	}
-	defer cr.Close()
-	chunks := make(chan []byte)
-	readDone := make(chan struct{})
-	quit := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(readDone)
-		buf := make([]byte, 4096)
-		for {
-			n, err := cr.Read(buf)
-			if n > 0 {
-				b := append([]byte(nil), buf[:n]...)
-				select {
-				case chunks <- b:
-				case <-quit:
-					return
-				}
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	defer func() {
-		close(quit)
-		// A reader that cannot be cancelled (not a file) is left to end
-		// with its input.
-		if cr.Cancel() {
-			wg.Wait()
-		}
-	}()
+	defer input.stop()
+	chunks, readDone := input.chunks, input.done
 
 	st := &viewState{vw: vw, out: out}
 	pending := st.chooseGraphics(chunks)
@@ -177,6 +129,79 @@ func (vw *Viewer) Run() error {
 			}
 		}
 	}
+}
+
+// streams returns the viewer's input, output and terminal size (80×24
+// when the output is not a terminal).
+func (vw *Viewer) streams() (io.Reader, io.Writer, func() (int, int)) {
+	in, out := vw.stdin, vw.stdout
+	if in == nil {
+		in = os.Stdin
+	}
+	if out == nil {
+		out = os.Stdout
+	}
+	size := vw.Size
+	if size == nil {
+		size = func() (int, int) {
+			if f, ok := out.(*os.File); ok {
+				if c, r, err := term.GetSize(f.Fd()); err == nil && c > 0 && r > 0 {
+					return c, r
+				}
+			}
+			return 80, 24
+		}
+	}
+	return in, out, size
+}
+
+// inputReader reads the terminal in a goroutine of its own, in chunks,
+// until stopped or the input ends (done is closed).
+type inputReader struct {
+	cr     cancelreader.CancelReader
+	chunks chan []byte
+	done   chan struct{}
+	quit   chan struct{}
+	wg     sync.WaitGroup
+}
+
+func startInput(in io.Reader) (*inputReader, error) {
+	cr, err := cancelreader.NewReader(in)
+	if err != nil {
+		return nil, err
+	}
+	r := &inputReader{cr: cr, chunks: make(chan []byte), done: make(chan struct{}), quit: make(chan struct{})}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer close(r.done)
+		buf := make([]byte, 4096)
+		for {
+			n, err := cr.Read(buf)
+			if n > 0 {
+				b := append([]byte(nil), buf[:n]...)
+				select {
+				case r.chunks <- b:
+				case <-r.quit:
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return r, nil
+}
+
+// stop ends the reading goroutine. A reader that cannot be cancelled (not
+// a file) is left to end with its input.
+func (r *inputReader) stop() {
+	close(r.quit)
+	if r.cr.Cancel() {
+		r.wg.Wait()
+	}
+	r.cr.Close()
 }
 
 // viewState is the viewer's screen and pointer while it runs.
