@@ -219,69 +219,59 @@ func parseCSI(b []byte) (inputEvent, int) {
 	}
 	var sym uint32
 	switch final {
-	case 'A':
-		sym = KeysymUp
-	case 'B':
-		sym = KeysymDown
-	case 'C':
-		sym = KeysymRight
-	case 'D':
-		sym = KeysymLeft
-	case 'H':
-		sym = KeysymHome
-	case 'F':
-		sym = KeysymEnd
-	case 'P', 'Q', 'R', 'S':
-		sym = KeysymF1 + uint32(final-'P')
 	case 'Z':
 		return key(KeysymTab, ModShift), n
 	case 'u': // CSI codepoint ; modifiers u (fixterms, kitty)
-		cp := num(0)
-		switch cp {
-		case 13:
-			sym = KeysymReturn
-		case 9:
-			sym = KeysymTab
-		case 27:
-			sym = KeysymEscape
-		case 127:
-			sym = KeysymBackSpace
-		default:
-			if cp <= 0 {
-				return inputEvent{}, n
-			}
-			sym = runeKeysym(rune(cp))
-		}
+		sym = codepointKeysym(num(0))
 	case '~':
-		switch num(0) {
-		case 1, 7:
-			sym = KeysymHome
-		case 2:
-			sym = KeysymInsert
-		case 3:
-			sym = KeysymDelete
-		case 4, 8:
-			sym = KeysymEnd
-		case 5:
-			sym = KeysymPageUp
-		case 6:
-			sym = KeysymPageDown
-		case 11, 12, 13, 14, 15:
-			sym = KeysymF1 + uint32(num(0)-11)
-		case 17, 18, 19, 20, 21:
-			sym = KeysymF1 + 5 + uint32(num(0)-17)
-		case 23, 24:
-			sym = KeysymF1 + 10 + uint32(num(0)-23)
-		default:
-			return inputEvent{}, n
-		}
+		sym = tildeKeys[num(0)]
 	default:
-		return inputEvent{}, n // focus reports, replies: nothing for the guest
+		sym = csiFinalKeys[final] // 0: focus reports, replies: nothing for the guest
+	}
+	if sym == 0 {
+		return inputEvent{}, n
 	}
 	if mods&(ModCtrl|ModAlt) == ModCtrl|ModAlt && (sym == KeysymEnd || sym == KeysymDelete) {
 		return inputEvent{kind: evCAD}, n
 	}
 	return key(sym, mods), n
+}
+
+// csiFinalKeys are the keys of CSI sequences told by their final byte
+// (xterm cursor keys, Home/End, F1-F4).
+var csiFinalKeys = map[byte]uint32{
+	'A': KeysymUp, 'B': KeysymDown, 'C': KeysymRight, 'D': KeysymLeft,
+	'H': KeysymHome, 'F': KeysymEnd,
+	'P': KeysymF1, 'Q': KeysymF1 + 1, 'R': KeysymF1 + 2, 'S': KeysymF1 + 3,
+}
+
+// tildeKeys are the keys of CSI number ~ sequences (VT220 editing keys,
+// F1-F12).
+var tildeKeys = map[int]uint32{
+	1: KeysymHome, 7: KeysymHome, 2: KeysymInsert, 3: KeysymDelete,
+	4: KeysymEnd, 8: KeysymEnd, 5: KeysymPageUp, 6: KeysymPageDown,
+	11: KeysymF1, 12: KeysymF1 + 1, 13: KeysymF1 + 2, 14: KeysymF1 + 3, 15: KeysymF1 + 4,
+	17: KeysymF1 + 5, 18: KeysymF1 + 6, 19: KeysymF1 + 7, 20: KeysymF1 + 8, 21: KeysymF1 + 9,
+	23: KeysymF1 + 10, 24: KeysymF1 + 11,
+}
+
+// codepointKeysym maps the codepoint of a CSI u sequence (fixterms, kitty)
+// to a keysym (0: none).
+func codepointKeysym(cp int) uint32 {
+	switch cp {
+	case 13:
+		return KeysymReturn
+	case 9:
+		return KeysymTab
+	case 27:
+		return KeysymEscape
+	case 127:
+		return KeysymBackSpace
+	}
+	if cp <= 0 {
+		return 0
+	}
+	return runeKeysym(rune(cp))
 }
 
 // ss3 maps ESC O <c> (keypad application mode, F1-F4).
