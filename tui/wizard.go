@@ -412,55 +412,9 @@ func (w *wizard) checkName() tea.Cmd {
 }
 
 func (w *wizard) Update(msg tea.Msg) tea.Cmd {
-	switch msg := msg.(type) {
-	case nameCheckMsg:
-		if msg.w != w {
-			return nil
-		}
-		if msg.value == w.name.Value() {
-			w.nameChecked, w.nameErr = msg.value, msg.err
-			if w.nameNext && msg.err == nil {
-				w.nameNext = false
-				return w.goTo(stepProfile)
-			}
-			w.nameNext = false
-		}
-		return nil
-	case wizProfilesMsg:
-		if msg.w == w {
-			w.profiles, w.profErr = msg.profiles, msg.err
-			if msg.err != nil || len(w.profiles) == 0 {
-				w.profiles = DefaultProfiles()
-			}
-			w.refilterProfiles()
-		}
-		return nil
-	case hostMsg:
-		if msg.err == nil {
-			w.boundHardware()
-		}
-		return nil
-	case sourceCheckMsg:
-		if msg.w == w {
-			w.srcErr = msg.err
-			if msg.err == nil {
-				w.shares = msg.shares
-				return w.goTo(stepHardware)
-			}
-		}
-		return nil
-	case wizGalleryMsg:
-		if msg.w == w {
-			w.gallery, w.galleryErr = msg.entries, msg.err
-		}
-		return nil
-	case previewMsg:
-		if msg.w == w {
-			w.preview, w.previewErr = msg.argv, msg.err
-		}
-		return nil
+	if cmd, ok := w.answer(msg); ok {
+		return cmd
 	}
-
 	if w.galPick != nil {
 		return w.updateGallery(msg)
 	}
@@ -482,6 +436,60 @@ func (w *wizard) Update(msg tea.Msg) tea.Cmd {
 			return w.next()
 		}
 	}
+	return w.updateStep(msg)
+}
+
+// answer takes the answers of the wizard's own commands (name and source
+// checks, profiles, gallery, preview, host limits); ok is false for any
+// other message.
+func (w *wizard) answer(msg tea.Msg) (cmd tea.Cmd, ok bool) {
+	switch msg := msg.(type) {
+	case nameCheckMsg:
+		if msg.w == w && msg.value == w.name.Value() {
+			w.nameChecked, w.nameErr = msg.value, msg.err
+			next := w.nameNext && msg.err == nil
+			w.nameNext = false
+			if next {
+				return w.goTo(stepProfile), true
+			}
+		}
+	case wizProfilesMsg:
+		if msg.w == w {
+			w.profiles, w.profErr = msg.profiles, msg.err
+			if msg.err != nil || len(w.profiles) == 0 {
+				w.profiles = DefaultProfiles()
+			}
+			w.refilterProfiles()
+		}
+	case hostMsg:
+		if msg.err == nil {
+			w.boundHardware()
+		}
+	case sourceCheckMsg:
+		if msg.w == w {
+			w.srcErr = msg.err
+			if msg.err == nil {
+				w.shares = msg.shares
+				return w.goTo(stepHardware), true
+			}
+		}
+	case wizGalleryMsg:
+		if msg.w == w {
+			w.gallery, w.galleryErr = msg.entries, msg.err
+		}
+	case previewMsg:
+		if msg.w == w {
+			w.preview, w.previewErr = msg.argv, msg.err
+		}
+	default:
+		return nil, false
+	}
+	return nil, true
+}
+
+// updateStep hands a message to the current step's form.
+func (w *wizard) updateStep(msg tea.Msg) tea.Cmd {
+	km, isKey := msg.(tea.KeyPressMsg)
 	switch w.step {
 	case stepName:
 		var cmd tea.Cmd
