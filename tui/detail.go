@@ -104,30 +104,10 @@ func detailLines(vm *VM, w, h int, st *Styles) []string {
 	}
 	add(1, "Hardware", hw)
 	add(1, "Boot", bootSource(vm))
-	var disks []string
-	for i, d := range vm.Disks {
-		line := fmt.Sprintf("%s %s %s", diskID(d, i), orDefault(d.Bus, "default"), fmtBytes(d.VirtualBytes))
-		if d.ActualBytes > 0 {
-			line += fmt.Sprintf(" (%s used)", fmtBytes(d.ActualBytes))
-		}
-		if d.ReadOnly {
-			line += " ro"
-		}
-		disks = append(disks, line+"\n"+d.Path)
-	}
-	add(3, "Disks", orDefault(strings.Join(disks, "\n"), "none"))
-	var nics, ips []string
-	for _, n := range vm.NICs {
-		nics = append(nics, nicLine(n))
-		if n.GuestIP != "" {
-			ips = append(ips, n.ID+" "+n.GuestIP)
-		}
-	}
-	add(2, "Network", orDefault(strings.Join(nics, "\n"), "none"))
-	if len(vm.NICs) == 1 && len(ips) == 1 {
-		ips[0] = vm.NICs[0].GuestIP
-	}
-	add(5, "Guest IP", strings.Join(ips, "\n"))
+	add(3, "Disks", orDefault(diskLines(vm), "none"))
+	nics, ips := networkLines(vm)
+	add(2, "Network", orDefault(nics, "none"))
+	add(5, "Guest IP", ips)
 	var shares []string
 	for _, sh := range vm.Shares {
 		shares = append(shares, sh.Tag+" "+sh.HostDir+roText(sh.ReadOnly))
@@ -139,7 +119,12 @@ func detailLines(vm *VM, w, h int, st *Styles) []string {
 	add(7, "Display", string(vm.Display))
 	add(8, "QMP", vm.QMP)
 
-	// Leave out the least important sections until the rest fits.
+	return fitSections(secs, h)
+}
+
+// fitSections leaves out the least important sections until the rest fit
+// in h lines.
+func fitSections(secs []section, h int) []string {
 	total := 0
 	for _, s := range secs {
 		total += len(s.lines)
@@ -157,6 +142,39 @@ func detailLines(vm *VM, w, h int, st *Styles) []string {
 		out = append(out, s.lines...)
 	}
 	return out
+}
+
+// diskLines describes the VM's disks, two lines each: id, bus, size and
+// use, then the path.
+func diskLines(vm *VM) string {
+	var disks []string
+	for i, d := range vm.Disks {
+		line := fmt.Sprintf("%s %s %s", diskID(d, i), orDefault(d.Bus, "default"), fmtBytes(d.VirtualBytes))
+		if d.ActualBytes > 0 {
+			line += fmt.Sprintf(" (%s used)", fmtBytes(d.ActualBytes))
+		}
+		if d.ReadOnly {
+			line += " ro"
+		}
+		disks = append(disks, line+"\n"+d.Path)
+	}
+	return strings.Join(disks, "\n")
+}
+
+// networkLines describes the VM's NICs, and the guest addresses known
+// (without the NIC's id when there is only one).
+func networkLines(vm *VM) (nics, ips string) {
+	var nl, il []string
+	for _, n := range vm.NICs {
+		nl = append(nl, nicLine(n))
+		if n.GuestIP != "" {
+			il = append(il, n.ID+" "+n.GuestIP)
+		}
+	}
+	if len(vm.NICs) == 1 && len(il) == 1 {
+		il[0] = vm.NICs[0].GuestIP
+	}
+	return strings.Join(nl, "\n"), strings.Join(il, "\n")
 }
 
 // kvLabel appends a label/value row where label may be blank (a
