@@ -411,23 +411,34 @@ func (m *Model) handleKey(msg tea.KeyPressMsg) tea.Cmd {
 		return m.view.Update(msg)
 	}
 	if m.filtering {
-		switch msg.String() {
-		case "enter":
-			m.filtering = false
-			m.filter.Blur()
-			return nil
-		case "esc":
-			m.filtering = false
-			m.filter.Blur()
-			m.filter.SetValue("")
-			m.list.SetFilter("")
-			return nil
-		}
-		var cmd tea.Cmd
-		m.filter, cmd = m.filter.Update(msg)
-		m.list.SetFilter(m.filter.Value())
-		return cmd
+		return m.filterKey(msg)
 	}
+	return m.listKey(msg)
+}
+
+// filterKey edits the list's filter: enter keeps it, esc clears it.
+func (m *Model) filterKey(msg tea.KeyPressMsg) tea.Cmd {
+	switch msg.String() {
+	case "enter":
+		m.filtering = false
+		m.filter.Blur()
+		return nil
+	case "esc":
+		m.filtering = false
+		m.filter.Blur()
+		m.filter.SetValue("")
+		m.list.SetFilter("")
+		return nil
+	}
+	var cmd tea.Cmd
+	m.filter, cmd = m.filter.Update(msg)
+	m.list.SetFilter(m.filter.Value())
+	return cmd
+}
+
+// listKey handles a key on the VM list: moving, help, filter, new VM,
+// import, quit, or an action on the selected VM.
+func (m *Model) listKey(msg tea.KeyPressMsg) tea.Cmd {
 	if !key.Matches(msg, m.keys.Quit) {
 		m.quitArm = false
 	}

@@ -974,30 +974,9 @@ func (w *wizard) reviewView() string {
 	}
 	row("Name", spec.Name)
 	row("OS", fmt.Sprintf("%s (%s)", spec.Profile, spec.Arch))
-	switch {
-	case spec.OS != "":
-		e, _ := w.galleryEntry(spec.OS, KindISO)
-		row("Install", "ISO "+spec.OS+" from the gallery, downloaded into the ISO library when created ("+e.Title+")")
-	case spec.Image != "":
-		src := "cloud image " + spec.Image
-		e, fromGallery := w.galleryEntry(spec.Image, KindCloud)
-		if fromGallery {
-			src += " from the gallery"
-		}
-		if fromGallery || isURL(spec.Image) {
-			src += ", downloaded when created"
-		}
-		if fromGallery {
-			src += " (" + e.Title + ")"
-		}
-		row("Install", src)
+	row("Install", w.installSource(spec))
+	if spec.Image != "" {
 		row("Login", "user "+orDefault(spec.User, machine.DefaultUser)+" with your SSH key; an SSH forward on a free port (S opens a shell)")
-	case spec.ISO != "":
-		row("Install", "ISO "+spec.ISO)
-	case spec.Kernel != "":
-		row("Install", strings.TrimSpace("kernel "+spec.Kernel+" "+spec.Initrd+" "+spec.Append))
-	default:
-		row("Install", "nothing (empty disk)")
 	}
 	disk := "no disk"
 	switch {
@@ -1023,6 +1002,46 @@ func (w *wizard) reviewView() string {
 		row(label, sh.HostDir+" → "+sh.Tag+" ("+sh.GuestPath()+")"+roText(sh.ReadOnly))
 	}
 	b.WriteString("\n" + st.PaneTitle.Render("QEMU command line") + "\n")
+	w.writePreview(&b)
+	if w.creating {
+		b.WriteString("\n" + st.StatusMsg.Render("creating…"))
+	} else {
+		b.WriteString("\n" + st.Muted.Render("enter creates the machine · esc goes back"))
+	}
+	return b.String()
+}
+
+// installSource says what the new VM installs or boots from.
+func (w *wizard) installSource(spec NewVM) string {
+	switch {
+	case spec.OS != "":
+		e, _ := w.galleryEntry(spec.OS, KindISO)
+		return "ISO " + spec.OS + " from the gallery, downloaded into the ISO library when created (" + e.Title + ")"
+	case spec.Image != "":
+		src := "cloud image " + spec.Image
+		e, fromGallery := w.galleryEntry(spec.Image, KindCloud)
+		if fromGallery {
+			src += " from the gallery"
+		}
+		if fromGallery || isURL(spec.Image) {
+			src += ", downloaded when created"
+		}
+		if fromGallery {
+			src += " (" + e.Title + ")"
+		}
+		return src
+	case spec.ISO != "":
+		return "ISO " + spec.ISO
+	case spec.Kernel != "":
+		return strings.TrimSpace("kernel " + spec.Kernel + " " + spec.Initrd + " " + spec.Append)
+	}
+	return "nothing (empty disk)"
+}
+
+// writePreview writes the QEMU command line the VM would get, cut to the
+// screen's height, or why there is none.
+func (w *wizard) writePreview(b *strings.Builder) {
+	st := &w.m.styles
 	switch {
 	case w.previewErr != nil:
 		b.WriteString(st.FieldErr.Render("✗ "+w.previewErr.Error()) + "\n")
@@ -1039,12 +1058,6 @@ func (w *wizard) reviewView() string {
 		}
 		b.WriteString(st.Code.Render(strings.Join(lines, "\n")) + "\n")
 	}
-	if w.creating {
-		b.WriteString("\n" + st.StatusMsg.Render("creating…"))
-	} else {
-		b.WriteString("\n" + st.Muted.Render("enter creates the machine · esc goes back"))
-	}
-	return b.String()
 }
 
 // randomMAC returns a locally administered MAC in QEMU's 52:54:00 range.
