@@ -12,9 +12,14 @@ import (
 	"vlab/machine"
 )
 
+// vncOptions are vlab vnc's flags.
+type vncOptions struct {
+	external, asJSON bool
+	viewer, graphics string
+}
+
 func (a *app) vncCmd() *cobra.Command {
-	var external, asJSON bool
-	var viewer, graphics string
+	var o vncOptions
 	cmd := &cobra.Command{
 		Use:   "vnc NAME",
 		Short: "Show a VM's screen in this terminal, or in an external VNC viewer (--external)",
@@ -39,62 +44,65 @@ not positions: it does not line up with yours.`,
   vlab vnc web --external
   vlab vnc web --external --json`,
 		Args: exactArgs("NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			g, err := viewerGraphics(graphics)
-			if err != nil {
-				return err
-			}
-			if asJSON && !external {
-				return usageError{errors.New("--json prints the --external endpoint: use --external --json")}
-			}
-			s, err := a.open()
-			if err != nil {
-				return err
-			}
-			name := args[0]
-			d, err := s.VNCDisplay(cmd.Context(), name)
-			if err != nil {
-				return err
-			}
-			switch {
-			case asJSON:
-				return serveEndpoint(cmd, d)
-			case external:
-				vw, err := console.FindViewer(viewerCommand(s, viewer))
-				if err != nil {
-					return fmt.Errorf("vnc %q: %w", name, err)
-				}
-				if !console.GraphicalSession() {
-					return fmt.Errorf("vnc %q: %s needs a graphical session (DISPLAY and WAYLAND_DISPLAY are unset): use `vlab vnc %s` in this terminal, or --external --json for a remote client", name, vw.Name, name)
-				}
-				return openExternal(cmd, d, vw)
-			}
-			if !term.IsTerminal(os.Stdin.Fd()) || !term.IsTerminal(os.Stdout.Fd()) {
-				// No terminal to draw in: the next best is an external
-				// viewer, when there is a graphical session to show it.
-				if console.GraphicalSession() {
-					if vw, err := console.FindViewer(viewerCommand(s, viewer)); err == nil {
-						return openExternal(cmd, d, vw)
-					}
-				}
-				return fmt.Errorf("vnc %q: the built-in viewer needs a terminal: use --external for a VNC viewer, or --external --json for an endpoint", name)
-			}
-			err = screen(d).View(cmd.Context(), g, os.Stdin, os.Stdout)
-			switch {
-			case errors.Is(err, console.ErrSessionEnded):
-				return fmt.Errorf("vnc %q: %w (see `vlab show %s`)", name, err, name)
-			case err != nil:
-				return fmt.Errorf("vnc %q: %w", name, err)
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return a.vnc(cmd, args[0], o) },
 	}
 	f := cmd.Flags()
-	f.BoolVar(&external, "external", false, "open an external VNC viewer (or, with --json, an endpoint) instead of the built-in one")
-	f.BoolVar(&asJSON, "json", false, `with --external: print {"host","port","password"} and keep the endpoint open until interrupted`)
-	f.StringVar(&viewer, "viewer", "", "external viewer command (overrides viewer in config.toml); words may use {socket}, {host}, {port}, {display}, {passwordfile} (a 0600 vncpasswd file), {title}")
-	f.StringVar(&graphics, "graphics", "", "how the built-in viewer draws: sixel, kitty or blocks (default: ask the terminal; or set VLAB_GRAPHICS)")
+	f.BoolVar(&o.external, "external", false, "open an external VNC viewer (or, with --json, an endpoint) instead of the built-in one")
+	f.BoolVar(&o.asJSON, "json", false, `with --external: print {"host","port","password"} and keep the endpoint open until interrupted`)
+	f.StringVar(&o.viewer, "viewer", "", "external viewer command (overrides viewer in config.toml); words may use {socket}, {host}, {port}, {display}, {passwordfile} (a 0600 vncpasswd file), {title}")
+	f.StringVar(&o.graphics, "graphics", "", "how the built-in viewer draws: sixel, kitty or blocks (default: ask the terminal; or set VLAB_GRAPHICS)")
 	return cmd
+}
+
+// vnc shows VM name's screen as o asks: in this terminal, in an external
+// viewer, or as an endpoint for any RFB client.
+func (a *app) vnc(cmd *cobra.Command, name string, o vncOptions) error {
+	g, err := viewerGraphics(o.graphics)
+	if err != nil {
+		return err
+	}
+	if o.asJSON && !o.external {
+		return usageError{errors.New("--json prints the --external endpoint: use --external --json")}
+	}
+	s, err := a.open()
+	if err != nil {
+		return err
+	}
+	d, err := s.VNCDisplay(cmd.Context(), name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case o.asJSON:
+		return serveEndpoint(cmd, d)
+	case o.external:
+		vw, err := console.FindViewer(viewerCommand(s, o.viewer))
+		if err != nil {
+			return fmt.Errorf("vnc %q: %w", name, err)
+		}
+		if !console.GraphicalSession() {
+			return fmt.Errorf("vnc %q: %s needs a graphical session (DISPLAY and WAYLAND_DISPLAY are unset): use `vlab vnc %s` in this terminal, or --external --json for a remote client", name, vw.Name, name)
+		}
+		return openExternal(cmd, d, vw)
+	}
+	if !term.IsTerminal(os.Stdin.Fd()) || !term.IsTerminal(os.Stdout.Fd()) {
+		// No terminal to draw in: the next best is an external
+		// viewer, when there is a graphical session to show it.
+		if console.GraphicalSession() {
+			if vw, err := console.FindViewer(viewerCommand(s, o.viewer)); err == nil {
+				return openExternal(cmd, d, vw)
+			}
+		}
+		return fmt.Errorf("vnc %q: the built-in viewer needs a terminal: use --external for a VNC viewer, or --external --json for an endpoint", name)
+	}
+	err = screen(d).View(cmd.Context(), g, os.Stdin, os.Stdout)
+	switch {
+	case errors.Is(err, console.ErrSessionEnded):
+		return fmt.Errorf("vnc %q: %w (see `vlab show %s`)", name, err, name)
+	case err != nil:
+		return fmt.Errorf("vnc %q: %w", name, err)
+	}
+	return nil
 }
 
 // screen is d as package console takes it.
