@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -141,6 +142,30 @@ type exportDiskJSON struct {
 	CapacityBytes int64  `json:"capacity_bytes"`
 }
 
+// printExport says what export of VM name (in format) wrote: as JSON, or
+// one line with what a libvirt domain does not carry, or notes.
+func (a *app) printExport(out io.Writer, name, format string, res *portable.ExportResult) error {
+	if a.json {
+		j := exportJSON{Name: name, Format: format, Path: res.Path, Disks: []exportDiskJSON{}, Notes: nonNil(res.Notes)}
+		for _, d := range res.Disks {
+			j.Disks = append(j.Disks, exportDiskJSON{File: d.File, Bytes: d.Size, CapacityBytes: d.Capacity})
+		}
+		return printResult(out, j)
+	}
+	fmt.Fprintf(out, "exported %s to %s (%s, %s)\n", name, res.Path, format, count(len(res.Disks), "disk", "disks"))
+	if format == portable.FormatLibvirt {
+		fmt.Fprintf(out, "run it with `virsh define %s && virsh start %s`\n", res.Path, name)
+		if len(res.Notes) > 0 {
+			fmt.Fprintf(out, "not carried: %s\n", strings.Join(res.Notes, "; "))
+		}
+		return nil
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(out, "note: %s\n", n)
+	}
+	return nil
+}
+
 func (a *app) exportCmd() *cobra.Command {
 	var format, to, pool string
 	var start bool
@@ -199,26 +224,7 @@ virsh: its disks, kernel, initrd and UEFI variables are uploaded as volumes of a
 			if err != nil {
 				return err
 			}
-			if a.json {
-				j := exportJSON{Name: args[0], Format: format, Path: res.Path, Disks: []exportDiskJSON{}, Notes: nonNil(res.Notes)}
-				for _, d := range res.Disks {
-					j.Disks = append(j.Disks, exportDiskJSON{File: d.File, Bytes: d.Size, CapacityBytes: d.Capacity})
-				}
-				return printResult(cmd.OutOrStdout(), j)
-			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "exported %s to %s (%s, %s)\n", args[0], res.Path, format, count(len(res.Disks), "disk", "disks"))
-			if format == portable.FormatLibvirt {
-				fmt.Fprintf(out, "run it with `virsh define %s && virsh start %s`\n", res.Path, args[0])
-				if len(res.Notes) > 0 {
-					fmt.Fprintf(out, "not carried: %s\n", strings.Join(res.Notes, "; "))
-				}
-				return nil
-			}
-			for _, n := range res.Notes {
-				fmt.Fprintf(out, "note: %s\n", n)
-			}
-			return nil
+			return a.printExport(cmd.OutOrStdout(), args[0], format, res)
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "ova", "ova (one archive), ovf (a folder) or libvirt (a domain XML and its disks in a folder)")
