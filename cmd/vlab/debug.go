@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -63,18 +64,9 @@ In a replay started with ` + "`vlab replay NAME --gdb`" + `, reverse-stepi and r
 			if err != nil {
 				return err
 			}
-			st, err := s.Status(ctx, name)
+			started, err := startForDebug(ctx, s, name, paused)
 			if err != nil {
 				return err
-			}
-			started := false
-			if !st.State.Active() {
-				if err := s.Start(ctx, name, machine.StartOptions{Paused: paused, Debug: machine.DebugOptions{GDB: true}}); err != nil {
-					return err
-				}
-				started = true
-			} else if paused {
-				return usageError{fmt.Errorf("debug %s: --paused catches the first instruction only at start and %s is %s: `vlab stop %s` first", name, name, st.State, name)}
 			}
 			t, err := s.Debug(ctx, name)
 			if err != nil {
@@ -108,6 +100,26 @@ In a replay started with ` + "`vlab replay NAME --gdb`" + `, reverse-stepi and r
 	f.BoolVar(&paused, "paused", false, "start the stopped VM with its CPUs waiting at the first instruction")
 	f.BoolVar(&a.json, "json", false, "print the gdb command line as JSON instead of running it")
 	return cmd
+}
+
+// startForDebug starts VM name with a gdb stub (its CPUs waiting at the
+// first instruction with paused) unless it runs already; started tells
+// which.
+func startForDebug(ctx context.Context, s *machine.Store, name string, paused bool) (started bool, err error) {
+	st, err := s.Status(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	if st.State.Active() {
+		if paused {
+			return false, usageError{fmt.Errorf("debug %s: --paused catches the first instruction only at start and %s is %s: `vlab stop %s` first", name, name, st.State, name)}
+		}
+		return false, nil
+	}
+	if err := s.Start(ctx, name, machine.StartOptions{Paused: paused, Debug: machine.DebugOptions{GDB: true}}); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // findGDB prefers gdb-multiarch, which knows every guest arch.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -15,6 +16,26 @@ import (
 func startDebugFlags(f *pflag.FlagSet, o *machine.DebugOptions) {
 	f.BoolVar(&o.Record, "record", false, "record this run for deterministic replay (`vlab replay NAME`); TCG, no network, sound or USB; the console is written to serial.log only")
 	f.StringSliceVar(&o.LogItems, "log", nil, "QEMU -d log items for this run into the VM's trace.log (e.g. int,guest_errors; see qemu-system-* -d help)")
+}
+
+// listRuns prints the recorded runs of VM name.
+func (a *app) listRuns(out io.Writer, s *machine.Store, name string) error {
+	runs, err := s.Runs(name)
+	if err != nil {
+		return err
+	}
+	if a.json {
+		if runs == nil {
+			runs = []machine.Run{}
+		}
+		return printResult(out, map[string]any{"name": name, "runs": runs})
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tRECORDED\tLOG BYTES\tDISKS")
+	for _, r := range runs {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", r.ID, r.Time.Local().Format("2006-01-02 15:04:05"), r.LogBytes, r.Disks)
+	}
+	return tw.Flush()
 }
 
 func (a *app) replayCmd() *cobra.Command {
@@ -47,22 +68,7 @@ kept in the run's folder). Recorded and replayed runs write the console to the V
 			ctx, name := cmd.Context(), args[0]
 			switch {
 			case list:
-				runs, err := s.Runs(name)
-				if err != nil {
-					return err
-				}
-				if a.json {
-					if runs == nil {
-						runs = []machine.Run{}
-					}
-					return printResult(cmd.OutOrStdout(), map[string]any{"name": name, "runs": runs})
-				}
-				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "RUN\tRECORDED\tLOG BYTES\tDISKS")
-				for _, r := range runs {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", r.ID, r.Time.Local().Format("2006-01-02 15:04:05"), r.LogBytes, r.Disks)
-				}
-				return tw.Flush()
+				return a.listRuns(cmd.OutOrStdout(), s, name)
 			case rm != "":
 				if err := s.RemoveRun(ctx, name, rm); err != nil {
 					return err
