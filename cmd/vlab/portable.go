@@ -181,8 +181,9 @@ With --format libvirt, OUT is a new (or empty) folder that receives OUT/NAME.xml
 with qcow2 copies of the disks, the direct-boot kernel and initrd, and the UEFI variables beside it,
 all named by absolute path: ` + "`virsh define OUT/NAME.xml && virsh start NAME`" + ` runs the same guest.
 The serial console is logged to OUT/NAME-serial.log. A user-mode NIC's port forwards (and --isolated)
-go over as QEMU's own -netdev in <qemu:commandline>, since libvirt's user interface has none: libvirt
-runs such a domain and marks it tainted (custom-argv). What libvirt cannot express is listed.
+go over as QEMU's own -netdev in <qemu:commandline>, with the interface pointed at it by <qemu:override>
+(libvirt 8.2 or newer), since libvirt's user interface has no forwards: libvirt runs such a domain and
+marks it tainted (custom-argv). What libvirt cannot express is listed.
 
 With --to URI (e.g. qemu+ssh://root@host/system) the domain goes straight onto that libvirt through
 virsh: its disks, kernel, initrd and UEFI variables are uploaded as volumes of a storage pool there
