@@ -252,25 +252,112 @@ func (s *Store) Create(ctx context.Context, spec *Spec) (err error) {
 	defer func() {
 		err = noSpace(fmt.Sprintf("create vm %q", spec.Name), err, filepath.Join(s.dirs.Data, "machines"), 0)
 	}()
-	host, err := s.checkCreate(ctx, spec)
+	op := newByCreate
+	completeNewSpec(spec)
+	if err := s.checkNewSpec(spec, op); err != nil {
+		return err
+	}
+	host, err := s.Host(ctx)
 	if err != nil {
 		return err
 	}
+	if err := checkNewSpecFor(spec, host, op); err != nil {
+		return err
+	}
+	return s.buildVM(ctx, spec, host, op, func(ctx context.Context, tp Paths) error {
+		for _, d := range spec.Disks {
+			if filepath.IsAbs(d.File) {
+				if _, err := os.Stat(d.File); err == nil {
+					continue // an existing image the user attached
+				}
+			}
+			if err := CreateDisk(ctx, host.QemuImg, tp.DiskPath(d.File), d.Format, d.Size); err != nil {
+				return err
+			}
+			faultPoint("create:disk-" + filepath.Base(d.File))
+		}
+		return nil
+	})
+}
+
+// newVM is the operation that makes a new VM folder (Create or
+// CreateImported), as its messages and fault points name it.
+type newVM struct {
+	verb   string // "create vm NAME: ..."
+	fault  string // prefix of its fault points
+	rename string // how the user picks another name
+}
+
+var (
+	newByCreate = newVM{verb: "create", fault: "create", rename: "pick another name"}
+	newByImport = newVM{verb: "import", fault: "import-vm", rename: "pick another name with --name"}
+)
+
+func (o newVM) wrap(name string, err error) error {
+	return fmt.Errorf("%s vm %q: %w", o.verb, name, err)
+}
+
+// completeNewSpec fills a new spec's defaults: the schema version and a
+// MAC for every NIC without one.
+func completeNewSpec(spec *Spec) {
+	if spec.Schema == 0 {
+		spec.Schema = SchemaVersion
+	}
+	for i := range spec.NICs {
+		if spec.NICs[i].MAC == "" {
+			spec.NICs[i].MAC = NewMAC()
+		}
+	}
+}
+
+// checkNewSpec checks that spec can be made: valid, its boot files there,
+// its name free.
+func (s *Store) checkNewSpec(spec *Spec, op newVM) error {
+	if err := spec.Validate(); err != nil {
+		return fmt.Errorf("%s vm: %s", op.verb, oneLine(err.Error()))
+	}
+	if err := CheckSources(spec.Boot); err != nil {
+		return op.wrap(spec.Name, err)
+	}
+	if _, err := os.Stat(s.Paths(spec.Name).Dir); err == nil {
+		return fmt.Errorf("%s vm %q: %w: %s or `vlab delete %s` first", op.verb, spec.Name, ErrExists, op.rename, spec.Name)
+	}
+	return nil
+}
+
+// checkNewSpecFor checks that host has a QEMU for spec's arch with what
+// spec asks for.
+func checkNewSpecFor(spec *Spec, host *emulator.Host, op newVM) error {
+	if _, ok := host.Binaries[spec.Arch]; !ok {
+		return op.wrap(spec.Name, fmt.Errorf("no qemu for %s: %w (install it: apt-get install %s)", spec.Arch, emulator.ErrNoQEMU, emulator.AptPackage(spec.Arch)))
+	}
+	if err := spec.ValidateFor(host); err != nil {
+		return fmt.Errorf("%s vm %q: %s", op.verb, spec.Name, oneLine(err.Error()))
+	}
+	return nil
+}
+
+// buildVM builds VM spec's folder under a temporary name, under spec's
+// lock (it keeps a settling vlab off the folder in the making) and a
+// create intent: fill writes the disks into the folder tp describes, then
+// the UEFI vars and machine.toml are added, everything is synced and the
+// folder renamed into place. A failure removes it all; a SIGKILL leaves the
+// intent, which the next vlab settles by removing the temporary folder.
+func (s *Store) buildVM(ctx context.Context, spec *Spec, host *emulator.Host, op newVM, fill func(ctx context.Context, tp Paths) error) error {
 	p := s.Paths(spec.Name)
-	// The new VM's lock keeps a settling vlab off its folder in the making.
 	l, err := tryLock(p.Lock)
 	if err != nil {
-		return fmt.Errorf("create vm %q: %w", spec.Name, err)
+		return op.wrap(spec.Name, err)
 	}
 	defer l.unlock()
 	if err := s.beginIntent(&intent{Op: intentCreate, VM: spec.Name}); err != nil {
-		return fmt.Errorf("create vm %q: %w", spec.Name, err)
+		return op.wrap(spec.Name, err)
 	}
 	defer s.endIntent(spec.Name)
-	faultPoint("create:intent")
+	faultPoint(op.fault + ":intent")
 	tmp, err := os.MkdirTemp(filepath.Dir(p.Dir), ".new-"+spec.Name+"-")
 	if err != nil {
-		return fmt.Errorf("create vm %q: %w", spec.Name, err)
+		return op.wrap(spec.Name, err)
 	}
 	done := false
 	defer func() {
@@ -281,75 +368,14 @@ func (s *Store) Create(ctx context.Context, spec *Spec) (err error) {
 			}
 		}
 	}()
-	if err := s.fillVMFolder(ctx, host, spec, tmp); err != nil {
-		return err
-	}
-	faultPoint("create:synced")
-	if err := renameDurable(tmp, p.Dir); err != nil {
-		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
-			return fmt.Errorf("create vm %q: %w", spec.Name, ErrExists)
-		}
-		return fmt.Errorf("create vm %q: %w", spec.Name, err)
-	}
-	done = true
-	faultPoint("create:renamed")
-	return nil
-}
-
-// checkCreate completes spec's defaults (schema, MACs) and checks it can
-// be created: valid, its boot files there, the name free, a QEMU for its
-// arch that has what it asks for.
-func (s *Store) checkCreate(ctx context.Context, spec *Spec) (*emulator.Host, error) {
-	if spec.Schema == 0 {
-		spec.Schema = SchemaVersion
-	}
-	for i := range spec.NICs {
-		if spec.NICs[i].MAC == "" {
-			spec.NICs[i].MAC = NewMAC()
-		}
-	}
-	if err := spec.Validate(); err != nil {
-		return nil, fmt.Errorf("create vm: %s", oneLine(err.Error()))
-	}
-	if err := CheckSources(spec.Boot); err != nil {
-		return nil, fmt.Errorf("create vm %q: %w", spec.Name, err)
-	}
-	if _, err := os.Stat(s.Paths(spec.Name).Dir); err == nil {
-		return nil, fmt.Errorf("create vm %q: %w: pick another name or `vlab delete %s` first", spec.Name, ErrExists, spec.Name)
-	}
-	host, err := s.Host(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if _, ok := host.Binaries[spec.Arch]; !ok {
-		return nil, fmt.Errorf("create vm %q: no qemu for %s: %w (install it: apt-get install %s)", spec.Name, spec.Arch, emulator.ErrNoQEMU, emulator.AptPackage(spec.Arch))
-	}
-	if err := spec.ValidateFor(host); err != nil {
-		return nil, fmt.Errorf("create vm %q: %s", spec.Name, oneLine(err.Error()))
-	}
-	return host, nil
-}
-
-// fillVMFolder makes the new VM's disks, UEFI variable store and
-// machine.toml in its folder tmp (not yet under its name), owner-only and
-// synced.
-func (s *Store) fillVMFolder(ctx context.Context, host *emulator.Host, spec *Spec, tmp string) error {
-	tp := s.Paths(spec.Name)
+	tp := p
 	tp.Dir = tmp
-	for _, d := range spec.Disks {
-		if filepath.IsAbs(d.File) {
-			if _, err := os.Stat(d.File); err == nil {
-				continue // an existing image the user attached
-			}
-		}
-		if err := CreateDisk(ctx, host.QemuImg, tp.DiskPath(d.File), d.Format, d.Size); err != nil {
-			return fmt.Errorf("create vm %q: %w", spec.Name, err)
-		}
-		faultPoint("create:disk-" + filepath.Base(d.File))
+	if err := fill(ctx, tp); err != nil {
+		return op.wrap(spec.Name, err)
 	}
 	if needsEFIVars(spec) {
 		if err := createEFIVars(ctx, host, spec.Arch, filepath.Join(tmp, efiVarsFile)); err != nil {
-			return fmt.Errorf("create vm %q: %w", spec.Name, err)
+			return op.wrap(spec.Name, err)
 		}
 	}
 	data, err := encodeSpec(spec)
@@ -360,11 +386,20 @@ func (s *Store) fillVMFolder(ctx context.Context, host *emulator.Host, spec *Spe
 		return err
 	}
 	if err := os.Chmod(tmp, privateDirMode); err != nil {
-		return fmt.Errorf("create vm %q: %w", spec.Name, err)
+		return op.wrap(spec.Name, err)
 	}
 	if err := syncTree(tmp); err != nil {
-		return fmt.Errorf("create vm %q: %w", spec.Name, err)
+		return op.wrap(spec.Name, err)
 	}
+	faultPoint(op.fault + ":synced")
+	if err := renameDurable(tmp, p.Dir); err != nil {
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
+			return op.wrap(spec.Name, ErrExists)
+		}
+		return op.wrap(spec.Name, err)
+	}
+	done = true
+	faultPoint(op.fault + ":renamed")
 	return nil
 }
 

@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 
 	"vlab/emulator"
 )
@@ -154,14 +152,7 @@ func (s *Store) CreateImported(ctx context.Context, spec *Spec, srcs []DiskSourc
 	if len(srcs) > len(spec.Disks) {
 		return fmt.Errorf("import vm %q: %d disk images for %d disks", spec.Name, len(srcs), len(spec.Disks))
 	}
-	if spec.Schema == 0 {
-		spec.Schema = SchemaVersion
-	}
-	for i := range spec.NICs {
-		if spec.NICs[i].MAC == "" {
-			spec.NICs[i].MAC = NewMAC()
-		}
-	}
+	completeNewSpec(spec)
 	host, err := s.Host(ctx)
 	if err != nil {
 		return err
@@ -178,10 +169,13 @@ func (s *Store) CreateImported(ctx context.Context, spec *Spec, srcs []DiskSourc
 		total += float64(info.VirtualSize)
 		need += info.ActualSize
 	}
-	if err := s.checkNewSpec(spec, host); err != nil {
+	if err := s.checkNewSpec(spec, newByImport); err != nil {
 		return err
 	}
-	return s.buildVM(ctx, spec, host, func(ctx context.Context, tp Paths) error {
+	if err := checkNewSpecFor(spec, host, newByImport); err != nil {
+		return err
+	}
+	return s.buildVM(ctx, spec, host, newByImport, func(ctx context.Context, tp Paths) error {
 		var done float64
 		for i, src := range srcs {
 			step := func(cur, _ float64) {
@@ -206,90 +200,4 @@ func (s *Store) CreateImported(ctx context.Context, spec *Spec, srcs []DiskSourc
 		}
 		return nil
 	})
-}
-
-// checkNewSpec runs Create's checks on spec against host.
-func (s *Store) checkNewSpec(spec *Spec, host *emulator.Host) error {
-	if err := spec.Validate(); err != nil {
-		return fmt.Errorf("import vm: %s", oneLine(err.Error()))
-	}
-	if err := CheckSources(spec.Boot); err != nil {
-		return fmt.Errorf("import vm %q: %w", spec.Name, err)
-	}
-	if _, err := os.Stat(s.Paths(spec.Name).Dir); err == nil {
-		return fmt.Errorf("import vm %q: %w: pick another name with --name or `vlab delete %s` first", spec.Name, ErrExists, spec.Name)
-	}
-	if _, ok := host.Binaries[spec.Arch]; !ok {
-		return fmt.Errorf("import vm %q: no qemu for %s: %w (install it: apt-get install %s)", spec.Name, spec.Arch, emulator.ErrNoQEMU, emulator.AptPackage(spec.Arch))
-	}
-	if err := spec.ValidateFor(host); err != nil {
-		return fmt.Errorf("import vm %q: %s", spec.Name, oneLine(err.Error()))
-	}
-	return nil
-}
-
-// buildVM builds VM spec's folder under a temporary name, under spec's
-// lock and a create intent: fill writes the disks into the folder tp
-// describes, then the UEFI vars and machine.toml are added, everything is
-// synced and the folder renamed into place. A failure removes it all; a
-// SIGKILL leaves the intent, which the next vlab settles by removing the
-// temporary folder.
-func (s *Store) buildVM(ctx context.Context, spec *Spec, host *emulator.Host, fill func(ctx context.Context, tp Paths) error) error {
-	p := s.Paths(spec.Name)
-	l, err := tryLock(p.Lock)
-	if err != nil {
-		return fmt.Errorf("import vm %q: %w", spec.Name, err)
-	}
-	defer l.unlock()
-	if err := s.beginIntent(&intent{Op: intentCreate, VM: spec.Name}); err != nil {
-		return fmt.Errorf("import vm %q: %w", spec.Name, err)
-	}
-	defer s.endIntent(spec.Name)
-	faultPoint("import-vm:intent")
-	tmp, err := os.MkdirTemp(filepath.Dir(p.Dir), ".new-"+spec.Name+"-")
-	if err != nil {
-		return fmt.Errorf("import vm %q: %w", spec.Name, err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			os.RemoveAll(tmp)
-			if _, err := os.Stat(p.Spec); errors.Is(err, fs.ErrNotExist) {
-				os.RemoveAll(p.Run) // only the lock file this call made
-			}
-		}
-	}()
-	tp := p
-	tp.Dir = tmp
-	if err := fill(ctx, tp); err != nil {
-		return fmt.Errorf("import vm %q: %w", spec.Name, err)
-	}
-	if needsEFIVars(spec) {
-		if err := createEFIVars(ctx, host, spec.Arch, filepath.Join(tmp, efiVarsFile)); err != nil {
-			return fmt.Errorf("import vm %q: %w", spec.Name, err)
-		}
-	}
-	data, err := encodeSpec(spec)
-	if err != nil {
-		return err
-	}
-	if err := writeFileAtomic(filepath.Join(tmp, specFile), data, 0o600); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, privateDirMode); err != nil {
-		return fmt.Errorf("import vm %q: %w", spec.Name, err)
-	}
-	if err := syncTree(tmp); err != nil {
-		return fmt.Errorf("import vm %q: %w", spec.Name, err)
-	}
-	faultPoint("import-vm:synced")
-	if err := renameDurable(tmp, p.Dir); err != nil {
-		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
-			return fmt.Errorf("import vm %q: %w", spec.Name, ErrExists)
-		}
-		return fmt.Errorf("import vm %q: %w", spec.Name, err)
-	}
-	done = true
-	faultPoint("import-vm:renamed")
-	return nil
 }
