@@ -787,8 +787,9 @@ func (b *builder) addNIC(i int, n NIC) error {
 	if b.nicWires == nil {
 		b.nicWires = map[int]NICWire{}
 	}
-	b.nicWires[i] = NICWire{NetdevID: id, Netdev: nd.String(), Device: dev.args()[1]}
-	b.add("-netdev", nd.String())
+	netdev := nd.String()
+	b.nicWires[i] = NICWire{NetdevID: id, Netdev: netdev, Device: dev.args()[1]}
+	b.add("-netdev", netdev)
 	b.add(withBoot(dev, b.bootIndex('n', b.nicIndex(i))).args()...)
 	return nil
 }

@@ -743,24 +743,18 @@ func dialForStop(ctx context.Context, p *Process, qmp []string, opts StopOptions
 // only let the powerdown time out, and quitting it instead loses what its
 // filesystems had not written yet. A guest that never ran (prelaunch), or
 // has shut down already, or is in an error state is not asked. When in doubt
-// (query-status fails) it says yes.
+// (query-status fails or names no state) it says yes.
 func readyForPowerdown(ctx context.Context, mon *Monitor, d time.Duration) bool {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	var st struct {
-		Status  string `json:"status"`
-		Running *bool  `json:"running"`
-	}
-	if err := mon.Execute(ctx, "query-status", nil, &st); err != nil || st.Running == nil {
-		return true
-	}
-	if *st.Running {
+	st, err := mon.QueryStatus(ctx)
+	if err != nil || st.Status == "" || st.Running {
 		return true
 	}
 	if st.Status != "paused" {
 		return false
 	}
-	return mon.Execute(ctx, "cont", nil, nil) == nil
+	return mon.Cont(ctx) == nil
 }
 
 // signalIfRunning signals p unless it is gone or its PID was reused.
