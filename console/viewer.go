@@ -86,10 +86,9 @@ func (vw *Viewer) Run() error {
 		return fmt.Errorf("vnc viewer: %w", err)
 	}
 	defer input.stop()
-	chunks, readDone := input.chunks, input.done
 
 	st := &viewState{vw: vw, out: out}
-	pending := st.chooseGraphics(chunks)
+	pending := st.chooseGraphics(input.chunks)
 	defer st.closeGraphics()
 	cols, rows := size()
 	st.resize(cols, rows)
@@ -109,9 +108,9 @@ func (vw *Viewer) Run() error {
 			cols, rows := size()
 			st.resize(cols, rows)
 			st.draw()
-		case <-readDone:
+		case <-input.done:
 			return nil // input ended: nothing more to send
-		case b := <-chunks:
+		case b := <-input.chunks:
 			evs, rest := parseInput(append(pending, b...), false)
 			pending = rest
 			escTimer = nil

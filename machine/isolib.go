@@ -475,14 +475,14 @@ func (d *download) receive(body io.Reader) error {
 	if _, err := d.f.Seek(d.have, io.SeekStart); err != nil {
 		return err
 	}
-	resumed, total, limit := d.have, d.total, d.limit
+	total, limit := d.total, d.limit // d.have: what an earlier run left
 	// Read at most what the server announced (or the size cap) and one
 	// byte more, to tell a server that sends too much.
 	want := limit - d.have
 	if total >= 0 {
 		want = total - d.have
 	}
-	pw := &progressWriter{h: d.h, done: d.have, total: total, resumed: resumed, fn: d.progress}
+	pw := &progressWriter{h: d.h, done: d.have, total: total, resumed: d.have, fn: d.progress}
 	n, copyErr := io.Copy(io.MultiWriter(d.f, pw), io.LimitReader(body, want))
 	if copyErr == nil {
 		var one [1]byte
@@ -505,12 +505,12 @@ func (d *download) receive(body io.Reader) error {
 		if got > limit-1 && total < 0 {
 			// The server streams without end: keep only what an earlier
 			// run had.
-			_ = d.f.Truncate(resumed)
+			_ = d.f.Truncate(d.have)
 			return fmt.Errorf("the server sent more than %d bytes, larger than vlab accepts for an ISO: check the URL", limit)
 		}
 		return fmt.Errorf("interrupted after %d of %s bytes (%v): run the same command again to resume", got, sizeOrUnknown(total), copyErr)
 	}
-	report(d.progress, Progress{Done: got, Total: max(total, got), Resumed: resumed})
+	report(d.progress, Progress{Done: got, Total: max(total, got), Resumed: d.have})
 	return nil
 }
 
