@@ -37,6 +37,19 @@ type Store struct {
 
 	hostOnce sync.Mutex
 	host     *emulator.Host
+
+	// specs remembers, per VM, the machine.toml bytes Load last decoded and
+	// their Spec. A long-lived Store (the TUI's) reads the file on every
+	// Load, as it may have changed, but decodes and validates only bytes it
+	// has not seen: the TUI's start of a VM skips the TOML decoder.
+	specMu sync.Mutex
+	specs  map[string]decodedSpec
+}
+
+// decodedSpec is one entry of Store.specs.
+type decodedSpec struct {
+	data []byte
+	spec *Spec // never handed out: Load returns clones
 }
 
 // Open returns the Store over dirs, creating the base directories.
@@ -116,7 +129,30 @@ func (s *Store) Load(name string) (*Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load vm %q: %w", name, err)
 	}
-	return decodeSpec(name, p.Spec, data)
+	return s.decode(name, p.Spec, data)
+}
+
+// decode is decodeSpec, skipped when data are the bytes it last decoded for
+// name (decodeSpec depends on nothing else; path only names the file in
+// errors, and errors are not remembered).
+func (s *Store) decode(name, path string, data []byte) (*Spec, error) {
+	s.specMu.Lock()
+	last, ok := s.specs[name]
+	s.specMu.Unlock()
+	if ok && bytes.Equal(last.data, data) {
+		return last.spec.clone(), nil
+	}
+	spec, err := decodeSpec(name, path, data)
+	if err != nil {
+		return nil, err
+	}
+	s.specMu.Lock()
+	if s.specs == nil {
+		s.specs = map[string]decodedSpec{}
+	}
+	s.specs[name] = decodedSpec{data: data, spec: spec.clone()}
+	s.specMu.Unlock()
+	return spec, nil
 }
 
 func decodeSpec(name, path string, data []byte) (*Spec, error) {

@@ -33,7 +33,12 @@ func writeAtomic(path string, data []byte, perm os.FileMode, durable bool) error
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
+	renamed := false
+	defer func() {
+		if !renamed {
+			os.Remove(tmp)
+		}
+	}()
 	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
@@ -54,6 +59,7 @@ func writeAtomic(path string, data []byte, perm os.FileMode, durable bool) error
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
+	renamed = true
 	if durable {
 		if err := syncDir(dir); err != nil {
 			return fmt.Errorf("write %s: %w", path, err)

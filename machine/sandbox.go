@@ -281,11 +281,13 @@ func stopPasst(pp passtProc) {
 
 // removePasstSockets removes the passt sockets of a finished run.
 func removePasstSockets(p Paths) {
-	socks, _ := filepath.Glob(filepath.Join(p.Run, "passt-*.sock"))
-	inner, _ := filepath.Glob(filepath.Join(p.Run, "pst-*.sock"))
-	vfs, _ := filepath.Glob(filepath.Join(p.Run, "vfs-*.sock")) // virtiofsd.go
-	for _, s := range append(append(socks, inner...), vfs...) {
-		os.Remove(s)
+	ents, _ := os.ReadDir(p.Run)
+	for _, e := range ents {
+		n := e.Name()
+		if strings.HasSuffix(n, ".sock") && (strings.HasPrefix(n, "passt-") || strings.HasPrefix(n, "pst-") ||
+			strings.HasPrefix(n, "vfs-")) { // vfs-: virtiofsd.go
+			os.Remove(filepath.Join(p.Run, n))
+		}
 	}
 	os.Remove(p.passtRecord())
 }

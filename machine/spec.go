@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -51,6 +52,20 @@ type Spec struct {
 	Disks  []DiskSpec `toml:"disk"`
 	NICs   []NICSpec  `toml:"nic"`
 	Shares []Share    `toml:"share,omitempty"` // shared host folders (share.go)
+}
+
+// clone returns a copy of s that shares no slice with it (TestSpecClone
+// fills every field to check that).
+func (s *Spec) clone() *Spec {
+	c := *s
+	c.MachineOpts = slices.Clone(s.MachineOpts)
+	c.Disks = slices.Clone(s.Disks)
+	c.Shares = slices.Clone(s.Shares)
+	c.NICs = slices.Clone(s.NICs)
+	for i := range c.NICs {
+		c.NICs[i].Forwards = slices.Clone(c.NICs[i].Forwards)
+	}
+	return &c
 }
 
 // Boot is the install or boot source.
