@@ -285,8 +285,10 @@ exits; no spec, no checks, no records); `+"`vlab start NAME`"+` from its exec; a
 the TUI's own process (`+"`tui.MachineService`"+` over one `+"`machine.Store`"+`, as `+"`vlab`"+` without arguments does).
 All clocked by the same poller on the VM's last QMP socket; medians of %d rounds, the paths alternating;
 what a path adds is the median of its time minus QEMU by hand's in the same round (the machine drifts
-between rounds). Measured with `+"`go run ./bench/start`"+`; the VM's runtime folder (sockets, records) on %s. "vlab start returns" is the CLI run until the command exits (its
-records, its output line and the exit of the process; a script waits for this).
+between rounds), so it need not equal the difference of the two medians beside it. Measured with
+`+"`go run ./bench/start`"+`; the VM's runtime folder (sockets, records) on %s.
+"vlab start returns" is the CLI run until the command exits (its records, its output line and the
+exit of the process; a script waits for this).
 
 | VM | QEMU by hand | minimal Go launcher | vlab start (added) | vlab start returns | TUI start, in-process (added) |
 |---|---|---|---|---|---|
@@ -453,30 +455,37 @@ func killPidfile(path string) error {
 
 // inProcess starts the VM the way the TUI does, in this process, and
 // returns the time until QMP greets; then it stops the VM the same way.
+// Start runs on the calling goroutine, as bare's spawn does, and the poller
+// beside it (it only has to be polling by the time QEMU greets).
 func inProcess(svc *tui.MachineService, vm benchVM) (time.Duration, error) {
 	os.Remove(vm.clock)
 	ctx := context.Background()
-	started := make(chan error, 1)
 	failed := make(chan struct{})
+	type greeting struct {
+		d   time.Duration
+		err error
+	}
+	polled := make(chan greeting, 1)
 	t0 := time.Now()
 	go func() {
-		err := svc.Start(ctx, vm.name)
-		if err != nil {
-			close(failed)
-		}
-		started <- err
+		d, err := greeted(vm.clock, t0, failed)
+		polled <- greeting{d, err}
 	}()
-	d, gerr := greeted(vm.clock, t0, failed)
-	if err := <-started; err != nil {
+	err := svc.Start(ctx, vm.name)
+	if err != nil {
+		close(failed)
+	}
+	g := <-polled
+	if err != nil {
 		return 0, fmt.Errorf("tui start %s: %w", vm.name, err)
 	}
-	if gerr != nil {
-		return 0, fmt.Errorf("tui start %s: %v", vm.name, gerr)
+	if g.err != nil {
+		return 0, fmt.Errorf("tui start %s: %v", vm.name, g.err)
 	}
 	if err := svc.Stop(ctx, vm.name, true); err != nil {
 		return 0, fmt.Errorf("tui stop %s: %w", vm.name, err)
 	}
-	return d, nil
+	return g.d, nil
 }
 
 // greeted polls the unix socket at path until a connection gets the QMP
