@@ -62,7 +62,7 @@ type builder struct {
 	deviceIDs   map[string]bool
 	noNetROM    bool
 	bootClasses map[byte]bool
-	nicWires    map[int]NICWire // NIC index → its -netdev and -device
+	nicWires    map[int]NICWire // NIC index → its -netdev
 }
 
 func (b *builder) add(args ...string) { b.argv = append(b.argv, args...) }
@@ -788,7 +788,7 @@ func (b *builder) addNIC(i int, n NIC) error {
 		b.nicWires = map[int]NICWire{}
 	}
 	netdev := nd.String()
-	b.nicWires[i] = NICWire{NetdevID: id, Netdev: netdev, Device: dev.args()[1]}
+	b.nicWires[i] = NICWire{NetdevID: id, Netdev: netdev}
 	b.add("-netdev", netdev)
 	b.add(withBoot(dev, b.bootIndex('n', b.nicIndex(i))).args()...)
 	return nil

@@ -1483,10 +1483,9 @@ func TestCmdlineReplay(t *testing.T) {
 	}
 }
 
-// TestResolveNICWires: each NIC's -netdev and -device, as Resolve hands them
-// to a host that adds the NIC by hand (the libvirt export), are the ones
-// in the argv, forwards and restrict included, without the bootindex; a
-// NIC of mode none has none.
+// TestResolveNICWires: each NIC's -netdev, as Resolve hands it to a host
+// that creates the NIC's device itself (the libvirt export), is the one in
+// the argv, forwards and restrict included; a NIC of mode none has none.
 func TestResolveNICWires(t *testing.T) {
 	cfg := baseConfig(goldenRoot, "nics", ArchX86_64)
 	cfg.BootOrder = "nc"
@@ -1501,7 +1500,7 @@ func TestResolveNICWires(t *testing.T) {
 	if len(r.NICWires) != 2 || r.NICWires[1] != (NICWire{}) {
 		t.Fatalf("NICWires = %q, want two entries, the second empty", r.NICWires)
 	}
-	want := NICWire{NetdevID: "net0", Netdev: "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22,restrict=on", Device: "virtio-net-pci,netdev=net0,mac=52:54:00:aa:bb:01"}
+	want := NICWire{NetdevID: "net0", Netdev: "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22,restrict=on"}
 	if r.NICWires[0] != want {
 		t.Errorf("NICWires[0] = %q, want %q", r.NICWires[0], want)
 	}
@@ -1510,7 +1509,7 @@ func TestResolveNICWires(t *testing.T) {
 		t.Fatal(err)
 	}
 	joined := strings.Join(argv, "\x00")
-	if !strings.Contains(joined, want.Netdev) || !strings.Contains(joined, want.Device+",bootindex=1") {
-		t.Errorf("the argv does not hold the NIC's args (with its bootindex there): %q", argv)
+	if !strings.Contains(joined, "-netdev\x00"+want.Netdev+"\x00-device\x00virtio-net-pci,netdev=net0,mac=52:54:00:aa:bb:01,bootindex=1") {
+		t.Errorf("the argv does not hold the NIC's -netdev and its device (with its bootindex): %q", argv)
 	}
 }

@@ -16,7 +16,7 @@ type Resolved struct {
 	DiskBuses []string    // per Config.Disks: virtio, ide, sata, scsi or nvme
 	CDBuses   []string    // per Config.CDROMs: ide, sata or scsi
 	NICModels []string    // per Config.NICs: the -device model ("" for mode none)
-	NICWires  []NICWire   // per Config.NICs: its -netdev and -device (zero for mode none)
+	NICWires  []NICWire   // per Config.NICs: its -netdev (zero for mode none)
 	VGA       string      // display adapter name for a VNC display ("" = none)
 	Input     Input       // pointer device for a VNC display ("" = none)
 	Console   string      // the kernel's serial console device (ttyS0, ttyAMA0...)
@@ -25,12 +25,11 @@ type Resolved struct {
 	PS2       bool        // the board has a built-in PS/2 keyboard and mouse
 }
 
-// NICWire is one NIC as QEMU gets it, for a host that adds the NIC in
-// its own way (the libvirt export).
+// NICWire is a NIC's backend as QEMU gets it, for a host that creates the
+// NIC's device its own way (the libvirt export).
 type NICWire struct {
 	NetdevID string // the -netdev id, which the device's netdev= names
 	Netdev   string // the -netdev value (user,id=net0,hostfwd=...)
-	Device   string // the -device value, without the bootindex: a host orders boot itself
 }
 
 // Resolve builds cfg's command line (so every check Cmdline makes applies)

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 )
@@ -253,30 +252,14 @@ func settleDiskSwap(p Paths, in *intent) error {
 	if in.NewDisk == "" {
 		return nil
 	}
-	listed := func(file string) (bool, error) {
-		data, err := os.ReadFile(p.Spec)
-		if errors.Is(err, fs.ErrNotExist) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		spec, err := decodeSpec(in.VM, p.Spec, data)
-		if err != nil {
-			return false, err
-		}
-		return slices.ContainsFunc(spec.Disks, func(d DiskSpec) bool { return d.File == file }), nil
-	}
-	done, err := listed(in.NewDisk)
+	listed, err := specDiskFiles(p, in.VM)
 	if err != nil {
 		return err
 	}
-	if done {
-		if in.Op == intentConvert && in.OldDisk != "" {
-			if still, err := listed(in.OldDisk); err == nil && !still {
-				if old := p.DiskPath(in.OldDisk); insideDir(p.Dir, old) {
-					os.Remove(old)
-				}
+	if listed[in.NewDisk] {
+		if in.Op == intentConvert && in.OldDisk != "" && !listed[in.OldDisk] {
+			if old := p.DiskPath(in.OldDisk); insideDir(p.Dir, old) {
+				os.Remove(old)
 			}
 		}
 	} else if nd := p.DiskPath(in.NewDisk); insideDir(p.Dir, nd) {
@@ -284,6 +267,27 @@ func settleDiskSwap(p Paths, in *intent) error {
 	}
 	_ = syncDir(p.Dir)
 	return nil
+}
+
+// specDiskFiles returns the disk files VM name's machine.toml lists (none
+// when it has no machine.toml).
+func specDiskFiles(p Paths, name string) (map[string]bool, error) {
+	data, err := os.ReadFile(p.Spec)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	spec, err := decodeSpec(name, p.Spec, data)
+	if err != nil {
+		return nil, err
+	}
+	files := map[string]bool{}
+	for _, d := range spec.Disks {
+		files[d.File] = true
+	}
+	return files, nil
 }
 
 // settleFreeze finishes a linked clone's freeze of its source: once the

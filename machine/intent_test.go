@@ -1,6 +1,11 @@
 package machine
 
-import "testing"
+import (
+	"os"
+	"testing"
+
+	"vlab/emulator"
+)
 
 func TestLeftoverOf(t *testing.T) {
 	for _, c := range []struct {
@@ -39,5 +44,43 @@ func TestInsideDir(t *testing.T) {
 		if got := insideDir(c.dir, c.path); got != c.want {
 			t.Errorf("insideDir(%q, %q) = %v, want %v", c.dir, c.path, got, c.want)
 		}
+	}
+}
+
+// A convert or import killed before its end is settled from machine.toml:
+// a new disk it lists stays (and a converted original it no longer lists
+// goes); a new disk it does not list goes, the original stays.
+func TestSettleDiskSwap(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		op      string
+		listed  string // the disk machine.toml names
+		keepNew bool
+		keepOld bool
+	}{
+		{"convert done", intentConvert, "disk0.qcow2", true, false},
+		{"convert not done", intentConvert, "disk0.raw", false, true},
+		{"import not done", intentImport, "disk0.raw", false, true},
+		{"import done", intentImport, "disk0.qcow2", true, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			spec := NewSpec("vm", emulator.ArchX86_64)
+			spec.Disks = []DiskSpec{{File: c.listed, Size: MiB, Format: "qcow2"}}
+			s := testStore(t, spec)
+			p := s.Paths("vm")
+			for _, f := range []string{"disk0.raw", "disk0.qcow2"} {
+				if err := os.WriteFile(p.DiskPath(f), nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := settleDiskSwap(p, &intent{Op: c.op, VM: "vm", NewDisk: "disk0.qcow2", OldDisk: "disk0.raw"}); err != nil {
+				t.Fatal(err)
+			}
+			for f, want := range map[string]bool{"disk0.qcow2": c.keepNew, "disk0.raw": c.keepOld} {
+				if _, err := os.Stat(p.DiskPath(f)); (err == nil) != want {
+					t.Errorf("%s there = %v, want %v", f, err == nil, want)
+				}
+			}
+		})
 	}
 }

@@ -60,14 +60,9 @@ func parseUsernet(out string) map[string][]usernetRow {
 	return res
 }
 
-// hmp runs one human monitor command on mon and returns its output.
-func hmp(ctx context.Context, mon *emulator.Monitor, line string) (string, error) {
-	return mon.HumanMonitorCommand(ctx, line)
-}
-
 // usernet asks a running QEMU for its user-mode sockets.
 func usernet(ctx context.Context, mon *emulator.Monitor) (map[string][]usernetRow, error) {
-	out, err := hmp(ctx, mon, emulator.HMPInfoUsernet)
+	out, err := mon.HumanMonitorCommand(ctx, emulator.HMPInfoUsernet)
 	if err != nil {
 		return nil, fmt.Errorf("info usernet: %w", err)
 	}
@@ -328,7 +323,7 @@ func (s *Store) hostfwdAdd(ctx context.Context, name, id string, f Forward) (int
 		return 0, fmt.Errorf("qemu has no user-mode netdev %s", id)
 	}
 	rule := emulator.HostfwdRule(f.Proto, f.HostAddr, f.HostPort, f.GuestPort)
-	out, err := hmp(ctx, mon, emulator.HMPHostfwdAdd(id, rule))
+	out, err := mon.HumanMonitorCommand(ctx, emulator.HMPHostfwdAdd(id, rule))
 	if err != nil {
 		return 0, err
 	}
@@ -358,7 +353,7 @@ func (s *Store) hostfwdRemove(ctx context.Context, name, id, proto, addr string,
 		return err
 	}
 	defer mon.Close()
-	out, err := hmp(ctx, mon, emulator.HMPHostfwdRemove(id, proto, addr, port))
+	out, err := mon.HumanMonitorCommand(ctx, emulator.HMPHostfwdRemove(id, proto, addr, port))
 	if err != nil {
 		return err
 	}

@@ -2,14 +2,10 @@ package machine
 
 import (
 	"os"
-	"syscall"
 	"time"
-)
 
-// syncFileRangeWrite is SYNC_FILE_RANGE_WRITE from <linux/fs.h>: start
-// writeback of the range's dirty pages without waiting for it (the syscall
-// package has the call but not its flags).
-const syncFileRangeWrite = 0x2
+	"golang.org/x/sys/unix"
+)
 
 // writeBehindEvery is how often a file being filled is handed to writeback.
 const writeBehindEvery = 50 * time.Millisecond
@@ -43,11 +39,11 @@ func writeBehind(path string) (stop func()) {
 			if f == nil {
 				var err error
 				if f, err = os.Open(path); err != nil {
-					f = nil
 					continue // not created yet
 				}
 			}
-			syscall.SyncFileRange(int(f.Fd()), 0, 0, syncFileRangeWrite)
+			// Start writeback of the dirty pages, without waiting for it.
+			unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 		}
 	}()
 	return func() { close(quit); <-done }

@@ -49,7 +49,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -145,7 +144,6 @@ func qemuImg(args ...string) error {
 	return nil
 }
 
-// timed runs f and returns its wall-clock time.
 // warm reads files into the page cache.
 func warm(files ...string) error {
 	for _, name := range files {
@@ -166,7 +164,7 @@ func warm(files ...string) error {
 // page cache (qemu-img convert writes without flushing) is written back
 // first, untimed, so no step pays for another's writeback.
 func timed(f func() error) (time.Duration, error) {
-	syscall.Sync()
+	unix.Sync()
 	return clock(f)
 }
 
